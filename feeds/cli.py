@@ -1,0 +1,118 @@
+"""The command line: parse options, call one library function, report.
+
+Errors a user can cause become one line on stderr and an exit status:
+0 success (warnings allowed), 1 outputs not written (or --strict with
+warnings, or --check with outdated files), 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .config import Config, load_config
+from .errors import ConfigError, FeedsError
+from .pipeline import Report, generate
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("feeds")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"error: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {message}"
+        return message
+
+
+def _setup_logging(verbosity: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger("feeds")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+        default=Path("config.yaml"), show_default=True, help="The configuration file.",
+    )(f)
+
+
+def verbosity_options(f: F) -> F:
+    f = click.option("-q", "--quiet", is_flag=True, help="Only print warnings and errors.")(f)
+    return click.option("-v", "--verbose", is_flag=True, help="Print details of every step.")(f)
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
+
+
+def _summary(report: Report, seconds: float) -> str:
+    parts = [
+        f"{report.posts} posts ({report.parsed} parsed, {report.drafts} drafts)",
+        f"{report.entries} entries",
+        f"{report.feeds} feed files ({len(report.written)} written, {report.unchanged} unchanged, "
+        f"{len(report.removed)} removed)",
+        f"{len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}",
+    ]
+    return "generate: " + ", ".join(parts) + f" in {seconds:.1f}s"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="feeds")
+def cli() -> None:
+    """Aggregate feeds and local posts into per-tag Atom and RSS feeds."""
+
+
+@cli.command("generate")
+@config_option
+@click.option("--offline", is_flag=True, help="Do not fetch remote sources; use what the store has.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 if any output file is missing, different or stale.")
+@click.option("--strict", is_flag=True, help="Exit 1 when there was any warning.")
+@verbosity_options
+def generate_command(config_path: Path, offline: bool, check: bool, strict: bool,
+                     quiet: bool, verbose: bool) -> None:
+    """Read posts and write every output feed once."""
+    import time
+
+    _setup_logging(-1 if quiet else 1 if verbose else 0)
+    config = _load(config_path)
+    started = time.monotonic()
+    try:
+        report = generate(config, check=check)
+    except FeedsError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    for relative in report.written:
+        log.debug("wrote %s", relative)
+    for relative in report.removed:
+        log.info("removed %s (no entries have this tag any more)", relative)
+    log.info("%s", _summary(report, time.monotonic() - started))
+    if check and report.outdated:
+        for relative in report.outdated:
+            log.error("%s: not up to date", relative)
+        sys.exit(1)
+    if strict and report.warnings:
+        log.error("%d warnings and --strict", len(report.warnings))
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="feeds")

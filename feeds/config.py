@@ -1,0 +1,237 @@
+"""Load and validate ``config.yaml``.
+
+The file is parsed with PyYAML (keeping node positions, so errors can name the
+line) and validated with pydantic models that forbid unknown keys. Relative
+paths are resolved against the folder holding the config file. This module
+reads the config file and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from cssselect import GenericTranslator, SelectorError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_Strict):
+    """Who publishes the feeds, and where."""
+
+    title: str = "feeds"
+    #: Absolute URL where the output folder is published; ends with '/'.
+    base_url: str
+    #: Home page of the site (the feeds' alternate link); defaults to base_url.
+    link: str | None = None
+    description: str | None = None
+    language: str | None = None
+    #: Feed-level author, used when an entry has none.
+    author: str | None = None
+    #: Time zone for naive dates in posts.
+    timezone: str = "UTC"
+
+    @field_validator("base_url", "link")
+    @classmethod
+    def _absolute_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+Format = Literal["atom", "rss"]
+
+
+class Output(_Strict):
+    dir: str = "output"
+    formats: list[Format] = Field(default_factory=lambda: ["atom", "rss"], min_length=1)
+    #: Newest entries kept per feed.
+    max_entries: Annotated[int, Field(ge=1, le=100_000)] = 50
+    #: Length (in characters) of summaries made from the content.
+    summary_length: Annotated[int, Field(ge=20, le=10_000)] = 280
+
+    @field_validator("formats")
+    @classmethod
+    def _unique(cls, value: list[Format]) -> list[Format]:
+        if len(set(value)) != len(value):
+            raise ValueError("formats are listed twice")
+        return value
+
+
+class Clean(_Strict):
+    #: CSS selectors of elements to drop from post bodies (ads, promos...).
+    remove: list[str] = Field(default_factory=list)
+
+    @field_validator("remove")
+    @classmethod
+    def _valid_selectors(cls, value: list[str]) -> list[str]:
+        translator = GenericTranslator()
+        for selector in value:
+            try:
+                translator.css_to_xpath(selector)
+            except SelectorError as exc:
+                raise ValueError(f"invalid CSS selector {selector!r}: {exc}") from None
+        return value
+
+
+class Posts(_Strict):
+    """A folder (or glob) of local posts."""
+
+    #: Folder (searched recursively for *.md, *.markdown, *.html) or a glob.
+    path: str
+    clean: Clean = Field(default_factory=Clean)
+    #: Publish only summaries of these posts, never their full content.
+    summary_only: bool = False
+    #: Tags added to every post of this folder.
+    tags: list[str] = Field(default_factory=list)
+
+
+class Taxonomy(_Strict):
+    #: Other spellings mapped to one name: {Zaobao: 联合早报}.
+    aliases: dict[str, str] = Field(default_factory=dict)
+    #: File-name slugs chosen by hand: {联合早报: zaobao}.
+    slugs: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("slugs")
+    @classmethod
+    def _safe_slugs(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, slug in value.items():
+            if not re.fullmatch(r"[^\s/\\\x00-\x1f.][^\s/\\\x00-\x1f]{0,99}", slug):
+                raise ValueError(f"slug {slug!r} for {name!r} must be one path segment without spaces")
+        return value
+
+
+class Config(_Strict):
+    site: Site
+    output: Output = Field(default_factory=Output)
+    #: SQLite file keeping ids, caches and fetch state.
+    state: str = "state/feeds.db"
+    posts: list[Posts] = Field(default_factory=list)
+    tags: Taxonomy = Field(default_factory=Taxonomy)
+    categories: Taxonomy = Field(default_factory=Taxonomy)
+
+    #: Folder holding the config file; relative paths are resolved against it.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def output_dir(self) -> Path:
+        return self.resolve(self.output.dir)
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.state)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.site.timezone)
+
+    def fingerprint(self, *parts: str) -> str:
+        """A short hash of the settings that shape what is derived from inputs."""
+        data = self.model_dump(mode="json", exclude={"root"})
+        blob = json.dumps([data, parts], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Line (1-based) of the YAML node at ``loc``, or of its nearest parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    line = k.start_mark.line + 1
+                    node = v
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")) -> Config:
+    """Validate config text; raise :class:`ConfigError` naming the key and line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML: {problem}", where=name,
+                          line=mark.line + 1 if mark else None) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping of keys", where=name, line=1)
+    try:
+        return Config.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        if first["type"] == "missing":
+            message = f"{_dotted(loc)}: required key is missing"
+            line = _line_of(node, loc[:-1])
+        elif first["type"] == "extra_forbidden":
+            message = f"{_dotted(loc)}: unknown key"
+            line = _line_of(node, loc)
+        else:
+            msg = first["msg"].removeprefix("Value error, ")
+            message = f"{_dotted(loc)}: {msg}"
+            line = _line_of(node, loc)
+        more = len(exc.errors()) - 1
+        if more:
+            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise ConfigError(message, where=name, line=line) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", where=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", where=str(path)) from None
+    return parse_config(text, name=str(path), root=path.parent)

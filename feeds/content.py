@@ -1,0 +1,183 @@
+"""Turn a post body into HTML fit for feed readers, and text into safe text.
+
+Pure functions only: no files, network, database or clock. The pipeline is
+Markdown -> HTML (raw HTML passes through) -> drop configured elements (ads,
+promos) -> drop the heading that repeats the title -> real ``src`` for lazy
+images -> absolute URLs -> drop emptied containers -> allowlist sanitizing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import lxml.html
+import nh3
+from cssselect import GenericTranslator
+from lxml import etree
+from markdown_it import MarkdownIt
+
+# Characters XML 1.0 forbids, plus C1 controls and non-characters readers choke on.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+
+_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video", "audio", "track"}
+_TAGS -= {"map", "area"}
+_ATTRIBUTES: dict[str, set[str]] = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES.setdefault("img", set()).update({"alt", "src", "width", "height", "title"})
+_ATTRIBUTES.setdefault("a", set()).update({"href", "title"})
+_ATTRIBUTES.setdefault("video", set()).update({"src", "poster", "controls", "width", "height"})
+_ATTRIBUTES.setdefault("audio", set()).update({"src", "controls"})
+_ATTRIBUTES.setdefault("source", set()).update({"src", "type"})
+_ATTRIBUTES.setdefault("track", set()).update({"src", "kind", "srclang", "label"})
+_URL_SCHEMES = {"http", "https", "mailto"}
+
+# Attributes lazy-loading scripts keep the real image address in, best first.
+_LAZY_SRC = ("data-src", "data-original", "data-lazy-src", "data-actualsrc", "data-url")
+# Elements that are worth keeping even with no text inside.
+_MEDIA = {"img", "video", "audio", "picture", "source", "iframe", "embed", "object", "br", "hr", "table"}
+# Containers that mean nothing once empty (ad slots, wrappers of removed promos).
+_PRUNABLE = {"div", "section", "aside", "span", "p", "a", "figure", "figcaption", "center", "font", "ins"}
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+
+_markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters an XML 1.0 document cannot hold."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def plain_line(text: str) -> str:
+    """One line of plain text: XML-safe, whitespace collapsed."""
+    return _SPACES.sub(" ", xml_safe(text)).strip()
+
+
+def render_markdown(text: str) -> str:
+    """Markdown to HTML; raw HTML blocks pass through untouched."""
+    return _markdown.render(text)
+
+
+@lru_cache(maxsize=64)
+def _compile(selectors: tuple[str, ...]) -> etree.XPath | None:
+    if not selectors:
+        return None
+    translator = GenericTranslator()
+    expression = " | ".join(translator.css_to_xpath(s, prefix="descendant-or-self::") for s in selectors)
+    return etree.XPath(expression)
+
+
+def _norm(text: str) -> str:
+    return _SPACES.sub("", text).casefold()
+
+
+def _first_block(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    if (root.text or "").strip():
+        return None
+    for child in root:
+        if not isinstance(child.tag, str):  # comments, processing instructions
+            if (child.tail or "").strip():
+                return None
+            continue
+        return child
+    return None
+
+
+def _drop_title_heading(root: lxml.html.HtmlElement, title: str) -> None:
+    """Drop the first block when it only repeats the title (a heading or a lone link)."""
+    block = _first_block(root)
+    if block is None or not title:
+        return
+    is_heading = block.tag in _HEADINGS
+    lone_link = block.tag == "p" and len(block) == 1 and block[0].tag == "a" and not (block.text or "").strip()
+    if (is_heading or lone_link) and _norm(block.text_content()) == _norm(title):
+        block.drop_tree()
+        nxt = _first_block(root)
+        if nxt is not None and nxt.tag == "hr":  # "------" under a link line
+            nxt.drop_tree()
+
+
+def _fix_lazy_images(root: lxml.html.HtmlElement) -> None:
+    for img in root.iter("img"):
+        for attr in _LAZY_SRC:
+            real = (img.get(attr) or "").strip()
+            if real and not real.startswith("data:"):
+                img.set("src", real)
+                break
+
+
+def _prune_empty(root: lxml.html.HtmlElement) -> None:
+    for el in reversed(list(root.iter(*_PRUNABLE))):
+        if el is root or el.text_content().strip():
+            continue
+        if any(isinstance(d.tag, str) and d.tag in _MEDIA for d in el.iterdescendants()):
+            continue
+        el.drop_tree()
+
+
+_BLOCKS = {"p", "div", "section", "article", "figure", "ul", "ol", "li", "table", "blockquote", "pre",
+           "h1", "h2", "h3", "h4", "h5", "h6", "hr", "header", "footer", "aside"}
+
+
+def _tidy_whitespace(root: lxml.html.HtmlElement) -> None:
+    """Collapse the runs of blank space removed elements leave between blocks."""
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag in _BLOCKS:
+            if el.tail is not None and not el.tail.strip():
+                el.tail = "\n" if "\n" in el.tail or el.getnext() is not None else None
+            if len(el) and el.text is not None and not el.text.strip():
+                el.text = "\n" if "\n" in el.text else None
+            if len(el):
+                last = el[-1]
+                if last.tail is not None and not last.tail.strip():
+                    last.tail = "\n" if "\n" in last.tail else None
+
+
+def clean_html(html: str, *, title: str = "", base_url: str | None = None,
+               remove: Sequence[str] = ()) -> str:
+    """Clean, sanitized HTML for a feed entry's content."""
+    html = xml_safe(html)
+    if not html.strip():
+        return ""
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    xpath = _compile(tuple(remove))
+    if xpath is not None:
+        for el in xpath(root):
+            if el is not root and el.getparent() is not None:
+                el.drop_tree()
+    etree.strip_elements(root, etree.Comment, with_tail=False)
+    _drop_title_heading(root, title)
+    _fix_lazy_images(root)
+    if base_url:
+        root.make_links_absolute(base_url, resolve_base_href=False, handle_failures="discard")
+    _prune_empty(root)
+    _tidy_whitespace(root)
+    inner = (root.text or "") + "".join(
+        lxml.html.tostring(child, encoding="unicode") for child in root
+    )
+    cleaned = nh3.clean(inner, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_URL_SCHEMES,
+                        link_rel=None, strip_comments=True)
+    return cleaned.strip()
+
+
+def html_to_text(html: str) -> str:
+    """The visible text of an HTML fragment, on one line."""
+    if not html.strip():
+        return ""
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    for block in root.iter("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "figcaption"):
+        block.tail = " " + (block.tail or "")
+    return plain_line(root.text_content())
+
+
+def shorten(text: str, length: int) -> str:
+    """``text`` cut to at most ``length`` characters, at a word end where words exist."""
+    text = plain_line(text)
+    if len(text) <= length:
+        return text
+    cut = text[: length - 1]
+    space = cut.rfind(" ")
+    if space >= length * 0.7:  # spaced scripts: end on a whole word
+        cut = cut[:space]
+    return cut.rstrip(" ,;:，、；：") + "…"

@@ -1,0 +1,51 @@
+"""The error tree of `feeds`.
+
+Every error a user can cause derives from :class:`FeedsError` and carries the
+file (and line) or URL it is about, so the CLI can print it as one line::
+
+    FeedsError
+    ├── ConfigError       config.yaml is unreadable or invalid (exit 2)
+    ├── InputError        one input item is bad; it is skipped, the run goes on
+    │   └── PostError     a local post (path:line)
+    ├── StorageError      the state database failed
+    └── PublishError      an output file could not be written (exit 1)
+"""
+
+from __future__ import annotations
+
+
+class FeedsError(Exception):
+    """Root of every error `feeds` raises on purpose."""
+
+    def __init__(self, message: str, *, where: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.line = line
+
+    def __str__(self) -> str:
+        if self.where is None:
+            return self.message
+        if self.line is None:
+            return f"{self.where}: {self.message}"
+        return f"{self.where}:{self.line}: {self.message}"
+
+
+class ConfigError(FeedsError):
+    """The configuration file is missing, unparsable or invalid."""
+
+
+class InputError(FeedsError):
+    """One input item is unusable; callers skip it and carry on."""
+
+
+class PostError(InputError):
+    """A local post is unusable (broken front matter, bad date, no title...)."""
+
+
+class StorageError(FeedsError):
+    """The state database could not be read or written."""
+
+
+class PublishError(FeedsError):
+    """An output file could not be written."""

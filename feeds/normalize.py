@@ -1,0 +1,278 @@
+"""Build the entry model from what the sources produced.
+
+Pure functions: no files, network, database or clock. This is the one place
+where dates become aware UTC, where front-matter spellings (Jekyll, Hugo,
+Pelican) are mapped onto one set of fields, and where an :class:`Entry` is
+built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from email.utils import parseaddr, parsedate_to_datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from . import content as html
+from .errors import PostError
+from .identity import absolute_url, canonical_link
+from .models import Author, Entry, PostMeta, Provenance
+from .posts import RawPost
+
+UPDATED_KEYS = ("updated", "last_modified_at", "lastmod", "modified", "last_modified")
+LINK_KEYS = ("from", "link", "canonical_url", "source_url", "canonical", "url")
+SUMMARY_KEYS = ("summary", "excerpt", "description")
+ID_KEYS = ("id", "guid")
+AUTHOR_KEYS = ("author", "authors")
+IMAGE_KEYS = ("image", "cover", "thumbnail", "featured_image")
+
+_FILENAME_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:-|$)")
+_EPOCH_COMMENT = re.compile(r"^\s*<!--\s*(\d{9,13})\s*-->")
+_DATETIME = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt ]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(?:([Zz]|UTC|GMT)|([+-])(\d{2}):?(\d{2})?)?$"
+)
+
+
+def key_line(raw: RawPost, key: str) -> int:
+    """Line of ``key`` in the front matter (the front matter's start if not found)."""
+    pattern = re.compile(r'^\s*["\']?' + re.escape(key) + r'["\']?\s*[:=]')
+    for offset, line in enumerate(raw.front.split("\n")):
+        if pattern.match(line):
+            return raw.front_line + offset
+    return raw.front_line
+
+
+def parse_datetime(value: Any, zone: tzinfo) -> datetime:
+    """A date as written in front matter to aware UTC; naive times are in ``zone``.
+
+    Raises ValueError when ``value`` is not a date.
+    """
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, date):
+        when = datetime.combine(value, time())
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    elif isinstance(value, str):
+        when = _parse_date_string(value.strip())
+    else:
+        raise ValueError(f"expected a date, got {type(value).__name__}")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zone)
+    return when.astimezone(UTC)
+
+
+def _parse_date_string(text: str) -> datetime:
+    m = _DATETIME.match(text)
+    if m:
+        y, mo, d, hh, mi, ss, frac, z, sign, oh, om = m.groups()
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        when = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro)
+        if z:
+            return when.replace(tzinfo=UTC)
+        if sign:
+            offset = timedelta(hours=int(oh), minutes=int(om or 0))
+            return when.replace(tzinfo=timezone(-offset if sign == "-" else offset))
+        return when
+    try:
+        return parsedate_to_datetime(text)  # RFC 822 / 2822, as in RSS
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"not a date: {text!r}") from None
+
+
+def _strings(value: Any) -> list[str]:
+    """A list of names from a YAML list or a space/comma separated string."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        parts = value.split(",") if "," in value else value.split()
+    elif isinstance(value, list | tuple):
+        parts = [str(v) for v in value if v is not None and not isinstance(v, dict | list)]
+    else:
+        parts = [str(value)]
+    out: list[str] = []
+    seen: set[str] = set()
+    for part in parts:
+        name = html.plain_line(part)
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
+            out.append(name)
+    return out
+
+
+def _author(value: Any) -> Author | None:
+    if isinstance(value, dict):
+        name = str(value.get("name") or value.get("display_name") or "").strip()
+        email = value.get("email")
+        uri = value.get("uri") or value.get("url") or value.get("link")
+        email = str(email).strip() if email else None
+        if not name:
+            name = email or ""
+        uri_abs = absolute_url(str(uri)) if uri else None
+        return Author(html.plain_line(name), email, uri_abs) if name else None
+    if value is None:
+        return None
+    text = html.plain_line(str(value))
+    if "@" in text and "<" in text:
+        name, email = parseaddr(text)
+        if email:
+            return Author(name or email, email)
+    return Author(text) if text else None
+
+
+def _authors(meta: dict[str, Any]) -> tuple[Author, ...]:
+    found: list[Author] = []
+    for key in AUTHOR_KEYS:
+        value = meta.get(key)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            author = _author(v)
+            if author and author not in found:
+                found.append(author)
+    return tuple(found)
+
+
+def _first(meta: dict[str, Any], keys: Sequence[str]) -> tuple[str, Any] | None:
+    for key in keys:
+        if meta.get(key) not in (None, "", []):
+            return key, meta[key]
+    return None
+
+
+def is_draft(meta: dict[str, Any]) -> bool:
+    return meta.get("draft") is True or meta.get("published") is False
+
+
+def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str,
+                   extra_tags: Iterable[str] = ()) -> PostMeta:
+    """Normalize a post's front matter. Raises :class:`PostError` naming the line."""
+    meta = raw.meta
+
+    def fail(key: str, message: str) -> PostError:
+        return PostError(message, where=raw.name, line=key_line(raw, key))
+
+    title_value = meta.get("title")
+    title = html.plain_line(str(title_value)) if title_value not in (None, "") else ""
+    if not title:
+        return_line = key_line(raw, "title") if "title" in meta else raw.front_line
+        raise PostError("the post has no title", where=raw.name, line=return_line)
+
+    published: datetime | None = None
+    if meta.get("date") not in (None, ""):
+        try:
+            published = parse_datetime(meta["date"], zone)
+        except (ValueError, OverflowError) as exc:
+            raise fail("date", f"invalid date: {exc}") from None
+    if published is None:
+        m = _FILENAME_DATE.match(PurePosixPath(raw.name).name)
+        if m:
+            try:
+                published = parse_datetime(date(int(m[1]), int(m[2]), int(m[3])), zone)
+            except ValueError:
+                raise PostError(f"invalid date in the file name {PurePosixPath(raw.name).name!r}",
+                                where=raw.name) from None
+    if published is None:
+        m = _EPOCH_COMMENT.match(raw.body)
+        if m:
+            published = parse_datetime(int(m[1]), zone)
+    if published is None:
+        raise PostError("the post has no date (front matter `date`, a YYYY-MM-DD- file name, "
+                        "or a leading <!--epoch-ms--> comment)", where=raw.name, line=raw.front_line)
+
+    updated = published
+    found = _first(meta, UPDATED_KEYS)
+    if found:
+        try:
+            updated = max(published, parse_datetime(found[1], zone))
+        except (ValueError, OverflowError) as exc:
+            raise fail(found[0], f"invalid date: {exc}") from None
+
+    link = None
+    found = _first(meta, LINK_KEYS)
+    if found:
+        link = canonical_link(str(found[1]), base_url)
+        if link is None:
+            raise fail(found[0], f"{found[0]}: not a usable http(s) URL: {found[1]!r}")
+
+    explicit_id = None
+    found = _first(meta, ID_KEYS)
+    if found:
+        explicit_id = str(found[1]).strip() or None
+
+    summary = None
+    found = _first(meta, SUMMARY_KEYS)
+    if found:
+        summary = html.html_to_text(str(found[1])) if "<" in str(found[1]) else html.plain_line(str(found[1]))
+
+    image = None
+    found = _first(meta, IMAGE_KEYS)
+    if found:
+        value = found[1]
+        if isinstance(value, dict):
+            value = value.get("path") or value.get("url") or value.get("src") or ""
+        image = absolute_url(str(value), link or base_url)
+
+    language = meta.get("lang") or meta.get("language")
+    tags = _strings(meta.get("tags", meta.get("tag"))) + _strings(list(extra_tags))
+    categories = _strings(meta.get("categories", meta.get("category")))
+    return PostMeta(
+        path=raw.name,
+        digest=raw.digest,
+        title=title,
+        published=published,
+        updated=updated,
+        explicit_id=explicit_id,
+        link=link,
+        authors=_authors(meta),
+        tags=tuple(_strings(tags)),
+        categories=tuple(categories),
+        summary=summary,
+        language=html.plain_line(str(language)) if language else None,
+        image=image,
+        body_line=raw.body_line,
+    )
+
+
+def post_content(post: PostMeta, body: str, *, base_url: str, remove: Sequence[str] = (),
+                 summary_length: int = 280) -> tuple[str, str]:
+    """Clean HTML content and a plain-text summary for a post's body (Markdown or HTML)."""
+    is_html = post.path.endswith((".html", ".htm"))
+    rendered = body if is_html else html.render_markdown(body)
+    cleaned = html.clean_html(rendered, title=post.title, base_url=post.link or base_url, remove=remove)
+    summary = post.summary or html.shorten(html.html_to_text(cleaned), summary_length)
+    return cleaned, summary
+
+
+def entry_from_post(
+    post: PostMeta,
+    *,
+    entry_id: str,
+    content: str,
+    summary: str,
+    tags: Sequence[str],
+    categories: Sequence[str],
+    source: str,
+    summary_only: bool = False,
+    merged: Sequence[PostMeta] = (),
+) -> Entry:
+    """The entry for a local post, from its front matter and cleaned content."""
+    return Entry(
+        id=entry_id,
+        title=post.title,
+        link=post.link,
+        published=post.published,
+        updated=post.updated,
+        authors=post.authors,
+        tags=tuple(tags),
+        categories=tuple(categories),
+        summary=summary,
+        content=None if summary_only else content,
+        language=post.language,
+        image=post.image,
+        provenance=tuple(Provenance(source=source, path=p.path, upstream_id=p.explicit_id)
+                         for p in (post, *merged)),
+    )

@@ -1,0 +1,374 @@
+"""Compose the stages: config -> posts -> normalize -> store -> group -> render -> publish.
+
+``generate`` is the one-shot run behind ``feeds generate``. It reads post
+front matter for every post (cached by file size and mtime), renders and
+cleans bodies only for the posts some feed shows, and renders a feed only when
+what it is made from changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .config import Config
+from .errors import PostError
+from .group import Candidate, FeedPlan, plan_feeds
+from .identity import id_from_content, id_from_value
+from .models import Entry, PostMeta
+from .normalize import entry_from_post, is_draft, meta_from_post, post_content
+from .posts import PostFile, find_posts, read_post
+from .publish import (
+    read_bytes,
+    remove_files,
+    remove_leftover_temps,
+    safe_target,
+    stale_files,
+    write_if_changed,
+)
+from .render import FORMATS, FeedHead, feed_url, render_feed
+from .store import CachedContent, CachedPost, OutputRecord, Store
+from .taxonomy import Term, Vocabulary, term_key
+
+log = logging.getLogger("feeds")
+
+# Bump when parsing or rendering changes what a cached record would hold.
+CACHE_VERSION = f"{__version__}/1"
+# Below this many posts to parse, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 2000
+
+
+@dataclass
+class Report:
+    """What a run did, for the CLI's summary and exit status."""
+
+    warnings: list[str] = field(default_factory=list)
+    posts: int = 0
+    parsed: int = 0
+    drafts: int = 0
+    entries: int = 0
+    feeds: int = 0
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    #: With check=True: files that are missing, different or stale.
+    outdated: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Story:
+    """One entry as built from local posts: a primary post and any duplicates merged in."""
+
+    id: str
+    post: PostMeta
+    folder: int
+    merged: tuple[PostMeta, ...]
+    #: Tag and category spellings (after the alias map), one per term.
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+
+    @property
+    def tag_keys(self) -> tuple[str, ...]:
+        return tuple(term_key(t) for t in self.tags)
+
+    @property
+    def category_keys(self) -> tuple[str, ...]:
+        return tuple(term_key(c) for c in self.categories)
+
+
+def _parse_one(job: tuple[PostFile, str, str, tuple[str, ...], str]) -> CachedPost:
+    post, zone_name, base_url, extra_tags, fingerprint = job
+    from zoneinfo import ZoneInfo
+
+    try:
+        raw = read_post(post)
+        if is_draft(raw.meta):
+            return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, None, "")
+        meta = meta_from_post(raw, zone=ZoneInfo(zone_name), base_url=base_url, extra_tags=extra_tags)
+        return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, meta, None)
+    except PostError as exc:
+        return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, None, str(exc))
+
+
+def _parse_all(jobs: list[tuple[PostFile, str, str, tuple[str, ...], str]]) -> list[CachedPost]:
+    if len(jobs) < PARALLEL_THRESHOLD or (os.cpu_count() or 1) < 2:
+        return [_parse_one(job) for job in jobs]
+    workers = min(os.cpu_count() or 1, 8)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_parse_one, jobs, chunksize=256))
+
+
+def _content_one(job: tuple[PostFile, PostMeta, str, tuple[str, ...], int]) -> tuple[str, str, str] | str:
+    post, meta, base_url, remove, summary_length = job
+    try:
+        raw = read_post(post)
+    except PostError as exc:
+        return str(exc)
+    content, summary = post_content(meta, raw.body, base_url=base_url, remove=remove,
+                                    summary_length=summary_length)
+    return raw.digest, content, summary
+
+
+def _content_all(jobs: list[tuple[PostFile, PostMeta, str, tuple[str, ...], int]]
+                 ) -> list[tuple[str, str, str] | str]:
+    if len(jobs) < PARALLEL_THRESHOLD // 4 or (os.cpu_count() or 1) < 2:
+        return [_content_one(job) for job in jobs]
+    workers = min(os.cpu_count() or 1, 8)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_content_one, jobs, chunksize=64))
+
+
+class Generator:
+    """One run of ``feeds generate`` over a config and its state database."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.fingerprint = config.fingerprint(CACHE_VERSION)
+        self.report = Report()
+
+    # -- reading posts -------------------------------------------------------
+
+    def scan(self) -> list[tuple[int, PostFile]]:
+        seen: set[str] = set()
+        found: list[tuple[int, PostFile]] = []
+        for index, folder in enumerate(self.config.posts):
+            files = find_posts(folder.path, self.config.root)
+            if not files:
+                self.warn(f"{folder.path}: no post files found")
+            for f in files:
+                if f.name not in seen:  # a file matched by two folders belongs to the first
+                    seen.add(f.name)
+                    found.append((index, f))
+        return found
+
+    def read_metas(self, files: list[tuple[int, PostFile]]) -> list[tuple[int, PostFile, PostMeta]]:
+        cache = self.store.load_posts()
+        site = self.config.site
+        jobs, keep = [], []
+        for index, f in files:
+            hit = cache.get(f.name)
+            if hit and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size, self.fingerprint):
+                keep.append(hit)
+            else:
+                extra = tuple(self.config.posts[index].tags)
+                jobs.append((f, site.timezone, site.base_url, extra, self.fingerprint))
+        fresh = _parse_all(jobs)
+        present = {f.name for _, f in files}
+        self.store.save_posts(fresh, forget=[p for p in cache if p not in present])
+        self.report.posts, self.report.parsed = len(files), len(fresh)
+        by_name = {c.path: c for c in keep + fresh}
+        out = []
+        for index, f in files:
+            cached = by_name[f.name]
+            if cached.meta is not None:
+                out.append((index, f, cached.meta))
+            elif cached.problem:
+                self.warn(cached.problem)
+            else:
+                self.report.drafts += 1
+        return out
+
+    # -- identity and grouping -----------------------------------------------
+
+    def stories(self, metas: list[tuple[int, PostFile, PostMeta]]) -> list[_Story]:
+        ledger = self.store.load_ledger()
+        new_keys: dict[str, str] = {}
+        tagged: dict[str, list[tuple[int, PostMeta]]] = {}
+        for index, _f, meta in metas:
+            if meta.explicit_id:
+                entry_id = id_from_value(meta.explicit_id)
+            elif meta.link:
+                entry_id = meta.link
+            else:
+                # No id, no link: name it by its content, and remember the name per file,
+                # so a later fix of the title or date does not make it a new entry.
+                natural = id_from_content(meta.title, meta.published.isoformat())
+                key, path_key = "key:" + natural, "path:" + meta.path
+                entry_id = ledger.get(key) or ledger.get(path_key) or natural
+                for k in (key, path_key):
+                    if k not in ledger:
+                        new_keys[k] = ledger[k] = entry_id
+            tagged.setdefault(entry_id, []).append((index, meta))
+        self.store.save_ledger(new_keys)
+
+        tag_vocab = Vocabulary(self.config.tags.aliases, self.config.tags.slugs)
+        cat_vocab = Vocabulary(self.config.categories.aliases, self.config.categories.slugs)
+        stories = []
+        for entry_id, group in tagged.items():
+            # Duplicates: the most recently updated copy wins, its tags joined by the others'.
+            group.sort(key=lambda im: (-im[1].updated.timestamp(), im[1].path))
+            index, primary = group[0]
+            merged = tuple(m for _, m in group[1:])
+            if merged:
+                log.info("%s: same entry as %s (%s); merged", primary.path,
+                         ", ".join(m.path for m in merged), entry_id)
+            tags = _unique(tag_vocab.canonical(t) for m in (primary, *merged) for t in m.tags)
+            cats = _unique(cat_vocab.canonical(c) for m in (primary, *merged) for c in m.categories)
+            stories.append(_Story(entry_id, primary, index, merged, tuple(tags), tuple(cats)))
+        self.tag_terms = self._terms(tag_vocab, (s.tags for s in stories), "tag")
+        self.category_terms = self._terms(cat_vocab, (s.categories for s in stories), "category")
+        return stories
+
+    def _terms(self, vocab: Vocabulary, names: Iterable[tuple[str, ...]], what: str) -> dict[str, Term]:
+        counts: Counter[str] = Counter(n for group in names for n in group)
+        terms, problems = vocab.resolve(counts)
+        for problem in problems:
+            self.warn(f"{what} slug collision: {problem}")
+        return terms
+
+    # -- rendering -----------------------------------------------------------
+
+    def head(self, plan: FeedPlan, relative: str) -> FeedHead:
+        site = self.config.site
+        if plan.term is None:
+            title, description = site.title, site.description or f"All entries of {site.title}"
+        elif plan.kind == "tag":
+            title, description = f"{plan.term.name} — {site.title}", f"Entries tagged {plan.term.name}"
+        else:
+            title, description = (f"{plan.term.name} — {site.title}",
+                                  f"Entries in the category {plan.term.name}")
+        return FeedHead(title=title, description=description, self_url=feed_url(site.base_url, relative),
+                        home_url=site.link or site.base_url, language=site.language,
+                        author=site.author or site.title)
+
+    def signature(self, plan: FeedPlan, fmt: str, head: FeedHead, stories: dict[str, _Story]) -> str:
+        h = hashlib.sha1(f"{self.fingerprint}\0{fmt}\0{head!r}".encode())
+        for entry_id in plan.entry_ids:
+            s = stories[entry_id]
+            names = [self.tag_terms[k].name for k in s.tag_keys] + ["\0"] + \
+                    [self.category_terms[k].name for k in s.category_keys]
+            h.update(f"\0{entry_id}\0{s.post.digest}\0{s.post.path}\0{names}".encode())
+        return h.hexdigest()
+
+    def entries(self, wanted: set[str], stories: dict[str, _Story],
+                files: dict[str, PostFile]) -> dict[str, Entry]:
+        cache = self.store.load_contents(self.fingerprint)
+        site, out = self.config.site, self.config.output
+        results: dict[str, tuple[str, str]] = {}
+        jobs, job_ids = [], []
+        for entry_id in sorted(wanted):
+            post = stories[entry_id].post
+            hit = cache.get(post.path)
+            if hit and hit.digest == post.digest:
+                results[entry_id] = (hit.content, hit.summary)
+            else:
+                folder = self.config.posts[stories[entry_id].folder]
+                jobs.append((files[post.path], post, site.base_url, tuple(folder.clean.remove),
+                             out.summary_length))
+                job_ids.append(entry_id)
+        fresh: list[CachedContent] = []
+        for entry_id, job, result in zip(job_ids, jobs, _content_all(jobs), strict=True):
+            post = job[1]
+            if isinstance(result, str):
+                self.warn(result)
+                results[entry_id] = ("", post.summary or "")
+                continue
+            digest, content, summary = result
+            results[entry_id] = (content, summary)
+            fresh.append(CachedContent(post.path, digest, self.fingerprint, content, summary))
+        self.store.save_contents(fresh)
+        entries = {}
+        for entry_id, (content, summary) in results.items():
+            s = stories[entry_id]
+            folder = self.config.posts[s.folder]
+            entries[entry_id] = entry_from_post(
+                s.post, entry_id=entry_id, content=content, summary=summary,
+                tags=[self.tag_terms[k].name for k in s.tag_keys],
+                categories=[self.category_terms[k].name for k in s.category_keys],
+                source=f"posts:{folder.path}", summary_only=folder.summary_only, merged=s.merged)
+        return entries
+
+    # -- the run -------------------------------------------------------------
+
+    def run(self, *, check: bool = False) -> Report:
+        files = self.scan()
+        metas = self.read_metas(files)
+        story_list = self.stories(metas)
+        stories = {s.id: s for s in story_list}
+        self.report.entries = len(stories)
+        candidates = [Candidate(s.id, s.post.published, s.tag_keys, s.category_keys) for s in story_list]
+        plans = plan_feeds(candidates, self.tag_terms, self.category_terms, self.config.output.max_entries)
+
+        output_dir = self.config.output_dir
+        records = self.store.load_outputs()
+        todo: list[tuple[FeedPlan, str, str, FeedHead, str]] = []
+        keep: list[str] = []
+        for plan in plans:
+            for fmt in self.config.output.formats:
+                relative = plan.stem + FORMATS[fmt]
+                keep.append(relative)
+                head = self.head(plan, relative)
+                signature = self.signature(plan, fmt, head, stories)
+                record = records.get(relative)
+                if not check and record and record.signature == signature and \
+                        _stat(safe_target(output_dir, relative)) == (record.size, record.mtime_ns):
+                    self.report.unchanged += 1
+                    continue
+                todo.append((plan, fmt, relative, head, signature))
+        self.report.feeds = len(keep)
+
+        wanted = {entry_id for plan, *_ in todo for entry_id in plan.entry_ids}
+        entries = self.entries(wanted, stories, {f.name: f for _, f in files})
+        new_records = []
+        for plan, fmt, relative, head, signature in todo:
+            data = render_feed(head, [entries[i] for i in plan.entry_ids], fmt)
+            target = safe_target(output_dir, relative)
+            if check:
+                if read_bytes(target) != data:
+                    self.report.outdated.append(relative)
+                continue
+            if write_if_changed(target, data):
+                self.report.written.append(relative)
+            else:
+                self.report.unchanged += 1
+            size, mtime_ns = _stat(target) or (0, 0)
+            new_records.append(OutputRecord(relative, signature, size, mtime_ns))
+
+        stale = stale_files(output_dir, keep)
+        if check:
+            self.report.outdated.extend(stale)
+        else:
+            remove_files(output_dir, stale)
+            remove_leftover_temps(output_dir)
+            self.report.removed = stale
+            gone = [p for p in records if p not in set(keep)]
+            self.store.save_outputs(new_records, forget=gone)
+        return self.report
+
+    def warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+        log.warning("%s", message)
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    """The first spelling of each term, in order."""
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(term_key(name), name)
+    return list(seen.values())
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def generate(config: Config, *, check: bool = False) -> Report:
+    """Run ``feeds generate`` once over ``config``."""
+    store = Store(config.state_path)
+    try:
+        return Generator(config, store).run(check=check)
+    finally:
+        store.close()
+

@@ -1,0 +1,101 @@
+"""Tags and categories: merging spellings, and safe, stable file-name slugs.
+
+Pure functions. Case variants are one term; the alias map merges other
+spellings. A term's slug keeps its script (``联合早报``) and can never name a
+path outside its folder. Two terms whose slugs collide are both kept: the one
+whose name matches the slug best keeps it, the other gets a hashed suffix, and
+the collision is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from slugify import slugify
+
+# Names Windows reserves, whatever the extension: a file named so cannot be opened there.
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])$", re.IGNORECASE)
+_MAX_SLUG = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One tag or category as it is published."""
+
+    #: Case-folded identity: all spellings of one term share it.
+    key: str
+    #: The spelling shown to readers.
+    name: str
+    #: File-name stem; unique within its folder.
+    slug: str
+
+
+def term_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def make_slug(name: str) -> str:
+    """A file-name-safe slug that keeps non-Latin scripts."""
+    slug = slugify(name, allow_unicode=True, regex_pattern=r"[^\w+]+|_", max_length=_MAX_SLUG)
+    slug = slug.strip(".-")
+    if not slug:
+        return "t-" + hashlib.sha1(term_key(name).encode()).hexdigest()[:8]
+    if _RESERVED.match(slug):
+        slug += "-"
+    return slug
+
+
+class Vocabulary:
+    """Resolves raw tag spellings to published terms for one taxonomy."""
+
+    def __init__(self, aliases: Mapping[str, str], slugs: Mapping[str, str]) -> None:
+        self._alias = {term_key(k): v for k, v in aliases.items()}
+        self._slugs = {term_key(k): v for k, v in slugs.items()}
+
+    def canonical(self, raw: str) -> str:
+        """The spelling ``raw`` maps to (through the alias map), not yet case-folded."""
+        name = " ".join(raw.split())
+        return self._alias.get(term_key(name), name)
+
+    def resolve(self, counts: Counter[str]) -> tuple[dict[str, Term], list[str]]:
+        """Terms for every spelling counted, keyed by term key; and collision reports.
+
+        ``counts`` maps canonical spellings to how often they occur: the most
+        used spelling of a term is shown (ties broken by code point order).
+        """
+        spellings: dict[str, list[tuple[int, str]]] = {}
+        for name, n in counts.items():
+            spellings.setdefault(term_key(name), []).append((-n, name))
+        terms: dict[str, Term] = {}
+        for key, options in spellings.items():
+            name = min(options)[1]
+            slug = self._slugs.get(key) or make_slug(name)
+            terms[key] = Term(key=key, name=name, slug=slug)
+        return _separate(terms)
+
+
+def _separate(terms: dict[str, Term]) -> tuple[dict[str, Term], list[str]]:
+    by_slug: dict[str, list[Term]] = {}
+    for term in terms.values():
+        # Case-insensitive file systems (macOS, Windows) treat these as one file.
+        by_slug.setdefault(term.slug.casefold(), []).append(term)
+    problems: list[str] = []
+    for group in by_slug.values():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda t: (t.slug.casefold() != t.name.casefold(), t.key))
+        keeper, *others = group
+        for other in others:
+            suffix = hashlib.sha1(other.key.encode()).hexdigest()[:6]
+            new = Term(key=other.key, name=other.name, slug=f"{other.slug}-{suffix}")
+            terms[other.key] = new
+            problems.append(
+                f"{other.name!r} and {keeper.name!r} both make the slug {keeper.slug!r}; "
+                f"{other.name!r} is written as {new.slug!r} (set a slug in the config to choose)"
+            )
+    return terms, problems
+
