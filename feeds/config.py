@@ -112,6 +112,18 @@ class Posts(_Strict):
     summary_only: bool = False
     #: Tags added to every post of this folder.
     tags: list[str] = Field(default_factory=list)
+    #: Where a post without a link lives on the site, relative to site.link:
+    #: {year} {month} {day} {slug} (the file name without date prefix and suffix).
+    permalink: str = "{year}/{month}/{day}/{slug}.html"
+
+    @field_validator("permalink")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        try:
+            value.format(year="2000", month="01", day="01", slug="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown field in permalink pattern: {exc}") from None
+        return value
 
 
 class Taxonomy(_Strict):

@@ -96,8 +96,11 @@ class PostMeta:
     updated: datetime
     #: ``id``/``guid`` from the front matter, if any.
     explicit_id: str | None
-    #: Canonical link (tracking parameters stripped), if any.
+    #: Canonical link (tracking parameters stripped), if the front matter gives one.
     link: str | None
+    #: The post's address on the site, from the folder's permalink pattern (used when
+    #: there is no ``link``; never used for the id, as it changes with the file name).
+    permalink: str | None
     authors: tuple[Author, ...]
     tags: tuple[str, ...]
     categories: tuple[str, ...]

@@ -147,7 +147,18 @@ def is_draft(meta: dict[str, Any]) -> bool:
     return meta.get("draft") is True or meta.get("published") is False
 
 
-def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str,
+def permalink_for(name: str, published: datetime, zone: tzinfo, pattern: str, home: str) -> str | None:
+    """The post's address on the site, from a pattern like ``{year}/{month}/{day}/{slug}.html``."""
+    stem = PurePosixPath(name).stem
+    slug = _FILENAME_DATE.sub("", stem) or stem
+    local = published.astimezone(zone)
+    path = pattern.format(year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}",
+                          slug=slug)
+    return absolute_url(path.lstrip("/") if not path.startswith("//") else path, home)
+
+
+def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str | None = None,
+                   permalink: str = "{year}/{month}/{day}/{slug}.html",
                    extra_tags: Iterable[str] = ()) -> PostMeta:
     """Normalize a post's front matter. Raises :class:`PostError` naming the line."""
     meta = raw.meta
@@ -227,6 +238,7 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str,
         updated=updated,
         explicit_id=explicit_id,
         link=link,
+        permalink=None if link else permalink_for(raw.name, published, zone, permalink, home_url or base_url),
         authors=_authors(meta),
         tags=tuple(_strings(tags)),
         categories=tuple(categories),
@@ -263,7 +275,7 @@ def entry_from_post(
     return Entry(
         id=entry_id,
         title=post.title,
-        link=post.link,
+        link=post.link or post.permalink,
         published=post.published,
         updated=post.updated,
         authors=post.authors,

@@ -83,21 +83,25 @@ class _Story:
         return tuple(term_key(c) for c in self.categories)
 
 
-def _parse_one(job: tuple[PostFile, str, str, tuple[str, ...], str]) -> CachedPost:
-    post, zone_name, base_url, extra_tags, fingerprint = job
+_ParseJob = tuple[PostFile, str, str, str, str, tuple[str, ...], str]
+
+
+def _parse_one(job: _ParseJob) -> CachedPost:
+    post, zone_name, base_url, home_url, permalink, extra_tags, fingerprint = job
     from zoneinfo import ZoneInfo
 
     try:
         raw = read_post(post)
         if is_draft(raw.meta):
             return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, None, "")
-        meta = meta_from_post(raw, zone=ZoneInfo(zone_name), base_url=base_url, extra_tags=extra_tags)
+        meta = meta_from_post(raw, zone=ZoneInfo(zone_name), base_url=base_url, home_url=home_url,
+                              permalink=permalink, extra_tags=extra_tags)
         return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, meta, None)
     except PostError as exc:
         return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, None, str(exc))
 
 
-def _parse_all(jobs: list[tuple[PostFile, str, str, tuple[str, ...], str]]) -> list[CachedPost]:
+def _parse_all(jobs: list[_ParseJob]) -> list[CachedPost]:
     if len(jobs) < PARALLEL_THRESHOLD or (os.cpu_count() or 1) < 2:
         return [_parse_one(job) for job in jobs]
     workers = min(os.cpu_count() or 1, 8)
@@ -152,14 +156,16 @@ class Generator:
     def read_metas(self, files: list[tuple[int, PostFile]]) -> list[tuple[int, PostFile, PostMeta]]:
         cache = self.store.load_posts()
         site = self.config.site
-        jobs, keep = [], []
+        jobs: list[_ParseJob] = []
+        keep: list[CachedPost] = []
         for index, f in files:
             hit = cache.get(f.name)
             if hit and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size, self.fingerprint):
                 keep.append(hit)
             else:
-                extra = tuple(self.config.posts[index].tags)
-                jobs.append((f, site.timezone, site.base_url, extra, self.fingerprint))
+                folder = self.config.posts[index]
+                jobs.append((f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
+                             tuple(folder.tags), self.fingerprint))
         fresh = _parse_all(jobs)
         present = {f.name for _, f in files}
         self.store.save_posts(fresh, forget=[p for p in cache if p not in present])

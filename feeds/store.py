@@ -101,7 +101,7 @@ def meta_to_json(meta: PostMeta) -> str:
     return json.dumps({
         "path": meta.path, "digest": meta.digest, "title": meta.title,
         "published": meta.published.isoformat(), "updated": meta.updated.isoformat(),
-        "explicit_id": meta.explicit_id, "link": meta.link,
+        "explicit_id": meta.explicit_id, "link": meta.link, "permalink": meta.permalink,
         "authors": [[a.name, a.email, a.uri] for a in meta.authors],
         "tags": meta.tags, "categories": meta.categories, "summary": meta.summary,
         "language": meta.language, "image": meta.image, "body_line": meta.body_line,
@@ -113,7 +113,7 @@ def meta_from_json(text: str) -> PostMeta:
     return PostMeta(
         path=d["path"], digest=d["digest"], title=d["title"],
         published=datetime.fromisoformat(d["published"]), updated=datetime.fromisoformat(d["updated"]),
-        explicit_id=d["explicit_id"], link=d["link"],
+        explicit_id=d["explicit_id"], link=d["link"], permalink=d["permalink"],
         authors=tuple(Author(*a) for a in d["authors"]),
         tags=tuple(d["tags"]), categories=tuple(d["categories"]), summary=d["summary"],
         language=d["language"], image=d["image"], body_line=d["body_line"],
