@@ -72,7 +72,7 @@ Format = Literal["atom", "rss"]
 
 class Output(_Strict):
     dir: str = "output"
-    formats: list[Format] = Field(default_factory=lambda: ["atom", "rss"], min_length=1)
+    formats: list[Format] = Field(default_factory=lambda: list[Format](["atom", "rss"]), min_length=1)
     #: Newest entries kept per feed.
     max_entries: Annotated[int, Field(ge=1, le=100_000)] = 50
     #: Length (in characters) of summaries made from the content.
@@ -196,6 +196,25 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _duplicate_key(node: yaml.Node | None) -> yaml.Node | None:
+    """The first key that appears twice in one mapping, anywhere in the document."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
+        for k, v in node.value:
+            if k.value in seen:
+                return k  # type: ignore[no-any-return]
+            seen.add(k.value)
+            found = _duplicate_key(v)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _duplicate_key(item)
+            if found is not None:
+                return found
+    return None
+
+
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -213,6 +232,10 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", where=name,
                           line=mark.line + 1 if mark else None) from None
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        raise ConfigError(f"{duplicate.value}: key appears twice", where=name,
+                          line=duplicate.start_mark.line + 1)
     if data is None:
         data = {}
     if not isinstance(data, dict):

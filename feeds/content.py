@@ -56,7 +56,8 @@ def plain_line(text: str) -> str:
 
 def render_markdown(text: str) -> str:
     """Markdown to HTML; raw HTML blocks pass through untouched."""
-    return _markdown.render(text)
+    rendered: str = _markdown.render(text)
+    return rendered
 
 
 @lru_cache(maxsize=64)
@@ -143,8 +144,9 @@ def clean_html(html: str, *, title: str = "", base_url: str | None = None,
     root = lxml.html.fragment_fromstring(html, create_parent="div")
     xpath = _compile(tuple(remove))
     if xpath is not None:
-        for el in xpath(root):
-            if el is not root and el.getparent() is not None:
+        found = xpath(root)
+        for el in found if isinstance(found, list) else ():
+            if isinstance(el, lxml.html.HtmlElement) and el is not root and el.getparent() is not None:
                 el.drop_tree()
     etree.strip_elements(root, etree.Comment, with_tail=False)
     _drop_title_heading(root, title)

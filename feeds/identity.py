@@ -75,8 +75,8 @@ def canonical_link(url: str, base: str | None = None) -> str | None:
         return None
     parts = urlsplit(absolute)
     host = (parts.hostname or "").lower()
-    if parts.port and not (parts.scheme == "http" and parts.port == 80
-                           or parts.scheme == "https" and parts.port == 443):
+    if parts.port and not ((parts.scheme == "http" and parts.port == 80)
+                           or (parts.scheme == "https" and parts.port == 443)):
         host += f":{parts.port}"
     query = parts.query
     if query:

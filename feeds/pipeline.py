@@ -324,8 +324,8 @@ class Generator:
         wanted = {entry_id for plan, *_ in todo for entry_id in plan.entry_ids}
         entries = self.entries(wanted, stories, {f.name: f for _, f in files})
         new_records = []
-        for plan, fmt, relative, head, signature in todo:
-            data = render_feed(head, [entries[i] for i in plan.entry_ids], fmt)
+        for plan, form, relative, head, signature in todo:
+            data = render_feed(head, [entries[i] for i in plan.entry_ids], form)
             target = safe_target(output_dir, relative)
             if check:
                 if read_bytes(target) != data:

@@ -27,7 +27,7 @@ from .errors import PostError
 POST_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm")
 
 
-class _TOMLHandler(BaseHandler):  # type: ignore[misc]
+class _TOMLHandler(BaseHandler):
     """``+++`` TOML front matter, read with the standard library."""
 
     FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
@@ -37,7 +37,29 @@ class _TOMLHandler(BaseHandler):  # type: ignore[misc]
         return tomllib.loads(fm)
 
 
-_HANDLERS = [YAMLHandler(), _TOMLHandler(), JSONHandler()]
+class _YAMLLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """The safe loader, except that an impossible timestamp (2021-13-45) stays a string.
+
+    PyYAML raises a bare ValueError there, with no line; as a string it reaches
+    the date parser, which reports it with the key's line.
+    """
+
+    def timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return self.construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_YAMLLoader.add_constructor("tag:yaml.org,2002:timestamp", _YAMLLoader.timestamp)
+
+
+class _YAMLHandler(YAMLHandler):
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return yaml.load(fm, Loader=_YAMLLoader)
+
+
+_HANDLERS = [_YAMLHandler(), _TOMLHandler(), JSONHandler()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +151,8 @@ def split_post(text: str, name: str, digest: str) -> RawPost:
     except json.JSONDecodeError as exc:
         raise PostError(f"broken JSON front matter: {exc.msg}", where=name,
                         line=front_line + exc.lineno - 1) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise PostError(f"front matter cannot be read: {exc}", where=name, line=front_line) from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):

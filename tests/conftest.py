@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from feeds.config import Config, load_config
+from feeds.pipeline import Report, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+CONFIG = """\
+site:
+  title: Test archive
+  base_url: "https://example.org/feeds/"
+  language: zh
+  timezone: Asia/Singapore
+output:
+  dir: output
+  max_entries: 50
+state: state/feeds.db
+posts:
+  - path: posts
+    clean:
+      remove: ["section#imu", "[id^=dfp-ad]", "[id^=innity]", "a[href*='subscribe.sph.com.sg']"]
+tags:
+  aliases: {Zaobao: 联合早报}
+"""
+
+
+class Site:
+    """A throw-away project folder: config.yaml, posts/, and helpers to run and read it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.posts = root / "posts"
+        self.posts.mkdir(parents=True, exist_ok=True)
+        self.output = root / "output"
+        self.write_config(CONFIG)
+
+    def write_config(self, text: str) -> None:
+        (self.root / "config.yaml").write_text(text, encoding="utf-8")
+
+    def add(self, name: str, text: str) -> Path:
+        path = self.posts / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def config(self) -> Config:
+        return load_config(self.root / "config.yaml")
+
+    def generate(self, check: bool = False) -> Report:
+        return generate(self.config(), check=check)
+
+    def outputs(self) -> dict[str, bytes]:
+        return {p.relative_to(self.output).as_posix(): p.read_bytes()
+                for p in sorted(self.output.rglob("*")) if p.is_file()}
+
+    def mtimes(self) -> dict[str, int]:
+        return {p.relative_to(self.output).as_posix(): p.stat().st_mtime_ns
+                for p in sorted(self.output.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path / "site")
+
+
+@pytest.fixture
+def sample_site(site: Site) -> Site:
+    shutil.copy(DATA / "2021-09-03-xie-zhenhua-kerry-talks.md", site.posts)
+    return site
+
+
+@pytest.fixture
+def make_site(tmp_path: Path) -> Callable[[str], Site]:
+    return lambda name: Site(tmp_path / name)

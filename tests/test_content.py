@@ -1,0 +1,84 @@
+"""The cleaning pipeline on the real sample post and on hostile HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lxml.html
+import pytest
+
+from feeds.content import clean_html, html_to_text, render_markdown, shorten, xml_safe
+from feeds.posts import split_post
+
+DATA = Path(__file__).parent / "data"
+REMOVE = ["section#imu", "[id^=dfp-ad]", "[id^=innity]", "a[href*='subscribe.sph.com.sg']"]
+TITLE = "解振华应约与克里举行会谈"
+LINK = "https://www.zaobao.com/realtime/china/story20210903-1190070"
+
+
+@pytest.fixture(scope="module")
+def sample_html() -> str:
+    text = (DATA / "2021-09-03-xie-zhenhua-kerry-talks.md").read_text(encoding="utf-8")
+    raw = split_post(text, "sample.md", "d")
+    return clean_html(render_markdown(raw.body), title=TITLE, base_url=LINK, remove=REMOVE)
+
+
+def test_sample_keeps_every_paragraph(sample_html: str) -> None:
+    root = lxml.html.fragment_fromstring(sample_html, create_parent="div")
+    paragraphs = [p.text_content() for p in root.iter("p")]
+    assert len(paragraphs) == 7
+    assert paragraphs[0].startswith("中国生态环境部今天（3日）公布")
+    assert paragraphs[-1].endswith("但他的职责范围仅限气候问题。")
+
+
+def test_sample_has_no_ads_promos_or_repeated_title(sample_html: str) -> None:
+    assert "dfp-ad" not in sample_html and "imu" not in sample_html and "innity" not in sample_html
+    assert "subscribe.sph.com.sg" not in sample_html and "paywall" not in sample_html
+    assert TITLE not in sample_html
+    assert "<h2" not in sample_html and "<hr" not in sample_html
+    assert "<!--" not in sample_html
+    assert "<div></div>" not in sample_html.replace("\n", "")
+
+
+def test_lazy_images_get_a_real_src_and_urls_become_absolute() -> None:
+    html = ('<p><img data-src="/img/a.jpg" src="data:image/gif;base64,AAAA" alt="a">'
+            '<a href="../other.html">x</a><img src="b.png"></p>')
+    out = clean_html(html, base_url="https://news.example.com/world/story.html")
+    assert 'src="https://news.example.com/img/a.jpg"' in out
+    assert 'href="https://news.example.com/other.html"' in out
+    assert 'src="https://news.example.com/world/b.png"' in out
+    assert "data:" not in out
+
+
+@pytest.mark.parametrize("evil", [
+    '<script>alert(1)</script>', '<style>p{}</style>', '<iframe src="https://evil.example"></iframe>',
+    '<p onclick="x()">t</p>', '<a href="javascript:alert(1)">t</a>', '<img src="x" onerror="y()">',
+    '<object data="x"></object>', '<form><input></form>',
+])
+def test_sanitizer_removes_active_content(evil: str) -> None:
+    out = clean_html("<p>keep</p>" + evil, base_url="https://e.com/")
+    assert "keep" in out
+    for word in ("script", "alert", "style", "iframe", "onclick", "onerror", "javascript", "object", "input"):
+        assert word not in out
+
+
+def test_title_heading_only_dropped_at_top() -> None:
+    out = clean_html("<p>intro</p><h2>Title</h2>", title="Title")
+    assert "<h2>Title</h2>" in out
+    assert clean_html("<h1> Title </h1><p>x</p>", title="Title") == "<p>x</p>"
+    assert "Other" in clean_html("<h1>Other</h1><p>x</p>", title="Title")
+
+
+def test_xml_illegal_characters() -> None:
+    assert xml_safe("a\x00b\x0bc\ufffe") == "abc"
+    assert "\x08" not in clean_html("<p>a\x08b</p>")
+
+
+def test_summary_cut_by_characters() -> None:
+    cjk = "中" * 500
+    assert shorten(cjk, 100) == "中" * 99 + "…"
+    words = "word " * 100
+    cut = shorten(words, 50)
+    assert len(cut) <= 50 and cut.endswith("word…")
+    assert shorten("short", 50) == "short"
+    assert html_to_text("<p>a</p><p>b<br>c</p>") == "a b c"
