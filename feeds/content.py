@@ -51,7 +51,8 @@ def xml_safe(text: str) -> str:
 
 def plain_line(text: str) -> str:
     """One line of plain text: XML-safe, whitespace collapsed."""
-    return _SPACES.sub(" ", xml_safe(text)).strip()
+    text = " ".join(text.split())
+    return text if text.isprintable() else xml_safe(text)
 
 
 def render_markdown(text: str) -> str:

@@ -249,14 +249,16 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
     )
 
 
-def post_content(post: PostMeta, body: str, *, base_url: str, remove: Sequence[str] = (),
-                 summary_length: int = 280) -> tuple[str, str]:
-    """Clean HTML content and a plain-text summary for a post's body (Markdown or HTML)."""
-    is_html = post.path.endswith((".html", ".htm"))
+def post_content(body: str, *, path: str, title: str, base_url: str, summary: str | None = None,
+                 remove: Sequence[str] = (), summary_length: int = 280) -> tuple[str, str]:
+    """Clean HTML content and a plain-text summary for a post's body (Markdown, or HTML by suffix).
+
+    ``base_url`` is what relative URLs in the body are resolved against (the post's own link).
+    """
+    is_html = path.endswith((".html", ".htm"))
     rendered = body if is_html else html.render_markdown(body)
-    cleaned = html.clean_html(rendered, title=post.title, base_url=post.link or base_url, remove=remove)
-    summary = post.summary or html.shorten(html.html_to_text(cleaned), summary_length)
-    return cleaned, summary
+    cleaned = html.clean_html(rendered, title=title, base_url=base_url, remove=remove)
+    return cleaned, summary or html.shorten(html.html_to_text(cleaned), summary_length)
 
 
 def entry_from_post(

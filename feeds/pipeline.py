@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from . import __version__
 from .config import Config
@@ -24,7 +27,7 @@ from .group import Candidate, FeedPlan, plan_feeds
 from .identity import id_from_content, id_from_value
 from .models import Entry, PostMeta
 from .normalize import entry_from_post, is_draft, meta_from_post, post_content
-from .posts import PostFile, find_posts, read_post
+from .posts import PostFile, find_posts, read_body, read_post
 from .publish import (
     read_bytes,
     remove_files,
@@ -34,7 +37,7 @@ from .publish import (
     write_if_changed,
 )
 from .render import FORMATS, FeedHead, feed_url, render_feed
-from .store import CachedContent, CachedPost, OutputRecord, Store
+from .store import CachedContent, OutputRecord, PostRow, Store, meta_from_json, meta_to_json
 from .taxonomy import Term, Vocabulary, term_key
 
 log = logging.getLogger("feeds")
@@ -84,49 +87,44 @@ class _Story:
 
 
 _ParseJob = tuple[PostFile, str, str, str, str, tuple[str, ...], str]
+_ContentJob = tuple[PostFile, str, str, str | None, tuple[str, ...], int]
+J = TypeVar("J")
+R = TypeVar("R")
 
 
-def _parse_one(job: _ParseJob) -> CachedPost:
+def _parse_one(job: _ParseJob) -> PostRow:
+    """Read one post's front matter (runs in a worker process: takes and returns plain data)."""
     post, zone_name, base_url, home_url, permalink, extra_tags, fingerprint = job
-    from zoneinfo import ZoneInfo
-
     try:
         raw = read_post(post)
         if is_draft(raw.meta):
-            return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, None, "")
+            return PostRow(post.name, post.mtime_ns, post.size, fingerprint, None, "")
         meta = meta_from_post(raw, zone=ZoneInfo(zone_name), base_url=base_url, home_url=home_url,
                               permalink=permalink, extra_tags=extra_tags)
-        return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, meta, None)
+        return PostRow(post.name, post.mtime_ns, post.size, fingerprint, meta_to_json(meta), None)
     except PostError as exc:
-        return CachedPost(post.name, post.mtime_ns, post.size, fingerprint, None, str(exc))
+        return PostRow(post.name, post.mtime_ns, post.size, fingerprint, None, str(exc))
 
 
-def _parse_all(jobs: list[_ParseJob]) -> list[CachedPost]:
-    if len(jobs) < PARALLEL_THRESHOLD or (os.cpu_count() or 1) < 2:
-        return [_parse_one(job) for job in jobs]
-    workers = min(os.cpu_count() or 1, 8)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_parse_one, jobs, chunksize=256))
-
-
-def _content_one(job: tuple[PostFile, PostMeta, str, tuple[str, ...], int]) -> tuple[str, str, str] | str:
-    post, meta, base_url, remove, summary_length = job
+def _content_one(job: _ContentJob) -> tuple[str, str, str] | str:
+    """Render and clean one post's body: (digest, content, summary), or what went wrong."""
+    post, title, base_url, summary, remove, summary_length = job
     try:
-        raw = read_post(post)
+        digest, body = read_body(post)
     except PostError as exc:
         return str(exc)
-    content, summary = post_content(meta, raw.body, base_url=base_url, remove=remove,
-                                    summary_length=summary_length)
-    return raw.digest, content, summary
+    content, summary = post_content(body, path=post.name, title=title, base_url=base_url, summary=summary,
+                                    remove=remove, summary_length=summary_length)
+    return digest, content, summary
 
 
-def _content_all(jobs: list[tuple[PostFile, PostMeta, str, tuple[str, ...], int]]
-                 ) -> list[tuple[str, str, str] | str]:
-    if len(jobs) < PARALLEL_THRESHOLD // 4 or (os.cpu_count() or 1) < 2:
-        return [_content_one(job) for job in jobs]
-    workers = min(os.cpu_count() or 1, 8)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_content_one, jobs, chunksize=64))
+def _map(fn: Callable[[J], R], jobs: list[J], threshold: int) -> list[R]:
+    """``map(fn, jobs)``, spread over worker processes when there is enough work."""
+    cpus = os.cpu_count() or 1
+    if len(jobs) < threshold or cpus < 2:
+        return [fn(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=min(cpus, 8)) as pool:
+        return list(pool.map(fn, jobs, chunksize=max(16, len(jobs) // (cpus * 8))))
 
 
 class Generator:
@@ -157,7 +155,7 @@ class Generator:
         cache = self.store.load_posts()
         site = self.config.site
         jobs: list[_ParseJob] = []
-        keep: list[CachedPost] = []
+        keep: list[PostRow] = []
         for index, f in files:
             hit = cache.get(f.name)
             if hit and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size, self.fingerprint):
@@ -166,7 +164,7 @@ class Generator:
                 folder = self.config.posts[index]
                 jobs.append((f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                              tuple(folder.tags), self.fingerprint))
-        fresh = _parse_all(jobs)
+        fresh = _map(_parse_one, jobs, PARALLEL_THRESHOLD)
         present = {f.name for _, f in files}
         self.store.save_posts(fresh, forget=[p for p in cache if p not in present])
         self.report.posts, self.report.parsed = len(files), len(fresh)
@@ -175,7 +173,7 @@ class Generator:
         for index, f in files:
             cached = by_name[f.name]
             if cached.meta is not None:
-                out.append((index, f, cached.meta))
+                out.append((index, f, meta_from_json(cached.meta)))
             elif cached.problem:
                 self.warn(cached.problem)
             else:
@@ -259,7 +257,8 @@ class Generator:
         cache = self.store.load_contents(self.fingerprint)
         site, out = self.config.site, self.config.output
         results: dict[str, tuple[str, str]] = {}
-        jobs, job_ids = [], []
+        jobs: list[_ContentJob] = []
+        job_ids: list[str] = []
         for entry_id in sorted(wanted):
             post = stories[entry_id].post
             hit = cache.get(post.path)
@@ -267,12 +266,12 @@ class Generator:
                 results[entry_id] = (hit.content, hit.summary)
             else:
                 folder = self.config.posts[stories[entry_id].folder]
-                jobs.append((files[post.path], post, site.base_url, tuple(folder.clean.remove),
-                             out.summary_length))
+                jobs.append((files[post.path], post.title, post.link or post.permalink or site.base_url,
+                             post.summary, tuple(folder.clean.remove), out.summary_length))
                 job_ids.append(entry_id)
         fresh: list[CachedContent] = []
-        for entry_id, job, result in zip(job_ids, jobs, _content_all(jobs), strict=True):
-            post = job[1]
+        for entry_id, result in zip(job_ids, _map(_content_one, jobs, PARALLEL_THRESHOLD // 4), strict=True):
+            post = stories[entry_id].post
             if isinstance(result, str):
                 self.warn(result)
                 results[entry_id] = ("", post.summary or "")
@@ -295,13 +294,17 @@ class Generator:
     # -- the run -------------------------------------------------------------
 
     def run(self, *, check: bool = False) -> Report:
+        clock = _Stopwatch()
         files = self.scan()
+        clock.lap("scan %d post files", len(files))
         metas = self.read_metas(files)
+        clock.lap("read front matter of %d posts", self.report.parsed)
         story_list = self.stories(metas)
         stories = {s.id: s for s in story_list}
         self.report.entries = len(stories)
         candidates = [Candidate(s.id, s.post.published, s.tag_keys, s.category_keys) for s in story_list]
         plans = plan_feeds(candidates, self.tag_terms, self.category_terms, self.config.output.max_entries)
+        clock.lap("group %d entries into %d feeds", len(candidates), len(plans))
 
         output_dir = self.config.output_dir
         records = self.store.load_outputs()
@@ -320,9 +323,11 @@ class Generator:
                     continue
                 todo.append((plan, fmt, relative, head, signature))
         self.report.feeds = len(keep)
+        clock.lap("compare %d feed files with what they were made from", len(keep))
 
         wanted = {entry_id for plan, *_ in todo for entry_id in plan.entry_ids}
         entries = self.entries(wanted, stories, {f.name: f for _, f in files})
+        clock.lap("build %d entries", len(entries))
         new_records = []
         for plan, form, relative, head, signature in todo:
             data = render_feed(head, [entries[i] for i in plan.entry_ids], form)
@@ -338,6 +343,7 @@ class Generator:
             size, mtime_ns = _stat(target) or (0, 0)
             new_records.append(OutputRecord(relative, signature, size, mtime_ns))
 
+        clock.lap("render %d feed files", len(todo))
         stale = stale_files(output_dir, keep)
         if check:
             self.report.outdated.extend(stale)
@@ -360,6 +366,16 @@ def _unique(names: Iterable[str]) -> list[str]:
     for name in names:
         seen.setdefault(term_key(name), name)
     return list(seen.values())
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+
+    def lap(self, what: str, *args: object) -> None:
+        now = time.perf_counter()
+        log.debug("%.2fs " + what, now - self.last, *args)
+        self.last = now
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

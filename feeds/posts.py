@@ -22,6 +22,7 @@ import frontmatter
 import yaml
 from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
 
+from . import simpleyaml
 from .errors import PostError
 
 POST_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm")
@@ -55,8 +56,17 @@ _YAMLLoader.add_constructor("tag:yaml.org,2002:timestamp", _YAMLLoader.timestamp
 
 
 class _YAMLHandler(YAMLHandler):
+    """YAML front matter: plain documents through the fast path, the rest through PyYAML."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._typer = _YAMLLoader("")  # types scalars for the fast path
+
     def load(self, fm: str, **kwargs: object) -> Any:
-        return yaml.load(fm, Loader=_YAMLLoader)
+        fast = simpleyaml.load(fm, self._typer)
+        if fast is not None:
+            return fast
+        return yaml.load(fm, Loader=_YAMLLoader)  # a safe loader
 
 
 _HANDLERS = [_YAMLHandler(), _TOMLHandler(), JSONHandler()]
@@ -66,7 +76,7 @@ _HANDLERS = [_YAMLHandler(), _TOMLHandler(), JSONHandler()]
 class PostFile:
     """A post file found on disk; (mtime_ns, size) tell whether it changed."""
 
-    path: Path
+    path: str
     #: Path relative to the config folder, POSIX form: the post's name in messages and the store.
     name: str
     mtime_ns: int
@@ -88,34 +98,47 @@ class RawPost:
     body_line: int
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in sorted(filenames):
-            if filename.endswith(POST_SUFFIXES) and not filename.startswith("."):
-                yield Path(dirpath, filename)
+def _walk(folder: str) -> Iterator[tuple[str, os.stat_result]]:
+    """(path, stat) of post files under ``folder``, in name order, skipping hidden entries."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir():
+                yield from _walk(entry.path)
+            elif entry.name.endswith(POST_SUFFIXES) and entry.is_file():
+                yield entry.path, entry.stat()
+        except OSError:
+            continue
+
+
+def _globbed(pattern: str) -> Iterator[tuple[str, os.stat_result]]:
+    for path in sorted(glob.glob(pattern, recursive=True)):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if os.path.isfile(path):
+            yield path, st
 
 
 def find_posts(pattern: str, root: Path) -> list[PostFile]:
     """Post files under a folder (recursively) or matching a glob, sorted by name."""
     base = Path(pattern).expanduser()
     base = base if base.is_absolute() else root / base
-    if base.is_dir():
-        paths: Iterator[Path] = _walk(base)
-    else:
-        paths = (Path(p) for p in sorted(glob.glob(str(base), recursive=True)) if os.path.isfile(p))
-    found = []
-    for path in paths:
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        try:
-            name = path.relative_to(root).as_posix()
-        except ValueError:
-            name = path.as_posix()
-        found.append(PostFile(path=path, name=name, mtime_ns=st.st_mtime_ns, size=st.st_size))
-    return found
+    found = _walk(str(base)) if base.is_dir() else _globbed(str(base))
+    prefix = str(root.absolute()) + os.sep
+    out = []
+    for path, st in found:
+        absolute = os.path.abspath(path)
+        name = absolute[len(prefix):] if absolute.startswith(prefix) else absolute
+        out.append(PostFile(path=path, name=name.replace(os.sep, "/"), mtime_ns=st.st_mtime_ns,
+                            size=st.st_size))
+    return out
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -161,11 +184,30 @@ def split_post(text: str, name: str, digest: str) -> RawPost:
                    front_line=front_line, body_line=body_line)
 
 
-def read_post(post: PostFile) -> RawPost:
-    """Read and split one post file; :class:`PostError` says what is wrong and where."""
+def _read(post: PostFile) -> bytes:
     try:
-        data = post.path.read_bytes()
+        with open(post.path, "rb") as f:
+            return f.read()
     except OSError as exc:
         raise PostError(f"cannot read: {exc.strerror}", where=post.name) from None
+
+
+def read_body(post: PostFile) -> tuple[str, str]:
+    """The digest and the body (after the front matter) of a post, without parsing the front matter."""
+    data = _read(post)
+    text = _decode(data, post.name)
+    handler = frontmatter.detect_format(text, _HANDLERS)
+    if handler is None:
+        raise PostError("no front matter (the file must start with '---', '+++' or '{')", where=post.name, line=1)
+    try:
+        _front, body = handler.split(text)
+    except ValueError:
+        raise PostError("front matter is not closed", where=post.name, line=1) from None
+    return hashlib.sha1(data).hexdigest(), body
+
+
+def read_post(post: PostFile) -> RawPost:
+    """Read and split one post file; :class:`PostError` says what is wrong and where."""
+    data = _read(post)
     digest = hashlib.sha1(data).hexdigest()
     return split_post(_decode(data, post.name), post.name, digest)

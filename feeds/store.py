@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -70,13 +70,16 @@ _outputs = sa.Table(
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class CachedPost:
+class PostRow(NamedTuple):
+    """A post as last read: its front matter normalized (JSON), or why it was skipped."""
+
     path: str
     mtime_ns: int
     size: int
     fingerprint: str
-    meta: PostMeta | None
+    #: ``meta_to_json`` of its PostMeta; None for a skipped post.
+    meta: str | None
+    #: Why it was skipped ("path:line: ..."), "" for a draft, None when read fine.
     problem: str | None
 
 
@@ -172,18 +175,13 @@ class Store:
 
     # -- posts ---------------------------------------------------------------
 
-    def load_posts(self) -> dict[str, CachedPost]:
+    def load_posts(self) -> dict[str, PostRow]:
         with self._begin() as conn:
             rows = conn.execute(sa.select(_posts)).all()
-        return {
-            r.path: CachedPost(r.path, r.mtime_ns, r.size, r.fingerprint,
-                               meta_from_json(r.meta) if r.meta else None, r.problem)
-            for r in rows
-        }
+        return {r.path: PostRow(r.path, r.mtime_ns, r.size, r.fingerprint, r.meta, r.problem) for r in rows}
 
-    def save_posts(self, posts: Iterable[CachedPost], forget: Iterable[str] = ()) -> None:
-        rows = [{"path": p.path, "mtime_ns": p.mtime_ns, "size": p.size, "fingerprint": p.fingerprint,
-                 "meta": meta_to_json(p.meta) if p.meta else None, "problem": p.problem} for p in posts]
+    def save_posts(self, posts: Iterable[PostRow], forget: Iterable[str] = ()) -> None:
+        rows = [p._asdict() for p in posts]
         gone = list(forget)
         with self._begin() as conn:
             paths = [r["path"] for r in rows] + gone

@@ -1,0 +1,136 @@
+"""A fast path for the plain YAML front matter most posts have.
+
+Scraped archives hold tens of thousands of posts whose front matter is a flat
+list of ``key: value`` lines. PyYAML spends most of its time on machinery such
+documents never use, so this module reads that plain subset directly and
+returns ``None`` for anything else, which then goes to PyYAML. Whatever it
+accepts it reads exactly as PyYAML's safe loader would: structure is recognised
+here, and every unquoted scalar is typed by PyYAML's own resolver and
+constructors. Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ ]*:(?:[ ]+(.*))?$")
+_ITEM = re.compile(r"([ ]*)-(?:[ ]+(.*))?$")
+# A plain scalar may not start with an indicator, nor hold ": " or " #" inside.
+_PLAIN_START = set("-?:,[]{}#&*!|>'\"%@`")
+_JSON_ESCAPES = re.compile(r'\\(?:["\\/bfnrt]|u[0-9A-Fa-f]{4})')
+
+
+class _Unsure(Exception):
+    """The text uses YAML beyond the plain subset; let PyYAML read it."""
+
+
+# Plain scalars repeat (authors, tags, layouts); their values are immutable, so cache them.
+_CACHE: dict[str, Any] = {}
+_CACHE_SIZE = 8192
+
+
+def _plain(text: str, loader: yaml.BaseLoader) -> Any:
+    if not text:
+        return None
+    try:
+        return _CACHE[text]
+    except KeyError:
+        pass
+    if text[0] in _PLAIN_START or ": " in text or " #" in text or text.endswith(":") or "\t" in text:
+        raise _Unsure
+    tag = loader.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    if tag == "tag:yaml.org,2002:str":
+        value: Any = text
+    else:
+        value = loader.construct_object(yaml.ScalarNode(tag, text), deep=True)
+    if len(_CACHE) < _CACHE_SIZE:
+        _CACHE[text] = value
+    return value
+
+
+def _scalar(text: str, loader: yaml.BaseLoader) -> Any:
+    text = text.rstrip(" ")
+    if not text:
+        return None
+    first = text[0]
+    if first == '"':
+        if len(text) < 2 or text[-1] != '"' or (text.endswith('\\"') and not text.endswith('\\\\"')):
+            raise _Unsure
+        inner = text[1:-1]
+        if "\\" in inner and _JSON_ESCAPES.sub("", inner.replace("\\\\", "")).count("\\"):
+            raise _Unsure
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise _Unsure from None
+        if not isinstance(value, str):
+            raise _Unsure
+        return value
+    if first == "'":
+        if len(text) < 2 or text[-1] != "'":
+            raise _Unsure
+        inner = text[1:-1]
+        if inner.replace("''", "").count("'"):
+            raise _Unsure
+        return inner.replace("''", "'")
+    if first == "[":
+        if text[-1] != "]":
+            raise _Unsure
+        inner = text[1:-1]
+        if any(c in inner for c in "[]{}\"'#&*!|>%@`"):
+            raise _Unsure
+        if not inner.strip():
+            return []
+        items = [part.strip(" ") for part in inner.split(",")]
+        if items and items[-1] == "":
+            items.pop()  # YAML allows a trailing comma
+        if any(not item for item in items):
+            raise _Unsure
+        return [_plain(item, loader) for item in items]
+    return _plain(text, loader)
+
+
+def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
+    """The mapping ``text`` holds, or None when it is not in the plain subset.
+
+    ``loader`` is a PyYAML safe loader instance, used only to type scalars.
+    """
+    result: dict[str, Any] = {}
+    pending: str | None = None  # a key whose value is a block list below it
+    items: list[Any] = []
+    indent: int | None = None
+    try:
+        for line in text.split("\n"):
+            if not line.strip(" ") or line.lstrip(" ").startswith("#"):
+                continue
+            if "\t" in line or line.rstrip(" ") in ("---", "..."):
+                return None
+            m = _ITEM.match(line)
+            if m:
+                if pending is None or (indent is not None and len(m[1]) != indent):
+                    return None
+                indent = len(m[1])
+                items.append(_scalar(m[2] or "", loader))
+                continue
+            if line[0] == " ":
+                return None  # a continuation line or nested mapping
+            if pending is not None:
+                result[pending] = items if items else None
+                pending, items, indent = None, [], None
+            m = _KEY.match(line)
+            if not m:
+                return None
+            key, value = m[1], m[2]
+            if value is None or not value.strip(" "):
+                pending = key
+            else:
+                result[key] = _scalar(value, loader)
+        if pending is not None:
+            result[pending] = items if items else None
+    except _Unsure:
+        return None
+    return result
