@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from html import unescape
+from urllib.parse import urljoin
 
 import lxml.html
 import nh3
@@ -41,6 +43,7 @@ _MEDIA = {"img", "video", "audio", "picture", "source", "iframe", "embed", "obje
 _PRUNABLE = {"div", "section", "aside", "span", "p", "a", "figure", "figcaption", "center", "font", "ins"}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 
+_ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|#)")
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
@@ -109,13 +112,33 @@ def _fix_lazy_images(root: lxml.html.HtmlElement) -> None:
                 break
 
 
+# Containers with no text and no media inside: ad slots, wrappers of removed promos.
+_EMPTY = etree.XPath(
+    "descendant::*[" + " or ".join(f"self::{t}" for t in sorted(_PRUNABLE)) + "]"
+    "[not(normalize-space())][not(" + " or ".join(f"descendant::{t}" for t in sorted(_MEDIA)) + ")]"
+)
+_LINKS = etree.XPath("descendant-or-self::*/@href | descendant-or-self::*/@src | descendant-or-self::*/@poster")
+
+
 def _prune_empty(root: lxml.html.HtmlElement) -> None:
-    for el in reversed(list(root.iter(*_PRUNABLE))):
-        if el is root or el.text_content().strip():
+    found = _EMPTY(root)
+    for el in reversed(found if isinstance(found, list) else []):
+        if isinstance(el, lxml.html.HtmlElement) and el.getparent() is not None:
+            el.drop_tree()
+
+
+def _absolute_links(root: lxml.html.HtmlElement, base_url: str) -> None:
+    found = _LINKS(root)
+    for attr in found if isinstance(found, list) else []:
+        value = str(attr).strip()
+        parent = getattr(attr, "getparent", lambda: None)()
+        name = str(getattr(attr, "attrname", ""))
+        if parent is None or not name or _ABSOLUTE.match(value):
             continue
-        if any(isinstance(d.tag, str) and d.tag in _MEDIA for d in el.iterdescendants()):
-            continue
-        el.drop_tree()
+        try:
+            parent.set(name, urljoin(base_url, value))
+        except ValueError:  # not a URL at all
+            del parent.attrib[name]
 
 
 _BLOCKS = {"p", "div", "section", "article", "figure", "ul", "ol", "li", "table", "blockquote", "pre",
@@ -153,7 +176,7 @@ def clean_html(html: str, *, title: str = "", base_url: str | None = None,
     _drop_title_heading(root, title)
     _fix_lazy_images(root)
     if base_url:
-        root.make_links_absolute(base_url, resolve_base_href=False, handle_failures="discard")
+        _absolute_links(root, base_url)
     _prune_empty(root)
     _tidy_whitespace(root)
     inner = (root.text or "") + "".join(
@@ -164,14 +187,15 @@ def clean_html(html: str, *, title: str = "", base_url: str | None = None,
     return cleaned.strip()
 
 
+_BREAKS = re.compile(r"<(?:br|/?(?:p|div|li|h[1-6]|tr|td|th|figcaption|blockquote|pre|section|article))\b[^>]*>")
+_TAG = re.compile(r"<[^>]*>")
+
+
 def html_to_text(html: str) -> str:
-    """The visible text of an HTML fragment, on one line."""
-    if not html.strip():
+    """The visible text of sanitized HTML (as ``clean_html`` returns), on one line."""
+    if not html:
         return ""
-    root = lxml.html.fragment_fromstring(html, create_parent="div")
-    for block in root.iter("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "figcaption"):
-        block.tail = " " + (block.tail or "")
-    return plain_line(root.text_content())
+    return plain_line(unescape(_TAG.sub("", _BREAKS.sub(" ", html))))
 
 
 def shorten(text: str, length: int) -> str:

@@ -217,7 +217,8 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
     summary = None
     found = _first(meta, SUMMARY_KEYS)
     if found:
-        summary = html.html_to_text(str(found[1])) if "<" in str(found[1]) else html.plain_line(str(found[1]))
+        text = str(found[1])
+        summary = html.html_to_text(html.clean_html(text)) if "<" in text else html.plain_line(text)
 
     image = None
     found = _first(meta, IMAGE_KEYS)

@@ -8,8 +8,10 @@ what it is made from changed.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+import multiprocessing
 import os
 import time
 from collections import Counter
@@ -46,6 +48,7 @@ log = logging.getLogger("feeds")
 CACHE_VERSION = f"{__version__}/1"
 # Below this many posts to parse, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 2000
+RENDER_THRESHOLD = 40
 
 
 @dataclass
@@ -73,17 +76,11 @@ class _Story:
     post: PostMeta
     folder: int
     merged: tuple[PostMeta, ...]
-    #: Tag and category spellings (after the alias map), one per term.
+    #: Tag and category spellings (after the alias map), one per term, and their term keys.
     tags: tuple[str, ...]
     categories: tuple[str, ...]
-
-    @property
-    def tag_keys(self) -> tuple[str, ...]:
-        return tuple(term_key(t) for t in self.tags)
-
-    @property
-    def category_keys(self) -> tuple[str, ...]:
-        return tuple(term_key(c) for c in self.categories)
+    tag_keys: tuple[str, ...]
+    category_keys: tuple[str, ...]
 
 
 _ParseJob = tuple[PostFile, str, str, str, str, tuple[str, ...], str]
@@ -119,12 +116,37 @@ def _content_one(job: _ContentJob) -> tuple[str, str, str] | str:
 
 
 def _map(fn: Callable[[J], R], jobs: list[J], threshold: int) -> list[R]:
-    """``map(fn, jobs)``, spread over worker processes when there is enough work."""
+    """``map(fn, jobs)``, spread over worker processes when there is enough work.
+
+    Workers are forked where the platform can, so they also see what the
+    parent prepared (``_SHARED``) without it being copied into every job.
+    """
     cpus = os.cpu_count() or 1
     if len(jobs) < threshold or cpus < 2:
         return [fn(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=min(cpus, 8)) as pool:
-        return list(pool.map(fn, jobs, chunksize=max(16, len(jobs) // (cpus * 8))))
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context) as pool:
+        return list(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (cpus * 8)))))
+
+
+# What forked render workers read: the entries, by id. Set only around a render.
+_SHARED: dict[str, Entry] = {}
+
+
+def _render_one(job: tuple[FeedHead, tuple[str, ...], str]) -> bytes:
+    head, entry_ids, form = job
+    return render_feed(head, [_SHARED[i] for i in entry_ids], form)
+
+
+def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict[str, Entry]) -> list[bytes]:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return [render_feed(head, [entries[i] for i in ids], form) for head, ids, form in jobs]
+    _SHARED.update(entries)
+    try:
+        return _map(_render_one, jobs, RENDER_THRESHOLD)
+    finally:
+        _SHARED.clear()
 
 
 class Generator:
@@ -216,7 +238,8 @@ class Generator:
                          ", ".join(m.path for m in merged), entry_id)
             tags = _unique(tag_vocab.canonical(t) for m in (primary, *merged) for t in m.tags)
             cats = _unique(cat_vocab.canonical(c) for m in (primary, *merged) for c in m.categories)
-            stories.append(_Story(entry_id, primary, index, merged, tuple(tags), tuple(cats)))
+            stories.append(_Story(entry_id, primary, index, merged, tuple(tags.values()),
+                                  tuple(cats.values()), tuple(tags), tuple(cats)))
         self.tag_terms = self._terms(tag_vocab, (s.tags for s in stories), "tag")
         self.category_terms = self._terms(cat_vocab, (s.categories for s in stories), "category")
         return stories
@@ -329,8 +352,8 @@ class Generator:
         entries = self.entries(wanted, stories, {f.name: f for _, f in files})
         clock.lap("build %d entries", len(entries))
         new_records = []
-        for plan, form, relative, head, signature in todo:
-            data = render_feed(head, [entries[i] for i in plan.entry_ids], form)
+        rendered = _render_all([(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo], entries)
+        for (_plan, _form, relative, _head, signature), data in zip(todo, rendered, strict=True):
             target = safe_target(output_dir, relative)
             if check:
                 if read_bytes(target) != data:
@@ -360,12 +383,12 @@ class Generator:
         log.warning("%s", message)
 
 
-def _unique(names: Iterable[str]) -> list[str]:
-    """The first spelling of each term, in order."""
+def _unique(names: Iterable[str]) -> dict[str, str]:
+    """Term key -> the first spelling of that term, in order."""
     seen: dict[str, str] = {}
     for name in names:
         seen.setdefault(term_key(name), name)
-    return list(seen.values())
+    return seen
 
 
 class _Stopwatch:
@@ -389,8 +412,14 @@ def _stat(path: Path) -> tuple[int, int] | None:
 def generate(config: Config, *, check: bool = False) -> Report:
     """Run ``feeds generate`` once over ``config``."""
     store = Store(config.state_path)
+    # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
+    # collector would rescan them over and over for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return Generator(config, store).run(check=check)
     finally:
+        if collecting:
+            gc.enable()
         store.close()
 

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import frontmatter
 import yaml
@@ -72,8 +72,7 @@ class _YAMLHandler(YAMLHandler):
 _HANDLERS = [_YAMLHandler(), _TOMLHandler(), JSONHandler()]
 
 
-@dataclass(frozen=True, slots=True)
-class PostFile:
+class PostFile(NamedTuple):
     """A post file found on disk; (mtime_ns, size) tell whether it changed."""
 
     path: str

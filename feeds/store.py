@@ -123,6 +123,28 @@ def meta_from_json(text: str) -> PostMeta:
     )
 
 
+def _upsert(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows (in column order), replacing those with the same primary key.
+
+    Bulk writes of tens of thousands of rows go straight to the driver's
+    executemany; ``ON CONFLICT ... DO UPDATE`` is understood by SQLite and PostgreSQL.
+    """
+    if not rows:
+        return
+    columns = [c.name for c in table.columns]
+    keys = [c.name for c in table.primary_key.columns]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+           f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
+    conn.exec_driver_sql(sql, rows)
+
+
+def _delete(conn: Connection, table: sa.Table, paths: list[str]) -> None:
+    for i in range(0, len(paths), 500):
+        conn.execute(sa.delete(table).where(table.c.path.in_(paths[i:i + 500])))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -181,16 +203,11 @@ class Store:
         return {r.path: PostRow(r.path, r.mtime_ns, r.size, r.fingerprint, r.meta, r.problem) for r in rows}
 
     def save_posts(self, posts: Iterable[PostRow], forget: Iterable[str] = ()) -> None:
-        rows = [p._asdict() for p in posts]
         gone = list(forget)
         with self._begin() as conn:
-            paths = [r["path"] for r in rows] + gone
-            for i in range(0, len(paths), 500):
-                conn.execute(sa.delete(_posts).where(_posts.c.path.in_(paths[i:i + 500])))
-            if rows:
-                conn.execute(sa.insert(_posts), rows)
-            for i in range(0, len(gone), 500):
-                conn.execute(sa.delete(_contents).where(_contents.c.path.in_(gone[i:i + 500])))
+            _upsert(conn, _posts, [tuple(p) for p in posts])
+            _delete(conn, _posts, gone)
+            _delete(conn, _contents, gone)
 
     def load_contents(self, fingerprint: str) -> dict[str, CachedContent]:
         with self._begin() as conn:
@@ -198,15 +215,8 @@ class Store:
         return {r.path: CachedContent(r.path, r.digest, r.fingerprint, r.content, r.summary) for r in rows}
 
     def save_contents(self, contents: Iterable[CachedContent]) -> None:
-        rows = [{"path": c.path, "digest": c.digest, "fingerprint": c.fingerprint,
-                 "content": c.content, "summary": c.summary} for c in contents]
-        if not rows:
-            return
         with self._begin() as conn:
-            paths = [r["path"] for r in rows]
-            for i in range(0, len(paths), 500):
-                conn.execute(sa.delete(_contents).where(_contents.c.path.in_(paths[i:i + 500])))
-            conn.execute(sa.insert(_contents), rows)
+            _upsert(conn, _contents, [(c.path, c.digest, c.fingerprint, c.content, c.summary) for c in contents])
 
     # -- id ledger -----------------------------------------------------------
 
@@ -236,11 +246,6 @@ class Store:
         return {r.path: OutputRecord(r.path, r.signature, r.size, r.mtime_ns) for r in rows}
 
     def save_outputs(self, records: Iterable[OutputRecord], forget: Iterable[str] = ()) -> None:
-        rows = [{"path": r.path, "signature": r.signature, "size": r.size, "mtime_ns": r.mtime_ns}
-                for r in records]
-        paths = [r["path"] for r in rows] + list(forget)
         with self._begin() as conn:
-            for i in range(0, len(paths), 500):
-                conn.execute(sa.delete(_outputs).where(_outputs.c.path.in_(paths[i:i + 500])))
-            if rows:
-                conn.execute(sa.insert(_outputs), rows)
+            _upsert(conn, _outputs, [(r.path, r.signature, r.size, r.mtime_ns) for r in records])
+            _delete(conn, _outputs, list(forget))

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from slugify import slugify
 
@@ -34,7 +35,9 @@ class Term:
     slug: str
 
 
+@lru_cache(maxsize=65536)
 def term_key(name: str) -> str:
+    """The identity of a term: spacing and case do not matter."""
     return " ".join(name.split()).casefold()
 
 
@@ -58,6 +61,8 @@ class Vocabulary:
 
     def canonical(self, raw: str) -> str:
         """The spelling ``raw`` maps to (through the alias map), not yet case-folded."""
+        if not self._alias:
+            return raw if " " not in raw else " ".join(raw.split())
         name = " ".join(raw.split())
         return self._alias.get(term_key(name), name)
 
