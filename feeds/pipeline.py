@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -36,7 +37,7 @@ from .publish import (
     remove_leftover_temps,
     safe_target,
     stale_files,
-    write_if_changed,
+    write_all,
 )
 from .render import FORMATS, FeedHead, feed_url, render_feed
 from .store import CachedContent, OutputRecord, PostRow, Store, meta_from_json, meta_to_json
@@ -316,10 +317,46 @@ class Generator:
 
     # -- the run -------------------------------------------------------------
 
+    def snapshot(self, files: list[tuple[int, PostFile]]) -> str:
+        """A hash of every input's name, size and mtime, and of the settings."""
+        h = hashlib.sha1(self.fingerprint.encode())
+        for index, f in files:
+            h.update(f"{index}\0{f.name}\0{f.mtime_ns}\0{f.size}\n".encode())
+        return h.hexdigest()
+
+    def unchanged_since_last_run(self, snapshot: str) -> bool:
+        """True when no input changed and every output is as the last run left it."""
+        last = self.store.get_setting("last_run")
+        if not last:
+            return False
+        state = json.loads(last)
+        if state.get("snapshot") != snapshot:
+            return False
+        records = self.store.load_outputs()
+        output_dir = self.config.output_dir
+        if len(records) != state.get("outputs"):
+            return False
+        for record in records.values():
+            if _stat(safe_target(output_dir, record.path)) != (record.size, record.mtime_ns):
+                return False
+        if stale_files(output_dir, records):
+            return False
+        for warning in state["warnings"]:
+            self.warn(warning)
+        self.report.posts = state["posts"]
+        self.report.drafts = state["drafts"]
+        self.report.entries = state["entries"]
+        self.report.feeds = self.report.unchanged = len(records)
+        return True
+
     def run(self, *, check: bool = False) -> Report:
         clock = _Stopwatch()
         files = self.scan()
         clock.lap("scan %d post files", len(files))
+        snapshot = self.snapshot(files)
+        if not check and self.unchanged_since_last_run(snapshot):
+            clock.lap("nothing changed since the last run")
+            return self.report
         metas = self.read_metas(files)
         clock.lap("read front matter of %d posts", self.report.parsed)
         story_list = self.stories(metas)
@@ -353,18 +390,20 @@ class Generator:
         clock.lap("build %d entries", len(entries))
         new_records = []
         rendered = _render_all([(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo], entries)
-        for (_plan, _form, relative, _head, signature), data in zip(todo, rendered, strict=True):
-            target = safe_target(output_dir, relative)
-            if check:
+        targets = [safe_target(output_dir, relative) for _p, _f, relative, _h, _s in todo]
+        if check:
+            for (_p, _f, relative, _h, _s), target, data in zip(todo, targets, rendered, strict=True):
                 if read_bytes(target) != data:
                     self.report.outdated.append(relative)
-                continue
-            if write_if_changed(target, data):
-                self.report.written.append(relative)
-            else:
-                self.report.unchanged += 1
-            size, mtime_ns = _stat(target) or (0, 0)
-            new_records.append(OutputRecord(relative, signature, size, mtime_ns))
+        else:
+            changed = write_all(list(zip(targets, rendered, strict=True)))
+            for (_p, _f, relative, _h, signature), target, wrote in zip(todo, targets, changed, strict=True):
+                if wrote:
+                    self.report.written.append(relative)
+                else:
+                    self.report.unchanged += 1
+                size, mtime_ns = _stat(target) or (0, 0)
+                new_records.append(OutputRecord(relative, signature, size, mtime_ns))
 
         clock.lap("render %d feed files", len(todo))
         stale = stale_files(output_dir, keep)
@@ -376,6 +415,10 @@ class Generator:
             self.report.removed = stale
             gone = [p for p in records if p not in set(keep)]
             self.store.save_outputs(new_records, forget=gone)
+            self.store.set_setting("last_run", json.dumps({
+                "snapshot": snapshot, "outputs": len(keep), "posts": self.report.posts,
+                "drafts": self.report.drafts, "entries": self.report.entries,
+                "warnings": self.report.warnings}, ensure_ascii=False))
         return self.report
 
     def warn(self, message: str) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import PublishError
@@ -65,6 +66,14 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         return False
     write_atomic(path, data)
     return True
+
+
+def write_all(files: Sequence[tuple[Path, bytes]]) -> list[bool]:
+    """``write_if_changed`` for many files; a few at a time, as fsync waits on the disk."""
+    if len(files) < 8:
+        return [write_if_changed(path, data) for path, data in files]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda pd: write_if_changed(*pd), files))
 
 
 def stale_files(output_dir: Path, keep: Iterable[str]) -> list[str]:

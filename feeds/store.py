@@ -195,6 +195,15 @@ class Store:
         conn.execute(sa.delete(_settings).where(_settings.c.key == key))
         conn.execute(sa.insert(_settings).values(key=key, value=value))
 
+    def get_setting(self, key: str) -> str | None:
+        with self._begin() as conn:
+            row = conn.execute(sa.select(_settings.c.value).where(_settings.c.key == key)).first()
+        return str(row[0]) if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._begin() as conn:
+            self._set(conn, key, value)
+
     # -- posts ---------------------------------------------------------------
 
     def load_posts(self) -> dict[str, PostRow]:

@@ -245,3 +245,23 @@ def test_golden_sample_feeds(sample_site: Site) -> None:
             golden.mkdir(exist_ok=True)
             (golden / name).write_bytes(data)
         assert data == (golden / name).read_bytes(), f"{name} differs from tests/data/golden/{name}"
+
+
+def test_deleted_or_edited_output_is_restored(sample_site: Site) -> None:
+    sample_site.generate()
+    before = sample_site.outputs()
+    (sample_site.output / "all.rss.xml").unlink()
+    (sample_site.output / f"tags/{TAG}.atom.xml").write_text("edited by hand")
+    report = sample_site.generate()
+    assert sorted(report.written) == ["all.rss.xml", f"tags/{TAG}.atom.xml"]
+    assert sample_site.outputs() == before
+
+
+def test_touched_post_rewrites_nothing(sample_site: Site) -> None:
+    sample_site.generate()
+    mtimes = sample_site.mtimes()
+    post = next(sample_site.posts.iterdir())
+    os.utime(post, ns=(post.stat().st_atime_ns, post.stat().st_mtime_ns + 10**9))
+    report = sample_site.generate()
+    assert report.parsed == 1 and report.written == []
+    assert sample_site.mtimes() == mtimes
