@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Time `feeds generate` on synthetic archives, cold and again with nothing changed.
+
+    python benchmarks/bench_generate.py [--sizes 10000 50000] [--work /tmp/feeds-bench]
+
+For each size it builds a corpus with make_corpus.py (kept between runs), then runs,
+each as its own process, measuring wall time and peak memory (largest RSS of the
+process and its workers):
+
+  cold      no state, no output
+  unchanged a second run, nothing changed
+  touched   1% of the posts touched (mtime only)
+  edited    one post's body changed
+  baseline  bare_baseline.py: front matter + one Atom file per tag, the floor
+
+Compare the ratios within one run; absolute seconds vary between machines and runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FEEDS = [sys.executable, "-m", "feeds"]
+CONFIG = """\
+site:
+  title: Bench
+  base_url: "https://example.org/feeds/"
+  timezone: Asia/Singapore
+posts:
+  - path: _posts
+    clean:
+      remove: ["section#imu", "[id^=dfp-ad]", "[id^=innity]", ".ad-slot", "a[href*='/promotions/']"]
+"""
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of ``cmd`` and everything it started."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def corpus(work: Path, posts: int) -> Path:
+    folder = work / f"corpus-{posts}"
+    if not (folder / "_posts").is_dir():
+        subprocess.run([sys.executable, str(HERE / "make_corpus.py"), str(folder), "--posts", str(posts)],
+                       check=True)
+    (folder / "config.yaml").write_text(CONFIG)
+    return folder
+
+
+def bench(folder: Path, posts: int) -> list[tuple[str, float, float]]:
+    for name in ("state", "output", "bare-output"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    rows = [("cold", *measure([*FEEDS, "generate", "-q"], folder))]
+    rows.append(("unchanged", *measure([*FEEDS, "generate", "-q"], folder)))
+    names = sorted(os.listdir(folder / "_posts"))
+    for name in names[:: 100]:
+        os.utime(folder / "_posts" / name)
+    rows.append(("touched 1%", *measure([*FEEDS, "generate", "-q"], folder)))
+    edited = folder / "_posts" / names[len(names) // 2]
+    original = edited.read_bytes()
+    edited.write_bytes(original + b"\n<p>An added paragraph.</p>\n")
+    try:
+        rows.append(("edited 1", *measure([*FEEDS, "generate", "-q"], folder)))
+    finally:
+        edited.write_bytes(original)
+    rows.append(("baseline", *measure([sys.executable, str(HERE / "bare_baseline.py"), "_posts", "bare-output"],
+                                      folder)))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/feeds-bench"))
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(f"{'posts':>7}  {'run':<11} {'seconds':>8} {'peak MB':>8} {'vs cold':>8}")
+    for size in args.sizes:
+        rows = bench(corpus(args.work, size), size)
+        cold = rows[0][1]
+        for label, seconds, mb in rows:
+            print(f"{size:>7}  {label:<11} {seconds:>8.2f} {mb:>8.0f} {seconds / cold:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
