@@ -63,6 +63,30 @@ def _load(config_path: Path) -> Config:
         sys.exit(2)
 
 
+class _ProgressLine:
+    """A one-line progress display on a terminal; nothing at all in cron or CI."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if done >= total:  # a finished step leaves no trace, so log lines start clean
+            self.clear()
+            return
+        sys.stderr.write(f"\r{step}: {done}/{total}\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
 def _summary(report: Report, seconds: float) -> str:
     parts = [
         f"{report.posts} posts ({report.parsed} parsed, {report.drafts} drafts)",
@@ -95,11 +119,15 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     _setup_logging(-1 if quiet else 1 if verbose else 0)
     config = _load(config_path)
     started = time.monotonic()
+    progress = _ProgressLine() if not quiet else None
     try:
-        report = generate(config, check=check)
+        report = generate(config, check=check, progress=progress)
     except FeedsError as exc:
         log.error("%s", exc)
         sys.exit(1)
+    finally:
+        if progress is not None:
+            progress.clear()
     for relative in report.written:
         log.debug("wrote %s", relative)
     for relative in report.removed:

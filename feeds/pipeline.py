@@ -116,19 +116,36 @@ def _content_one(job: _ContentJob) -> tuple[str, str, str] | str:
     return digest, content, summary
 
 
-def _map(fn: Callable[[J], R], jobs: list[J], threshold: int) -> list[R]:
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(step, done, total)`` while a long step runs."""
+
+
+def _map(fn: Callable[[J], R], jobs: list[J], threshold: int,
+         progress: Progress | None = None, step: str = "") -> list[R]:
     """``map(fn, jobs)``, spread over worker processes when there is enough work.
 
     Workers are forked where the platform can, so they also see what the
     parent prepared (``_SHARED``) without it being copied into every job.
     """
     cpus = os.cpu_count() or 1
+    results: list[R] = []
+    every = max(1, len(jobs) // 100)
+
+    def collect(items: Iterable[R]) -> list[R]:
+        for item in items:
+            results.append(item)
+            if progress is not None and len(results) % every == 0:
+                progress(step, len(results), len(jobs))
+        if progress is not None and jobs:
+            progress(step, len(jobs), len(jobs))
+        return results
+
     if len(jobs) < threshold or cpus < 2:
-        return [fn(job) for job in jobs]
+        return collect(fn(job) for job in jobs)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context) as pool:
-        return list(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (cpus * 8)))))
+        return collect(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (cpus * 8)))))
 
 
 # What forked render workers read: the entries, by id. Set only around a render.
@@ -140,12 +157,13 @@ def _render_one(job: tuple[FeedHead, tuple[str, ...], str]) -> bytes:
     return render_feed(head, [_SHARED[i] for i in entry_ids], form)
 
 
-def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict[str, Entry]) -> list[bytes]:
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return [render_feed(head, [entries[i] for i in ids], form) for head, ids, form in jobs]
+def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict[str, Entry],
+                progress: Progress | None = None) -> list[bytes]:
     _SHARED.update(entries)
     try:
-        return _map(_render_one, jobs, RENDER_THRESHOLD)
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return [_render_one(job) for job in jobs]
+        return _map(_render_one, jobs, RENDER_THRESHOLD, progress, "rendering feeds")
     finally:
         _SHARED.clear()
 
@@ -153,9 +171,10 @@ def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict
 class Generator:
     """One run of ``feeds generate`` over a config and its state database."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, progress: Progress | None = None) -> None:
         self.config = config
         self.store = store
+        self.progress = progress
         self.fingerprint = config.fingerprint(CACHE_VERSION)
         self.report = Report()
 
@@ -187,7 +206,7 @@ class Generator:
                 folder = self.config.posts[index]
                 jobs.append((f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                              tuple(folder.tags), self.fingerprint))
-        fresh = _map(_parse_one, jobs, PARALLEL_THRESHOLD)
+        fresh = _map(_parse_one, jobs, PARALLEL_THRESHOLD, self.progress, "reading posts")
         present = {f.name for _, f in files}
         self.store.save_posts(fresh, forget=[p for p in cache if p not in present])
         self.report.posts, self.report.parsed = len(files), len(fresh)
@@ -294,7 +313,8 @@ class Generator:
                              post.summary, tuple(folder.clean.remove), out.summary_length))
                 job_ids.append(entry_id)
         fresh: list[CachedContent] = []
-        for entry_id, result in zip(job_ids, _map(_content_one, jobs, PARALLEL_THRESHOLD // 4), strict=True):
+        for entry_id, result in zip(job_ids, _map(_content_one, jobs, PARALLEL_THRESHOLD // 4, self.progress,
+                                                             "cleaning content"), strict=True):
             post = stories[entry_id].post
             if isinstance(result, str):
                 self.warn(result)
@@ -389,7 +409,8 @@ class Generator:
         entries = self.entries(wanted, stories, {f.name: f for _, f in files})
         clock.lap("build %d entries", len(entries))
         new_records = []
-        rendered = _render_all([(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo], entries)
+        rendered = _render_all([(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo], entries,
+                               self.progress)
         targets = [safe_target(output_dir, relative) for _p, _f, relative, _h, _s in todo]
         if check:
             for (_p, _f, relative, _h, _s), target, data in zip(todo, targets, rendered, strict=True):
@@ -452,7 +473,7 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def generate(config: Config, *, check: bool = False) -> Report:
+def generate(config: Config, *, check: bool = False, progress: Progress | None = None) -> Report:
     """Run ``feeds generate`` once over ``config``."""
     store = Store(config.state_path)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
@@ -460,7 +481,7 @@ def generate(config: Config, *, check: bool = False) -> Report:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return Generator(config, store).run(check=check)
+        return Generator(config, store, progress).run(check=check)
     finally:
         if collecting:
             gc.enable()
