@@ -191,10 +191,15 @@ _BREAKS = re.compile(r"<(?:br|/?(?:p|div|li|h[1-6]|tr|td|th|figcaption|blockquot
 _TAG = re.compile(r"<[^>]*>")
 
 
-def html_to_text(html: str) -> str:
+_CAPTIONS = re.compile(r"<figcaption\b.*?</figcaption>", re.DOTALL)
+
+
+def html_to_text(html: str, *, captions: bool = True) -> str:
     """The visible text of sanitized HTML (as ``clean_html`` returns), on one line."""
     if not html:
         return ""
+    if not captions:
+        html = _CAPTIONS.sub(" ", html)
     return plain_line(unescape(_TAG.sub("", _BREAKS.sub(" ", html))))
 
 

@@ -259,7 +259,7 @@ def post_content(body: str, *, path: str, title: str, base_url: str, summary: st
     is_html = path.endswith((".html", ".htm"))
     rendered = body if is_html else html.render_markdown(body)
     cleaned = html.clean_html(rendered, title=title, base_url=base_url, remove=remove)
-    return cleaned, summary or html.shorten(html.html_to_text(cleaned), summary_length)
+    return cleaned, summary or html.shorten(html.html_to_text(cleaned, captions=False), summary_length)
 
 
 def entry_from_post(

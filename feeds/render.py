@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html import escape
 from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
@@ -95,7 +96,8 @@ def _add_entry(fg: FeedGenerator, entry: Entry, fmt: str) -> None:
                 fe.dc.dc_creator(author.name)
         if content:
             fe.content(content)
-        fe.description(entry.summary or entry.title)
+        # RSS readers take <description> as HTML: plain text must be escaped as HTML first.
+        fe.description(escape(entry.summary or entry.title, quote=False))
 
 
 def render_feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> bytes:

@@ -265,3 +265,16 @@ def test_touched_post_rewrites_nothing(sample_site: Site) -> None:
     report = sample_site.generate()
     assert report.parsed == 1 and report.written == []
     assert sample_site.mtimes() == mtimes
+
+
+def test_ampersands_and_captions_in_summaries(site: Site) -> None:
+    site.add("2020-01-01-a.md", "---\ntitle: Q&A\ndate: 2020-01-01\n---\n"
+                                "<figure><img src='https://e.com/i.jpg'><figcaption>A caption</figcaption></figure>\n\n"
+                                "Salt & pepper <b>&amp;</b> more.\n")
+    site.generate()
+    for name in ("all.atom.xml", "all.rss.xml"):
+        e = parse(site.output / name).entries[0]
+        assert e.title == "Q&A"
+        assert e.summary == "Salt & pepper & more."
+    rss = (site.output / "all.rss.xml").read_text()
+    assert "<description>Salt &amp;amp; pepper &amp;amp; more.</description>" in rss
