@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ import click
 from . import __version__
 from .config import Config, load_config
 from .errors import ConfigError, FeedsError
-from .pipeline import Report, generate
+from .pipeline import Report, generate, source_status
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("feeds")
@@ -88,14 +89,16 @@ class _ProgressLine:
 
 
 def _summary(report: Report, seconds: float) -> str:
+    failed = sum(1 for o in report.sources if o.error)
     parts = [
+        f"{len(report.sources)} sources fetched ({failed} failed)" if report.sources else "",
         f"{report.posts} posts ({report.parsed} parsed, {report.drafts} drafts)",
         f"{report.entries} entries",
         f"{report.feeds} feed files ({len(report.written)} written, {report.unchanged} unchanged, "
         f"{len(report.removed)} removed)",
         f"{len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}",
     ]
-    return "generate: " + ", ".join(parts) + f" in {seconds:.1f}s"
+    return "generate: " + ", ".join(p for p in parts if p) + f" in {seconds:.1f}s"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -121,7 +124,7 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     started = time.monotonic()
     progress = _ProgressLine() if not quiet else None
     try:
-        report = generate(config, check=check, progress=progress)
+        report = generate(config, check=check, offline=offline, progress=progress)
     except FeedsError as exc:
         log.error("%s", exc)
         sys.exit(1)
@@ -140,6 +143,39 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     if strict and report.warnings:
         log.error("%d warnings and --strict", len(report.warnings))
         sys.exit(1)
+
+
+@cli.command("status")
+@config_option
+def status_command(config_path: Path) -> None:
+    """Show each source: last fetch, result, entries, last error, next due time."""
+    _setup_logging(0)
+    config = _load(config_path)
+    try:
+        rows = source_status(config)
+    except FeedsError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    if not rows:
+        click.echo("no sources configured")
+        return
+    for row in rows:
+        click.echo(row.name + ("" if row.enabled else " (disabled)"))
+        click.echo(f"  url:        {row.url}")
+        if row.fetch_url != row.url:
+            click.echo(f"  fetched at: {row.fetch_url}")
+        click.echo(f"  last fetch: {_when(row.last_fetch)} ({row.status})")
+        click.echo(f"  last ok:    {_when(row.last_success)}")
+        click.echo(f"  entries:    {row.entries} in the feed, {row.stored} stored")
+        if row.error:
+            click.echo(f"  last error: {row.error}" + (f" ({row.failures} in a row)" if row.failures > 1 else ""))
+        if row.moved_to:
+            click.echo(f"  moving to:  {row.moved_to} (seen {row.moved_seen}x)")
+        click.echo(f"  next due:   {_when(row.next_due) if row.enabled else '-'}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from cssselect import GenericTranslator, SelectorError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -141,14 +141,104 @@ class Taxonomy(_Strict):
         return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"30m"``, ``"1h"``, ``"2d"``, ``"1w"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30m, 1h or 2d")
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"not a duration: {value!r} (write 90s, 30m, 1h, 2d...)")
+    return float(m[1]) * _UNITS[m[2]]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Source(_Strict):
+    """A remote (or local) RSS, Atom or JSON feed to aggregate."""
+
+    #: A short unique name, used in messages and ``feeds status``.
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    #: http(s) URL, or a path to a local file (relative to the config folder).
+    url: Annotated[str, Field(min_length=1)]
+    #: Tags added to every entry of this source.
+    tags: list[str] = Field(default_factory=list)
+    #: How often to fetch it.
+    every: Annotated[Duration, Field(ge=1)] = 3600.0
+    clean: Clean = Field(default_factory=Clean)
+    #: Publish only summaries of its entries (for copyrighted material).
+    summary_only: bool = False
+    #: Time zone for dates written without one (default: site.timezone).
+    timezone: str | None = None
+    enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url_or_path(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https"):
+            if not parts.netloc:
+                raise ValueError("must be an absolute http(s) URL or a file path")
+        elif parts.scheme not in ("", "file") and len(parts.scheme) > 1:  # C:\ is a path
+            raise ValueError(f"unsupported URL scheme {parts.scheme!r} (use http, https or a file path)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else Site._known_zone(value)
+
+    @property
+    def is_remote(self) -> bool:
+        return urlsplit(self.url).scheme in ("http", "https")
+
+
+class Fetch(_Strict):
+    """How sources are fetched."""
+
+    #: Requests in flight at once, over all hosts (one at a time per host).
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
+    #: Pause between two requests to the same host.
+    host_gap: Annotated[Duration, Field(ge=0)] = 1.0
+    connect_timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    read_timeout: Annotated[Duration, Field(gt=0)] = 30.0
+    #: Longest a whole fetch (redirects and body included) may take.
+    total_timeout: Annotated[Duration, Field(gt=0)] = 60.0
+    #: Largest body accepted, after decompression.
+    max_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    #: Longest wait after repeated failures (they back off exponentially up to this).
+    max_backoff: Annotated[Duration, Field(ge=1)] = 86400.0
+    #: Drop stored entries this long after their source stopped listing them (none: keep all).
+    retention: Duration | None = None
+
+
 class Config(_Strict):
     site: Site
     output: Output = Field(default_factory=Output)
     #: SQLite file keeping ids, caches and fetch state.
     state: str = "state/feeds.db"
     posts: list[Posts] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    fetch: Fetch = Field(default_factory=Fetch)
     tags: Taxonomy = Field(default_factory=Taxonomy)
     categories: Taxonomy = Field(default_factory=Taxonomy)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, value: list[Source]) -> list[Source]:
+        seen: set[str] = set()
+        for source in value:
+            if source.name in seen:
+                raise ValueError(f"two sources are named {source.name!r}")
+            seen.add(source.name)
+        return value
 
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)

@@ -49,6 +49,8 @@ class Provenance:
     #: atom:id and updated time of the upstream feed, for remote entries.
     feed_id: str | None = None
     feed_updated: datetime | None = None
+    #: The address the upstream feed was fetched from.
+    feed_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,9 @@ from typing import Any
 
 from . import content as html
 from .errors import PostError
-from .identity import absolute_url, canonical_link
-from .models import Author, Entry, PostMeta, Provenance
+from .identity import absolute_url, canonical_link, id_from_content, id_from_value
+from .models import Author, Enclosure, Entry, PostMeta, Provenance
+from .parse import ParsedFeed, ParsedItem
 from .posts import RawPost
 
 UPDATED_KEYS = ("updated", "last_modified_at", "lastmod", "modified", "last_modified")
@@ -291,3 +292,109 @@ def entry_from_post(
         provenance=tuple(Provenance(source=source, path=p.path, upstream_id=p.explicit_id)
                          for p in (post, *merged)),
     )
+
+
+# -- remote items ------------------------------------------------------------
+
+
+def id_mode(items: Sequence[ParsedItem]) -> str:
+    """How a feed's items are told apart: "guid", else "link", else "hash".
+
+    A feed whose guids are missing or repeated cannot be trusted with them; one
+    whose links are also missing or repeated is identified by content.
+    """
+    guids = [i.guid for i in items]
+    if all(guids) and len(set(guids)) == len(guids):
+        return "guid"
+    links = [i.link for i in items]
+    if all(links) and len(set(links)) == len(links):
+        return "link"
+    return "hash"
+
+
+def item_key(item: ParsedItem, mode: str, feed_link: str | None) -> str:
+    """What identifies an item within its source, under ``mode``."""
+    if mode == "guid" and item.guid:
+        return "guid:" + item.guid
+    if mode in ("guid", "link") and item.link:
+        return "link:" + (canonical_link(item.link, feed_link) or item.link)
+    text = html.html_to_text(item.content_html or item.summary_html or "")[:500]
+    return "hash:" + id_from_content(item.title, item.link or "", text)
+
+
+def natural_item_id(item: ParsedItem, mode: str, feed_link: str | None) -> str:
+    """The id an item gets when nothing is known of it yet."""
+    if mode == "guid" and item.guid:
+        return id_from_value(item.guid)
+    link = canonical_link(item.link, feed_link) if item.link else None
+    if mode in ("guid", "link") and link:
+        return link
+    return item_key(item, "hash", feed_link).removeprefix("hash:")
+
+
+def _item_date(text: str | None, parsed: datetime | None, zone: tzinfo) -> datetime | None:
+    if text:
+        try:
+            return parse_datetime(text, zone)  # sees naive times, which feedparser takes as UTC
+        except (ValueError, OverflowError):
+            pass
+    return parsed
+
+
+def entry_from_item(
+    item: ParsedItem,
+    feed: ParsedFeed,
+    *,
+    entry_id: str,
+    source: str,
+    feed_url: str,
+    zone: tzinfo,
+    now: datetime,
+    first_seen: datetime,
+    extra_tags: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    summary_only: bool = False,
+    summary_length: int = 280,
+) -> Entry:
+    """The entry for one item of a source feed.
+
+    Dates written without a zone are read in ``zone``; an item without a date is
+    dated when it was first seen; dates in the future are brought back to ``now``.
+    """
+    published = _item_date(item.published_text, item.published, zone)
+    updated = _item_date(item.updated_text, item.updated, zone)
+    published = published or updated or first_seen
+    updated = max(updated or published, published)
+    published, updated = min(published, now), min(updated, now)
+    link = canonical_link(item.link, feed.link or feed_url) if item.link else None
+    base = link or feed.link or feed_url
+    body = item.content_html or item.summary_html or ""
+    content = html.clean_html(body, title=item.title, base_url=base, remove=remove)
+    if item.summary_html and item.content_html:
+        summary = html.shorten(html.html_to_text(html.clean_html(item.summary_html)), summary_length)
+    else:
+        summary = html.shorten(html.html_to_text(content, captions=False), summary_length)
+    title = item.title or html.shorten(summary, 80) or "(untitled)"
+    return Entry(
+        id=entry_id,
+        title=title,
+        link=link,
+        published=published,
+        updated=updated,
+        authors=item.authors,
+        tags=tuple(_strings([*item.tags, *extra_tags])),
+        categories=(),
+        summary=summary,
+        content=None if summary_only else content,
+        language=item.language or feed.language,
+        image=absolute_url(item.image, base) if item.image else None,
+        enclosures=tuple(e for e in (_enclosure(x, base) for x in item.enclosures) if e),
+        provenance=(Provenance(source=source, upstream_id=item.guid, feed_title=feed.title or None,
+                               feed_link=feed.link, feed_id=feed.id, feed_updated=feed.updated,
+                               feed_url=feed_url),),
+    )
+
+
+def _enclosure(enclosure: Enclosure, base: str) -> Enclosure | None:
+    url = absolute_url(enclosure.url, base)
+    return Enclosure(url, enclosure.type, enclosure.length) if url else None

@@ -18,10 +18,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
+
+import httpx
 
 from . import __version__
 from .config import Config
@@ -40,8 +44,19 @@ from .publish import (
     write_all,
 )
 from .render import FORMATS, FeedHead, feed_url, render_feed
-from .store import CachedContent, OutputRecord, PostRow, Store, meta_from_json, meta_to_json
+from .schedule import new_state
+from .store import (
+    CachedContent,
+    ItemHead,
+    OutputRecord,
+    PostRow,
+    Store,
+    entry_from_json,
+    meta_from_json,
+    meta_to_json,
+)
 from .taxonomy import Term, Vocabulary, term_key
+from .update import SourceOutcome, update_sources
 
 log = logging.getLogger("feeds")
 
@@ -67,16 +82,22 @@ class Report:
     removed: list[str] = field(default_factory=list)
     #: With check=True: files that are missing, different or stale.
     outdated: list[str] = field(default_factory=list)
+    #: What happened to each source fetched in this run.
+    sources: list[SourceOutcome] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class _Story:
-    """One entry as built from local posts: a primary post and any duplicates merged in."""
+    """One entry: from local posts (a primary post and duplicates merged in), from
+    source feeds (the same story as one or more sources carry it), or both."""
 
     id: str
-    post: PostMeta
-    folder: int
+    published: datetime
+    post: PostMeta | None
+    folder: int | None
     merged: tuple[PostMeta, ...]
+    #: Items of source feeds, the most recently updated first.
+    items: tuple[ItemHead, ...]
     #: Tag and category spellings (after the alias map), one per term, and their term keys.
     tags: tuple[str, ...]
     categories: tuple[str, ...]
@@ -224,10 +245,10 @@ class Generator:
 
     # -- identity and grouping -----------------------------------------------
 
-    def stories(self, metas: list[tuple[int, PostFile, PostMeta]]) -> list[_Story]:
+    def stories(self, metas: list[tuple[int, PostFile, PostMeta]], items: list[ItemHead]) -> list[_Story]:
         ledger = self.store.load_ledger()
         new_keys: dict[str, str] = {}
-        tagged: dict[str, list[tuple[int, PostMeta]]] = {}
+        posts: dict[str, list[tuple[int, PostMeta]]] = {}
         for index, _f, meta in metas:
             if meta.explicit_id:
                 entry_id = id_from_value(meta.explicit_id)
@@ -242,23 +263,38 @@ class Generator:
                 for k in (key, path_key):
                     if k not in ledger:
                         new_keys[k] = ledger[k] = entry_id
-            tagged.setdefault(entry_id, []).append((index, meta))
+            posts.setdefault(entry_id, []).append((index, meta))
+            if meta.link and "link:" + meta.link not in ledger:
+                new_keys["link:" + meta.link] = ledger["link:" + meta.link] = entry_id
         self.store.save_ledger(new_keys)
+
+        # Items of source feeds join the post with their id or link; the rest group by id.
+        post_links = {m.link: entry_id for entry_id, group in posts.items() for _, m in group if m.link}
+        remote: dict[str, list[ItemHead]] = {}
+        for item in items:
+            target = item.entry_id if item.entry_id in posts else post_links.get(item.link or "", item.entry_id)
+            remote.setdefault(target, []).append(item)
 
         tag_vocab = Vocabulary(self.config.tags.aliases, self.config.tags.slugs)
         cat_vocab = Vocabulary(self.config.categories.aliases, self.config.categories.slugs)
         stories = []
-        for entry_id, group in tagged.items():
+        for entry_id in sorted(posts.keys() | remote.keys()):
+            group = posts.get(entry_id, [])
             # Duplicates: the most recently updated copy wins, its tags joined by the others'.
             group.sort(key=lambda im: (-im[1].updated.timestamp(), im[1].path))
-            index, primary = group[0]
+            heads = sorted(remote.get(entry_id, []), key=lambda i: (-i.updated, i.source, i.ukey))
+            folder: int | None = group[0][0] if group else None
+            primary: PostMeta | None = group[0][1] if group else None
             merged = tuple(m for _, m in group[1:])
-            if merged:
+            if merged and primary is not None:
                 log.info("%s: same entry as %s (%s); merged", primary.path,
                          ", ".join(m.path for m in merged), entry_id)
-            tags = _unique(tag_vocab.canonical(t) for m in (primary, *merged) for t in m.tags)
-            cats = _unique(cat_vocab.canonical(c) for m in (primary, *merged) for c in m.categories)
-            stories.append(_Story(entry_id, primary, index, merged, tuple(tags.values()),
+            metas_here = [m for _, m in group]
+            tags = _unique(tag_vocab.canonical(t) for t in chain(
+                (t for m in metas_here for t in m.tags), (t for h in heads for t in h.tags)))
+            cats = _unique(cat_vocab.canonical(c) for m in metas_here for c in m.categories)
+            published = primary.published if primary is not None else datetime.fromtimestamp(heads[0].published, UTC)
+            stories.append(_Story(entry_id, published, primary, folder, merged, tuple(heads), tuple(tags.values()),
                                   tuple(cats.values()), tuple(tags), tuple(cats)))
         self.tag_terms = self._terms(tag_vocab, (s.tags for s in stories), "tag")
         self.category_terms = self._terms(cat_vocab, (s.categories for s in stories), "category")
@@ -292,23 +328,33 @@ class Generator:
             s = stories[entry_id]
             names = [self.tag_terms[k].name for k in s.tag_keys] + ["\0"] + \
                     [self.category_terms[k].name for k in s.category_keys]
-            h.update(f"\0{entry_id}\0{s.post.digest}\0{s.post.path}\0{names}".encode())
+            if s.post is not None:
+                h.update(f"\0{entry_id}\0{s.post.digest}\0{s.post.path}\0{names}".encode())
+            else:
+                h.update(f"\0{entry_id}\0{names}".encode())
+            for item in s.items:
+                h.update(f"\0{item.source}\0{item.ukey}\0{item.digest}".encode())
         return h.hexdigest()
 
     def entries(self, wanted: set[str], stories: dict[str, _Story],
                 files: dict[str, PostFile]) -> dict[str, Entry]:
-        cache = self.store.load_contents(self.fingerprint)
+        """Full entries for the wanted stories: post bodies rendered and cleaned (or taken
+        from the cache), items of source feeds read from the store."""
         site, out = self.config.site, self.config.output
+        post_paths = [stories[i].post.path for i in wanted if stories[i].post is not None]  # type: ignore[union-attr]
+        cache = self.store.load_contents(self.fingerprint, post_paths)
         results: dict[str, tuple[str, str]] = {}
         jobs: list[_ContentJob] = []
         job_ids: list[str] = []
         for entry_id in sorted(wanted):
             post = stories[entry_id].post
+            if post is None:
+                continue
             hit = cache.get(post.path)
             if hit and hit.digest == post.digest:
                 results[entry_id] = (hit.content, hit.summary)
             else:
-                folder = self.config.posts[stories[entry_id].folder]
+                folder = self.config.posts[stories[entry_id].folder or 0]
                 jobs.append((files[post.path], post.title, post.link or post.permalink or site.base_url,
                              post.summary, tuple(folder.clean.remove), out.summary_length))
                 job_ids.append(entry_id)
@@ -316,6 +362,7 @@ class Generator:
         for entry_id, result in zip(job_ids, _map(_content_one, jobs, PARALLEL_THRESHOLD // 4, self.progress,
                                                              "cleaning content"), strict=True):
             post = stories[entry_id].post
+            assert post is not None
             if isinstance(result, str):
                 self.warn(result)
                 results[entry_id] = ("", post.summary or "")
@@ -324,15 +371,26 @@ class Generator:
             results[entry_id] = (content, summary)
             fresh.append(CachedContent(post.path, digest, self.fingerprint, content, summary))
         self.store.save_contents(fresh)
+
+        item_data = self.store.load_item_data((i.source, i.ukey) for e in wanted for i in stories[e].items)
         entries = {}
-        for entry_id, (content, summary) in results.items():
+        for entry_id in wanted:
             s = stories[entry_id]
-            folder = self.config.posts[s.folder]
-            entries[entry_id] = entry_from_post(
-                s.post, entry_id=entry_id, content=content, summary=summary,
-                tags=[self.tag_terms[k].name for k in s.tag_keys],
-                categories=[self.category_terms[k].name for k in s.category_keys],
-                source=f"posts:{folder.path}", summary_only=folder.summary_only, merged=s.merged)
+            tags = [self.tag_terms[k].name for k in s.tag_keys]
+            categories = [self.category_terms[k].name for k in s.category_keys]
+            remote = [entry_from_json(item_data[(i.source, i.ukey)]) for i in s.items]
+            provenance = tuple(p for e in remote for p in e.provenance)
+            if s.post is not None:
+                folder = self.config.posts[s.folder or 0]
+                content, summary = results[entry_id]
+                entry = entry_from_post(
+                    s.post, entry_id=entry_id, content=content, summary=summary, tags=tags,
+                    categories=categories, source=f"posts:{folder.path}", summary_only=folder.summary_only,
+                    merged=s.merged)
+                entries[entry_id] = replace(entry, provenance=entry.provenance + provenance)
+            else:
+                entries[entry_id] = replace(remote[0], id=entry_id, tags=tuple(tags),
+                                            categories=tuple(categories), provenance=provenance)
         return entries
 
     # -- the run -------------------------------------------------------------
@@ -340,6 +398,7 @@ class Generator:
     def snapshot(self, files: list[tuple[int, PostFile]]) -> str:
         """A hash of every input's name, size and mtime, and of the settings."""
         h = hashlib.sha1(self.fingerprint.encode())
+        h.update(f"items:{self.store.get_setting('items_version')}\n".encode())
         for index, f in files:
             h.update(f"{index}\0{f.name}\0{f.mtime_ns}\0{f.size}\n".encode())
         return h.hexdigest()
@@ -379,10 +438,11 @@ class Generator:
             return self.report
         metas = self.read_metas(files)
         clock.lap("read front matter of %d posts", self.report.parsed)
-        story_list = self.stories(metas)
+        items = self.store.load_item_heads(s.name for s in self.config.sources if s.enabled)
+        story_list = self.stories(metas, items)
         stories = {s.id: s for s in story_list}
         self.report.entries = len(stories)
-        candidates = [Candidate(s.id, s.post.published, s.tag_keys, s.category_keys) for s in story_list]
+        candidates = [Candidate(s.id, s.published, s.tag_keys, s.category_keys) for s in story_list]
         plans = plan_feeds(candidates, self.tag_terms, self.category_terms, self.config.output.max_entries)
         clock.lap("group %d entries into %d feeds", len(candidates), len(plans))
 
@@ -473,17 +533,64 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def generate(config: Config, *, check: bool = False, progress: Progress | None = None) -> Report:
-    """Run ``feeds generate`` once over ``config``."""
+def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
+             now: datetime | None = None, transport: httpx.AsyncBaseTransport | None = None) -> Report:
+    """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
+    ``offline`` or ``check``), then read posts and write every output that changed."""
     store = Store(config.state_path)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return Generator(config, store, progress).run(check=check)
+        outcomes = []
+        if config.sources and not offline and not check:
+            outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
+        report = Generator(config, store, progress).run(check=check)
+        report.sources = outcomes
+        for outcome in outcomes:
+            if outcome.error:
+                report.warnings.append(outcome.line())
+            report.warnings.extend(f"{outcome.name}: {note}" for note in outcome.notes)
+        return report
     finally:
         if collecting:
             gc.enable()
         store.close()
 
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """One line of ``feeds status``."""
+
+    name: str
+    url: str
+    enabled: bool
+    fetch_url: str
+    status: str
+    last_fetch: datetime | None
+    last_success: datetime | None
+    entries: int
+    stored: int
+    error: str | None
+    failures: int
+    moved_to: str | None
+    moved_seen: int
+    next_due: datetime | None
+
+
+def source_status(config: Config) -> list[SourceStatus]:
+    """The stored state of every configured source (readable while a daemon runs)."""
+    store = Store(config.state_path)
+    try:
+        states = store.load_sources()
+        stored = store.item_counts()
+    finally:
+        store.close()
+    rows = []
+    for source in config.sources:
+        st = states.get(source.name) or new_state(source.name, source.url)
+        rows.append(SourceStatus(source.name, source.url, source.enabled, st.fetch_url, st.status, st.last_fetch,
+                                 st.last_success, st.entries, stored.get(source.name, 0), st.error, st.failures,
+                                 st.moved_to, st.moved_seen, st.next_due))
+    return rows

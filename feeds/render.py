@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from html import escape
 from urllib.parse import quote
 
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from . import PROJECT_URL
-from .models import Entry
+from .models import Entry, Provenance
 
 # The date of an empty feed: fixed, so that an empty feed is byte-stable too.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,8 +46,54 @@ def feed_url(base_url: str, relative_path: str) -> str:
     return base_url + quote(relative_path, safe="/")
 
 
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+class _Attribution(BaseExtension):  # type: ignore[misc]
+    """Feed-level half of the attribution extension: adds nothing."""
+
+
+class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
+    """Credits the upstream feed of an aggregated entry: Atom ``<source>``, RSS ``<source url>``."""
+
+    def __init__(self) -> None:
+        self.origin: Provenance | None = None
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        p = self.origin
+        if p is None or not (p.feed_url or p.feed_link):
+            return entry
+        source = etree.SubElement(entry, f"{{{ATOM_NS}}}source")
+        etree.SubElement(source, f"{{{ATOM_NS}}}id").text = p.feed_id or p.feed_url or p.feed_link
+        if p.feed_title:
+            etree.SubElement(source, f"{{{ATOM_NS}}}title").text = p.feed_title
+        if p.feed_link:
+            etree.SubElement(source, f"{{{ATOM_NS}}}link", href=p.feed_link, rel="alternate")
+        if p.feed_url:
+            etree.SubElement(source, f"{{{ATOM_NS}}}link", href=p.feed_url, rel="self")
+        if p.feed_updated:
+            etree.SubElement(source, f"{{{ATOM_NS}}}updated").text = p.feed_updated.isoformat()
+        return entry
+
+    def extend_rss(self, item: etree._Element) -> etree._Element:
+        p = self.origin
+        if p is not None and p.feed_url:
+            etree.SubElement(item, "source", url=p.feed_url).text = p.feed_title or p.source
+        return item
+
+
+def _origin(entry: Entry) -> Provenance | None:
+    """The upstream feed to credit: the first remote one (local posts credit nobody)."""
+    return next((p for p in entry.provenance if p.feed_url and is_web_url(p.feed_url)), None)
+
+
+def is_web_url(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
 def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
+    fg.register_extension("attribution", _Attribution, _EntryAttribution, atom=True, rss=True)
     if fmt == "rss":
         fg.load_extension("dc", atom=False, rss=True)
     fg.id(head.self_url)
@@ -69,6 +117,7 @@ def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
 
 def _add_entry(fg: FeedGenerator, entry: Entry, fmt: str) -> None:
     fe = fg.add_entry(order="append")
+    fe.attribution.origin = _origin(entry)
     fe.id(entry.id)
     fe.title(entry.title)
     if entry.link:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import StorageError
-from .models import Author, PostMeta
+from .models import Author, Enclosure, Entry, PostMeta, Provenance
+from .schedule import SourceState
 
 SCHEMA_VERSION = 1
 
@@ -64,6 +65,44 @@ _outputs = sa.Table(
     sa.Column("signature", sa.String, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+)
+
+_sources = sa.Table(
+    "sources", _md,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("url", sa.String, nullable=False),
+    sa.Column("fetch_url", sa.String, nullable=False),
+    sa.Column("etag", sa.String),
+    sa.Column("last_modified", sa.String),
+    sa.Column("body_hash", sa.String),
+    # Times are seconds since the epoch (UTC).
+    sa.Column("last_fetch", sa.Float),
+    sa.Column("last_success", sa.Float),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("next_due", sa.Float),
+    sa.Column("moved_to", sa.String),
+    sa.Column("moved_seen", sa.Integer, nullable=False),
+    sa.Column("id_mode", sa.String),
+    sa.Column("entries", sa.Integer, nullable=False),
+)
+_items = sa.Table(
+    "items", _md,
+    sa.Column("source", sa.String, primary_key=True),
+    # What identifies the item within its source ("guid:...", "link:...", "hash:...").
+    sa.Column("ukey", sa.String, primary_key=True),
+    sa.Column("entry_id", sa.String, nullable=False, index=True),
+    # What grouping needs, so that it can skip the (large) entry data.
+    sa.Column("link", sa.String),
+    sa.Column("published", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+    # The normalized entry as JSON, and a hash of what it was made from.
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("digest", sa.String, nullable=False),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
 )
 
 # Steps from version N-1 to N; version 1 is the tables above, made by create_all.
@@ -145,6 +184,81 @@ def _delete(conn: Connection, table: sa.Table, paths: list[str]) -> None:
         conn.execute(sa.delete(table).where(table.c.path.in_(paths[i:i + 500])))
 
 
+def _ts(when: datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
+
+
+def _dt(seconds: float | None) -> datetime | None:
+    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
+
+
+def entry_to_json(entry: Entry) -> str:
+    def prov(p: Provenance) -> list[Any]:
+        return [p.source, p.path, p.upstream_id, p.feed_title, p.feed_link, p.feed_id,
+                _ts(p.feed_updated), p.feed_url]
+
+    return json.dumps({
+        "id": entry.id, "title": entry.title, "link": entry.link,
+        "published": entry.published.timestamp(), "updated": entry.updated.timestamp(),
+        "authors": [[a.name, a.email, a.uri] for a in entry.authors],
+        "tags": entry.tags, "categories": entry.categories, "summary": entry.summary,
+        "content": entry.content, "language": entry.language, "image": entry.image,
+        "enclosures": [[e.url, e.type, e.length] for e in entry.enclosures],
+        "provenance": [prov(p) for p in entry.provenance],
+    }, ensure_ascii=False, sort_keys=True)
+
+
+def entry_from_json(text: str) -> Entry:
+    d = json.loads(text)
+    return Entry(
+        id=d["id"], title=d["title"], link=d["link"],
+        published=datetime.fromtimestamp(d["published"], UTC), updated=datetime.fromtimestamp(d["updated"], UTC),
+        authors=tuple(Author(*a) for a in d["authors"]), tags=tuple(d["tags"]),
+        categories=tuple(d["categories"]), summary=d["summary"], content=d["content"],
+        language=d["language"], image=d["image"], enclosures=tuple(Enclosure(*e) for e in d["enclosures"]),
+        provenance=tuple(Provenance(p[0], p[1], p[2], p[3], p[4], p[5], _dt(p[6]), p[7])
+                         for p in d["provenance"]),
+    )
+
+
+class ItemRow(NamedTuple):
+    """One item of one source, as stored."""
+
+    source: str
+    ukey: str
+    entry_id: str
+    link: str | None
+    published: float
+    updated: float
+    #: JSON list of the entry's tags.
+    tags: str
+    #: ``entry_to_json`` of the normalized entry.
+    data: str
+    digest: str
+    first_seen: float
+    last_seen: float
+
+    @classmethod
+    def make(cls, source: str, ukey: str, entry: Entry, digest: str, first_seen: float,
+             last_seen: float) -> ItemRow:
+        return cls(source, ukey, entry.id, entry.link, entry.published.timestamp(), entry.updated.timestamp(),
+                   json.dumps(entry.tags, ensure_ascii=False), entry_to_json(entry), digest, first_seen,
+                   last_seen)
+
+
+class ItemHead(NamedTuple):
+    """An item without its entry data: what grouping needs."""
+
+    source: str
+    ukey: str
+    entry_id: str
+    link: str | None
+    published: float
+    updated: float
+    tags: tuple[str, ...]
+    digest: str
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -218,10 +332,17 @@ class Store:
             _delete(conn, _posts, gone)
             _delete(conn, _contents, gone)
 
-    def load_contents(self, fingerprint: str) -> dict[str, CachedContent]:
+    def load_contents(self, fingerprint: str, paths: Iterable[str]) -> dict[str, CachedContent]:
+        """Cached content of the given posts, made with the given settings."""
+        wanted = list(paths)
+        out: dict[str, CachedContent] = {}
         with self._begin() as conn:
-            rows = conn.execute(sa.select(_contents).where(_contents.c.fingerprint == fingerprint)).all()
-        return {r.path: CachedContent(r.path, r.digest, r.fingerprint, r.content, r.summary) for r in rows}
+            for i in range(0, len(wanted), 500):
+                rows = conn.execute(sa.select(_contents).where(_contents.c.fingerprint == fingerprint,
+                                                               _contents.c.path.in_(wanted[i:i + 500])))
+                out.update((r.path, CachedContent(r.path, r.digest, r.fingerprint, r.content, r.summary))
+                           for r in rows)
+        return out
 
     def save_contents(self, contents: Iterable[CachedContent]) -> None:
         with self._begin() as conn:
@@ -258,3 +379,81 @@ class Store:
         with self._begin() as conn:
             _upsert(conn, _outputs, [(r.path, r.signature, r.size, r.mtime_ns) for r in records])
             _delete(conn, _outputs, list(forget))
+
+    # -- sources and their items --------------------------------------------
+
+    def load_sources(self) -> dict[str, SourceState]:
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(_sources)).all()
+        return {r.name: SourceState(
+            name=r.name, url=r.url, fetch_url=r.fetch_url, etag=r.etag, last_modified=r.last_modified,
+            body_hash=r.body_hash, last_fetch=_dt(r.last_fetch), last_success=_dt(r.last_success),
+            status=r.status, error=r.error, failures=r.failures, next_due=_dt(r.next_due),
+            moved_to=r.moved_to, moved_seen=r.moved_seen, id_mode=r.id_mode, entries=r.entries,
+        ) for r in rows}
+
+    def item_index(self, source: str) -> dict[str, ItemRow]:
+        """The stored items of one source, by their key."""
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(_items).where(_items.c.source == source)).all()
+        return {r.ukey: ItemRow(*r) for r in rows}
+
+    def load_item_heads(self, sources: Iterable[str]) -> list[ItemHead]:
+        wanted = list(sources)
+        if not wanted:
+            return []
+        c = _items.c
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(c.source, c.ukey, c.entry_id, c.link, c.published, c.updated, c.tags,
+                                          c.digest).where(c.source.in_(wanted)).order_by(c.source, c.ukey)).all()
+        return [ItemHead(r.source, r.ukey, r.entry_id, r.link, r.published, r.updated, tuple(json.loads(r.tags)),
+                         r.digest) for r in rows]
+
+    def load_item_data(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Entry data of the given (source, ukey) items."""
+        by_source: dict[str, list[str]] = {}
+        for source, ukey in keys:
+            by_source.setdefault(source, []).append(ukey)
+        out: dict[tuple[str, str], str] = {}
+        with self._begin() as conn:
+            for source, ukeys in by_source.items():
+                for i in range(0, len(ukeys), 500):
+                    rows = conn.execute(sa.select(_items.c.ukey, _items.c.data).where(
+                        _items.c.source == source, _items.c.ukey.in_(ukeys[i:i + 500])))
+                    out.update(((source, r.ukey), r.data) for r in rows)
+        return out
+
+    def save_fetch(self, state: SourceState, items: Iterable[ItemRow] = (), seen: Iterable[str] = (),
+                   seen_at: float | None = None) -> None:
+        """Record one source's fetch in one transaction: its state, new or changed items,
+        and which items the feed still lists. A run killed midway leaves each source
+        either wholly updated or untouched."""
+        row = (state.name, state.url, state.fetch_url, state.etag, state.last_modified, state.body_hash,
+               _ts(state.last_fetch), _ts(state.last_success), state.status, state.error, state.failures,
+               _ts(state.next_due), state.moved_to, state.moved_seen, state.id_mode, state.entries)
+        keys = list(seen)
+        with self._begin() as conn:
+            _upsert(conn, _sources, [row])
+            _upsert(conn, _items, [tuple(i) for i in items])
+            if seen_at is not None:
+                for i in range(0, len(keys), 500):
+                    conn.execute(sa.update(_items).where(_items.c.source == state.name,
+                                                         _items.c.ukey.in_(keys[i:i + 500]))
+                                 .values(last_seen=seen_at))
+
+    def forget_sources(self, names: Iterable[str]) -> None:
+        gone = list(names)
+        with self._begin() as conn:
+            for i in range(0, len(gone), 500):
+                conn.execute(sa.delete(_sources).where(_sources.c.name.in_(gone[i:i + 500])))
+
+    def prune_items(self, last_seen_before: float) -> int:
+        """Drop items their source stopped listing before the given time; how many were dropped."""
+        with self._begin() as conn:
+            result = conn.execute(sa.delete(_items).where(_items.c.last_seen < last_seen_before))
+            return int(result.rowcount or 0)
+
+    def item_counts(self) -> dict[str, int]:
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(_items.c.source, sa.func.count()).group_by(_items.c.source))
+            return {r[0]: int(r[1]) for r in rows}
