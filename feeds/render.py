@@ -126,7 +126,8 @@ def _add_entry(fg: FeedGenerator, entry: Entry, fmt: str) -> None:
     fe.updated(entry.updated)
     for name in entry.tags + tuple(c for c in entry.categories if c not in entry.tags):
         fe.category(term=name)
-    content = entry.content if entry.content is not None else (None if entry.link else entry.summary)
+    # Atom needs content or an alternate link; an entry with neither shows its summary.
+    content = entry.content or (None if entry.link else (entry.summary or entry.title))
     if fmt == "atom":
         for author in entry.authors:
             fe.author({k: v for k, v in (("name", author.name), ("email", author.email),
