@@ -127,6 +127,11 @@ def _image(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _own(d: Mapping[str, Any], key: str) -> Any:
+    """``d[key]`` as stored: FeedParserDict.get would answer "updated" with "published"."""
+    return dict.get(d, key) if isinstance(d, dict) else d.get(key)
+
+
 def _item(entry: Mapping[str, Any]) -> ParsedItem:
     contents = entry.get("content") or []
     content = next((c.get("value") for c in contents if "html" in str(c.get("type", ""))), None)
@@ -140,8 +145,8 @@ def _item(entry: Mapping[str, Any]) -> ParsedItem:
         title=_text(entry.get("title"), title_detail.get("type")),
         published_text=entry.get("published"),
         published=_time(entry.get("published_parsed")),
-        updated_text=dict.get(entry, "updated"),  # not .get: feedparser would alias "published"
-        updated=_time(dict.get(entry, "updated_parsed")),
+        updated_text=_own(entry, "updated"),
+        updated=_time(_own(entry, "updated_parsed")),
         authors=_authors(entry),
         tags=_tags(entry),
         summary_html=entry.get("summary") or None,
@@ -186,7 +191,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         title=_text(feed.get("title"), (feed.get("title_detail") or {}).get("type")),
         link=feed.get("link") or None,
         id=feed.get("id") or None,
-        updated=_time(dict.get(feed, "updated_parsed")),
+        updated=_time(_own(feed, "updated_parsed")),
         ttl=int(ttl) if ttl.isdigit() else None,
         language=feed.get("language") or None,
         items=tuple(_item(e) for e in d.get("entries") or []),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 import time
@@ -75,10 +76,8 @@ class FeedServer:
                 if "Content-Length" not in resp.headers:
                     self.send_header("Content-Length", str(len(resp.body)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(resp.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request: object, client_address: object) -> None:

@@ -19,7 +19,7 @@ from lxml import etree
 from feeds.pipeline import Report, generate, source_status
 
 from .conftest import ROOT, Site
-from .httpserver import FeedServer, Response, feed_response, item, rss, server  # noqa: F401
+from .httpserver import FeedServer, Response, feed_response, item, rss
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"
