@@ -170,8 +170,9 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         return parse_json_feed(body, url)
     response_headers = dict(headers)
     response_headers.setdefault("content-location", url)
-    d = feedparser.parse(body, response_headers=response_headers, resolve_relative_uris=True,
-                         sanitize_html=True)
+    # Sanitizing and resolving links are done later, for every source alike (``content``).
+    d = feedparser.parse(body, response_headers=response_headers, resolve_relative_uris=False,
+                         sanitize_html=False)
     problem = None
     if d.get("bozo"):
         exc = d.get("bozo_exception")

@@ -12,17 +12,13 @@ import gc
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -57,6 +53,7 @@ from .store import (
 )
 from .taxonomy import Term, Vocabulary, term_key
 from .update import SourceOutcome, update_sources
+from .workers import SHARED, Progress, run_jobs
 
 log = logging.getLogger("feeds")
 
@@ -107,8 +104,6 @@ class _Story:
 
 _ParseJob = tuple[PostFile, str, str, str, str, tuple[str, ...], str]
 _ContentJob = tuple[PostFile, str, str, str | None, tuple[str, ...], int]
-J = TypeVar("J")
-R = TypeVar("R")
 
 
 def _parse_one(job: _ParseJob) -> PostRow:
@@ -137,56 +132,19 @@ def _content_one(job: _ContentJob) -> tuple[str, str, str] | str:
     return digest, content, summary
 
 
-Progress = Callable[[str, int, int], None]
-"""Called as ``progress(step, done, total)`` while a long step runs."""
-
-
-def _map(fn: Callable[[J], R], jobs: list[J], threshold: int,
-         progress: Progress | None = None, step: str = "") -> list[R]:
-    """``map(fn, jobs)``, spread over worker processes when there is enough work.
-
-    Workers are forked where the platform can, so they also see what the
-    parent prepared (``_SHARED``) without it being copied into every job.
-    """
-    cpus = os.cpu_count() or 1
-    results: list[R] = []
-    every = max(1, len(jobs) // 100)
-
-    def collect(items: Iterable[R]) -> list[R]:
-        for item in items:
-            results.append(item)
-            if progress is not None and len(results) % every == 0:
-                progress(step, len(results), len(jobs))
-        if progress is not None and jobs:
-            progress(step, len(jobs), len(jobs))
-        return results
-
-    if len(jobs) < threshold or cpus < 2:
-        return collect(fn(job) for job in jobs)
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context) as pool:
-        return collect(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (cpus * 8)))))
-
-
-# What forked render workers read: the entries, by id. Set only around a render.
-_SHARED: dict[str, Entry] = {}
-
-
 def _render_one(job: tuple[FeedHead, tuple[str, ...], str]) -> bytes:
     head, entry_ids, form = job
-    return render_feed(head, [_SHARED[i] for i in entry_ids], form)
+    entries = SHARED["entries"]
+    return render_feed(head, [entries[i] for i in entry_ids], form)
 
 
 def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict[str, Entry],
                 progress: Progress | None = None) -> list[bytes]:
-    _SHARED.update(entries)
+    SHARED["entries"] = entries
     try:
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return [_render_one(job) for job in jobs]
-        return _map(_render_one, jobs, RENDER_THRESHOLD, progress, "rendering feeds")
+        return run_jobs(_render_one, jobs, RENDER_THRESHOLD, progress, "rendering feeds", needs_shared=True)
     finally:
-        _SHARED.clear()
+        SHARED.clear()
 
 
 class Generator:
@@ -227,7 +185,7 @@ class Generator:
                 folder = self.config.posts[index]
                 jobs.append((f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                              tuple(folder.tags), self.fingerprint))
-        fresh = _map(_parse_one, jobs, PARALLEL_THRESHOLD, self.progress, "reading posts")
+        fresh = run_jobs(_parse_one, jobs, PARALLEL_THRESHOLD, self.progress, "reading posts")
         present = {f.name for _, f in files}
         self.store.save_posts(fresh, forget=[p for p in cache if p not in present])
         self.report.posts, self.report.parsed = len(files), len(fresh)
@@ -359,7 +317,7 @@ class Generator:
                              post.summary, tuple(folder.clean.remove), out.summary_length))
                 job_ids.append(entry_id)
         fresh: list[CachedContent] = []
-        for entry_id, result in zip(job_ids, _map(_content_one, jobs, PARALLEL_THRESHOLD // 4, self.progress,
+        for entry_id, result in zip(job_ids, run_jobs(_content_one, jobs, PARALLEL_THRESHOLD // 4, self.progress,
                                                              "cleaning content"), strict=True):
             post = stories[entry_id].post
             assert post is not None

@@ -246,6 +246,14 @@ class ItemRow(NamedTuple):
                    last_seen)
 
 
+class Known(NamedTuple):
+    """What is stored of an item, as far as deciding about a new fetch of it goes."""
+
+    entry_id: str
+    digest: str
+    first_seen: float
+
+
 class ItemHead(NamedTuple):
     """An item without its entry data: what grouping needs."""
 
@@ -392,11 +400,18 @@ class Store:
             moved_to=r.moved_to, moved_seen=r.moved_seen, id_mode=r.id_mode, entries=r.entries,
         ) for r in rows}
 
-    def item_index(self, source: str) -> dict[str, ItemRow]:
-        """The stored items of one source, by their key."""
+    def known_items(self, sources: Iterable[str]) -> dict[str, dict[str, Known]]:
+        """For each source: item key -> (entry id, digest, first seen), without the entry data."""
+        wanted = list(sources)
+        out: dict[str, dict[str, Known]] = {name: {} for name in wanted}
+        c = _items.c
         with self._begin() as conn:
-            rows = conn.execute(sa.select(_items).where(_items.c.source == source)).all()
-        return {r.ukey: ItemRow(*r) for r in rows}
+            for i in range(0, len(wanted), 500):
+                rows = conn.execute(sa.select(c.source, c.ukey, c.entry_id, c.digest, c.first_seen)
+                                    .where(c.source.in_(wanted[i:i + 500])))
+                for r in rows:
+                    out[r.source][r.ukey] = Known(r.entry_id, r.digest, r.first_seen)
+        return out
 
     def load_item_heads(self, sources: Iterable[str]) -> list[ItemHead]:
         wanted = list(sources)

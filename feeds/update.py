@@ -24,14 +24,17 @@ from .errors import InputError
 from .fetch import FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
 from .identity import canonical_link
 from .normalize import entry_from_item, id_mode, item_key, natural_item_id
-from .parse import ParsedFeed, parse_feed
+from .parse import parse_feed
 from .schedule import SourceState, after_fetch, new_state
-from .store import ItemRow, Store
+from .store import ItemRow, Known, Store
+from .workers import SHARED, run_jobs
 
 log = logging.getLogger("feeds")
 
 # Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
 ITEM_VERSION = "1"
+# Below this many feeds to parse, worker processes cost more than they save.
+PARALLEL_FEEDS = 8
 
 
 @dataclass
@@ -76,6 +79,76 @@ def due_sources(config: Config, states: dict[str, SourceState], now: datetime,
     return due
 
 
+@dataclass
+class FeedDigest:
+    """A parsed feed turned into rows to store: the work a worker process does."""
+
+    ttl: int | None
+    problem: str | None
+    mode: str
+    #: Rows for items that are new or changed.
+    rows: list[ItemRow]
+    new: int
+    changed: int
+    #: The key of every item the feed lists.
+    keys: list[str]
+
+
+def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], ledger: dict[str, str], *,
+                site_zone: str, now: datetime, fingerprint: str, summary_length: int) -> FeedDigest:
+    """Parse a fetched body and normalize its items; :class:`InputError` if it is no feed.
+
+    Touches no database: what is known of the source's items and the id ledger
+    are handed in, so this can run in a worker process.
+    """
+    assert result.body is not None
+    feed = parse_feed(result.body, result.headers, result.final_url)
+    mode = id_mode(feed.items)
+    zone = ZoneInfo(source.timezone or site_zone)
+    stamp = now.timestamp()
+    rows: list[ItemRow] = []
+    keys: list[str] = []
+    listed: set[str] = set()
+    new = changed = 0
+    for item in feed.items:
+        key = item_key(item, mode, feed.link)
+        if key in listed:
+            continue  # the same item twice in one feed
+        listed.add(key)
+        keys.append(key)
+        digest = hashlib.sha1(f"{fingerprint}\0{item!r}\0{feed.title}\0{feed.link}".encode()).hexdigest()
+        old = known.get(key)
+        if old is not None and old.digest == digest:
+            continue
+        link = canonical_link(item.link, feed.link or result.final_url) if item.link else None
+        if old is not None:
+            entry_id = old.entry_id
+        else:
+            # A story already known under its link (from another source, a post, or
+            # before this feed changed its guids) keeps its id.
+            entry_id = (ledger.get("link:" + link) if link else None) or natural_item_id(item, mode, feed.link)
+        first_seen = old.first_seen if old is not None else stamp
+        entry = entry_from_item(
+            item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone, now=now,
+            first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
+            remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length)
+        rows.append(ItemRow.make(source.name, key, entry, digest, first_seen, stamp))
+        if old is None:
+            new += 1
+        else:
+            changed += 1
+    return FeedDigest(feed.ttl, feed.problem, mode, rows, new, changed, keys)
+
+
+def _digest_job(index: int) -> FeedDigest | str:
+    """Worker side of parsing: the job is an index into what the parent shared."""
+    source, result, known = SHARED["jobs"][index]
+    try:
+        return digest_feed(source, result, known, SHARED["ledger"], **SHARED["settings"])
+    except InputError as exc:
+        return exc.message
+
+
 class Updater:
     def __init__(self, config: Config, store: Store, *, now: datetime,
                  transport: httpx.AsyncBaseTransport | None = None, rng: random.Random | None = None) -> None:
@@ -101,10 +174,11 @@ class Updater:
             requests.append(FetchRequest(source.name, resolve_local(state.fetch_url, self.config.root),
                                          state.etag, state.last_modified))
         results = fetch_all(requests, settings_of(self.config), self.transport)
+        digests = self.digest_all(due, states, results)
         ledger = self.store.load_ledger()
         outcomes = []
         for source, result in zip(due, results, strict=True):
-            outcome = self.handle(source, states[source.name], result, ledger)
+            outcome = self.handle(source, states[source.name], result, digests.get(source.name), ledger)
             outcomes.append(outcome)
             level = logging.WARNING if outcome.error else logging.INFO
             log.log(level, "%s", outcome.line())
@@ -117,86 +191,66 @@ class Updater:
             self.store.set_setting("items_version", f"{self.now.timestamp()}:{self.changed_items}")
         return outcomes
 
-    def handle(self, source: Source, state: SourceState, result: FetchResult,
+    def digest_all(self, due: Sequence[Source], states: dict[str, SourceState],
+                   results: Sequence[FetchResult]) -> dict[str, FeedDigest | str]:
+        """Parse and normalize every new body, on all cores when there are many."""
+        todo = [(source, result) for source, result in zip(due, results, strict=True)
+                if result.body is not None
+                and hashlib.sha1(result.body).hexdigest() != states[source.name].body_hash]
+        if not todo:
+            return {}
+        known = self.store.known_items([source.name for source, _ in todo])
+        SHARED["jobs"] = [(source, result, known.get(source.name, {})) for source, result in todo]
+        SHARED["ledger"] = self.store.load_ledger()
+        SHARED["settings"] = {"site_zone": self.config.site.timezone, "now": self.now,
+                              "fingerprint": self.fingerprint, "summary_length": self.config.output.summary_length}
+        try:
+            done = run_jobs(_digest_job, list(range(len(todo))), PARALLEL_FEEDS, needs_shared=True)
+        finally:
+            SHARED.clear()
+        return {source.name: d for (source, _), d in zip(todo, done, strict=True)}
+
+    def handle(self, source: Source, state: SourceState, result: FetchResult, digest: FeedDigest | str | None,
                ledger: dict[str, str]) -> SourceOutcome:
-        parsed: ParsedFeed | None = None
-        body_hash = None
         notes: list[str] = []
-        if result.body is not None:
-            body_hash = hashlib.sha1(result.body).hexdigest()
-            if body_hash != state.body_hash:
-                try:
-                    parsed = parse_feed(result.body, result.headers, result.final_url)
-                except InputError as exc:
-                    result = replace(result, body=None, error=exc.message)
+        if isinstance(digest, str):
+            result = replace(result, body=None, error=digest)
+            digest = None
         state, moves = after_fetch(state, result, every=source.every, now=self.now,
                                    max_backoff=self.config.fetch.max_backoff,
-                                   ttl_minutes=parsed.ttl if parsed else None, rng=self.rng)
+                                   ttl_minutes=digest.ttl if digest else None, rng=self.rng)
         notes.extend(moves)
         if result.error is not None:
             self.store.save_fetch(state)
             return SourceOutcome(source.name, state.status, entries=state.entries, error=result.error,
                                  notes=notes, seconds=result.seconds)
-        if parsed is None:  # 304, or the same bytes as last time
+        if digest is None:  # 304, or the same bytes as last time
             status = state.status if result.not_modified else "unchanged"
             state = replace(state, status=status)
             self.store.save_fetch(state)
             return SourceOutcome(source.name, status, entries=state.entries, notes=notes, seconds=result.seconds)
-        if parsed.problem:
-            notes.append(f"malformed feed, read what could be read: {parsed.problem}")
-        mode = id_mode(parsed.items)
-        if mode != "guid" and mode != state.id_mode and parsed.items:
+        if digest.problem:
+            notes.append(f"malformed feed, read what could be read: {digest.problem}")
+        if digest.mode != "guid" and digest.mode != state.id_mode and digest.keys:
             notes.append("items have missing or repeated guids; telling them apart by "
-                         + ("link" if mode == "link" else "content"))
-        rows, new, changed, keys = self.items(source, parsed, mode, result.final_url, ledger)
-        state = replace(state, body_hash=body_hash, id_mode=mode, entries=len(keys))
-        self.store.save_fetch(state, rows, keys, seen_at=self.now.timestamp())
-        self.changed_items += new + changed
-        return SourceOutcome(source.name, "ok", new=new, changed=changed, entries=len(keys), notes=notes,
-                             seconds=result.seconds)
-
-    def items(self, source: Source, feed: ParsedFeed, mode: str, feed_url: str,
-              ledger: dict[str, str]) -> tuple[list[ItemRow], int, int, list[str]]:
-        """Rows to store for the items that are new or changed; counts; every key listed."""
-        index = self.store.item_index(source.name)
-        zone = ZoneInfo(source.timezone or self.config.site.timezone)
-        now = self.now.timestamp()
-        rows: list[ItemRow] = []
-        keys: list[str] = []
-        new_links: dict[str, str] = {}
-        new = changed = 0
-        for item in feed.items:
-            key = item_key(item, mode, feed.link)
-            if key in keys:
-                continue  # the same item twice in one feed
-            keys.append(key)
-            digest = hashlib.sha1(f"{self.fingerprint}\0{item!r}\0{feed.title}\0{feed.link}".encode()).hexdigest()
-            old = index.get(key)
-            if old is not None and old.digest == digest:
-                continue
-            link = canonical_link(item.link, feed.link or feed_url) if item.link else None
-            if old is not None:
-                entry_id = old.entry_id
-            else:
-                # A story already known under its link (from another source, a post, or
-                # before this feed changed its guids) keeps its id.
-                entry_id = (ledger.get("link:" + link) if link else None) or natural_item_id(item, mode, feed.link)
-            first_seen = old.first_seen if old is not None else now
-            entry = entry_from_item(
-                item, feed, entry_id=entry_id, source=source.name, feed_url=feed_url, zone=zone,
-                now=self.now,
-                first_seen=datetime.fromtimestamp(first_seen, self.now.tzinfo), extra_tags=source.tags,
-                remove=source.clean.remove, summary_only=source.summary_only,
-                summary_length=self.config.output.summary_length)
-            rows.append(ItemRow.make(source.name, key, entry, digest, first_seen, now))
-            if link and "link:" + link not in ledger:
-                ledger["link:" + link] = new_links["link:" + link] = entry_id
-            if old is None:
-                new += 1
-            else:
-                changed += 1
+                         + ("link" if digest.mode == "link" else "content"))
+        # Stories new in this run may have reached another source first: one id per link.
+        rows, new_links = [], {}
+        for row in digest.rows:
+            key = "link:" + row.link if row.link else None
+            if key and key in ledger and ledger[key] != row.entry_id and row.first_seen == self.now.timestamp():
+                row = row._replace(entry_id=ledger[key])
+            elif key and key not in ledger:
+                ledger[key] = new_links[key] = row.entry_id
+            rows.append(row)
         self.store.save_ledger(new_links)
-        return rows, new, changed, keys
+        assert result.body is not None
+        state = replace(state, body_hash=hashlib.sha1(result.body).hexdigest(), id_mode=digest.mode,
+                        entries=len(digest.keys))
+        self.store.save_fetch(state, rows, digest.keys, seen_at=self.now.timestamp())
+        self.changed_items += digest.new + digest.changed
+        return SourceOutcome(source.name, "ok", new=digest.new, changed=digest.changed, entries=len(digest.keys),
+                             notes=notes, seconds=result.seconds)
 
 
 def update_sources(config: Config, store: Store, *, now: datetime, only: Sequence[str] | None = None,
