@@ -315,8 +315,9 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")) -> Config:
     """Validate config text; raise :class:`ConfigError` naming the key and line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.load(text, Loader=yaml.SafeLoader)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser: configs can list 1000s of sources
+        node = yaml.compose(text, Loader=loader)
+        data: Any = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

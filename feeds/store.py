@@ -105,6 +105,8 @@ _items = sa.Table(
     sa.Column("last_seen", sa.Float, nullable=False),
 )
 
+_latest = _items.alias("latest")
+
 # Steps from version N-1 to N; version 1 is the tables above, made by create_all.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
@@ -219,6 +221,12 @@ def entry_from_json(text: str) -> Entry:
         provenance=tuple(Provenance(p[0], p[1], p[2], p[3], p[4], p[5], _dt(p[6]), p[7])
                          for p in d["provenance"]),
     )
+
+
+def _state_row(state: SourceState) -> tuple[Any, ...]:
+    return (state.name, state.url, state.fetch_url, state.etag, state.last_modified, state.body_hash,
+            _ts(state.last_fetch), _ts(state.last_success), state.status, state.error, state.failures,
+            _ts(state.next_due), state.moved_to, state.moved_seen, state.id_mode, state.entries)
 
 
 class ItemRow(NamedTuple):
@@ -443,18 +451,20 @@ class Store:
         """Record one source's fetch in one transaction: its state, new or changed items,
         and which items the feed still lists. A run killed midway leaves each source
         either wholly updated or untouched."""
-        row = (state.name, state.url, state.fetch_url, state.etag, state.last_modified, state.body_hash,
-               _ts(state.last_fetch), _ts(state.last_success), state.status, state.error, state.failures,
-               _ts(state.next_due), state.moved_to, state.moved_seen, state.id_mode, state.entries)
         keys = list(seen)
         with self._begin() as conn:
-            _upsert(conn, _sources, [row])
+            _upsert(conn, _sources, [_state_row(state)])
             _upsert(conn, _items, [tuple(i) for i in items])
             if seen_at is not None:
                 for i in range(0, len(keys), 500):
                     conn.execute(sa.update(_items).where(_items.c.source == state.name,
                                                          _items.c.ukey.in_(keys[i:i + 500]))
                                  .values(last_seen=seen_at))
+
+    def save_states(self, states: Iterable[SourceState]) -> None:
+        """Record the fetch state of sources whose items did not change, in one transaction."""
+        with self._begin() as conn:
+            _upsert(conn, _sources, [_state_row(s) for s in states])
 
     def forget_sources(self, names: Iterable[str]) -> None:
         gone = list(names)
@@ -463,9 +473,14 @@ class Store:
                 conn.execute(sa.delete(_sources).where(_sources.c.name.in_(gone[i:i + 500])))
 
     def prune_items(self, last_seen_before: float) -> int:
-        """Drop items their source stopped listing before the given time; how many were dropped."""
+        """Drop items their source stopped listing before the given time; how many were dropped.
+
+        Items of a source's latest listing are never dropped, however old: a source that
+        has been failing for a while keeps what it last published."""
+        newest = sa.select(sa.func.max(_latest.c.last_seen)).where(_latest.c.source == _items.c.source)
         with self._begin() as conn:
-            result = conn.execute(sa.delete(_items).where(_items.c.last_seen < last_seen_before))
+            result = conn.execute(sa.delete(_items).where(_items.c.last_seen < last_seen_before,
+                                                          _items.c.last_seen < newest.scalar_subquery()))
             return int(result.rowcount or 0)
 
     def item_counts(self) -> dict[str, int]:

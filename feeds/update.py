@@ -159,6 +159,8 @@ class Updater:
         self.rng = rng or random.Random()
         self.fingerprint = config.fingerprint("items", ITEM_VERSION)
         self.changed_items = 0
+        # States of sources that brought nothing new, saved together at the end.
+        self.pending: list[SourceState] = []
 
     def run(self, only: Sequence[str] | None = None) -> list[SourceOutcome]:
         states = self.store.load_sources()
@@ -175,7 +177,7 @@ class Updater:
                                          state.etag, state.last_modified))
         results = fetch_all(requests, settings_of(self.config), self.transport)
         digests = self.digest_all(due, states, results)
-        ledger = self.store.load_ledger()
+        ledger = self.store.load_ledger() if digests else {}
         outcomes = []
         for source, result in zip(due, results, strict=True):
             outcome = self.handle(source, states[source.name], result, digests.get(source.name), ledger)
@@ -184,6 +186,7 @@ class Updater:
             log.log(level, "%s", outcome.line())
             for note in outcome.notes:
                 log.warning("%s: %s", source.name, note)
+        self.store.save_states(self.pending)
         if self.config.fetch.retention is not None:
             dropped = self.store.prune_items(self.now.timestamp() - self.config.fetch.retention)
             self.changed_items += dropped
@@ -221,13 +224,13 @@ class Updater:
                                    ttl_minutes=digest.ttl if digest else None, rng=self.rng)
         notes.extend(moves)
         if result.error is not None:
-            self.store.save_fetch(state)
+            self.pending.append(state)
             return SourceOutcome(source.name, state.status, entries=state.entries, error=result.error,
                                  notes=notes, seconds=result.seconds)
         if digest is None:  # 304, or the same bytes as last time
             status = state.status if result.not_modified else "unchanged"
             state = replace(state, status=status)
-            self.store.save_fetch(state)
+            self.pending.append(state)
             return SourceOutcome(source.name, status, entries=state.entries, notes=notes, seconds=result.seconds)
         if digest.problem:
             notes.append(f"malformed feed, read what could be read: {digest.problem}")

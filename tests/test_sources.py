@@ -324,3 +324,30 @@ def test_shipped_config_aggregates_the_bundled_source(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     d = feedparser.parse((work / "output/tags/wire.atom.xml").read_bytes())
     assert len(d.entries) == 3 and not d.bozo
+
+
+def test_entries_outlive_their_upstream_listing_within_retention(site: Site, server: FeedServer) -> None:
+    server.routes["/a.xml"] = feed_response(rss([item(1), item(2)]), etag='"1"')
+    configure(site, server, {"a": "/a.xml"}, extra="")
+    text = (site.root / "config.yaml").read_text().replace("max_bytes: 500000}", "max_bytes: 500000, retention: 7d}")
+    site.write_config(text)
+    run(site)
+    server.routes["/a.xml"] = feed_response(rss([item(2), item(3)]), etag='"2"')
+    run(site, T0 + timedelta(days=1))
+    assert {e.title for e in entries(site)} == {"Story 1", "Story 2", "Story 3"}  # 1 dropped off upstream, kept
+    run(site, T0 + timedelta(days=9))
+    assert {e.title for e in entries(site)} == {"Story 2", "Story 3"}  # past retention
+
+
+def test_disabled_or_removed_sources_leave_the_outputs(site: Site, server: FeedServer) -> None:
+    server.routes["/a.xml"] = feed_response(rss([item(1)]))
+    server.routes["/b.xml"] = feed_response(rss([item(2)]))
+    configure(site, server, {"a": "/a.xml", "b": "/b.xml"})
+    run(site)
+    assert len(entries(site)) == 2
+    text = (site.root / "config.yaml").read_text().replace("tags: [From-b]}", "tags: [From-b], enabled: false}")
+    site.write_config(text)
+    run(site, T0 + timedelta(hours=2))
+    assert [e.title for e in entries(site)] == ["Story 1"]
+    assert not (site.output / "tags/from-b.atom.xml").exists()
+    assert len(server.hits("/b.xml")) == 1
