@@ -303,11 +303,17 @@ def id_mode(items: Sequence[ParsedItem]) -> str:
     A feed whose guids are missing or repeated cannot be trusted with them; one
     whose links are also missing or repeated is identified by content.
     """
-    guids = [i.guid for i in items]
-    if all(guids) and len(set(guids)) == len(guids):
+    def consistent(pairs: Iterable[tuple[str | None, object]]) -> bool:
+        seen: dict[str, object] = {}
+        for key, other in pairs:
+            if not key or seen.setdefault(key, other) != other:
+                return False
+        return True
+
+    # A guid listed twice for the same story is a duplicate item, not a broken scheme.
+    if consistent((i.guid, (i.link, i.title)) for i in items):
         return "guid"
-    links = [i.link for i in items]
-    if all(links) and len(set(links)) == len(links):
+    if consistent((i.link, i.title) for i in items):
         return "link"
     return "hash"
 

@@ -46,9 +46,6 @@ def feed_url(base_url: str, relative_path: str) -> str:
     return base_url + quote(relative_path, safe="/")
 
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-
-
 class _Attribution(BaseExtension):  # type: ignore[misc]
     """Feed-level half of the attribution extension: adds nothing."""
 
@@ -63,16 +60,17 @@ class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
         p = self.origin
         if p is None or not (p.feed_url or p.feed_link):
             return entry
-        source = etree.SubElement(entry, f"{{{ATOM_NS}}}source")
-        etree.SubElement(source, f"{{{ATOM_NS}}}id").text = p.feed_id or p.feed_url or p.feed_link
+        # Unqualified names, as feedgen builds the entry: the feed's default namespace is Atom.
+        source = etree.SubElement(entry, "source")
+        etree.SubElement(source, "id").text = p.feed_id or p.feed_url or p.feed_link
         if p.feed_title:
-            etree.SubElement(source, f"{{{ATOM_NS}}}title").text = p.feed_title
+            etree.SubElement(source, "title").text = p.feed_title
         if p.feed_link:
-            etree.SubElement(source, f"{{{ATOM_NS}}}link", href=p.feed_link, rel="alternate")
+            etree.SubElement(source, "link", href=p.feed_link, rel="alternate")
         if p.feed_url:
-            etree.SubElement(source, f"{{{ATOM_NS}}}link", href=p.feed_url, rel="self")
+            etree.SubElement(source, "link", href=p.feed_url, rel="self")
         if p.feed_updated:
-            etree.SubElement(source, f"{{{ATOM_NS}}}updated").text = p.feed_updated.isoformat()
+            etree.SubElement(source, "updated").text = p.feed_updated.isoformat()
         return entry
 
     def extend_rss(self, item: etree._Element) -> etree._Element:

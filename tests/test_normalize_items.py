@@ -1,0 +1,52 @@
+"""Identity and dates of source-feed items (pure functions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from feeds.normalize import entry_from_item, id_mode, item_key, natural_item_id
+from feeds.parse import ParsedFeed, ParsedItem, parse_feed
+
+from .httpserver import item, rss
+
+
+def parsed(items: list[dict[str, str]]) -> ParsedFeed:
+    return parse_feed(rss(items).encode(), {"content-type": "application/rss+xml"}, "https://f.example/feed")
+
+
+def items_of(*specs: tuple[str | None, str | None, str]) -> list[ParsedItem]:
+    return [ParsedItem(g, link, title, None, None, None, None, (), (), None, None, (), None, None)
+            for g, link, title in specs]
+
+
+def test_id_mode() -> None:
+    assert id_mode(items_of(("a", "https://x/1", "A"), ("b", "https://x/2", "B"))) == "guid"
+    # The same item listed twice is a duplicate, not a broken guid scheme.
+    assert id_mode(items_of(("a", "https://x/1", "A"), ("a", "https://x/1", "A"))) == "guid"
+    assert id_mode(items_of(("a", "https://x/1", "A"), ("a", "https://x/2", "B"))) == "link"
+    assert id_mode(items_of((None, "https://x/1", "A"), ("b", "https://x/2", "B"))) == "link"
+    assert id_mode(items_of(("a", "https://x/", "A"), ("a", "https://x/", "B"))) == "hash"
+
+
+def test_keys_and_natural_ids() -> None:
+    [a] = items_of(("urn:x:1", "https://x/1?utm_source=rss", "A"))
+    assert item_key(a, "guid", None) == "guid:urn:x:1"
+    assert natural_item_id(a, "guid", None) == "urn:x:1"
+    assert item_key(a, "link", None) == "link:https://x/1"
+    assert natural_item_id(a, "link", None) == "https://x/1"
+    assert natural_item_id(a, "hash", None).startswith("urn:uuid:")
+    [plain] = items_of(("1234", None, "B"))
+    assert natural_item_id(plain, "guid", None).startswith("urn:uuid:")
+
+
+def test_entry_from_item_cleans_and_dates() -> None:
+    feed = parsed([item(1, description="&lt;p&gt;Hi &lt;script&gt;x()&lt;/script&gt;&lt;img src='/i.png'&gt;&lt;/p&gt;",
+                        pubDate="2021-03-05 10:00:00")])
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    e = entry_from_item(feed.items[0], feed, entry_id="urn:x", source="s", feed_url="https://f.example/feed",
+                        zone=ZoneInfo("Asia/Tokyo"), now=now, first_seen=now)
+    assert e.published == datetime(2021, 3, 5, 1, 0, tzinfo=UTC)
+    assert e.content is not None and "script" not in e.content
+    assert 'src="https://site.example/i.png"' in e.content
+    assert e.provenance[0].feed_title == "Test feed" and e.provenance[0].feed_url == "https://f.example/feed"
