@@ -305,10 +305,7 @@ def id_mode(items: Sequence[ParsedItem]) -> str:
     """
     def consistent(pairs: Iterable[tuple[str | None, object]]) -> bool:
         seen: dict[str, object] = {}
-        for key, other in pairs:
-            if not key or seen.setdefault(key, other) != other:
-                return False
-        return True
+        return all(key and seen.setdefault(key, other) == other for key, other in pairs)
 
     # A guid listed twice for the same story is a duplicate item, not a broken scheme.
     if consistent((i.guid, (i.link, i.title)) for i in items):
