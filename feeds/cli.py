@@ -7,10 +7,11 @@ warnings, or --check with outdated files), 2 bad usage or config.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,9 +36,27 @@ class _Formatter(logging.Formatter):
         return message
 
 
-def _setup_logging(verbosity: int) -> None:
+class _JSONFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }, ensure_ascii=False)
+
+
+class _DaemonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{when} {record.levelname.lower():<7} {record.getMessage()}"
+
+
+def _setup_logging(verbosity: int, style: str = "plain") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    formatter = {"plain": _Formatter, "json": _JSONFormatter, "daemon": _DaemonFormatter}[style]
+    handler.setFormatter(formatter())
     root = logging.getLogger("feeds")
     root.handlers[:] = [handler]
     root.propagate = False
@@ -176,6 +195,62 @@ def status_command(config_path: Path) -> None:
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"
+
+
+def _listen_options(f: F) -> F:
+    f = click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+                     help="Port to listen on.")(f)
+    return click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")(f)
+
+
+@cli.command("run")
+@config_option
+@click.option("--serve", "with_server", is_flag=True, help="Also serve the output folder over HTTP.")
+@_listen_options
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per log line.")
+@verbosity_options
+def run_command(config_path: Path, with_server: bool, host: str, port: int, log_format: str,
+                quiet: bool, verbose: bool) -> None:
+    """Run as a daemon: fetch each source on its interval, regenerate after changes.
+
+    SIGTERM/SIGINT stop it cleanly; SIGHUP reloads the config file."""
+    from .daemon import run_daemon
+
+    _setup_logging(-1 if quiet else 1 if verbose else 0, "json" if log_format == "json" else "daemon")
+    config = _load(config_path)
+    try:
+        sys.exit(run_daemon(config_path, config, (host, port) if with_server else None))
+    except FeedsError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        sys.exit(1)
+
+
+@cli.command("serve")
+@config_option
+@_listen_options
+@verbosity_options
+def serve_command(config_path: Path, host: str, port: int, quiet: bool, verbose: bool) -> None:
+    """Serve the output folder for feed readers (ETag, Last-Modified, 304, gzip)."""
+    from .serve import make_server
+
+    _setup_logging(-1 if quiet else 1 if verbose else 0, "daemon")
+    config = _load(config_path)
+    try:
+        server = make_server(config.output_dir, host, port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc)
+        sys.exit(1)
+    log.info("serve: http://%s:%d/ (%s)", host, server.server_address[1], config.output_dir)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def main() -> None:

@@ -219,6 +219,25 @@ class Fetch(_Strict):
     retention: Duration | None = None
 
 
+class Schedule(_Strict):
+    """What ``feeds run`` does besides fetching each source at its own interval."""
+
+    #: Regenerate the outputs this often even if no source changed (posts may have).
+    generate: Annotated[Duration, Field(ge=1)] = 600.0
+    #: After a fetch brings something new, wait this long for others before regenerating.
+    debounce: Annotated[Duration, Field(ge=0)] = 2.0
+
+
+class WebSub(_Strict):
+    #: A WebSub hub: feeds carry <link rel="hub">, and changed feeds are announced to it.
+    hub: str | None = None
+
+    @field_validator("hub")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        return Site._absolute_http(value)
+
+
 class Config(_Strict):
     site: Site
     output: Output = Field(default_factory=Output)
@@ -227,6 +246,8 @@ class Config(_Strict):
     posts: list[Posts] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     fetch: Fetch = Field(default_factory=Fetch)
+    schedule: Schedule = Field(default_factory=Schedule)
+    websub: WebSub = Field(default_factory=WebSub)
     tags: Taxonomy = Field(default_factory=Taxonomy)
     categories: Taxonomy = Field(default_factory=Taxonomy)
 

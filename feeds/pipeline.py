@@ -278,7 +278,7 @@ class Generator:
                                   f"Entries in the category {plan.term.name}")
         return FeedHead(title=title, description=description, self_url=feed_url(site.base_url, relative),
                         home_url=site.link or site.base_url, language=site.language,
-                        author=site.author or site.title)
+                        author=site.author or site.title, hub=self.config.websub.hub)
 
     def signature(self, plan: FeedPlan, fmt: str, head: FeedHead, stories: dict[str, _Story]) -> str:
         h = hashlib.sha1(f"{self.fingerprint}\0{fmt}\0{head!r}".encode())

@@ -39,6 +39,8 @@ class FeedHead:
     language: str | None
     #: Feed-level author, required by Atom when an entry has none.
     author: str
+    #: WebSub hub announcing this feed's changes, if any.
+    hub: str | None = None
 
 
 def feed_url(base_url: str, relative_path: str) -> str:
@@ -99,6 +101,8 @@ def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
     fg.subtitle(head.description)
     fg.link(href=head.self_url, rel="self", type="application/atom+xml" if fmt == "atom"
             else "application/rss+xml")
+    if head.hub:
+        fg.link(href=head.hub, rel="hub")
     fg.link(href=head.home_url, rel="alternate")  # last: feedgen takes RSS's <link> from it
     if head.language:
         fg.language(head.language)

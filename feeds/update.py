@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -30,6 +30,8 @@ from .store import ItemRow, Known, Store
 from .workers import SHARED, run_jobs
 
 log = logging.getLogger("feeds")
+
+Fetch = Callable[[Sequence[FetchRequest]], list[FetchResult]]
 
 # Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
 ITEM_VERSION = "1"
@@ -151,11 +153,13 @@ def _digest_job(index: int) -> FeedDigest | str:
 
 class Updater:
     def __init__(self, config: Config, store: Store, *, now: datetime,
-                 transport: httpx.AsyncBaseTransport | None = None, rng: random.Random | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, rng: random.Random | None = None,
+                 fetch: Fetch | None = None) -> None:
         self.config = config
         self.store = store
         self.now = now
         self.transport = transport
+        self.fetch = fetch or (lambda requests: fetch_all(requests, settings_of(config), transport))
         self.rng = rng or random.Random()
         self.fingerprint = config.fingerprint("items", ITEM_VERSION)
         self.changed_items = 0
@@ -175,7 +179,7 @@ class Updater:
                 states[source.name] = state
             requests.append(FetchRequest(source.name, resolve_local(state.fetch_url, self.config.root),
                                          state.etag, state.last_modified))
-        results = fetch_all(requests, settings_of(self.config), self.transport)
+        results = self.fetch(requests)
         digests = self.digest_all(due, states, results)
         ledger = self.store.load_ledger() if digests else {}
         outcomes = []
@@ -257,7 +261,10 @@ class Updater:
 
 
 def update_sources(config: Config, store: Store, *, now: datetime, only: Sequence[str] | None = None,
-                   transport: httpx.AsyncBaseTransport | None = None) -> list[SourceOutcome]:
-    """Fetch every due source (or the ``only`` ones) and store what changed."""
-    return Updater(config, store, now=now, transport=transport).run(only)
+                   transport: httpx.AsyncBaseTransport | None = None, fetch: Fetch | None = None
+                   ) -> list[SourceOutcome]:
+    """Fetch every due source (or the ``only`` ones, due or not) and store what changed.
+
+    ``fetch`` replaces the default one-shot fetcher (the daemon shares one across jobs)."""
+    return Updater(config, store, now=now, transport=transport, fetch=fetch).run(only)
 

@@ -24,6 +24,15 @@ Progress = Callable[[str, int, int], None]
 #: What forked workers may read: set by the parent just before a ``run_jobs``.
 SHARED: dict[str, Any] = {}
 
+# A long-running process with threads (the daemon) turns worker processes off:
+# forking while other threads hold locks is not safe.
+_enabled = True
+
+
+def use_processes(enabled: bool) -> None:
+    global _enabled
+    _enabled = enabled
+
 
 def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
@@ -47,7 +56,7 @@ def run_jobs(fn: Callable[[J], R], jobs: list[J], threshold: int,
             progress(step, len(jobs), len(jobs))
         return results
 
-    if len(jobs) < threshold or cpus < 2 or (needs_shared and not can_fork()):
+    if not _enabled or len(jobs) < threshold or cpus < 2 or (needs_shared and not can_fork()):
         return collect(fn(job) for job in jobs)
     context = multiprocessing.get_context("fork" if can_fork() else None)
     with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context) as pool:

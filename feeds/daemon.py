@@ -1,0 +1,238 @@
+"""``feeds run``: keep every feed fresh. Scheduling only; the work is the pipeline's.
+
+APScheduler 3 runs one job per source at the source's own interval (first runs
+spread with jitter, so a thousand sources never fire at once, and taken from
+the store, so a restart neither refetches everything nor forgets anything), and
+a generation job that runs shortly after fetches brought something new
+(debounced and coalesced) and on its own interval. No job ever runs twice at
+once; runs missed while the machine slept are coalesced into one.
+
+Signals: SIGTERM and SIGINT stop scheduling, cancel fetches in flight, let a
+generation that is writing finish, and exit 0; SIGHUP reloads the config file
+(an invalid one is reported and the running one kept).
+
+All fetch jobs share one fetcher on one event loop thread, so the global limit
+and the per-host politeness hold across jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import signal
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from . import websub, workers
+from .config import Config, load_config
+from .errors import FeedsError
+from .fetch import Fetcher, FetchRequest, FetchResult
+from .pipeline import generate
+from .serve import make_server
+from .store import Store
+from .update import settings_of, update_sources
+
+log = logging.getLogger("feeds")
+
+
+class SharedFetcher:
+    """One fetcher on one event loop thread, used by every fetch job."""
+
+    def __init__(self, config: Config) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
+        self.fetcher = Fetcher(settings_of(config))
+        self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
+        self.lock = threading.Lock()
+        self.thread.start()
+
+    def fetch(self, requests: Sequence[FetchRequest]) -> list[FetchResult]:
+        future = asyncio.run_coroutine_threadsafe(self.fetcher.fetch_all(requests), self.loop)
+        with self.lock:
+            self.pending.add(future)
+        try:
+            return future.result()
+        finally:
+            with self.lock:
+                self.pending.discard(future)
+
+    def cancel(self) -> None:
+        with self.lock:
+            for future in self.pending:
+                future.cancel()
+
+    def close(self) -> None:
+        self.cancel()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+class Daemon:
+    def __init__(self, config_path: Path, config: Config, *, serve: tuple[str, int] | None = None) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.serve = serve
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.generate_lock = threading.Lock()
+        self.soon_lock = threading.Lock()
+        self.rng = random.Random()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=32),
+                       "generate": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self.fetcher = SharedFetcher(config)
+        self.store = Store(config.state_path)
+
+    # -- jobs ------------------------------------------------------------------
+
+    def fetch_job(self, name: str) -> None:
+        if self.stopping.is_set():
+            return
+        config = self.config
+        try:
+            outcomes = update_sources(config, self.store, now=datetime.now(UTC), only=[name],
+                                      fetch=self.fetcher.fetch)
+        except concurrent.futures.CancelledError:
+            return
+        except FeedsError as exc:
+            log.error("%s: %s", name, exc)
+            return
+        state = self.store.load_sources().get(name)
+        if state is not None and state.next_due is not None and not self.stopping.is_set():
+            # The store decides when next: backoff, Retry-After and ttl move the job.
+            next_run = max(state.next_due, datetime.now(UTC) + timedelta(seconds=1))
+            job = self.scheduler.get_job(f"fetch:{name}")
+            if job is not None:
+                job.modify(next_run_time=next_run)
+        if any(o.new or o.changed for o in outcomes):
+            self.generate_soon()
+
+    def generate_soon(self) -> None:
+        """Regenerate shortly; requests arriving meanwhile join the same run."""
+        with self.soon_lock:
+            if self.stopping.is_set() or self.scheduler.get_job("generate-soon") is not None:
+                return
+            when = datetime.now(UTC) + timedelta(seconds=self.config.schedule.debounce)
+            self.scheduler.add_job(self.generate_job, "date", run_date=when, id="generate-soon",
+                                   executor="generate", replace_existing=True)
+
+    def generate_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        with self.generate_lock:
+            config = self.config
+            started = datetime.now(UTC)
+            try:
+                report = generate(config, offline=True)
+            except FeedsError as exc:
+                log.error("generate: %s", exc)
+                return
+            seconds = (datetime.now(UTC) - started).total_seconds()
+            log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs",
+                     report.entries, report.feeds, len(report.written), len(report.removed),
+                     len(report.warnings), seconds)
+            if config.websub.hub and report.written:
+                websub.announce(config.websub.hub, config.site.base_url, report.written)
+
+    # -- scheduling --------------------------------------------------------------
+
+    def schedule_all(self) -> None:
+        """Make the jobs match the config: add, move or drop one job per source."""
+        config = self.config
+        states = self.store.load_sources()
+        now = datetime.now(UTC)
+        wanted = set()
+        for source in config.sources:
+            if not source.enabled:
+                continue
+            job_id = f"fetch:{source.name}"
+            wanted.add(job_id)
+            state = states.get(source.name)
+            if state is not None and state.url == source.url and state.next_due is not None:
+                first = max(state.next_due, now)
+            else:
+                # Never fetched: spread first fetches over the interval (at most a minute).
+                first = now + timedelta(seconds=self.rng.uniform(0, min(source.every, 60.0)))
+            trigger = IntervalTrigger(seconds=source.every, jitter=min(source.every * 0.1, 300), timezone=UTC)
+            job = self.scheduler.get_job(job_id)
+            if job is None:
+                self.scheduler.add_job(self.fetch_job, trigger, args=[source.name], id=job_id,
+                                       next_run_time=first)
+            else:
+                job.modify(trigger=trigger, next_run_time=job.next_run_time or first)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("fetch:") and job.id not in wanted:
+                job.remove()
+        self.scheduler.add_job(self.generate_job, IntervalTrigger(seconds=config.schedule.generate, timezone=UTC),
+                               id="generate", executor="generate", replace_existing=True,
+                               next_run_time=now)
+
+    def reload(self) -> None:
+        try:
+            config = load_config(self.config_path)
+        except FeedsError as exc:
+            log.error("reload: %s; keeping the running configuration", exc)
+            return
+        self.config = config
+        self.schedule_all()
+        log.info("reload: %s loaded, %d sources", self.config_path, len(config.sources))
+
+    # -- the process -----------------------------------------------------------
+
+    def run(self) -> int:
+        workers.use_processes(False)
+        server = None
+        if self.serve is not None:
+            host, port = self.serve
+            server = make_server(self.config.output_dir, host, port)
+            threading.Thread(target=server.serve_forever, name="serve", daemon=True).start()
+            log.info("serve: http://%s:%d/ (%s)", host, server.server_address[1], self.config.output_dir)
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+        self.scheduler.start()
+        self.schedule_all()
+        log.info("run: %d sources scheduled; generating every %ss", len(self.config.sources),
+                 f"{self.config.schedule.generate:g}")
+        while not self.stopping.wait(0.2):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+        log.info("run: stopping")
+        self.scheduler.shutdown(wait=False)
+        self.fetcher.cancel()
+        # A generation that is writing files finishes; nothing new starts.
+        if self.generate_lock.acquire(timeout=60):
+            self.generate_lock.release()
+        self.fetcher.close()
+        if server is not None:
+            server.shutdown()
+        self.store.close()
+        log.info("run: stopped")
+        return 0
+
+
+def run_daemon(config_path: Path, config: Config, serve: tuple[str, int] | None = None) -> int:
+    return Daemon(config_path, config, serve=serve).run()
+
+
+
