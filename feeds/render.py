@@ -49,7 +49,16 @@ def feed_url(base_url: str, relative_path: str) -> str:
 
 
 class _Attribution(BaseExtension):  # type: ignore[misc]
-    """Feed-level half of the attribution extension: adds nothing."""
+    """Feed-level half: the WebSub hub link in RSS (feedgen writes only rel=self there)."""
+
+    def __init__(self) -> None:
+        self.hub: str | None = None
+
+    def extend_rss(self, feed: etree._Element) -> etree._Element:
+        channel = feed.find("channel")
+        if self.hub and channel is not None:
+            etree.SubElement(channel, "{http://www.w3.org/2005/Atom}link", href=self.hub, rel="hub")
+        return feed
 
 
 class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
@@ -102,7 +111,9 @@ def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
     fg.link(href=head.self_url, rel="self", type="application/atom+xml" if fmt == "atom"
             else "application/rss+xml")
     if head.hub:
-        fg.link(href=head.hub, rel="hub")
+        fg.attribution.hub = head.hub
+        if fmt == "atom":
+            fg.link(href=head.hub, rel="hub")
     fg.link(href=head.home_url, rel="alternate")  # last: feedgen takes RSS's <link> from it
     if head.language:
         fg.language(head.language)
