@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from cssselect import GenericTranslator, SelectorError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -263,6 +263,11 @@ class Config(_Strict):
 
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
+    _fingerprints: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def sources_by_name(self) -> dict[str, Source]:
+        return {s.name: s for s in self.sources}
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
@@ -282,9 +287,12 @@ class Config(_Strict):
 
     def fingerprint(self, *parts: str) -> str:
         """A short hash of the settings that shape what is derived from inputs."""
-        data = self.model_dump(mode="json", exclude={"root"})
-        blob = json.dumps([data, parts], sort_keys=True, ensure_ascii=False)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+        cached = self._fingerprints.get(parts)
+        if cached is None:
+            data = self.model_dump(mode="json", exclude={"root"})
+            blob = json.dumps([data, parts], sort_keys=True, ensure_ascii=False)
+            cached = self._fingerprints[parts] = hashlib.sha1(blob.encode()).hexdigest()[:16]
+        return cached
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import faulthandler
 import logging
 import random
 import signal
@@ -34,7 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import websub, workers
 from .config import Config, load_config
-from .errors import FeedsError
+from .errors import Cancelled, FeedsError
 from .fetch import Fetcher, FetchRequest, FetchResult
 from .pipeline import generate
 from .serve import make_server
@@ -54,6 +56,7 @@ class SharedFetcher:
         self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
         self.lock = threading.Lock()
         self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.fetcher.open(), self.loop).result()
 
     def fetch(self, requests: Sequence[FetchRequest]) -> list[FetchResult]:
         future = asyncio.run_coroutine_threadsafe(self.fetcher.fetch_all(requests), self.loop)
@@ -72,6 +75,8 @@ class SharedFetcher:
 
     def close(self) -> None:
         self.cancel()
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(self.fetcher.aclose(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
 
@@ -109,13 +114,18 @@ class Daemon:
         except FeedsError as exc:
             log.error("%s: %s", name, exc)
             return
-        state = self.store.load_sources().get(name)
-        if state is not None and state.next_due is not None and not self.stopping.is_set():
-            # The store decides when next: backoff, Retry-After and ttl move the job.
-            next_run = max(state.next_due, datetime.now(UTC) + timedelta(seconds=1))
+        except Exception:
+            log.exception("%s: the fetch job failed", name)
+            return
+        due = next((o.next_due for o in outcomes if o.next_due is not None), None)
+        if due is not None and not self.stopping.is_set():
+            # The stored state decides when next: backoff, Retry-After and ttl move the job.
             job = self.scheduler.get_job(f"fetch:{name}")
-            if job is not None:
-                job.modify(next_run_time=next_run)
+            source = config.sources_by_name.get(name)
+            every = source.every if source is not None else 60.0
+            if job is not None and job.next_run_time is not None and abs(
+                    (job.next_run_time - due).total_seconds()) > every * 0.5:
+                job.modify(next_run_time=max(due, datetime.now(UTC) + timedelta(seconds=1)))
         if any(o.new or o.changed for o in outcomes):
             self.generate_soon()
 
@@ -135,9 +145,15 @@ class Daemon:
             config = self.config
             started = datetime.now(UTC)
             try:
-                report = generate(config, offline=True)
+                report = generate(config, offline=True, cancel=self.stopping.is_set)
+            except Cancelled:
+                log.info("generate: stopped early, nothing written")
+                return
             except FeedsError as exc:
                 log.error("generate: %s", exc)
+                return
+            except Exception:
+                log.exception("generate: failed")
                 return
             seconds = (datetime.now(UTC) - started).total_seconds()
             log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs",
@@ -193,6 +209,9 @@ class Daemon:
 
     def run(self) -> int:
         workers.use_processes(False)
+        # A job still running when its next turn comes is simply not started twice;
+        # APScheduler would say so at every tick.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         server = None
         if self.serve is not None:
             host, port = self.serve
@@ -209,6 +228,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is every thread?
         self.scheduler.start()
         self.schedule_all()
         log.info("run: %d sources scheduled; generating every %ss", len(self.config.sources),

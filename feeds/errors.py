@@ -8,7 +8,8 @@ file (and line) or URL it is about, so the CLI can print it as one line::
     ├── InputError        one input item is bad; it is skipped, the run goes on
     │   └── PostError     a local post (path:line)
     ├── StorageError      the state database failed
-    └── PublishError      an output file could not be written (exit 1)
+    ├── PublishError      an output file could not be written (exit 1)
+    └── Cancelled         a run stopped early on request (a daemon shutting down)
 """
 
 from __future__ import annotations
@@ -49,3 +50,7 @@ class StorageError(FeedsError):
 
 class PublishError(FeedsError):
     """An output file could not be written."""
+
+
+class Cancelled(FeedsError):
+    """A run was asked to stop (the daemon is shutting down) and did, writing nothing."""

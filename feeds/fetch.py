@@ -154,23 +154,43 @@ class Fetcher:
         self.transport = transport
         self._hosts: dict[str, asyncio.Lock] = {}
         self._last: dict[str, float] = {}
+        # One gate for every fetch_all on this fetcher: the global limit holds across calls.
         self._gate = asyncio.Semaphore(settings.concurrency)
+        self._client: httpx.AsyncClient | None = None
 
-    async def fetch_all(self, requests: Sequence[FetchRequest]) -> list[FetchResult]:
+    def _make_client(self) -> httpx.AsyncClient:
         s = self.settings
         timeout = httpx.Timeout(s.read_timeout, connect=s.connect_timeout)
         limits = httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency)
-        self._gate = asyncio.Semaphore(s.concurrency)
         headers = {"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=headers, follow_redirects=False,
-                                     transport=self.transport, trust_env=False) as client:
+        return httpx.AsyncClient(timeout=timeout, limits=limits, headers=headers, follow_redirects=False,
+                                 transport=self.transport, trust_env=False)
 
-            async def one(request: FetchRequest) -> FetchResult:
-                if not is_remote(request.url):
-                    return await asyncio.to_thread(read_local, request, s.max_bytes)
-                return await self._fetch(client, request)
+    async def open(self) -> None:
+        """Keep one client (and its connections) across ``fetch_all`` calls, as a daemon does."""
+        if self._client is None:
+            self._client = self._make_client()
 
-            return list(await asyncio.gather(*(one(r) for r in requests)))
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def fetch_all(self, requests: Sequence[FetchRequest]) -> list[FetchResult]:
+        if self._client is not None:
+            return await self._gather(self._client, requests)
+        async with self._make_client() as client:
+            return await self._gather(client, requests)
+
+    async def _gather(self, client: httpx.AsyncClient, requests: Sequence[FetchRequest]) -> list[FetchResult]:
+        max_bytes = self.settings.max_bytes
+
+        async def one(request: FetchRequest) -> FetchResult:
+            if not is_remote(request.url):
+                return await asyncio.to_thread(read_local, request, max_bytes)
+            return await self._fetch(client, request)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
 
     async def _fetch(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
         started = time.monotonic()

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
@@ -25,7 +25,7 @@ import httpx
 
 from . import __version__
 from .config import Config
-from .errors import PostError
+from .errors import Cancelled, PostError
 from .group import Candidate, FeedPlan, plan_feeds
 from .identity import id_from_content, id_from_value
 from .models import Entry, PostMeta
@@ -53,7 +53,7 @@ from .store import (
 )
 from .taxonomy import Term, Vocabulary, term_key
 from .update import SourceOutcome, update_sources
-from .workers import SHARED, Progress, run_jobs
+from .workers import Progress, run_jobs
 
 log = logging.getLogger("feeds")
 
@@ -106,7 +106,7 @@ _ParseJob = tuple[PostFile, str, str, str, str, tuple[str, ...], str]
 _ContentJob = tuple[PostFile, str, str, str | None, tuple[str, ...], int]
 
 
-def _parse_one(job: _ParseJob) -> PostRow:
+def _parse_one(job: _ParseJob, _shared: object = None) -> PostRow:
     """Read one post's front matter (runs in a worker process: takes and returns plain data)."""
     post, zone_name, base_url, home_url, permalink, extra_tags, fingerprint = job
     try:
@@ -120,7 +120,7 @@ def _parse_one(job: _ParseJob) -> PostRow:
         return PostRow(post.name, post.mtime_ns, post.size, fingerprint, None, str(exc))
 
 
-def _content_one(job: _ContentJob) -> tuple[str, str, str] | str:
+def _content_one(job: _ContentJob, _shared: object = None) -> tuple[str, str, str] | str:
     """Render and clean one post's body: (digest, content, summary), or what went wrong."""
     post, title, base_url, summary, remove, summary_length = job
     try:
@@ -132,28 +132,25 @@ def _content_one(job: _ContentJob) -> tuple[str, str, str] | str:
     return digest, content, summary
 
 
-def _render_one(job: tuple[FeedHead, tuple[str, ...], str]) -> bytes:
+def _render_one(job: tuple[FeedHead, tuple[str, ...], str], entries: dict[str, Entry]) -> bytes:
     head, entry_ids, form = job
-    entries = SHARED["entries"]
     return render_feed(head, [entries[i] for i in entry_ids], form)
 
 
 def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict[str, Entry],
                 progress: Progress | None = None) -> list[bytes]:
-    SHARED["entries"] = entries
-    try:
-        return run_jobs(_render_one, jobs, RENDER_THRESHOLD, progress, "rendering feeds", needs_shared=True)
-    finally:
-        SHARED.clear()
+    return run_jobs(_render_one, jobs, RENDER_THRESHOLD, shared=entries, progress=progress, step="rendering feeds")
 
 
 class Generator:
     """One run of ``feeds generate`` over a config and its state database."""
 
-    def __init__(self, config: Config, store: Store, progress: Progress | None = None) -> None:
+    def __init__(self, config: Config, store: Store, progress: Progress | None = None,
+                 cancel: Callable[[], bool] | None = None) -> None:
         self.config = config
         self.store = store
         self.progress = progress
+        self.cancel = cancel or (lambda: False)
         self.fingerprint = config.fingerprint(CACHE_VERSION)
         self.report = Report()
 
@@ -185,7 +182,7 @@ class Generator:
                 folder = self.config.posts[index]
                 jobs.append((f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                              tuple(folder.tags), self.fingerprint))
-        fresh = run_jobs(_parse_one, jobs, PARALLEL_THRESHOLD, self.progress, "reading posts")
+        fresh = run_jobs(_parse_one, jobs, PARALLEL_THRESHOLD, progress=self.progress, step="reading posts")
         present = {f.name for _, f in files}
         self.store.save_posts(fresh, forget=[p for p in cache if p not in present])
         self.report.posts, self.report.parsed = len(files), len(fresh)
@@ -317,8 +314,9 @@ class Generator:
                              post.summary, tuple(folder.clean.remove), out.summary_length))
                 job_ids.append(entry_id)
         fresh: list[CachedContent] = []
-        for entry_id, result in zip(job_ids, run_jobs(_content_one, jobs, PARALLEL_THRESHOLD // 4, self.progress,
-                                                             "cleaning content"), strict=True):
+        cleaned = run_jobs(_content_one, jobs, PARALLEL_THRESHOLD // 4, progress=self.progress,
+                           step="cleaning content")
+        for entry_id, result in zip(job_ids, cleaned, strict=True):
             post = stories[entry_id].post
             assert post is not None
             if isinstance(result, str):
@@ -396,6 +394,7 @@ class Generator:
             return self.report
         metas = self.read_metas(files)
         clock.lap("read front matter of %d posts", self.report.parsed)
+        self.check_cancelled()
         items = self.store.load_item_heads(s.name for s in self.config.sources if s.enabled)
         story_list = self.stories(metas, items)
         stories = {s.id: s for s in story_list}
@@ -403,6 +402,7 @@ class Generator:
         candidates = [Candidate(s.id, s.published, s.tag_keys, s.category_keys) for s in story_list]
         plans = plan_feeds(candidates, self.tag_terms, self.category_terms, self.config.output.max_entries)
         clock.lap("group %d entries into %d feeds", len(candidates), len(plans))
+        self.check_cancelled()
 
         output_dir = self.config.output_dir
         records = self.store.load_outputs()
@@ -426,9 +426,11 @@ class Generator:
         wanted = {entry_id for plan, *_ in todo for entry_id in plan.entry_ids}
         entries = self.entries(wanted, stories, {f.name: f for _, f in files})
         clock.lap("build %d entries", len(entries))
+        self.check_cancelled()
         new_records = []
         rendered = _render_all([(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo], entries,
                                self.progress)
+        self.check_cancelled()
         targets = [safe_target(output_dir, relative) for _p, _f, relative, _h, _s in todo]
         if check:
             for (_p, _f, relative, _h, _s), target, data in zip(todo, targets, rendered, strict=True):
@@ -459,6 +461,11 @@ class Generator:
                 "drafts": self.report.drafts, "entries": self.report.entries,
                 "warnings": self.report.warnings}, ensure_ascii=False))
         return self.report
+
+    def check_cancelled(self) -> None:
+        """Stop between steps when asked to (a daemon shutting down); nothing is written then."""
+        if self.cancel():
+            raise Cancelled("cancelled before writing anything")
 
     def warn(self, message: str) -> None:
         self.report.warnings.append(message)
@@ -492,7 +499,8 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
-             now: datetime | None = None, transport: httpx.AsyncBaseTransport | None = None) -> Report:
+             now: datetime | None = None, transport: httpx.AsyncBaseTransport | None = None,
+             cancel: Callable[[], bool] | None = None) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
     ``offline`` or ``check``), then read posts and write every output that changed."""
     store = Store(config.state_path)
@@ -504,7 +512,7 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
         outcomes = []
         if config.sources and not offline and not check:
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
-        report = Generator(config, store, progress).run(check=check)
+        report = Generator(config, store, progress, cancel).run(check=check)
         report.sources = outcomes
         for outcome in outcomes:
             if outcome.error:

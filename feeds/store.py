@@ -181,6 +181,15 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> N
     conn.exec_driver_sql(sql, rows)
 
 
+def _insert_new(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows whose primary key is not there yet; leave existing ones alone."""
+    columns = [c.name for c in table.columns]
+    keys = [c.name for c in table.primary_key.columns]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                         f"({', '.join([mark] * len(columns))}) ON CONFLICT ({', '.join(keys)}) DO NOTHING", rows)
+
+
 def _delete(conn: Connection, table: sa.Table, paths: list[str]) -> None:
     for i in range(0, len(paths), 500):
         conn.execute(sa.delete(table).where(table.c.path.in_(paths[i:i + 500])))
@@ -371,18 +380,12 @@ class Store:
             return {r.key: r.entry_id for r in conn.execute(sa.select(_ledger))}
 
     def save_ledger(self, items: dict[str, str]) -> None:
-        """Record new ledger keys; existing keys keep their first id."""
+        """Record new ledger keys; existing keys keep their first id (even against a
+        concurrent writer)."""
         if not items:
             return
         with self._begin() as conn:
-            keys = list(items)
-            existing: set[str] = set()
-            for i in range(0, len(keys), 500):
-                existing.update(conn.execute(
-                    sa.select(_ledger.c.key).where(_ledger.c.key.in_(keys[i:i + 500]))).scalars())
-            rows = [{"key": k, "entry_id": v} for k, v in items.items() if k not in existing]
-            if rows:
-                conn.execute(sa.insert(_ledger), rows)
+            _insert_new(conn, _ledger, list(items.items()))
 
     # -- outputs -------------------------------------------------------------
 
@@ -398,9 +401,13 @@ class Store:
 
     # -- sources and their items --------------------------------------------
 
-    def load_sources(self) -> dict[str, SourceState]:
+    def load_sources(self, names: Iterable[str] | None = None) -> dict[str, SourceState]:
+        """The stored state of every source, or of the named ones."""
+        query = sa.select(_sources)
+        if names is not None:
+            query = query.where(_sources.c.name.in_(list(names)))
         with self._begin() as conn:
-            rows = conn.execute(sa.select(_sources)).all()
+            rows = conn.execute(query).all()
         return {r.name: SourceState(
             name=r.name, url=r.url, fetch_url=r.fetch_url, etag=r.etag, last_modified=r.last_modified,
             body_hash=r.body_hash, last_fetch=_dt(r.last_fetch), last_success=_dt(r.last_success),

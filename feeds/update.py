@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -27,7 +28,7 @@ from .normalize import entry_from_item, id_mode, item_key, natural_item_id
 from .parse import parse_feed
 from .schedule import SourceState, after_fetch, new_state
 from .store import ItemRow, Known, Store
-from .workers import SHARED, run_jobs
+from .workers import run_jobs
 
 log = logging.getLogger("feeds")
 
@@ -51,6 +52,8 @@ class SourceOutcome:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: When the source is due again.
+    next_due: datetime | None = None
 
     def line(self) -> str:
         text = f"{self.name}: {self.status}"
@@ -142,11 +145,11 @@ def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], le
     return FeedDigest(feed.ttl, feed.problem, mode, rows, new, changed, keys)
 
 
-def _digest_job(index: int) -> FeedDigest | str:
+def _digest_job(index: int, shared: dict[str, Any]) -> FeedDigest | str:
     """Worker side of parsing: the job is an index into what the parent shared."""
-    source, result, known = SHARED["jobs"][index]
+    source, result, known = shared["jobs"][index]
     try:
-        return digest_feed(source, result, known, SHARED["ledger"], **SHARED["settings"])
+        return digest_feed(source, result, known, shared["ledger"], **shared["settings"])
     except InputError as exc:
         return exc.message
 
@@ -165,9 +168,10 @@ class Updater:
         self.changed_items = 0
         # States of sources that brought nothing new, saved together at the end.
         self.pending: list[SourceState] = []
+        self.next_due: dict[str, datetime | None] = {}
 
     def run(self, only: Sequence[str] | None = None) -> list[SourceOutcome]:
-        states = self.store.load_sources()
+        states = self.store.load_sources(only)
         due = due_sources(self.config, states, self.now, only)
         if not due:
             return []
@@ -185,6 +189,7 @@ class Updater:
         outcomes = []
         for source, result in zip(due, results, strict=True):
             outcome = self.handle(source, states[source.name], result, digests.get(source.name), ledger)
+            outcome.next_due = self.next_due.get(source.name)
             outcomes.append(outcome)
             level = logging.WARNING if outcome.error else logging.INFO
             log.log(level, "%s", outcome.line())
@@ -207,14 +212,13 @@ class Updater:
         if not todo:
             return {}
         known = self.store.known_items([source.name for source, _ in todo])
-        SHARED["jobs"] = [(source, result, known.get(source.name, {})) for source, result in todo]
-        SHARED["ledger"] = self.store.load_ledger()
-        SHARED["settings"] = {"site_zone": self.config.site.timezone, "now": self.now,
-                              "fingerprint": self.fingerprint, "summary_length": self.config.output.summary_length}
-        try:
-            done = run_jobs(_digest_job, list(range(len(todo))), PARALLEL_FEEDS, needs_shared=True)
-        finally:
-            SHARED.clear()
+        shared = {
+            "jobs": [(source, result, known.get(source.name, {})) for source, result in todo],
+            "ledger": self.store.load_ledger(),
+            "settings": {"site_zone": self.config.site.timezone, "now": self.now, "fingerprint": self.fingerprint,
+                         "summary_length": self.config.output.summary_length},
+        }
+        done = run_jobs(_digest_job, list(range(len(todo))), PARALLEL_FEEDS, shared=shared)
         return {source.name: d for (source, _), d in zip(todo, done, strict=True)}
 
     def handle(self, source: Source, state: SourceState, result: FetchResult, digest: FeedDigest | str | None,
@@ -226,6 +230,7 @@ class Updater:
         state, moves = after_fetch(state, result, every=source.every, now=self.now,
                                    max_backoff=self.config.fetch.max_backoff,
                                    ttl_minutes=digest.ttl if digest else None, rng=self.rng)
+        self.next_due[source.name] = state.next_due
         notes.extend(moves)
         if result.error is not None:
             self.pending.append(state)

@@ -2,15 +2,18 @@
 
 A machine's cores are the only way past Python's global lock for parsing
 tens of thousands of posts or hundreds of feeds. Workers are forked where the
-platform can fork, so they also see what the parent prepared in memory
-(:data:`SHARED`) without it being copied into every job; where it cannot, or
+platform can fork, so they also see what the parent prepared in memory (the
+``shared`` value) without it being copied into every job; where it cannot, or
 when there is too little work to pay for the processes, jobs run in-process.
+A long-running process with threads (the daemon) turns worker processes off.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -21,15 +24,14 @@ R = TypeVar("R")
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(step, done, total)`` while a long step runs."""
 
-#: What forked workers may read: set by the parent just before a ``run_jobs``.
-SHARED: dict[str, Any] = {}
-
-# A long-running process with threads (the daemon) turns worker processes off:
-# forking while other threads hold locks is not safe.
+# What forked workers read; set (under the lock) only while a pool runs.
+_shared: Any = None
+_pool_lock = threading.Lock()
 _enabled = True
 
 
 def use_processes(enabled: bool) -> None:
+    """Allow or forbid worker processes (forking while other threads hold locks is unsafe)."""
     global _enabled
     _enabled = enabled
 
@@ -38,11 +40,16 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def run_jobs(fn: Callable[[J], R], jobs: list[J], threshold: int,
-             progress: Progress | None = None, step: str = "", needs_shared: bool = False) -> list[R]:
-    """``[fn(job) for job in jobs]``, spread over worker processes when there are at
-    least ``threshold`` jobs. With ``needs_shared``, workers must be forked (to see
-    ``SHARED``); without fork the jobs then run in-process."""
+def _in_worker(fn: Callable[[J, Any], R], job: J) -> R:
+    return fn(job, _shared)
+
+
+def run_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared: Any = None,
+             progress: Progress | None = None, step: str = "") -> list[R]:
+    """``[fn(job, shared) for job in jobs]``, spread over worker processes when there are
+    at least ``threshold`` jobs. With a ``shared`` value, workers must be forked (to
+    inherit it); without fork those jobs run in-process."""
+    global _shared
     cpus = os.cpu_count() or 1
     results: list[R] = []
     every = max(1, len(jobs) // 100)
@@ -56,8 +63,14 @@ def run_jobs(fn: Callable[[J], R], jobs: list[J], threshold: int,
             progress(step, len(jobs), len(jobs))
         return results
 
-    if not _enabled or len(jobs) < threshold or cpus < 2 or (needs_shared and not can_fork()):
-        return collect(fn(job) for job in jobs)
+    if not _enabled or len(jobs) < threshold or cpus < 2 or (shared is not None and not can_fork()):
+        return collect(fn(job, shared) for job in jobs)
     context = multiprocessing.get_context("fork" if can_fork() else None)
-    with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context) as pool:
-        return collect(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (cpus * 8)))))
+    with _pool_lock:
+        _shared = shared
+        try:
+            with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context) as pool:
+                chunk = max(1, min(256, len(jobs) // (cpus * 8)))
+                return collect(pool.map(functools.partial(_in_worker, fn), jobs, chunksize=chunk))
+        finally:
+            _shared = None
