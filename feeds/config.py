@@ -67,7 +67,7 @@ class Site(_Strict):
         return value
 
 
-Format = Literal["atom", "rss"]
+Format = Literal["atom", "rss", "json"]
 
 
 class Output(_Strict):
@@ -77,6 +77,14 @@ class Output(_Strict):
     max_entries: Annotated[int, Field(ge=1, le=100_000)] = 50
     #: Length (in characters) of summaries made from the content.
     summary_length: Annotated[int, Field(ge=20, le=10_000)] = 280
+    #: Also write an HTML page per feed listing its entries (tags/<slug>.html...).
+    pages: bool = False
+    #: A folder whose templates (index.html, feed.html, feeds.opml, feed.xsl) replace the built-in ones.
+    templates: str | None = None
+    #: Reference an XSL stylesheet from Atom and RSS files, so browsers show a readable page.
+    stylesheet: bool = True
+    #: Write status.atom and status.json: one entry per source problem, for the operator.
+    status_feed: bool = True
 
     @field_validator("formats")
     @classmethod
@@ -84,6 +92,35 @@ class Output(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("formats are listed twice")
         return value
+
+
+class Policy(_Strict):
+    """What one feed (or a group of feeds) publishes; unset fields are inherited."""
+
+    #: Newest entries kept.
+    max_entries: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    #: "full": content and summary; "summary": summary only.
+    content: Literal["full", "summary"] | None = None
+    formats: list[Format] | None = None
+    #: A tag or category with fewer entries gets no feed.
+    min_entries: Annotated[int, Field(ge=1)] | None = None
+    #: Only entries from these sources ("posts" for local posts) / none from these.
+    include_sources: list[str] | None = None
+    exclude_sources: list[str] | None = None
+    #: Feed title and description; {name} is the tag or category, {site} the site title.
+    title: str | None = None
+    description: str | None = None
+
+
+class FeedPolicies(_Strict):
+    """Per-feed policy: defaults for every feed, per taxonomy, and per single tag or category."""
+
+    defaults: Policy = Field(default_factory=Policy)
+    all: Policy = Field(default_factory=Policy)
+    tags: Policy = Field(default_factory=Policy)
+    categories: Policy = Field(default_factory=Policy)
+    tag: dict[str, Policy] = Field(default_factory=dict)
+    category: dict[str, Policy] = Field(default_factory=dict)
 
 
 class Clean(_Strict):
@@ -247,6 +284,7 @@ class Config(_Strict):
     sources: list[Source] = Field(default_factory=list)
     fetch: Fetch = Field(default_factory=Fetch)
     schedule: Schedule = Field(default_factory=Schedule)
+    feeds: FeedPolicies = Field(default_factory=FeedPolicies)
     websub: WebSub = Field(default_factory=WebSub)
     tags: Taxonomy = Field(default_factory=Taxonomy)
     categories: Taxonomy = Field(default_factory=Taxonomy)
@@ -264,6 +302,21 @@ class Config(_Strict):
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
     _fingerprints: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
+    def policy(self, kind: str, name: str | None = None) -> Policy:
+        """The policy of one feed: output settings, then defaults, its taxonomy, itself."""
+        base = Policy(max_entries=self.output.max_entries, content="full", formats=list(self.output.formats),
+                      min_entries=1)
+        layers = [self.feeds.defaults, {"all": self.feeds.all, "tag": self.feeds.tags,
+                                        "category": self.feeds.categories}[kind]]
+        if name is not None:
+            singles = self.feeds.tag if kind == "tag" else self.feeds.category
+            folded = name.casefold()
+            layers += [p for key, p in singles.items() if key.casefold() == folded]
+        merged = base.model_dump()
+        for layer in layers:
+            merged.update(layer.model_dump(exclude_none=True))
+        return Policy.model_validate(merged)
 
     @property
     def sources_by_name(self) -> dict[str, Source]:

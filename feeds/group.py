@@ -7,11 +7,12 @@ so the same inputs always give the same feeds.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from .config import Policy
 from .taxonomy import Term
 
 FeedKind = Literal["all", "tag", "category"]
@@ -26,6 +27,8 @@ class Candidate:
     #: Term keys (see ``taxonomy.term_key``).
     tags: tuple[str, ...]
     categories: tuple[str, ...]
+    #: Names of the sources it came from ("posts" for local posts).
+    sources: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,9 @@ class FeedPlan:
     #: Output path without the format suffix: "all", "tags/<slug>", "categories/<slug>".
     stem: str
     entry_ids: tuple[str, ...]
+    policy: Policy
+    #: Entries the feed has in all (it shows the newest ``policy.max_entries``).
+    total: int = 0
 
 
 def order_key(c: Candidate) -> tuple[float, str]:
@@ -48,13 +54,21 @@ def _newest(items: Iterable[Candidate], n: int) -> tuple[str, ...]:
     return tuple(c.id for c in heapq.nsmallest(n, items, key=order_key))
 
 
+def _admitted(items: Iterable[Candidate], policy: Policy) -> list[Candidate]:
+    include = set(policy.include_sources) if policy.include_sources is not None else None
+    exclude = set(policy.exclude_sources or ())
+    return [c for c in items
+            if (include is None or c.sources & include) and not (exclude and c.sources <= exclude)]
+
+
 def plan_feeds(
     candidates: Iterable[Candidate],
     tags: Mapping[str, Term],
     categories: Mapping[str, Term],
-    max_entries: int,
+    policy_of: Callable[[FeedKind, Term | None], Policy],
 ) -> list[FeedPlan]:
-    """The all-entries feed, then one feed per tag and per category, sorted by path."""
+    """The all-entries feed, then one feed per tag and per category (sorted by path),
+    each as its policy says: which sources, how many entries, whether it exists at all."""
     everything = list(candidates)
     by_tag: dict[str, list[Candidate]] = {}
     by_category: dict[str, list[Candidate]] = {}
@@ -63,11 +77,17 @@ def plan_feeds(
             by_tag.setdefault(key, []).append(c)
         for key in c.categories:
             by_category.setdefault(key, []).append(c)
-    plans = [FeedPlan("all", None, "all", _newest(everything, max_entries))]
+    policy = policy_of("all", None)
+    admitted = _admitted(everything, policy)
+    plans = [FeedPlan("all", None, "all", _newest(admitted, policy.max_entries or 50), policy, len(admitted))]
     for kind, folder, members, terms in (("tag", "tags", by_tag, tags),
                                           ("category", "categories", by_category, categories)):
         for key, items in sorted(members.items(), key=lambda kv: terms[kv[0]].slug):
             term = terms[key]
+            policy = policy_of(kind, term)  # type: ignore[arg-type]
+            admitted = _admitted(items, policy)
+            if not admitted or len(admitted) < (policy.min_entries or 1):
+                continue
             plans.append(FeedPlan(kind, term, f"{folder}/{term.slug}",  # type: ignore[arg-type]
-                                  _newest(items, max_entries)))
+                                  _newest(admitted, policy.max_entries or 50), policy, len(admitted)))
     return plans

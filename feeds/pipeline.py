@@ -19,17 +19,35 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
+import jinja2
 
 from . import __version__
-from .config import Config
+from .config import Config, Policy
 from .errors import Cancelled, PostError
 from .group import Candidate, FeedPlan, plan_feeds
+from .health import problems, status_entries, status_json
 from .identity import id_from_content, id_from_value
 from .models import Entry, PostMeta
 from .normalize import entry_from_post, is_draft, meta_from_post, post_content
+from .pages import (
+    INDEX_NAME,
+    LINK_TYPES,
+    OPML_NAME,
+    XSL_NAME,
+    Group,
+    Link,
+    Listing,
+    environment,
+    newest_label,
+    render_feed_page,
+    render_index,
+    render_opml,
+    stylesheet,
+)
 from .posts import PostFile, find_posts, read_body, read_post
 from .publish import (
     read_bytes,
@@ -38,6 +56,7 @@ from .publish import (
     safe_target,
     stale_files,
     write_all,
+    write_if_changed,
 )
 from .render import FORMATS, FeedHead, feed_url, render_feed
 from .schedule import new_state
@@ -151,6 +170,8 @@ class Generator:
         self.store = store
         self.progress = progress
         self.cancel = cancel or (lambda: False)
+        self._policies: dict[tuple[str, str], Policy] = {}
+        self._env: jinja2.Environment | None = None
         self.fingerprint = config.fingerprint(CACHE_VERSION)
         self.report = Report()
 
@@ -264,8 +285,14 @@ class Generator:
 
     # -- rendering -----------------------------------------------------------
 
+    def policy_of(self, kind: str, term: Term | None) -> Policy:
+        key = (kind, term.key if term else "")
+        if key not in self._policies:
+            self._policies[key] = self.config.policy(kind, term.name if term else None)
+        return self._policies[key]
+
     def head(self, plan: FeedPlan, relative: str) -> FeedHead:
-        site = self.config.site
+        site, policy = self.config.site, plan.policy
         if plan.term is None:
             title, description = site.title, site.description or f"All entries of {site.title}"
         elif plan.kind == "tag":
@@ -273,9 +300,19 @@ class Generator:
         else:
             title, description = (f"{plan.term.name} — {site.title}",
                                   f"Entries in the category {plan.term.name}")
+        name = plan.term.name if plan.term else site.title
+        if policy.title:
+            title = policy.title.replace("{name}", name).replace("{site}", site.title)
+        if policy.description:
+            description = policy.description.replace("{name}", name).replace("{site}", site.title)
+        stylesheet = None
+        if self.config.output.stylesheet:
+            # Relative, so it resolves wherever output/ is served (and stays same-origin, as XSLT needs).
+            stylesheet = "../" * relative.count("/") + XSL_NAME
         return FeedHead(title=title, description=description, self_url=feed_url(site.base_url, relative),
                         home_url=site.link or site.base_url, language=site.language,
-                        author=site.author or site.title, hub=self.config.websub.hub)
+                        author=site.author or site.title, hub=self.config.websub.hub, stylesheet=stylesheet,
+                        full_content=policy.content != "summary")
 
     def signature(self, plan: FeedPlan, fmt: str, head: FeedHead, stories: dict[str, _Story]) -> str:
         h = hashlib.sha1(f"{self.fingerprint}\0{fmt}\0{head!r}".encode())
@@ -390,6 +427,7 @@ class Generator:
         clock.lap("scan %d post files", len(files))
         snapshot = self.snapshot(files)
         if not check and self.unchanged_since_last_run(snapshot):
+            self.status_files(check)
             clock.lap("nothing changed since the last run")
             return self.report
         metas = self.read_metas(files)
@@ -399,8 +437,8 @@ class Generator:
         story_list = self.stories(metas, items)
         stories = {s.id: s for s in story_list}
         self.report.entries = len(stories)
-        candidates = [Candidate(s.id, s.published, s.tag_keys, s.category_keys) for s in story_list]
-        plans = plan_feeds(candidates, self.tag_terms, self.category_terms, self.config.output.max_entries)
+        candidates = [Candidate(s.id, s.published, s.tag_keys, s.category_keys, _sources_of(s)) for s in story_list]
+        plans = plan_feeds(candidates, self.tag_terms, self.category_terms, self.policy_of)
         clock.lap("group %d entries into %d feeds", len(candidates), len(plans))
         self.check_cancelled()
 
@@ -408,9 +446,10 @@ class Generator:
         records = self.store.load_outputs()
         todo: list[tuple[FeedPlan, str, str, FeedHead, str]] = []
         keep: list[str] = []
+        pages = self.config.output.pages
         for plan in plans:
-            for fmt in self.config.output.formats:
-                relative = plan.stem + FORMATS[fmt]
+            for fmt in [*(plan.policy.formats or ()), *(["html"] if pages else [])]:
+                relative = plan.stem + (FORMATS[fmt] if fmt != "html" else ".html")
                 keep.append(relative)
                 head = self.head(plan, relative)
                 signature = self.signature(plan, fmt, head, stories)
@@ -428,8 +467,10 @@ class Generator:
         clock.lap("build %d entries", len(entries))
         self.check_cancelled()
         new_records = []
-        rendered = _render_all([(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo], entries,
-                               self.progress)
+        feed_jobs = [(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo if form != "html"]
+        feed_bytes = iter(_render_all(feed_jobs, entries, self.progress))
+        rendered = [self.page(plan, head, entries, stories) if form == "html" else next(feed_bytes)
+                    for plan, form, _r, head, _s in todo]
         self.check_cancelled()
         targets = [safe_target(output_dir, relative) for _p, _f, relative, _h, _s in todo]
         if check:
@@ -447,6 +488,7 @@ class Generator:
                 new_records.append(OutputRecord(relative, signature, size, mtime_ns))
 
         clock.lap("render %d feed files", len(todo))
+        self.front_door(plans, stories, check)
         stale = stale_files(output_dir, keep)
         if check:
             self.report.outdated.extend(stale)
@@ -461,6 +503,80 @@ class Generator:
                 "drafts": self.report.drafts, "entries": self.report.entries,
                 "warnings": self.report.warnings}, ensure_ascii=False))
         return self.report
+
+    # -- pages for people ------------------------------------------------------
+
+    def listing(self, plan: FeedPlan, stories: dict[str, _Story], absolute: bool = False) -> Listing:
+        site = self.config.site
+        formats = plan.policy.formats or []
+        links = tuple(Link(LINK_TYPES[f][0], LINK_TYPES[f][1],
+                           feed_url(site.base_url, plan.stem + FORMATS[f]) if absolute
+                           else quote(plan.stem + FORMATS[f])) for f in formats)
+        xml_format = next((f for f in ("atom", "rss", "json") if f in formats), None)
+        newest = stories[plan.entry_ids[0]].published if plan.entry_ids else None
+        name = plan.term.name if plan.term else "All entries"
+        page = quote(plan.stem + ".html") if self.config.output.pages else None
+        return Listing(plan.kind, name, self.head(plan, plan.stem).title, plan.total, newest_label(newest), links,
+                       feed_url(site.base_url, plan.stem + FORMATS[xml_format]) if xml_format else None, page)
+
+    def page(self, plan: FeedPlan, head: FeedHead, entries: dict[str, Entry], stories: dict[str, _Story]) -> bytes:
+        listing = self.listing(plan, stories, absolute=True)
+        return render_feed_page(self.templates, self.config.site, listing, [entries[i] for i in plan.entry_ids],
+                                self.config.site.link or self.config.site.base_url)
+
+    @property
+    def templates(self) -> jinja2.Environment:
+        if self._env is None:
+            folder = self.config.output.templates
+            self._env = environment(self.config.resolve(folder) if folder else None)
+        return self._env
+
+    def front_door(self, plans: list[FeedPlan], stories: dict[str, _Story], check: bool) -> None:
+        """index.html, feeds.opml and feed.xsl: written when their bytes change."""
+        site = self.config.site
+        main = self.listing(plans[0], stories)
+        groups = [Group("Tags", tuple(self.listing(p, stories) for p in plans if p.kind == "tag")),
+                  Group("Categories", tuple(self.listing(p, stories) for p in plans if p.kind == "category"))]
+        folder = self.config.output.templates
+        files = {INDEX_NAME: render_index(self.templates, site, main, groups),
+                 OPML_NAME: render_opml(self.templates, site, [Group("All", (main,)), *groups])}
+        if self.config.output.stylesheet:
+            files[XSL_NAME] = stylesheet(self.config.resolve(folder) if folder else None)
+        self.write_extra(files, check)
+        self.status_files(check)
+
+    def status_files(self, check: bool) -> None:
+        """status.atom and status.json: the operator's view of source problems."""
+        if not self.config.output.status_feed or not self.config.sources:
+            return
+        site = self.config.site
+        states = self.store.load_sources()
+        found = problems(self.config, states)
+        # When each problem was first seen, and when the list last changed, are remembered.
+        memory = json.loads(self.store.get_setting("health") or '{"since": {}, "changed": null}')
+        checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)
+        now = (checked or datetime.fromtimestamp(0, UTC)).isoformat()
+        since = {p["key"]: memory["since"].get(p["key"], now) for p in found}
+        if since != memory["since"] or memory["changed"] is None:
+            memory = {"since": since, "changed": now}
+            if not check:
+                self.store.set_setting("health", json.dumps(memory, ensure_ascii=False))
+        head = FeedHead(title=f"{site.title}: source health", description="One entry per source problem",
+                        self_url=feed_url(site.base_url, "status.atom"), home_url=site.link or site.base_url,
+                        language=None, author=site.author or site.title,
+                        empty_updated=datetime.fromisoformat(memory["changed"]))
+        self.write_extra({"status.atom": render_feed(head, status_entries(found, since, head.self_url), "atom"),
+                          "status.json": status_json(found, since)}, check)
+
+    def write_extra(self, files: dict[str, bytes], check: bool) -> None:
+        output_dir = self.config.output_dir
+        for name, data in files.items():
+            target = safe_target(output_dir, name)
+            if check:
+                if read_bytes(target) != data:
+                    self.report.outdated.append(name)
+            elif write_if_changed(target, data):
+                self.report.written.append(name)
 
     def check_cancelled(self) -> None:
         """Stop between steps when asked to (a daemon shutting down); nothing is written then."""
@@ -488,6 +604,13 @@ class _Stopwatch:
         now = time.perf_counter()
         log.debug("%.2fs " + what, now - self.last, *args)
         self.last = now
+
+
+def _sources_of(story: _Story) -> frozenset[str]:
+    names = {item.source for item in story.items}
+    if story.post is not None:
+        names.add("posts")
+    return frozenset(names)
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import PublishError
 
 # Files this program writes; only these are ever removed as stale.
-MANAGED_SUFFIXES = (".atom.xml", ".rss.xml")
+MANAGED_SUFFIXES = (".atom.xml", ".rss.xml", ".feed.json")
 MANAGED_FOLDERS = ("tags", "categories")
 
 
@@ -77,16 +77,18 @@ def write_all(files: Sequence[tuple[Path, bytes]]) -> list[bool]:
 
 
 def stale_files(output_dir: Path, keep: Iterable[str]) -> list[str]:
-    """Managed files in the output folder that are not in ``keep`` (relative POSIX paths)."""
+    """Managed files in the output folder that are not in ``keep`` (relative POSIX paths):
+    feeds at the top, and feeds and their pages in the tag and category folders."""
     wanted = set(keep)
     found: list[str] = []
     for folder in ("", *MANAGED_FOLDERS):
         directory = output_dir / folder
         if not directory.is_dir():
             continue
+        suffixes = (*MANAGED_SUFFIXES, ".html") if folder else MANAGED_SUFFIXES
         for child in sorted(directory.iterdir()):
             rel = f"{folder}/{child.name}" if folder else child.name
-            if child.is_file() and child.name.endswith(MANAGED_SUFFIXES) and rel not in wanted:
+            if child.is_file() and child.name.endswith(suffixes) and rel not in wanted:
                 found.append(rel)
     return found
 

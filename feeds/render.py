@@ -8,10 +8,12 @@ the same bytes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -23,7 +25,7 @@ from .models import Entry, Provenance
 
 # The date of an empty feed: fixed, so that an empty feed is byte-stable too.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FORMATS = {"atom": ".atom.xml", "rss": ".rss.xml"}
+FORMATS = {"atom": ".atom.xml", "rss": ".rss.xml", "json": ".feed.json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,12 @@ class FeedHead:
     author: str
     #: WebSub hub announcing this feed's changes, if any.
     hub: str | None = None
+    #: URL of the XSL stylesheet that makes the feed readable in a browser, if any.
+    stylesheet: str | None = None
+    #: Whether entries carry full content (else only their summary).
+    full_content: bool = True
+    #: The feed's date when it has no entries (else the newest entry's).
+    empty_updated: datetime | None = None
 
 
 def feed_url(base_url: str, relative_path: str) -> str:
@@ -119,10 +127,10 @@ def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
         fg.language(head.language)
     fg.author({"name": head.author})
     fg.generator("feeds", uri=PROJECT_URL)
-    newest = max((e.updated for e in entries), default=EPOCH)
+    newest = max((e.updated for e in entries), default=head.empty_updated or EPOCH)
     fg.updated(newest)
     fg.lastBuildDate(newest)
-    fg.pubDate(max((e.published for e in entries), default=EPOCH))
+    fg.pubDate(max((e.published for e in entries), default=head.empty_updated or EPOCH))
     for entry in entries:
         _add_entry(fg, entry, fmt)
     return fg
@@ -164,7 +172,69 @@ def _add_entry(fg: FeedGenerator, entry: Entry, fmt: str) -> None:
 
 
 def render_feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> bytes:
-    """The feed as bytes in ``fmt`` ("atom" or "rss")."""
+    """The feed as bytes in ``fmt`` ("atom", "rss" or "json")."""
+    if not head.full_content:
+        entries = [replace(e, content=None) for e in entries]
+    if fmt == "json":
+        return render_json(head, entries)
     fg = _feed(head, entries, fmt)
     data: bytes = fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True)
+    if head.stylesheet:
+        # Browsers show the feed through the stylesheet; feed readers ignore the instruction.
+        declaration, _, rest = data.partition(b"\n")
+        pi = f'<?xml-stylesheet type="text/xsl" href="{escape(head.stylesheet)}"?>'.encode()
+        data = declaration + b"\n" + pi + b"\n" + rest
     return data
+
+
+def render_json(head: FeedHead, entries: Sequence[Entry]) -> bytes:
+    """A JSON Feed 1.1 document (https://www.jsonfeed.org/version/1.1/)."""
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": head.title,
+        "home_page_url": head.home_url,
+        "feed_url": head.self_url,
+        "description": head.description,
+        "authors": [{"name": head.author}],
+    }
+    if head.language:
+        feed["language"] = head.language
+    if head.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": head.hub}]
+    items = []
+    for e in entries:
+        item: dict[str, Any] = {"id": e.id, "title": e.title}
+        if e.link:
+            item["url"] = e.link
+        if e.content:
+            item["content_html"] = e.content
+        else:
+            item["content_text"] = e.summary or e.title
+        if e.summary:
+            item["summary"] = e.summary
+        if e.image:
+            item["image"] = e.image
+        item["date_published"] = _rfc3339(e.published)
+        item["date_modified"] = _rfc3339(e.updated)
+        if e.authors:
+            item["authors"] = [{k: v for k, v in (("name", a.name), ("url", a.uri)) if v} for a in e.authors]
+        names = list(dict.fromkeys((*e.tags, *e.categories)))
+        if names:
+            item["tags"] = names
+        if e.language:
+            item["language"] = e.language
+        if e.enclosures:
+            item["attachments"] = [{"url": x.url, "mime_type": x.type, **({"size_in_bytes": x.length}
+                                                                          if x.length else {})}
+                                   for x in e.enclosures]
+        origin = _origin(e)
+        if origin is not None:
+            item["_source"] = {"title": origin.feed_title, "feed_url": origin.feed_url,
+                               "home_page_url": origin.feed_link}
+        items.append(item)
+    feed["items"] = items
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -63,6 +63,8 @@ def test_every_output_parses_and_urls_are_ascii(site: Site) -> None:
     assert report.warnings == []
     assert report.drafts == 1
     for name, data in site.outputs().items():
+        if not name.endswith((".atom.xml", ".rss.xml")):
+            continue
         etree.fromstring(data)  # well-formed XML
         d = parse(site.output / name)
         assert d.version in ("atom10", "rss20")
@@ -76,7 +78,7 @@ def test_every_output_parses_and_urls_are_ascii(site: Site) -> None:
 
 def test_second_run_touches_nothing(sample_site: Site) -> None:
     first = sample_site.generate()
-    assert len(first.written) == 6
+    assert len([p for p in first.written if p.endswith(".xml")]) == 6
     before, mtimes = sample_site.outputs(), sample_site.mtimes()
     second = sample_site.generate()
     assert second.written == [] and second.unchanged == 6
