@@ -513,7 +513,7 @@ class Generator:
                            feed_url(site.base_url, plan.stem + FORMATS[f]) if absolute
                            else quote(plan.stem + FORMATS[f])) for f in formats)
         xml_format = next((f for f in ("atom", "rss", "json") if f in formats), None)
-        newest = stories[plan.entry_ids[0]].published if plan.entry_ids else None
+        newest = stories[plan.entry_ids[0]].published.astimezone(self.config.zone) if plan.entry_ids else None
         name = plan.term.name if plan.term else "All entries"
         page = quote(plan.stem + ".html") if self.config.output.pages else None
         return Listing(plan.kind, name, self.head(plan, plan.stem).title, plan.total, newest_label(newest), links,

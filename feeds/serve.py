@@ -113,16 +113,22 @@ def make_handler(root: Path) -> type[BaseHTTPRequestHandler]:
                 self.send_response(304)
                 self.send_header("ETag", etag)
                 self.send_header("Last-Modified", modified)
-                self.send_header("Vary", "Accept-Encoding")
+                self.send_header("Vary", "Accept, Accept-Encoding")
                 self.end_headers()
                 return
             self.send_response(200)
-            self.send_header("Content-Type", content_type(target.name))
+            kind = content_type(target.name)
+            if kind.startswith(("application/atom+xml", "application/rss+xml")) and \
+                    "text/html" in self.headers.get("Accept", ""):
+                # A browser (it asks for HTML first): as generic XML it applies the feed's XSL view;
+                # given the feed types it would show the raw text. Feed readers get the feed types.
+                kind = "application/xml; charset=utf-8"
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("ETag", etag)
             self.send_header("Last-Modified", modified)
             self.send_header("Cache-Control", "no-cache")
-            self.send_header("Vary", "Accept-Encoding")
+            self.send_header("Vary", "Accept, Accept-Encoding")
             if zipped:
                 self.send_header("Content-Encoding", "gzip")
             self.end_headers()

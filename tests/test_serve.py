@@ -52,6 +52,14 @@ def test_content_types(served: tuple[Path, int]) -> None:
     assert status == 200 and "中文" in body.decode()
 
 
+def test_browsers_get_feeds_as_xml_for_the_xsl_view(served: tuple[Path, int]) -> None:
+    _, port = served
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    assert request(port, "/all.atom.xml", headers=browser)[1]["content-type"] == "application/xml; charset=utf-8"
+    reader = {"Accept": "application/atom+xml, application/rss+xml, */*;q=0.5"}
+    assert request(port, "/all.atom.xml", headers=reader)[1]["content-type"] == "application/atom+xml; charset=utf-8"
+
+
 def test_etag_last_modified_and_304(served: tuple[Path, int]) -> None:
     root, port = served
     status, headers, _ = request(port, "/all.rss.xml")
@@ -73,7 +81,7 @@ def test_head_and_gzip(served: tuple[Path, int]) -> None:
     assert status == 200 and body == b"" and int(headers["content-length"]) == 2013
     status, headers, body = request(port, "/all.atom.xml", headers={"Accept-Encoding": "gzip, br"})
     assert headers["content-encoding"] == "gzip" and gzip.decompress(body).startswith(b"<feed>")
-    assert headers["vary"] == "Accept-Encoding"
+    assert headers["vary"] == "Accept, Accept-Encoding"
     plain_etag = request(port, "/all.atom.xml")[1]["etag"]
     assert headers["etag"] != plain_etag
     assert request(port, "/all.atom.xml", headers={"Accept-Encoding": "gzip", "If-None-Match": headers["etag"]})[0] \
