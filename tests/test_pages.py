@@ -197,7 +197,7 @@ def chromium(url: str, *args: str, user_data: Path) -> str:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt install chromium)")
 def test_chromium_shows_the_index_and_the_feed_view(served_site: tuple[Site, int], tmp_path: Path) -> None:
-    site, port = served_site
+    _site, port = served_site
     dom = chromium(f"http://127.0.0.1:{port}/", "--dump-dom", user_data=tmp_path / "ud1")
     doc = html.fromstring(dom)
     hrefs = {a.get("href") for a in doc.iter("a")}
