@@ -12,6 +12,7 @@ import gc
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ import jinja2
 
 from . import __version__
 from .config import Config, Policy
-from .errors import Cancelled, PostError
+from .errors import Cancelled, FeedsError, PostError
 from .group import Candidate, FeedPlan, plan_feeds
 from .health import problems, status_entries, status_json
 from .identity import id_from_content, id_from_value
@@ -172,6 +173,8 @@ class Generator:
         self.cancel = cancel or (lambda: False)
         self._policies: dict[tuple[str, str], Policy] = {}
         self._env: jinja2.Environment | None = None
+        self._background: list[threading.Thread] = []
+        self._background_errors: list[FeedsError] = []
         self.fingerprint = config.fingerprint(CACHE_VERSION)
         self.report = Report()
 
@@ -205,7 +208,8 @@ class Generator:
                              tuple(folder.tags), self.fingerprint))
         fresh = run_jobs(_parse_one, jobs, PARALLEL_THRESHOLD, progress=self.progress, step="reading posts")
         present = {f.name for _, f in files}
-        self.store.save_posts(fresh, forget=[p for p in cache if p not in present])
+        # The cache is written while the run goes on; the run waits for it before it ends.
+        self.background(self.store.save_posts, fresh, [p for p in cache if p not in present])
         self.report.posts, self.report.parsed = len(files), len(fresh)
         by_name = {c.path: c for c in keep + fresh}
         out = []
@@ -240,8 +244,6 @@ class Generator:
                     if k not in ledger:
                         new_keys[k] = ledger[k] = entry_id
             posts.setdefault(entry_id, []).append((index, meta))
-            if meta.link and "link:" + meta.link not in ledger:
-                new_keys["link:" + meta.link] = ledger["link:" + meta.link] = entry_id
         self.store.save_ledger(new_keys)
 
         # Items of source feeds join the post with their id or link; the rest group by id.
@@ -363,7 +365,7 @@ class Generator:
             digest, content, summary = result
             results[entry_id] = (content, summary)
             fresh.append(CachedContent(post.path, digest, self.fingerprint, content, summary))
-        self.store.save_contents(fresh)
+        self.background(self.store.save_contents, fresh)
 
         item_data = self.store.load_item_data((i.source, i.ukey) for e in wanted for i in stories[e].items)
         entries = {}
@@ -422,6 +424,12 @@ class Generator:
         return True
 
     def run(self, *, check: bool = False) -> Report:
+        try:
+            return self._run(check)
+        finally:
+            self.wait_for_writes()
+
+    def _run(self, check: bool) -> Report:
         clock = _Stopwatch()
         files = self.scan()
         clock.lap("scan %d post files", len(files))
@@ -577,6 +585,25 @@ class Generator:
                     self.report.outdated.append(name)
             elif write_if_changed(target, data):
                 self.report.written.append(name)
+
+    def background(self, fn: Callable[..., None], *args: object) -> None:
+        """Run a store write on a thread (SQLite releases the GIL while it works)."""
+        def work() -> None:
+            try:
+                fn(*args)
+            except FeedsError as exc:
+                self._background_errors.append(exc)
+
+        thread = threading.Thread(target=work, name="store-write")
+        thread.start()
+        self._background.append(thread)
+
+    def wait_for_writes(self) -> None:
+        for thread in self._background:
+            thread.join()
+        self._background.clear()
+        if self._background_errors:
+            raise self._background_errors[0]
 
     def check_cancelled(self) -> None:
         """Stop between steps when asked to (a daemon shutting down); nothing is written then."""
