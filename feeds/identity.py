@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 _TRACKING = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|yclid|igshid|_ga|_gl|"
@@ -115,7 +115,3 @@ def id_from_content(*parts: str) -> str:
     """A name-based URN for an entry with neither an id nor a link."""
     return "urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, "content:" + "\x1f".join(parts)))
 
-
-def display_url(uri: str) -> str:
-    """A URI with its percent-escapes decoded, for messages."""
-    return unquote(uri)

@@ -473,12 +473,6 @@ class Store:
         with self._begin() as conn:
             _upsert(conn, _sources, [_state_row(s) for s in states])
 
-    def forget_sources(self, names: Iterable[str]) -> None:
-        gone = list(names)
-        with self._begin() as conn:
-            for i in range(0, len(gone), 500):
-                conn.execute(sa.delete(_sources).where(_sources.c.name.in_(gone[i:i + 500])))
-
     def prune_items(self, last_seen_before: float) -> int:
         """Drop items their source stopped listing before the given time; how many were dropped.
 
