@@ -82,6 +82,8 @@ CACHE_VERSION = f"{__version__}/1"
 # Below this many posts to parse, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 2000
 RENDER_THRESHOLD = 40
+# The date of a health feed with no problem in it (a plausible, fixed one).
+HEALTHY_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -560,19 +562,17 @@ class Generator:
         site = self.config.site
         states = self.store.load_sources()
         found = problems(self.config, states)
-        # When each problem was first seen, and when the list last changed, are remembered.
-        memory = json.loads(self.store.get_setting("health") or '{"since": {}, "changed": null}')
+        # When each problem was first seen is remembered, so its entry keeps its date.
+        remembered: dict[str, str] = json.loads(self.store.get_setting("health") or "{}")
         checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)
         now = (checked or datetime.fromtimestamp(0, UTC)).isoformat()
-        since = {p["key"]: memory["since"].get(p["key"], now) for p in found}
-        if since != memory["since"] or memory["changed"] is None:
-            memory = {"since": since, "changed": now}
-            if not check:
-                self.store.set_setting("health", json.dumps(memory, ensure_ascii=False))
+        since = {p["key"]: remembered.get(p["key"], now) for p in found}
+        if since != remembered and not check:
+            self.store.set_setting("health", json.dumps(since, ensure_ascii=False))
+        # With no problem the feed has no date of its own: a fixed one keeps it byte-stable.
         head = FeedHead(title=f"{site.title}: source health", description="One entry per source problem",
                         self_url=feed_url(site.base_url, "status.atom"), home_url=site.link or site.base_url,
-                        language=None, author=site.author or site.title,
-                        empty_updated=datetime.fromisoformat(memory["changed"]))
+                        language=None, author=site.author or site.title, empty_updated=HEALTHY_SINCE)
         self.write_extra({"status.atom": render_feed(head, status_entries(found, since, head.self_url), "atom"),
                           "status.json": status_json(found, since)}, check)
 

@@ -351,3 +351,27 @@ def test_disabled_or_removed_sources_leave_the_outputs(site: Site, server: FeedS
     assert [e.title for e in entries(site)] == ["Story 1"]
     assert not (site.output / "tags/from-b.atom.xml").exists()
     assert len(server.hits("/b.xml")) == 1
+
+
+def test_two_fresh_checkouts_write_the_same_bytes(tmp_path: Path) -> None:
+    """The shipped project, generated in two places at two times, gives identical files."""
+    import shutil
+
+    outputs = []
+    for name in ("one", "two"):
+        work = tmp_path / name
+        work.mkdir()
+        for part in ("config.yaml", "posts", "sources"):
+            src = ROOT / part
+            if src.is_dir():
+                shutil.copytree(src, work / part)
+            else:
+                shutil.copy(src, work / part)
+        result = subprocess.run([sys.executable, "-m", "feeds", "generate", "--config", str(work / "config.yaml")],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        outputs.append({p.relative_to(work / "output").as_posix(): p.read_bytes()
+                        for p in sorted((work / "output").rglob("*")) if p.is_file()})
+        time.sleep(1.1)
+    assert outputs[0] == outputs[1]
+    assert "index.html" in outputs[0] and "status.atom" in outputs[0] and "all.feed.json" in outputs[0]
