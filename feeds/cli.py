@@ -164,6 +164,22 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
         sys.exit(1)
 
 
+@cli.command("check")
+@config_option
+def check_command(config_path: Path) -> None:
+    """Check the config, every post and every written feed; report every problem found."""
+    from .check import check
+
+    _setup_logging(0)
+    config = _load(config_path)  # a bad config exits 2 with its key and line
+    report = check(config)
+    for problem in report.problems:
+        click.echo(problem, err=True)
+    click.echo(f"check: config ok, {report.posts} posts, {report.feeds} feed files, "
+               f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}", err=True)
+    sys.exit(1 if report.problems else 0)
+
+
 @cli.command("status")
 @config_option
 def status_command(config_path: Path) -> None:

@@ -281,3 +281,21 @@ def test_ampersands_and_captions_in_summaries(site: Site) -> None:
         assert html.unescape(e.summary) == "Salt & pepper & more."  # feedparser gives HTML
     rss = (site.output / "all.rss.xml").read_text()
     assert "<description>Salt &amp;amp; pepper &amp;amp; more.</description>" in rss
+
+
+def test_check_command_reports_every_problem(site: Site) -> None:
+    site.add("2020-01-01-good.md", "---\ntitle: Good\ndate: 2020-01-01\n---\nok\n")
+    site.generate()
+    cmd = [sys.executable, "-m", "feeds", "check", "--config", str(site.root / "config.yaml")]
+    ok = subprocess.run(cmd, capture_output=True, text=True)
+    assert ok.returncode == 0 and "0 problems" in ok.stderr
+    site.add("bad-1.md", "---\ntitle: t\ndate: nope\n---\n")
+    site.add("bad-2.md", "---\ndate: 2020-01-01\n---\n")
+    (site.output / "all.rss.xml").write_text("<rss><channel>")
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("posts/bad-1.md:3: invalid date") for line in lines)
+    assert any(line.startswith("posts/bad-2.md:1: the post has no title") for line in lines)
+    assert any(line.startswith("all.rss.xml:") and "well-formed" in line for line in lines)
+    assert "3 problems" in lines[-1]

@@ -1,0 +1,97 @@
+"""``feeds check``: find every problem in the posts and the written feeds, not just the first.
+
+Reads post files and output files; writes nothing, fetches nothing. Each problem
+is one line naming the file (and line) it is about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import feedparser
+from lxml import etree
+
+from .config import Config
+from .errors import PostError
+from .normalize import is_draft, meta_from_post
+from .posts import find_posts, read_post
+from .publish import MANAGED_FOLDERS
+from .render import feed_url
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@dataclass
+class CheckReport:
+    problems: list[str] = field(default_factory=list)
+    posts: int = 0
+    feeds: int = 0
+
+
+def check_posts(config: Config, report: CheckReport) -> None:
+    zone = ZoneInfo(config.site.timezone)
+    seen: set[str] = set()
+    for folder in config.posts:
+        files = find_posts(folder.path, config.root)
+        if not files:
+            report.problems.append(f"{folder.path}: no post files found")
+        for f in files:
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            report.posts += 1
+            try:
+                raw = read_post(f)
+                if not is_draft(raw.meta):
+                    meta_from_post(raw, zone=zone, base_url=config.site.base_url, extra_tags=folder.tags)
+            except PostError as exc:
+                report.problems.append(str(exc))
+
+
+def _feed_files(output: Path) -> list[Path]:
+    found = []
+    for folder in ("", *MANAGED_FOLDERS):
+        directory = output / folder
+        if directory.is_dir():
+            found += sorted(p for p in directory.iterdir() if p.name.endswith((".atom.xml", ".rss.xml")))
+    return found
+
+
+def check_outputs(config: Config, report: CheckReport) -> None:
+    output = config.output_dir
+    if not output.is_dir():
+        report.problems.append(f"{output}: no output yet (run feeds generate)")
+        return
+    for path in _feed_files(output):
+        relative = path.relative_to(output).as_posix()
+        report.feeds += 1
+        data = path.read_bytes()
+        try:
+            root = etree.fromstring(data)
+        except etree.XMLSyntaxError as exc:
+            report.problems.append(f"{relative}:{exc.lineno}: not well-formed XML: {exc.msg}")
+            continue
+        parsed = feedparser.parse(data, response_headers={"content-type": "application/xml; charset=utf-8"})
+        if parsed.get("bozo"):
+            report.problems.append(f"{relative}: feed readers would flag it: {parsed.get('bozo_exception')}")
+        expected = feed_url(config.site.base_url, relative)
+        selfs = [e.get("href") for e in root.iter(f"{ATOM}link") if e.get("rel") == "self"]
+        if expected not in selfs:
+            report.problems.append(f"{relative}: its rel=self link is not {expected}")
+        for entry in parsed.entries:
+            for key in ("id", "link"):
+                value = entry.get(key) or ""
+                if value and (not value.isascii() or " " in value):
+                    report.problems.append(f"{relative}: entry {entry.get('title')!r} has a {key} that is not "
+                                           f"a percent-encoded URI: {value}")
+            if not entry.get("title"):
+                report.problems.append(f"{relative}: an entry has no title ({entry.get('id')})")
+
+
+def check(config: Config) -> CheckReport:
+    report = CheckReport()
+    check_posts(config, report)
+    check_outputs(config, report)
+    return report
