@@ -27,13 +27,15 @@ Progress = Callable[[str, int, int], None]
 # What forked workers read; set (under the lock) only while a pool runs.
 _shared: Any = None
 _pool_lock = threading.Lock()
-_enabled = True
+_fork_allowed = True
 
 
-def use_processes(enabled: bool) -> None:
-    """Allow or forbid worker processes (forking while other threads hold locks is unsafe)."""
-    global _enabled
-    _enabled = enabled
+def use_processes(fork: bool) -> None:
+    """Whether workers may be forked. A process with threads (the daemon) must not fork:
+    its workers are spawned instead (slower to start, so only for big jobs), and jobs
+    that need the parent's memory run in-process."""
+    global _fork_allowed
+    _fork_allowed = fork
 
 
 def can_fork() -> bool:
@@ -63,9 +65,11 @@ def run_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared
             progress(step, len(jobs), len(jobs))
         return results
 
-    if not _enabled or len(jobs) < threshold or cpus < 2 or (shared is not None and not can_fork()):
+    forking = _fork_allowed and can_fork()
+    if len(jobs) < threshold or cpus < 2 or (shared is not None and not forking) or \
+            (not forking and len(jobs) < threshold * 4):
         return collect(fn(job, shared) for job in jobs)
-    context = multiprocessing.get_context("fork" if can_fork() else None)
+    context = multiprocessing.get_context("fork" if forking else "spawn")
     with _pool_lock:
         _shared = shared
         try:

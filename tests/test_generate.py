@@ -299,3 +299,23 @@ def test_check_command_reports_every_problem(site: Site) -> None:
     assert any(line.startswith("posts/bad-2.md:1: the post has no title") for line in lines)
     assert any(line.startswith("all.rss.xml:") and "well-formed" in line for line in lines)
     assert "3 problems" in lines[-1]
+
+
+def test_spawned_workers_when_forking_is_off(tmp_path: Path) -> None:
+    """The daemon may not fork (it has threads): big jobs then go to spawned workers."""
+    from feeds import workers
+    from feeds.pipeline import _parse_one
+    from feeds.posts import find_posts
+
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    for n in range(400):
+        (folder / f"2020-01-01-p{n}.md").write_text(f"---\ntitle: P{n}\ntags: [t]\n---\nx\n")
+    files = find_posts("posts", tmp_path)
+    jobs = [(f, "UTC", "https://e.org/", "https://e.org/", "{slug}", (), "fp") for f in files]
+    workers.use_processes(False)
+    try:
+        rows = workers.run_jobs(_parse_one, jobs, 50)
+    finally:
+        workers.use_processes(True)
+    assert len(rows) == 400 and all(r.meta and '"P' in r.meta for r in rows)
