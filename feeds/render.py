@@ -89,7 +89,7 @@ class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
         if p.feed_url:
             etree.SubElement(source, "link", href=p.feed_url, rel="self")
         if p.feed_updated:
-            etree.SubElement(source, "updated").text = p.feed_updated.isoformat()
+            etree.SubElement(source, "updated").text = rfc3339(p.feed_updated)
         return entry
 
     def extend_rss(self, item: etree._Element) -> etree._Element:
@@ -128,8 +128,8 @@ def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
     fg.author({"name": head.author})
     fg.generator("feeds", uri=PROJECT_URL)
     newest = max((e.updated for e in entries), default=head.empty_updated or EPOCH)
-    fg.updated(newest)
-    fg.lastBuildDate(newest)
+    fg.updated(_AtomTime.of(newest))
+    fg.lastBuildDate(_AtomTime.of(newest))
     fg.pubDate(max((e.published for e in entries), default=head.empty_updated or EPOCH))
     for entry in entries:
         _add_entry(fg, entry, fmt)
@@ -143,8 +143,8 @@ def _add_entry(fg: FeedGenerator, entry: Entry, fmt: str) -> None:
     fe.title(entry.title)
     if entry.link:
         fe.link(href=entry.link, rel="alternate")
-    fe.published(entry.published)
-    fe.updated(entry.updated)
+    fe.published(_AtomTime.of(entry.published))
+    fe.updated(_AtomTime.of(entry.updated))
     for name in entry.tags + tuple(c for c in entry.categories if c not in entry.tags):
         fe.category(term=name)
     # Atom needs content or an alternate link; an entry with neither shows its summary.
@@ -214,8 +214,8 @@ def render_json(head: FeedHead, entries: Sequence[Entry]) -> bytes:
             item["summary"] = e.summary
         if e.image:
             item["image"] = e.image
-        item["date_published"] = _rfc3339(e.published)
-        item["date_modified"] = _rfc3339(e.updated)
+        item["date_published"] = rfc3339(e.published)
+        item["date_modified"] = rfc3339(e.updated)
         if e.authors:
             item["authors"] = [{k: v for k, v in (("name", a.name), ("url", a.uri)) if v} for a in e.authors]
         names = list(dict.fromkeys((*e.tags, *e.categories)))
@@ -236,5 +236,22 @@ def render_json(head: FeedHead, entries: Sequence[Entry]) -> bytes:
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def rfc3339(when: datetime) -> str:
+    """``2021-09-03T13:37:42.888Z``: UTC, "Z", and only as many fractional digits as needed."""
+    when = when.astimezone(UTC)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+class _AtomTime(datetime):
+    """A datetime that feedgen writes as :func:`rfc3339` (it calls ``isoformat``)."""
+
+    @classmethod
+    def of(cls, when: datetime) -> _AtomTime:
+        u = when.astimezone(UTC)
+        return cls(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=UTC)
+
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        return rfc3339(self)
