@@ -1,3 +1,6 @@
+"""``python -m feeds``: the same as the ``feeds`` command."""
+
 from .cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker process imports this module
+    main()
