@@ -231,10 +231,6 @@ class Source(_Strict):
     def _known_zone(cls, value: str | None) -> str | None:
         return None if value is None else Site._known_zone(value)
 
-    @property
-    def is_remote(self) -> bool:
-        return urlsplit(self.url).scheme in ("http", "https")
-
 
 class Fetch(_Strict):
     """How sources are fetched."""

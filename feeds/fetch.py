@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from . import PROJECT_URL, __version__
+from .identity import is_web_url
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
@@ -91,10 +92,6 @@ class FetchResult:
 
 class _TooLarge(Exception):
     pass
-
-
-def is_remote(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
@@ -186,7 +183,7 @@ class Fetcher:
         max_bytes = self.settings.max_bytes
 
         async def one(request: FetchRequest) -> FetchResult:
-            if not is_remote(request.url):
+            if not is_web_url(request.url):
                 return await asyncio.to_thread(read_local, request, max_bytes)
             return await self._fetch(client, request)
 
@@ -238,7 +235,7 @@ class Fetcher:
             if nxt in seen:
                 return FetchResult(request.source, request.url, url, status=status,
                                    error=f"redirect loop at {nxt}", seconds=time.monotonic() - started)
-            if not is_remote(nxt):
+            if not is_web_url(nxt):
                 return FetchResult(request.source, request.url, url, status=status,
                                    error=f"redirect to a non-http URL: {nxt}", seconds=time.monotonic() - started)
             seen.add(nxt)
@@ -317,7 +314,7 @@ def fetch_all(requests: Sequence[FetchRequest], settings: FetchSettings,
 
 def resolve_local(url: str, root: Path) -> str:
     """A source URL with a relative file path made absolute against ``root``."""
-    if is_remote(url):
+    if is_web_url(url):
         return url
     path = Path(url.removeprefix("file://")).expanduser()
     return str(path if path.is_absolute() else (root / path).resolve())

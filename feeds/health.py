@@ -12,9 +12,10 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from html import escape
 
 from .config import Config
-from .identity import ID_NAMESPACE
+from .identity import ID_NAMESPACE, is_web_url
 from .models import Entry
 from .schedule import SourceState
 
@@ -59,10 +60,10 @@ def status_entries(items: Sequence[dict[str, str]], since: dict[str, str], statu
         entries.append(Entry(
             id="urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, f"status:{p['key']}:{first}")),
             title=f"{p['source']}: {p['problem']}",
-            link=url if url.startswith(("http://", "https://")) else status_url,
+            link=url if is_web_url(url) else status_url,
             published=when, updated=when,
             summary=p["detail"],
-            content=f"<p>{_escape(p['detail'])}</p><p>Source: {_escape(url)}</p>",
+            content=f"<p>{escape(p['detail'])}</p><p>Source: {escape(url)}</p>",
         ))
     entries.sort(key=lambda e: (-e.updated.timestamp(), e.id))
     return entries
@@ -73,6 +74,3 @@ def status_json(items: Sequence[dict[str, str]], since: dict[str, str]) -> bytes
         {**{k: v for k, v in p.items() if k != "key"}, "since": since.get(p["key"])} for p in items]
     return (json.dumps({"problems": rows}, ensure_ascii=False, indent=2) + "\n").encode()
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

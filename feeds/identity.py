@@ -51,6 +51,11 @@ def to_uri(url: str) -> str:
     ))
 
 
+def is_web_url(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL (and not a local path)."""
+    return urlsplit(url).scheme in ("http", "https")
+
+
 def absolute_url(url: str, base: str | None = None) -> str | None:
     """An absolute http(s) URI for ``url`` (resolved against ``base``), or None."""
     url = url.strip()

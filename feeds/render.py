@@ -21,6 +21,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from . import PROJECT_URL
+from .identity import is_web_url
 from .models import Entry, Provenance
 
 # The date of an empty feed: fixed, so that an empty feed is byte-stable too.
@@ -102,10 +103,6 @@ class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
 def _origin(entry: Entry) -> Provenance | None:
     """The upstream feed to credit: the first remote one (local posts credit nobody)."""
     return next((p for p in entry.provenance if p.feed_url and is_web_url(p.feed_url)), None)
-
-
-def is_web_url(url: str) -> bool:
-    return url.startswith(("http://", "https://"))
 
 
 def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
