@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -307,21 +308,22 @@ def test_summary_only_source(site: Site, server: FeedServer) -> None:
     assert "content" not in e and e.summary == "Full text here."
 
 
-def test_shipped_config_aggregates_the_bundled_source(tmp_path: Path) -> None:
-    work = tmp_path / "repo"
+def generate_shipped(work: Path) -> Path:
+    """A copy of the shipped project (config, posts, sources) in ``work``, generated."""
     work.mkdir()
-    for name in ("config.yaml", "posts", "sources"):
-        src = ROOT / name
-        dst = work / name
-        if src.is_dir():
-            import shutil
-
-            shutil.copytree(src, dst)
+    for part in ("config.yaml", "posts", "sources"):
+        if (ROOT / part).is_dir():
+            shutil.copytree(ROOT / part, work / part)
         else:
-            dst.write_bytes(src.read_bytes())
+            shutil.copy(ROOT / part, work / part)
     result = subprocess.run([sys.executable, "-m", "feeds", "generate", "--config", str(work / "config.yaml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    return work
+
+
+def test_shipped_config_aggregates_the_bundled_source(tmp_path: Path) -> None:
+    work = generate_shipped(tmp_path / "repo")
     d = feedparser.parse((work / "output/tags/wire.atom.xml").read_bytes())
     assert len(d.entries) == 3 and not d.bozo
 
@@ -355,21 +357,9 @@ def test_disabled_or_removed_sources_leave_the_outputs(site: Site, server: FeedS
 
 def test_two_fresh_checkouts_write_the_same_bytes(tmp_path: Path) -> None:
     """The shipped project, generated in two places at two times, gives identical files."""
-    import shutil
-
     outputs = []
     for name in ("one", "two"):
-        work = tmp_path / name
-        work.mkdir()
-        for part in ("config.yaml", "posts", "sources"):
-            src = ROOT / part
-            if src.is_dir():
-                shutil.copytree(src, work / part)
-            else:
-                shutil.copy(src, work / part)
-        result = subprocess.run([sys.executable, "-m", "feeds", "generate", "--config", str(work / "config.yaml")],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
+        work = generate_shipped(tmp_path / name)
         outputs.append({p.relative_to(work / "output").as_posix(): p.read_bytes()
                         for p in sorted((work / "output").rglob("*")) if p.is_file()})
         time.sleep(1.1)
