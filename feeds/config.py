@@ -237,8 +237,9 @@ class Fetch(_Strict):
 
     #: Requests in flight at once, over all hosts (one at a time per host).
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
-    #: Pause between two requests to the same host.
-    host_gap: Annotated[Duration, Field(ge=0)] = 1.0
+    #: Pause before the next request to a host after a download or an error
+    #: (none after a 304 Not Modified or a redirect).
+    host_gap: Annotated[Duration, Field(ge=0, le=3600)] = 0.2
     connect_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     read_timeout: Annotated[Duration, Field(gt=0)] = 30.0
     #: Longest a whole fetch (redirects and body included) may take.
@@ -246,6 +247,9 @@ class Fetch(_Strict):
     #: Largest body accepted, after decompression.
     max_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    #: Follow redirects from a public address to a loopback, private, link-local... one, or to a
+    #: URL with a user name or password (sources configured on such addresses work regardless).
+    allow_private_redirects: bool = False
     #: Longest wait after repeated failures (they back off exponentially up to this).
     max_backoff: Annotated[Duration, Field(ge=1)] = 86400.0
     #: Drop stored entries this long after their source stopped listing them (none: keep all).

@@ -1,48 +1,96 @@
 """Fetch source feeds: the only module that speaks HTTP.
 
-Polite by construction: a global limit on requests in flight, at most one
-request at a time per host with a pause between two, an honest User-Agent,
-conditional GET (ETag and Last-Modified), bounded redirects, and timeouts on
-connecting, on each read and on the whole fetch. Bodies are read as a stream
-and dropped once they pass the size cap, counted after decompression, so
-neither a huge body nor a gzip bomb can exhaust memory. Local files (a source
-``url`` that is a path) are read here too.
+Polite by construction: a global limit on requests in flight, one request at a
+time per host (fetches already under way, following a redirect, go first), a
+pause after each download from a host, and a host that answers 429/503 with
+Retry-After is left alone for the rest of the run. An honest User-Agent,
+conditional GET (ETag and Last-Modified), bounded redirects, no cookies kept.
+
+Timeouts (connect, each read, and the whole fetch) count only the time a
+source's requests actually run: waiting for the host's turn, for the pause
+or for a global slot never counts, and waiting for a pause holds no slot.
+
+Bodies are read as a stream and every compression layer is undone and counted
+toward the size cap as it streams (``decoding``), so no body, bomb or bomb in
+a bomb can exhaust memory. The headers handed on describe the decoded body.
+
+Redirects may lead only to http(s) URLs, and from a public address only to
+public addresses (``addresses``): host names are judged by what they resolve
+to, both before a redirect is followed and when its connection is made.
+
+Local files (a source ``url`` that is a path) are read here too.
 
 Every failure becomes a :class:`FetchResult` with a one-line ``error``; nothing
-here raises for a bad server. Deciding what a result means for the schedule
-is not done here (see ``schedule``).
+here raises for a bad server or a bad URL. Deciding what a result means for
+the schedule is not done here (see ``schedule``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
+import heapq
+import http.cookiejar
+import itertools
+import os
+import re
+import socket
+import stat
 import time
-from collections.abc import Sequence
+import typing
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from . import PROJECT_URL, __version__
+from .addresses import (
+    Classify,
+    IPAddress,
+    address_class,
+    after_hop,
+    classes_of,
+    parse_address,
+    refusal,
+    trusted_classes,
+)
+from .decoding import BodyDecoder, DecodeError, TooLarge
 from .identity import is_web_url
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5")
+#: Response headers handed on with a body: all describe the decoded body (no
+#: Content-Encoding or Content-Length, so no later stage decodes it again).
+KEPT_HEADERS = ("content-type", "content-language", "content-location", "etag", "last-modified", "cache-control",
+                "expires", "date", "retry-after", "link")
+#: Longest wait a server can ask for (Retry-After, max-age) that is taken literally.
+LONGEST_WAIT = 30 * 86400.0
+#: Longest URL quoted in an error message.
+QUOTED_URL = 200
 
 
 @dataclass(frozen=True, slots=True)
 class FetchSettings:
     concurrency: int = 16
-    host_gap: float = 1.0
+    #: Pause before the next request to a host after one that was not a 304 or a redirect.
+    host_gap: float = 0.2
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     total_timeout: float = 60.0
     max_bytes: int = 16 * 1024 * 1024
     max_redirects: int = 5
     user_agent: str = USER_AGENT
+    #: Follow redirects from public addresses to loopback, private, link-local... ones, and to user:pass@ URLs.
+    allow_private_redirects: bool = False
+    #: How an address is judged (``addresses.address_class``); tests pass one that calls a
+    #: loopback address public, as no test may reach a real public address.
+    classify: Classify = field(default=address_class, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +114,7 @@ class FetchResult:
     status: int | None = None
     #: The body (decompressed); None when not modified or on error.
     body: bytes | None = None
-    #: Response headers, names in lower case.
+    #: Response headers describing the (decoded) body, names in lower case (see KEPT_HEADERS).
     headers: dict[str, str] = field(default_factory=dict)
     not_modified: bool = False
     #: Where a permanent (301/308) redirect chain led, if the first hop was permanent.
@@ -79,6 +127,7 @@ class FetchResult:
     max_age: float | None = None
     #: The source is gone for good (410).
     gone: bool = False
+    #: Seconds the source's requests took (waiting for the host's turn not included).
     seconds: float = 0.0
 
     @property
@@ -90,21 +139,28 @@ class FetchResult:
         return self.headers.get("last-modified")
 
 
-class _TooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """A redirect leads somewhere it may not; the message is the source's error."""
+
+
+def _wait(seconds: float) -> float:
+    return min(max(seconds, 0.0), LONGEST_WAIT)
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a Retry-After value (delay or HTTP date), bounded; None if unreadable."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return _wait(float(value[:12]))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return _wait(when.timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - now)
 
 
 def _max_age(cache_control: str | None) -> float | None:
@@ -112,35 +168,165 @@ def _max_age(cache_control: str | None) -> float | None:
         return None
     for part in cache_control.split(","):
         name, _, value = part.strip().partition("=")
-        if name.lower() in ("max-age", "s-maxage") and value.strip().strip('"').isdigit():
-            return float(value.strip().strip('"'))
+        value = value.strip().strip('"')
+        if name.lower() in ("max-age", "s-maxage") and value.isdigit():
+            return _wait(float(value[:12]))
     return None
 
 
-def _describe(exc: BaseException) -> str:
+def _quote(url: str) -> str:
+    return url if len(url) <= QUOTED_URL else url[:QUOTED_URL] + "..."
+
+
+def _one_line(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _describe(exc: BaseException, total: float) -> str:
     """One line for the user about a transport failure."""
     if isinstance(exc, httpx.ConnectTimeout):
         return "timed out connecting"
     if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout):
         return "timed out waiting for the server"
     if isinstance(exc, TimeoutError):
-        return "took too long (total timeout)"
+        return f"took too long (total timeout of {total:g} s)"
+    text = _one_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, _Refused | DecodeError):
+        return text
     if isinstance(exc, httpx.ConnectError):
-        text = str(exc) or type(exc).__name__
         if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
             return f"TLS error: {text}"
         if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
             return f"cannot resolve host: {text}"
         return f"cannot connect: {text}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host: {text}"
     if isinstance(exc, httpx.DecodingError):
-        return f"cannot decompress the body: {exc}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"broken HTTP answer: {exc}"
+        return f"cannot decompress the body: {text}"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return f"broken HTTP answer: {text}"
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return f"invalid URL: {exc}"
-    if isinstance(exc, _TooLarge):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return f"invalid URL: {text}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"network error: {exc.strerror}"
+    return f"{type(exc).__name__}: {text}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched over HTTP (None: it can)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError, UnicodeError) as exc:
+        return f"invalid URL {_quote(url)!r}: {_one_line(str(exc))}"
+    if parsed.scheme not in ("http", "https"):
+        return f"not an http(s) URL: {_quote(url)}"
+    if not parsed.raw_host:
+        return f"URL without a host: {_quote(url)}"
+    return None
+
+
+def _next_url(url: str, location: str) -> str | None:
+    try:
+        return urljoin(url, location.strip())
+    except ValueError:
+        return None
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to (getaddrinfo, as a connection would)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = [parse_address(str(info[4][0])) for info in infos]
+    return [ip for ip in found if ip is not None]
+
+
+#: Non-public address classes the current request may connect to; None: any (a configured URL).
+_TRUSTED: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("feeds_fetch_trusted",
+                                                                                 default=None)
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only where the request may go: resolves the host itself, checks each
+    address, and connects to a checked address, so a host name that changes what it
+    resolves to between the check and the connection (DNS rebinding) gains nothing."""
+
+    def __init__(self, classify: Classify = address_class) -> None:
+        self.inner = httpcore.AnyIOBackend()
+        self.classify = classify
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+                          ) -> httpcore.AsyncNetworkStream:
+        trusted = _TRUSTED.get()
+        if trusted is None:
+            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        try:
+            addresses = await asyncio.wait_for(_resolve(host, port), timeout)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        reason = refusal(trusted, addresses, self.classify)
+        if reason is not None:
+            raise _Refused(reason)
+        last: Exception = httpcore.ConnectError(f"{host} has no address")
+        for ip in dict.fromkeys(addresses):
+            try:
+                return await self.inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Keep no cookie: sources must not track the aggregator, nor one source affect another."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: typing.Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: typing.Any) -> bool:
+        return False
+
+
+class _HostTurns:
+    """Whose turn it is on one host: one request at a time, lowest priority first, then
+    first come; ``free_at`` is when the pause after the last request ends."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.queue: list[tuple[int, int, asyncio.Future[None]]] = []
+        self.order = itertools.count()
+        self.free_at = 0.0
+        #: The host asked to be left alone until then (429/503 with Retry-After).
+        self.blocked_until = 0.0
+        self.blocked_status = 0
+
+    async def acquire(self, priority: int) -> None:
+        if not self.busy and not self.queue:
+            self.busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.queue, (priority, next(self.order), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the turn just as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self.queue:
+            _, _, turn = heapq.heappop(self.queue)
+            if not turn.done():
+                turn.set_result(None)  # the turn passes on; the host stays busy
+                return
+        self.busy = False
 
 
 class Fetcher:
@@ -149,19 +335,28 @@ class Fetcher:
     def __init__(self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.transport = transport
-        self._hosts: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, float] = {}
+        self._hosts: dict[str, _HostTurns] = {}
         # One gate for every fetch_all on this fetcher: the global limit holds across calls.
         self._gate = asyncio.Semaphore(settings.concurrency)
         self._client: httpx.AsyncClient | None = None
 
     def _make_client(self) -> httpx.AsyncClient:
         s = self.settings
-        timeout = httpx.Timeout(s.read_timeout, connect=s.connect_timeout)
+        timeout = httpx.Timeout(s.read_timeout, connect=s.connect_timeout, pool=s.connect_timeout)
         limits = httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency)
         headers = {"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+        transport = self.transport
+        if transport is None:
+            guarded = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+            # The pool httpx would build, with a network backend that checks where it connects.
+            guarded._pool = httpcore.AsyncConnectionPool(
+                ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry, network_backend=GuardedBackend(s.classify))
+            transport = guarded
+        jar = http.cookiejar.CookieJar(policy=_NoCookies())
         return httpx.AsyncClient(timeout=timeout, limits=limits, headers=headers, follow_redirects=False,
-                                 transport=self.transport, trust_env=False)
+                                 transport=transport, trust_env=False, cookies=jar)
 
     async def open(self) -> None:
         """Keep one client (and its connections) across ``fetch_all`` calls, as a daemon does."""
@@ -180,125 +375,218 @@ class Fetcher:
             return await self._gather(client, requests)
 
     async def _gather(self, client: httpx.AsyncClient, requests: Sequence[FetchRequest]) -> list[FetchResult]:
-        max_bytes = self.settings.max_bytes
+        return list(await asyncio.gather(*(self.fetch_one(client, r) for r in requests)))
 
-        async def one(request: FetchRequest) -> FetchResult:
-            if not is_web_url(request.url):
-                return await asyncio.to_thread(read_local, request, max_bytes)
-            return await self._fetch(client, request)
-
-        return list(await asyncio.gather(*(one(r) for r in requests)))
-
-    async def _fetch(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
-        started = time.monotonic()
+    async def fetch_one(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
+        """One source's result; whatever happens, never an exception."""
         try:
-            async with asyncio.timeout(self.settings.total_timeout):
-                return await self._follow(client, request, started)
-        except (httpx.HTTPError, TimeoutError, _TooLarge, OSError) as exc:
-            return FetchResult(request.source, request.url, request.url, error=_describe(exc),
-                               seconds=time.monotonic() - started)
+            match = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):", request.url)
+            scheme = match[1].lower() if match else ""
+            if scheme not in ("http", "https"):
+                if scheme not in ("", "file"):
+                    return FetchResult(request.source, request.url, request.url,
+                                       error=f"not an http(s) URL or a file: {_quote(request.url)}")
+                return await asyncio.to_thread(read_local, request, self.settings.max_bytes)
+            return await self._follow(client, request)
+        except Exception as exc:  # the promise: a fetch never raises for a bad server or URL
+            return FetchResult(request.source, request.url, request.url,
+                               error=_describe(exc, self.settings.total_timeout))
 
-    async def _follow(self, client: httpx.AsyncClient, request: FetchRequest, started: float) -> FetchResult:
+    async def _follow(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
+        s = self.settings
         url = request.url
+        problem = url_problem(url)
+        if problem is not None:
+            return FetchResult(request.source, request.url, url, error=problem)
         seen = {url}
         moved_to: str | None = None
         permanent_chain = True
+        # Non-public address classes the next hop may reach; None: anything (the configured URL).
+        trusted: frozenset[str] | None = None
+        spent = [0.0]
         conditional: dict[str, str] = {}
         if request.etag:
             conditional["If-None-Match"] = request.etag
         if request.last_modified:
             conditional["If-Modified-Since"] = request.last_modified
-        for hop in range(self.settings.max_redirects + 1):
-            host = urlsplit(url).netloc.lower()
-            # One request at a time per host, a pause between two; the global gate is taken
-            # only once it is this host's turn, so a slow host does not hold up the others.
-            async with self._hosts.setdefault(host, asyncio.Lock()):
-                wait = self._last.get(host, 0.0) + self.settings.host_gap - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                try:
-                    async with self._gate:
-                        result = await self._get(client, request, url, conditional, started)
-                finally:
-                    self._last[host] = time.monotonic()
+
+        def failed(error: str, status: int | None = None) -> FetchResult:
+            return FetchResult(request.source, request.url, url, status=status, error=error, seconds=spent[0])
+
+        for hop in range(s.max_redirects + 1):
+            target = httpx.URL(url)
+            try:
+                result = await self._hop(client, request, target, conditional, trusted, priority=min(hop, 1),
+                                         spent=spent)
+            except TimeoutError:
+                return failed(f"took too long (total timeout of {s.total_timeout:g} s)")
+            except Exception as exc:
+                return failed(_describe(exc, s.total_timeout))
             if isinstance(result, FetchResult):
                 if moved_to is not None and permanent_chain:
                     result = replace(result, moved_to=url)
-                return replace(result, final_url=url)
-            status, location = result
+                return replace(result, final_url=url, seconds=spent[0])
+            status, location, hop_classes = result
+            nxt = _next_url(url, location)
+            problem = url_problem(nxt) if nxt is not None else f"invalid URL {_quote(location)!r}"
+            if nxt is None or problem is not None:
+                return failed(f"HTTP {status} redirect to an unusable URL: {problem}", status)
             if status in (301, 308):
                 if hop == 0 or permanent_chain:
-                    moved_to = urljoin(url, location)
+                    moved_to = nxt
             else:
                 permanent_chain = False
-            nxt = urljoin(url, location)
             if nxt in seen:
-                return FetchResult(request.source, request.url, url, status=status,
-                                   error=f"redirect loop at {nxt}", seconds=time.monotonic() - started)
-            if not is_web_url(nxt):
-                return FetchResult(request.source, request.url, url, status=status,
-                                   error=f"redirect to a non-http URL: {nxt}", seconds=time.monotonic() - started)
+                return failed(f"redirect loop at {_quote(nxt)}", status)
+            if not s.allow_private_redirects:
+                if httpx.URL(nxt).userinfo:
+                    return failed(f"redirect to a URL with a user name or password refused: {_quote(nxt)}", status)
+                try:
+                    if hop_classes is None:  # the configured URL: the classes it resolves to are trusted
+                        hop_classes = await asyncio.wait_for(self._classes(target, check=None), s.connect_timeout)
+                except (OSError, TimeoutError) as exc:
+                    return failed(f"cannot resolve host: {_one_line(str(exc)) or type(exc).__name__}", status)
+                trusted = after_hop(trusted_classes(hop_classes) if trusted is None else trusted, hop_classes)
             seen.add(nxt)
             url = nxt
-        return FetchResult(request.source, request.url, url, error=f"more than {self.settings.max_redirects} redirects",
-                           seconds=time.monotonic() - started)
+        return failed(f"more than {s.max_redirects} redirects")
+
+    async def _hop(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
+                   conditional: dict[str, str], trusted: frozenset[str] | None, *, priority: int,
+                   spent: list[float]) -> FetchResult | tuple[int, str, frozenset[str] | None]:
+        """One request, when its host's turn comes; only the request itself counts toward the timeouts.
+
+        Returns the final result, or (status, Location, classes of the addresses
+        checked for this hop) for a redirect to follow."""
+        s = self.settings
+        host = self._hosts.setdefault(target.host, _HostTurns())
+        await host.acquire(priority)
+        pause = True
+        try:
+            now = time.monotonic()
+            if host.blocked_until > now:
+                wait = host.blocked_until - now
+                pause = False
+                return FetchResult(request.source, request.url, str(target), retry_after=wait,
+                                   error=f"not fetched: {target.host} answered HTTP {host.blocked_status} with "
+                                         f"Retry-After; left alone for {wait:.0f} s")
+            if host.free_at > now:
+                await asyncio.sleep(host.free_at - now)
+            async with self._gate:
+                started = time.monotonic()
+                try:
+                    async with asyncio.timeout(max(s.total_timeout - spent[0], 0.001)):
+                        hop_classes = None if trusted is None else await self._classes(target, check=trusted)
+                        token = _TRUSTED.set(trusted)
+                        try:
+                            result = await self._get(client, request, str(target), conditional)
+                        finally:
+                            _TRUSTED.reset(token)
+                finally:
+                    spent[0] += time.monotonic() - started
+            if isinstance(result, FetchResult):
+                pause = result.status != 304
+                if result.status in (429, 503) and result.retry_after:
+                    host.blocked_until = time.monotonic() + result.retry_after
+                    host.blocked_status = result.status
+                return result
+            pause = False
+            return (*result, hop_classes)
+        finally:
+            host.free_at = time.monotonic() + (s.host_gap if pause else 0.0)
+            host.release()
+
+    async def _classes(self, target: httpx.URL, check: frozenset[str] | None) -> frozenset[str]:
+        """The address classes of ``target``'s host; with ``check``, refuse one it may not reach.
+
+        A configured URL is resolved only once it redirects (its classes say where
+        the chain may go), so a pass without redirects costs no look-up."""
+        host = target.raw_host.decode("ascii", "replace")
+        addresses = await _resolve(host, target.port or (443 if target.scheme == "https" else 80))
+        if check is not None:
+            reason = refusal(check, addresses, self.settings.classify)
+            if reason is not None:
+                raise _Refused(reason)
+        return classes_of(addresses, self.settings.classify)
 
     async def _get(self, client: httpx.AsyncClient, request: FetchRequest, url: str,
-                   conditional: dict[str, str], started: float) -> FetchResult | tuple[int, str]:
+                   conditional: dict[str, str]) -> FetchResult | tuple[int, str]:
         """The final result, or (status, Location) for a redirect to follow."""
         async with client.stream("GET", url, headers=conditional) as response:
             status = response.status_code
-            headers = {k.lower(): v for k, v in response.headers.items()}
+            raw_headers = response.headers
+            headers = {name: _one_line(raw_headers[name])[:1000] for name in KEPT_HEADERS if name in raw_headers}
             now = time.time()
             if status in (301, 302, 303, 307, 308):
-                location = headers.get("location")
+                location = raw_headers.get("location", "").strip()
                 if not location:
                     return FetchResult(request.source, request.url, url, status=status, headers=headers,
-                                       error=f"HTTP {status} without a Location header",
-                                       seconds=time.monotonic() - started)
+                                       error=f"HTTP {status} without a Location header")
                 return status, location
             base = FetchResult(request.source, request.url, url, status=status, headers=headers,
-                               retry_after=_retry_after(headers.get("retry-after"), now),
-                               max_age=_max_age(headers.get("cache-control")))
+                               retry_after=_retry_after(raw_headers.get("retry-after"), now),
+                               max_age=_max_age(raw_headers.get("cache-control")))
             if status == 304:
-                return replace(base, not_modified=True, seconds=time.monotonic() - started)
+                return replace(base, not_modified=True)
             if status == 410:
-                return replace(base, gone=True, error="HTTP 410 Gone: the source was removed for good",
-                               seconds=time.monotonic() - started)
-            if status >= 400:
-                reason = f"HTTP {status} {response.reason_phrase or ''}".strip()
-                return replace(base, error=reason, seconds=time.monotonic() - started)
-            declared = headers.get("content-length", "")
-            cap = self.settings.max_bytes
-            if declared.isdigit() and int(declared) > cap and "content-encoding" not in headers:
-                raise _TooLarge(f"body of {int(declared)} bytes is over the {cap}-byte limit")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise _TooLarge(f"body is over the {cap}-byte limit (after decompression)")
-                chunks.append(chunk)
-            return replace(base, body=b"".join(chunks), seconds=time.monotonic() - started)
+                return replace(base, gone=True, error="HTTP 410 Gone: the source was removed for good")
+            if status >= 400 or status < 200:
+                reason = f"HTTP {status} {_one_line(response.reason_phrase or '')[:100]}".strip()
+                return replace(base, error=reason)
+            return replace(base, body=await self._read_body(response))
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        """The decoded body; every layer counts toward the cap as it streams."""
+        cap = self.settings.max_bytes
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared[:20]) > cap:
+            raise TooLarge(f"body of {int(declared[:20])} bytes is over the size limit of {cap} bytes")
+        decoder = BodyDecoder(response.headers.get("content-encoding"), cap)
+        chunks: list[bytes] = []
+        raw = 0
+        # A response built in memory (a test's mock transport) has its bytes already, as sent.
+        stream = _once(response.content) if response.is_stream_consumed else response.aiter_raw()
+        async for chunk in stream:
+            raw += len(chunk)
+            if raw > cap:
+                raise TooLarge(f"body is over the size limit of {cap} bytes")
+            chunks.extend(decoder.feed(chunk))
+        chunks.extend(decoder.finish())
+        return b"".join(chunks)
+
+
+async def _once(data: bytes) -> typing.AsyncIterator[bytes]:
+    yield data
 
 
 def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
-    """A local feed file, answered like HTTP: its mtime stands for Last-Modified."""
+    """A local feed file, answered like HTTP: its mtime stands for Last-Modified.
+
+    Only regular files: a FIFO, device or socket is refused, never read (it is
+    opened without blocking, then checked)."""
     path = Path(request.url.removeprefix("file://"))
     started = time.monotonic()
     try:
-        st = path.stat()
-        modified = email.utils.formatdate(st.st_mtime, usegmt=True)
-        if request.last_modified == modified:
-            return FetchResult(request.source, request.url, request.url, status=304, not_modified=True,
-                               headers={"last-modified": modified})
-        if st.st_size > max_bytes:
-            return FetchResult(request.source, request.url, request.url,
-                               error=f"file of {st.st_size} bytes is over the {max_bytes}-byte limit")
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return FetchResult(request.source, request.url, request.url,
+                                   error="not a regular file (a FIFO, device or folder cannot be a source)")
+            modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+            if request.last_modified == modified:
+                return FetchResult(request.source, request.url, request.url, status=304, not_modified=True,
+                                   headers={"last-modified": modified})
+            if st.st_size > max_bytes:
+                return FetchResult(request.source, request.url, request.url,
+                                   error=f"file of {st.st_size} bytes is over the size limit of {max_bytes} bytes")
             body = f.read(max_bytes + 1)
     except OSError as exc:
-        return FetchResult(request.source, request.url, request.url, error=f"cannot read: {exc.strerror}")
+        return FetchResult(request.source, request.url, request.url,
+                           error=f"cannot read: {exc.strerror or type(exc).__name__}")
+    if len(body) > max_bytes:
+        return FetchResult(request.source, request.url, request.url,
+                           error=f"file is over the size limit of {max_bytes} bytes")
     headers = {"last-modified": modified, "content-location": path.resolve().as_uri()}
     return FetchResult(request.source, request.url, request.url, status=200, body=body, headers=headers,
                        seconds=time.monotonic() - started)
