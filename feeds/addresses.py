@@ -66,7 +66,8 @@ def address_class(ip: IPAddress) -> str:
         return "multicast"
     if any(ip in net for net in _PRIVATE if net.version == ip.version):
         return "private"
-    if ip.is_reserved or ip.is_private or not ip.is_global:
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local  # fec0::/10, deprecated
+    if site_local or ip.is_reserved or ip.is_private or not ip.is_global:
         return "reserved"
     return PUBLIC
 

@@ -30,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import email.utils
+import functools
 import heapq
 import http.cookiejar
 import itertools
 import os
 import re
 import socket
+import ssl
 import stat
 import time
 import typing
@@ -284,6 +286,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The certificate store, loaded once per process (it takes a good part of a second)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
     """Keep no cookie: sources must not track the aggregator, nor one source affect another."""
 
@@ -299,6 +307,7 @@ class _HostTurns:
     first come; ``free_at`` is when the pause after the last request ends."""
 
     def __init__(self) -> None:
+        #: Priorities: 0 for a fetch under way (following a redirect), 1 for a first request.
         self.busy = False
         self.queue: list[tuple[int, int, asyncio.Future[None]]] = []
         self.order = itertools.count()
@@ -347,10 +356,11 @@ class Fetcher:
         headers = {"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
         transport = self.transport
         if transport is None:
-            guarded = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+            tls = _tls_context()
+            guarded = httpx.AsyncHTTPTransport(verify=tls, limits=limits, trust_env=False)
             # The pool httpx would build, with a network backend that checks where it connects.
             guarded._pool = httpcore.AsyncConnectionPool(
-                ssl_context=httpx.create_ssl_context(trust_env=False), max_connections=limits.max_connections,
+                ssl_context=tls, max_connections=limits.max_connections,
                 max_keepalive_connections=limits.max_keepalive_connections,
                 keepalive_expiry=limits.keepalive_expiry, network_backend=GuardedBackend(s.classify))
             transport = guarded
@@ -416,7 +426,7 @@ class Fetcher:
         for hop in range(s.max_redirects + 1):
             target = httpx.URL(url)
             try:
-                result = await self._hop(client, request, target, conditional, trusted, priority=min(hop, 1),
+                result = await self._hop(client, request, target, conditional, trusted, priority=0 if hop else 1,
                                          spent=spent)
             except TimeoutError:
                 return failed(f"took too long (total timeout of {s.total_timeout:g} s)")
@@ -568,11 +578,12 @@ def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
     started = time.monotonic()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return FetchResult(request.source, request.url, request.url,
+                               error="not a regular file (a FIFO, device or folder cannot be a source)")
         with open(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                return FetchResult(request.source, request.url, request.url,
-                                   error="not a regular file (a FIFO, device or folder cannot be a source)")
             modified = email.utils.formatdate(st.st_mtime, usegmt=True)
             if request.last_modified == modified:
                 return FetchResult(request.source, request.url, request.url, status=304, not_modified=True,

@@ -10,6 +10,7 @@ Anything that is not a feed at all raises :class:`InputError`.
 from __future__ import annotations
 
 import calendar
+import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -171,7 +172,8 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     response_headers = dict(headers)
     response_headers.setdefault("content-location", url)
     # Sanitizing and resolving links are done later, for every source alike (``content``).
-    d = feedparser.parse(body, response_headers=response_headers, resolve_relative_uris=False,
+    # A stream, not bytes: feedparser opens bytes that name a file (b"/dev/zero") as that file.
+    d = feedparser.parse(io.BytesIO(body), response_headers=response_headers, resolve_relative_uris=False,
                          sanitize_html=False)
     problem = None
     if d.get("bozo"):

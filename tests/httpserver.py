@@ -7,6 +7,7 @@ import gzip
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,9 @@ class Response:
     delay: float = 0.0
     #: Honour If-None-Match / If-Modified-Since with a 304.
     conditional: bool = True
+    #: Writes the whole answer itself (status line, headers, body), for servers that
+    #: break the rules; the connection is closed afterwards.
+    raw: Callable[[BinaryIO], None] | None = None
 
 
 @dataclass
@@ -38,13 +42,17 @@ Route = Callable[[dict[str, str]], Response] | Response
 class FeedServer:
     """Serves ``routes`` (path -> Response, or a function of the request headers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.seen: list[Seen] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without this, each answer on a
+            # kept-alive connection waits for the client's delayed ACK (40 ms).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -53,12 +61,19 @@ class FeedServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.seen.append(Seen(self.path, headers, time.monotonic()))
                 route = server.routes.get(self.path)
+                if route is None:  # /f?n=1 is served by /f unless it has a route of its own
+                    route = server.routes.get(self.path.partition("?")[0])
                 if route is None:
                     resp = Response(404, b"not found", {"Content-Type": "text/plain"})
                 else:
                     resp = route(headers) if callable(route) else route
                 if resp.delay:
                     time.sleep(resp.delay)
+                if resp.raw is not None:
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        resp.raw(self.wfile)
+                    return
                 etag = resp.headers.get("ETag")
                 modified = resp.headers.get("Last-Modified")
                 if resp.conditional and resp.status == 200 and (
@@ -83,27 +98,35 @@ class FeedServer:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # clients hanging up early (size caps, timeouts) are expected here
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll: shutting down (after every test) then takes milliseconds, not half a second.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def hits(self, path: str) -> list[Seen]:
         return [s for s in self.seen if s.path == path]
 
 
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    s = FeedServer()
+@contextlib.contextmanager
+def running(host: str = "127.0.0.1") -> Iterator[FeedServer]:
+    """A server on ``host`` (any loopback address) for the duration of the block."""
+    s = FeedServer(host)
     s.thread.start()
     try:
         yield s
     finally:
         s.httpd.shutdown()
         s.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with running() as s:
+        yield s
 
 
 def rss(items: list[dict[str, str]], *, title: str = "Test feed", link: str = "https://site.example/",
