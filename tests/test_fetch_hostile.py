@@ -506,7 +506,7 @@ def test_rule_breaking_servers_each_fail_alone(server: FeedServer) -> None:
     })
     settings = FetchSettings(concurrency=8, host_gap=0, read_timeout=0.5, total_timeout=2, max_bytes=1 << 20)
     paths = [p for p in server.routes if p != "/good"]
-    results = dict(zip(paths + ["/good", "/after-cookies"], fetch_all(
+    results = dict(zip([*paths, "/good", "/after-cookies"], fetch_all(
         [FetchRequest(p, server.url(p)) for p in paths] + [FetchRequest("good", server.url("/good"))], settings)
         + fetch_all([FetchRequest("again", server.url("/good"))], settings), strict=True))
     for path in ("/huge-headers", "/many-headers", "/bad-length", "/negative-length", "/two-lengths", "/short-body",
