@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time updating 1,000 source feeds served from loopback, against `reader` and plain feedparser.
 
-    python benchmarks/bench_sources.py [--feeds 1000] [--work /tmp/feeds-bench-src] [--hosts 16]
+    python benchmarks/bench_sources.py [--feeds 1000] [--work /tmp/feeds-bench-src] [--hosts 16] [--fetch '{}']
 
 Builds the feeds with make_corpus.py (``--posts 10 --feeds N``) and serves them from
 a separate process on 127.0.0.1..127.0.0.<hosts> (one server per loopback address,
@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--feeds", type=int, default=1000)
     ap.add_argument("--hosts", type=int, default=16)
     ap.add_argument("--work", type=Path, default=Path("/tmp/feeds-bench-src"))
+    ap.add_argument("--fetch", default="{concurrency: 16, host_gap: 0}",
+                    help="the fetch: settings, as YAML ('{}' for the defaults, politeness included)")
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--run", choices=["feeds", "reader", "feedparser"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -140,7 +142,7 @@ def main() -> None:
                       for i, url in enumerate(urls(folder, args.hosts)))
     (folder / "config.yaml").write_text(
         "site: {title: Bench, base_url: 'https://example.org/feeds/'}\n"
-        "fetch: {concurrency: 16, host_gap: 0}\n"
+        f"fetch: {args.fetch}\n"
         f"sources:\n{sources}")
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), "--hosts", str(args.hosts),
                                "--feeds", str(args.feeds)], stdout=subprocess.PIPE)
