@@ -74,24 +74,19 @@ def fit_entries(entries: Sequence[E], render: Callable[[list[E]], bytes], *,
     data = render(items)
     stripped = dropped = 0
     if max_bytes and len(data) > max_bytes:
-        with_content = [i for i, e in enumerate(items) if e.content]
-
-        def strip(k: int) -> list[E]:
-            oldest = set(with_content[len(with_content) - k:])
-            return [replace(e, content=None) if i in oldest else e for i, e in enumerate(items)]
-
-        stripping = _Renders(lambda k: render(strip(k)))
-        k = _smallest(1, len(with_content), lambda k: len(stripping(k)) <= max_bytes) if with_content else None
-        if k is not None:
-            stripped, data = k, stripping(k)
-        else:
-            stripped = len(with_content)
-            bare = strip(stripped)
+        found = _strip_oldest(items, render, max_bytes, data)
+        if found is None:
+            # Even without any content it is too big: leave the oldest out, then give the
+            # entries that remain as much of their content as fits.
+            bare = [replace(e, content=None) if e.content else e for e in items]
             dropping = _Renders(lambda m: render(bare[:len(bare) - m]))
             m = _smallest(1, len(bare), lambda m: len(dropping(m)) <= max_bytes)
             if m is None:
                 raise InputError(f"over its {_bytes(max_bytes)}-byte budget even without entries")
-            dropped, data = m, dropping(m)
+            dropped = m
+            found = _strip_oldest(items[:len(items) - m], render, max_bytes) or \
+                (sum(1 for e in items[:len(items) - m] if e.content), dropping(m))
+        stripped, data = found
     parts = []
     if capped:
         parts.append(f"{capped} {'entry' if capped == 1 else 'entries'} with content over "
@@ -102,6 +97,25 @@ def fit_entries(entries: Sequence[E], render: Callable[[list[E]], bytes], *,
             what.append(f"{dropped} oldest left out")
         parts.append(f"over the {_bytes(max_bytes or 0)}-byte budget: " + ", ".join(what))
     return Fitted(data, "; ".join(parts) or None)
+
+
+def _strip_oldest(items: list[E], render: Callable[[list[E]], bytes], max_bytes: int,
+                  whole: bytes | None = None) -> tuple[int, bytes] | None:
+    """The fewest oldest entries to publish without content so that the feed fits, and
+    the feed so; None if it does not fit even with none of them. ``whole`` is
+    ``render(items)`` when already known."""
+    whole = render(items) if whole is None else whole
+    if len(whole) <= max_bytes:
+        return 0, whole
+    with_content = [i for i, e in enumerate(items) if e.content]
+
+    def strip(k: int) -> list[E]:
+        oldest = set(with_content[len(with_content) - k:])
+        return [replace(e, content=None) if i in oldest else e for i, e in enumerate(items)]
+
+    stripping = _Renders(lambda k: render(strip(k)))
+    k = _smallest(1, len(with_content), lambda k: len(stripping(k)) <= max_bytes)
+    return None if k is None else (k, stripping(k))
 
 
 def fit_count(total: int, render: Callable[[int], bytes], max_bytes: int | None) -> tuple[bytes, int]:

@@ -560,7 +560,7 @@ class Generator:
             return Rendered(None, (f"cannot render the page: {exc}",))
         left_out = len([i for i in plan.entry_ids if i in entries]) - shown
         return Rendered(data, (f"over the {self.config.output.max_bytes:,}-byte budget: {left_out} oldest "
-                               "entries left out",) if left_out else ())
+                               f"{'entry' if left_out == 1 else 'entries'} left out",) if left_out else ())
 
     @property
     def templates(self) -> jinja2.Environment:

@@ -293,8 +293,8 @@ def render_json(head: FeedHead, entries: Sequence[SafeEntry]) -> bytes:
                                    for x in e.enclosures]
         origin = _origin(e)
         if origin is not None:
-            item["_source"] = {"title": origin.feed_title, "feed_url": origin.feed_url,
-                               "home_page_url": origin.feed_link}
+            item["_source"] = {k: v for k, v in (("title", origin.feed_title), ("feed_url", origin.feed_url),
+                                                  ("home_page_url", origin.feed_link)) if v}
         items.append(item)
     feed["items"] = items
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
