@@ -85,6 +85,10 @@ class Output(_Strict):
     stylesheet: bool = True
     #: Write status.atom and status.json: one entry per source problem, for the operator.
     status_feed: bool = True
+    #: Largest feed or page file in bytes (the W3C validator checks files up to 5,000,000).
+    max_bytes: Annotated[int, Field(ge=10_000)] = 4_000_000
+    #: An entry whose content is larger (UTF-8 bytes of HTML) publishes summary and link instead.
+    max_entry_bytes: Annotated[int, Field(ge=1_000)] = 512_000
 
     @field_validator("formats")
     @classmethod

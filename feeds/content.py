@@ -3,22 +3,26 @@
 Pure functions only: no files, network, database or clock. The pipeline is
 Markdown -> HTML (raw HTML passes through) -> drop configured elements (ads,
 promos) -> drop the heading that repeats the title -> real ``src`` for lazy
-images -> absolute URLs -> drop emptied containers -> allowlist sanitizing.
+images -> drop emptied containers -> allowlist sanitizing, in which every URL
+attribute becomes an absolute http(s) URL or goes (``identity.web_url``).
+``safe_html`` repeats that last step on HTML from anywhere (the store), so that
+what is written out is safe whatever produced it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from html import unescape
-from urllib.parse import urljoin
 
 import lxml.html
 import nh3
 from cssselect import GenericTranslator
 from lxml import etree
 from markdown_it import MarkdownIt
+
+from .identity import web_url
 
 # Characters XML 1.0 forbids, plus C1 controls and non-characters readers choke on.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
@@ -33,7 +37,15 @@ _ATTRIBUTES.setdefault("video", set()).update({"src", "poster", "controls", "wid
 _ATTRIBUTES.setdefault("audio", set()).update({"src", "controls"})
 _ATTRIBUTES.setdefault("source", set()).update({"src", "type"})
 _ATTRIBUTES.setdefault("track", set()).update({"src", "kind", "srclang", "label"})
-_URL_SCHEMES = {"http", "https", "mailto"}
+_URL_SCHEMES = {"http", "https"}
+# Attributes that hold a URL in some HTML, SVG or MathML element. Only some are allowed
+# at all; all are checked, so that allowing one more attribute cannot let a script in.
+_URL_ATTRIBUTES = frozenset({
+    "href", "src", "cite", "poster", "longdesc", "action", "formaction", "data", "background",
+    "codebase", "classid", "archive", "usemap", "profile", "manifest", "icon", "lowsrc", "dynsrc",
+    "ping", "itemtype", "itemid", "xlink:href", "xml:base", "content", "srcdoc",
+})
+_SRCSET_ATTRIBUTES = frozenset({"srcset", "imagesrcset"})
 
 # Attributes lazy-loading scripts keep the real image address in, best first.
 _LAZY_SRC = ("data-src", "data-original", "data-lazy-src", "data-actualsrc", "data-url")
@@ -43,7 +55,6 @@ _MEDIA = {"img", "video", "audio", "picture", "source", "iframe", "embed", "obje
 _PRUNABLE = {"div", "section", "aside", "span", "p", "a", "figure", "figcaption", "center", "font", "ins"}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 
-_ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|#)")
 _markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
@@ -56,6 +67,26 @@ def plain_line(text: str) -> str:
     """One line of plain text: XML-safe, whitespace collapsed."""
     text = " ".join(text.split())
     return text if text.isprintable() else xml_safe(text)
+
+
+# Text a reader that takes it for HTML would parse as a tag, comment or declaration, or
+# as a character reference (HTML decodes "&lt" even without its semicolon).
+_LOOKS_LIKE_TAG = re.compile(r"<[A-Za-z/!?]")
+_LOOKS_LIKE_REFERENCE = re.compile(r"&(?=#[0-9xX]|[A-Za-z][A-Za-z0-9]*;|lt|gt|amp|quot|apos)", re.IGNORECASE)
+
+
+def display_text(text: str) -> str:
+    """Plain text that reads the same in every reader, including those that take RSS and
+    JSON Feed titles (and some Atom text) for HTML: XML-safe, and when it holds something
+    that would parse as markup, the angle brackets become look-alikes (U+2039, U+203A)
+    and the ampersand of a character reference a fullwidth one (U+FF06). Text without such
+    sequences ("AT&T", "1 < 2") is unchanged."""
+    text = xml_safe(text)
+    if _LOOKS_LIKE_TAG.search(text):
+        text = text.replace("<", "\u2039").replace(">", "\u203a")
+    if "&" in text:
+        text = _LOOKS_LIKE_REFERENCE.sub("\uff06", text)
+    return text
 
 
 def render_markdown(text: str) -> str:
@@ -117,7 +148,6 @@ _EMPTY = etree.XPath(
     "descendant::*[" + " or ".join(f"self::{t}" for t in sorted(_PRUNABLE)) + "]"
     "[not(normalize-space())][not(" + " or ".join(f"descendant::{t}" for t in sorted(_MEDIA)) + ")]"
 )
-_LINKS = etree.XPath("descendant-or-self::*/@href | descendant-or-self::*/@src | descendant-or-self::*/@poster")
 
 
 def _prune_empty(root: lxml.html.HtmlElement) -> None:
@@ -127,18 +157,38 @@ def _prune_empty(root: lxml.html.HtmlElement) -> None:
             el.drop_tree()
 
 
-def _absolute_links(root: lxml.html.HtmlElement, base_url: str) -> None:
-    found = _LINKS(root)
-    for attr in found if isinstance(found, list) else []:
-        value = str(attr).strip()
-        parent = getattr(attr, "getparent", lambda: None)()
-        name = str(getattr(attr, "attrname", ""))
-        if parent is None or not name or _ABSOLUTE.match(value):
-            continue
-        try:
-            parent.set(name, urljoin(base_url, value))
-        except ValueError:  # not a URL at all
-            del parent.attrib[name]
+def _srcset(value: str, base: str | None) -> str | None:
+    """A ``srcset`` with only its http(s) candidates (each "URL [descriptor]")."""
+    kept = []
+    for candidate in value.split(","):
+        url, _, descriptor = candidate.strip().partition(" ")
+        safe = web_url(url, base)
+        if safe is not None:
+            kept.append(f"{safe} {descriptor.strip()}".strip())
+    return ", ".join(kept) or None
+
+
+def url_filter(base: str | None) -> Callable[[str, str, str], str | None]:
+    """An nh3 attribute filter: URL attributes become absolute http(s) URLs (relative ones
+    resolved against ``base``) or are dropped; other attributes pass."""
+    def check(_tag: str, attribute: str, value: str) -> str | None:
+        name = attribute.lower()
+        if name in _URL_ATTRIBUTES or name.endswith(":href"):
+            return web_url(value, base)
+        if name in _SRCSET_ATTRIBUTES:
+            return _srcset(value, base)
+        return value
+    return check
+
+
+_final_pass = nh3.Cleaner(tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_URL_SCHEMES, link_rel=None,
+                          strip_comments=True, attribute_filter=url_filter(None))
+
+
+def safe_html(html: str) -> str:
+    """HTML of any origin as it may be published: the same allowlist as ``clean_html``,
+    and only absolute http(s) URLs in it. Idempotent on what ``clean_html`` returns."""
+    return _final_pass.clean(xml_safe(html)).strip()
 
 
 _BLOCKS = {"p", "div", "section", "article", "figure", "ul", "ol", "li", "table", "blockquote", "pre",
@@ -175,15 +225,13 @@ def clean_html(html: str, *, title: str = "", base_url: str | None = None,
     etree.strip_elements(root, etree.Comment, with_tail=False)
     _drop_title_heading(root, title)
     _fix_lazy_images(root)
-    if base_url:
-        _absolute_links(root, base_url)
     _prune_empty(root)
     _tidy_whitespace(root)
     inner = (root.text or "") + "".join(
         lxml.html.tostring(child, encoding="unicode") for child in root
     )
     cleaned = nh3.clean(inner, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_URL_SCHEMES,
-                        link_rel=None, strip_comments=True)
+                        link_rel=None, strip_comments=True, attribute_filter=url_filter(base_url))
     return cleaned.strip()
 
 

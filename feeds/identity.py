@@ -8,6 +8,7 @@ entry got, so later edits do not mint a new one.
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -54,6 +55,72 @@ def to_uri(url: str) -> str:
 def is_web_url(url: str) -> bool:
     """Whether ``url`` is an http(s) URL (and not a local path)."""
     return urlsplit(url).scheme in ("http", "https")
+
+
+# What browsers ignore in a URL: C0 controls and spaces at either end, tabs and newlines anywhere.
+_URL_EDGES = re.compile(r"^[\x00-\x20]+|[\x00-\x20]+$")
+_URL_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+# What old browsers also skipped inside a scheme; removed only to judge the scheme.
+_CONTROLS_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
+_SCHEME_NAME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+# A host as a URI may carry it, once IDNA-encoded (brackets and colon for IPv6 and ports).
+_NETLOC = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]+")
+_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[!-~]+", re.IGNORECASE)
+_TAG_URI = re.compile(r"tag:[!-~]+", re.IGNORECASE)
+_UNSAFE_IN_ID = re.compile(r"[^!-~\u00a0-\U0010ffff]|[\"<>\\^`{|}]|[\ud800-\udfff\ufffe\uffff]")
+
+
+def _schemes(text: str) -> set[str]:
+    """Every scheme a reader could take ``text`` to start with: as written, with HTML
+    entities decoded (``jav&#x09;ascript:``), and with controls and spaces skipped."""
+    found = set()
+    decoded = html.unescape(text)
+    for candidate in (text, decoded, _CONTROLS_AND_SPACE.sub("", text), _CONTROLS_AND_SPACE.sub("", decoded)):
+        m = _SCHEME_NAME.match(_URL_TAB_NEWLINE.sub("", _URL_EDGES.sub("", candidate)))
+        if m:
+            found.add(m[1].lower())
+    return found
+
+
+def web_url(value: object, base: str | None = None) -> str | None:
+    """The one gate for every URL written out: an absolute, percent-encoded http(s) URL
+    for ``value`` (a relative one resolved against ``base``, itself http(s)), or None.
+
+    Anything a browser or reader could take for another scheme (``javascript:``,
+    ``data:``, ``vbscript:``, ``file:``, however spelled: any case, with spaces, tabs,
+    newlines or control characters in or before it, or written with HTML entities) is
+    None, as is anything that is not a string.
+    """
+    if not isinstance(value, str):
+        return None
+    text = _URL_TAB_NEWLINE.sub("", _URL_EDGES.sub("", value))
+    if not text or not _schemes(text) <= {"http", "https"}:
+        return None
+    if base is not None and not _schemes(base) <= {"http", "https"}:
+        base = None
+    if not _SCHEME_NAME.match(text) and base is None:
+        return None
+    try:
+        url = absolute_url(text, base)
+        if url is None:
+            return None
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    return url if _NETLOC.fullmatch(netloc) else None
+
+
+def safe_id(value: object) -> str:
+    """An id fit to publish: ``value`` itself when it is an http(s) URL, a ``tag:`` or a
+    ``urn:`` URI without spaces or controls; otherwise a name-based ``urn:uuid`` made from
+    it, so that the same unsafe value always gives the same id."""
+    text = value.strip() if isinstance(value, str) else repr(value)
+    if text and not _UNSAFE_IN_ID.search(text):
+        if _URN.fullmatch(text) or _TAG_URI.fullmatch(text):
+            return text
+        if _schemes(text) and web_url(text) is not None:  # absolute, with a host
+            return text
+    return "urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, "id:" + text))
 
 
 def absolute_url(url: str, base: str | None = None) -> str | None:

@@ -2,22 +2,29 @@
 
 Pure: Jinja2 templates (the package's, or those in a folder named in the config,
 which win) rendered to bytes from what the pipeline hands over. Every piece of
-text is escaped by the template engine. Nothing here depends on the clock, so
-the pages are as byte-stable as the feeds.
+text is escaped by the template engine, shown as ``safe.text`` makes it (no reader
+can take it for markup), and every absolute URL passes ``identity.web_url``; links
+between our own files are relative paths we percent-encode ourselves. Nothing here
+depends on the clock, so the pages are as byte-stable as the feeds, and each stays
+within the byte budget: a feed page shows fewer entries, the index and the OPML
+list fewer feeds per group (the biggest are kept) when they would grow past it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 
+from .budget import fit_count
 from .config import Site
+from .identity import web_url
 from .models import Entry
+from .safe import text
 
 LINK_TYPES = {"atom": ("Atom", "application/atom+xml"), "rss": ("RSS", "application/rss+xml"),
               "json": ("JSON", "application/feed+json")}
@@ -55,6 +62,34 @@ class Listing:
 class Group:
     heading: str
     feeds: tuple[Listing, ...]
+    #: Feeds of the group not shown, to stay within the byte budget.
+    omitted: int = 0
+
+
+def _shown(listing: Listing) -> Listing:
+    return replace(listing, name=text(listing.name), title=text(listing.title),
+                   xml=web_url(listing.xml) if listing.xml else None)
+
+
+def _trim(groups: Sequence[Group], most: int) -> list[Group]:
+    """Each group with at most ``most`` feeds: those with the most entries, in their order."""
+    out = []
+    for g in groups:
+        feeds = tuple(_shown(f) for f in g.feeds)
+        if len(feeds) > most:
+            kept = sorted(sorted(range(len(feeds)), key=lambda i: (-feeds[i].count, i))[:most])
+            out.append(Group(g.heading, tuple(feeds[i] for i in kept), g.omitted + len(feeds) - most))
+        else:
+            out.append(Group(g.heading, feeds, g.omitted))
+    return out
+
+
+def _fit_groups(groups: Sequence[Group], render: jinja2.Template, max_bytes: int | None,
+                **context: object) -> bytes:
+    widest = max((len(g.feeds) for g in groups), default=0)
+    data, _ = fit_count(widest, lambda most: render.render(groups=_trim(groups, most), **context).encode("utf-8"),
+                        max_bytes)
+    return data
 
 
 def environment(templates: Path | None) -> jinja2.Environment:
@@ -71,20 +106,25 @@ def newest_label(when: datetime | None) -> str | None:
     return when.strftime("%Y-%m-%d") if when else None
 
 
-def render_index(env: jinja2.Environment, site: Site, main: Listing, groups: Sequence[Group]) -> bytes:
-    template = env.get_template(INDEX_NAME)
+def render_index(env: jinja2.Environment, site: Site, main: Listing, groups: Sequence[Group],
+                 max_bytes: int | None = None) -> bytes:
     total = 1 + sum(len(g.feeds) for g in groups)
-    return template.render(site=site, main=main, groups=groups, total=total, opml=OPML_NAME).encode("utf-8")
+    return _fit_groups(groups, env.get_template(INDEX_NAME), max_bytes, site=site, main=_shown(main),
+                       total=total, opml=OPML_NAME)
 
 
-def render_opml(env: jinja2.Environment, site: Site, groups: Sequence[Group]) -> bytes:
-    template = env.get_template(OPML_NAME)
-    return template.render(site=site, groups=groups, home=site.link or site.base_url).encode("utf-8")
+def render_opml(env: jinja2.Environment, site: Site, groups: Sequence[Group], max_bytes: int | None = None) -> bytes:
+    return _fit_groups(groups, env.get_template(OPML_NAME), max_bytes, site=site,
+                       home=web_url(site.link or site.base_url) or site.base_url)
 
 
 def render_feed_page(env: jinja2.Environment, site: Site, feed: Listing, entries: Sequence[Entry],
-                     home: str) -> bytes:
-    return env.get_template("feed.html").render(site=site, feed=feed, entries=entries, home=home).encode("utf-8")
+                     home: str, max_bytes: int | None = None) -> tuple[bytes, int]:
+    """The page, and how many of ``entries`` (newest first) it shows."""
+    template = env.get_template("feed.html")
+    shown = _shown(feed)
+    return fit_count(len(entries), lambda n: template.render(site=site, feed=shown, entries=entries[:n],
+                                                             home=web_url(home) or "").encode("utf-8"), max_bytes)
 
 
 def stylesheet(templates: Path | None) -> bytes:

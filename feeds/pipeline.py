@@ -59,7 +59,8 @@ from .publish import (
     write_all,
     write_if_changed,
 )
-from .render import FORMATS, FeedHead, feed_url, render_feed
+from .render import FORMATS, FeedHead, Rendered, feed_url, render_checked, render_feed
+from .safe import safe_entries
 from .schedule import new_state
 from .store import (
     CachedContent,
@@ -154,13 +155,14 @@ def _content_one(job: _ContentJob, _shared: object = None) -> tuple[str, str, st
     return digest, content, summary
 
 
-def _render_one(job: tuple[FeedHead, tuple[str, ...], str], entries: dict[str, Entry]) -> bytes:
+def _render_one(job: tuple[FeedHead, tuple[str, ...], str], entries: dict[str, Entry]) -> Rendered:
     head, entry_ids, form = job
-    return render_feed(head, [entries[i] for i in entry_ids], form)
+    # Entries that could not be built are missing: the feed shows the others.
+    return render_checked(head, [entries[i] for i in entry_ids if i in entries], form)
 
 
 def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict[str, Entry],
-                progress: Progress | None = None) -> list[bytes]:
+                progress: Progress | None = None) -> list[Rendered]:
     return run_jobs(_render_one, jobs, RENDER_THRESHOLD, shared=entries, progress=progress, step="rendering feeds")
 
 
@@ -273,7 +275,7 @@ class Generator:
             tags = _unique(tag_vocab.canonical(t) for t in chain(
                 (t for m in metas_here for t in m.tags), (t for h in heads for t in h.tags)))
             cats = _unique(cat_vocab.canonical(c) for m in metas_here for c in m.categories)
-            published = primary.published if primary is not None else datetime.fromtimestamp(heads[0].published, UTC)
+            published = primary.published if primary is not None else _from_timestamp(heads[0].published)
             stories.append(_Story(entry_id, published, primary, folder, merged, tuple(heads), tuple(tags.values()),
                                   tuple(cats.values()), tuple(tags), tuple(cats)))
         self.tag_terms = self._terms(tag_vocab, (s.tags for s in stories), "tag")
@@ -316,7 +318,8 @@ class Generator:
         return FeedHead(title=title, description=description, self_url=feed_url(site.base_url, relative),
                         home_url=site.link or site.base_url, language=site.language,
                         author=site.author or site.title, hub=self.config.websub.hub, stylesheet=stylesheet,
-                        full_content=policy.content != "summary")
+                        full_content=policy.content != "summary", max_bytes=self.config.output.max_bytes,
+                        max_entry_bytes=self.config.output.max_entry_bytes)
 
     def signature(self, plan: FeedPlan, fmt: str, head: FeedHead, stories: dict[str, _Story]) -> str:
         h = hashlib.sha1(f"{self.fingerprint}\0{fmt}\0{head!r}".encode())
@@ -375,7 +378,14 @@ class Generator:
             s = stories[entry_id]
             tags = [self.tag_terms[k].name for k in s.tag_keys]
             categories = [self.category_terms[k].name for k in s.category_keys]
-            remote = [entry_from_json(item_data[(i.source, i.ukey)]) for i in s.items]
+            remote = []
+            for i in s.items:
+                try:
+                    remote.append(entry_from_json(item_data[(i.source, i.ukey)]))
+                except Exception as exc:  # a damaged stored item: that item only
+                    self.warn(f"{i.source}: stored item {i.ukey!r} left out: {type(exc).__name__}: {exc}")
+            if not remote and s.post is None:
+                continue
             provenance = tuple(p for e in remote for p in e.provenance)
             if s.post is not None:
                 folder = self.config.posts[s.folder or 0]
@@ -473,14 +483,24 @@ class Generator:
         clock.lap("compare %d feed files with what they were made from", len(keep))
 
         wanted = {entry_id for plan, *_ in todo for entry_id in plan.entry_ids}
-        entries = self.entries(wanted, stories, {f.name: f for _, f in files})
+        built, problems = safe_entries(self.entries(wanted, stories, {f.name: f for _, f in files}))
+        entries: dict[str, Entry] = dict(built)
+        for problem in problems:
+            self.warn(problem)
         clock.lap("build %d entries", len(entries))
         self.check_cancelled()
         new_records = []
         feed_jobs = [(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo if form != "html"]
-        feed_bytes = iter(_render_all(feed_jobs, entries, self.progress))
-        rendered = [self.page(plan, head, entries, stories) if form == "html" else next(feed_bytes)
-                    for plan, form, _r, head, _s in todo]
+        feed_results = iter(_render_all(feed_jobs, entries, self.progress))
+        rendered: list[bytes | None] = []
+        for plan, form, relative, head, _s in todo:
+            result = self.page(plan, head, entries, stories) if form == "html" else next(feed_results)
+            for note in result.notes:
+                self.warn(f"{relative}: {note}")
+            rendered.append(result.data)
+        # A feed that could not be rendered keeps the file published before.
+        todo = [job for job, data in zip(todo, rendered, strict=True) if data is not None]
+        rendered = [data for data in rendered if data is not None]
         self.check_cancelled()
         targets = [safe_target(output_dir, relative) for _p, _f, relative, _h, _s in todo]
         if check:
@@ -488,7 +508,7 @@ class Generator:
                 if read_bytes(target) != data:
                     self.report.outdated.append(relative)
         else:
-            changed = write_all(list(zip(targets, rendered, strict=True)))
+            changed = write_all([(t, d) for t, d in zip(targets, rendered, strict=True) if d is not None])
             for (_p, _f, relative, _h, signature), target, wrote in zip(todo, targets, changed, strict=True):
                 if wrote:
                     self.report.written.append(relative)
@@ -529,10 +549,18 @@ class Generator:
         return Listing(plan.kind, name, self.head(plan, plan.stem).title, plan.total, newest_label(newest), links,
                        feed_url(site.base_url, plan.stem + FORMATS[xml_format]) if xml_format else None, page)
 
-    def page(self, plan: FeedPlan, head: FeedHead, entries: dict[str, Entry], stories: dict[str, _Story]) -> bytes:
+    def page(self, plan: FeedPlan, head: FeedHead, entries: dict[str, Entry], stories: dict[str, _Story]) -> Rendered:
         listing = self.listing(plan, stories, absolute=True)
-        return render_feed_page(self.templates, self.config.site, listing, [entries[i] for i in plan.entry_ids],
-                                self.config.site.link or self.config.site.base_url)
+        try:
+            data, shown = render_feed_page(self.templates, self.config.site, listing,
+                                           [entries[i] for i in plan.entry_ids if i in entries],
+                                           self.config.site.link or self.config.site.base_url,
+                                           max_bytes=self.config.output.max_bytes)
+        except (jinja2.TemplateError, FeedsError) as exc:
+            return Rendered(None, (f"cannot render the page: {exc}",))
+        left_out = len([i for i in plan.entry_ids if i in entries]) - shown
+        return Rendered(data, (f"over the {self.config.output.max_bytes:,}-byte budget: {left_out} oldest "
+                               f"{'entry' if left_out == 1 else 'entries'} left out",) if left_out else ())
 
     @property
     def templates(self) -> jinja2.Environment:
@@ -548,8 +576,9 @@ class Generator:
         groups = [Group("Tags", tuple(self.listing(p, stories) for p in plans if p.kind == "tag")),
                   Group("Categories", tuple(self.listing(p, stories) for p in plans if p.kind == "category"))]
         folder = self.config.output.templates
-        files = {INDEX_NAME: render_index(self.templates, site, main, groups),
-                 OPML_NAME: render_opml(self.templates, site, [Group("All", (main,)), *groups])}
+        budget = self.config.output.max_bytes
+        files = {INDEX_NAME: render_index(self.templates, site, main, groups, budget),
+                 OPML_NAME: render_opml(self.templates, site, [Group("All", (main,)), *groups], budget)}
         if self.config.output.stylesheet:
             files[XSL_NAME] = stylesheet(self.config.resolve(folder) if folder else None)
         self.write_extra(files, check)
@@ -572,7 +601,8 @@ class Generator:
         # With no problem the feed has no date of its own: a fixed one keeps it byte-stable.
         head = FeedHead(title=f"{site.title}: source health", description="One entry per source problem",
                         self_url=feed_url(site.base_url, "status.atom"), home_url=site.link or site.base_url,
-                        language=None, author=site.author or site.title, empty_updated=HEALTHY_SINCE)
+                        language=None, author=site.author or site.title, empty_updated=HEALTHY_SINCE,
+                        max_bytes=self.config.output.max_bytes, max_entry_bytes=self.config.output.max_entry_bytes)
         self.write_extra({"status.atom": render_feed(head, status_entries(found, since, head.self_url), "atom"),
                           "status.json": status_json(found, since)}, check)
 
@@ -638,6 +668,14 @@ def _sources_of(story: _Story) -> frozenset[str]:
     if story.post is not None:
         names.add("posts")
     return frozenset(names)
+
+
+def _from_timestamp(value: float) -> datetime:
+    """A stored time as a date; one out of range (a damaged row) as 1970, at the end of every feed."""
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

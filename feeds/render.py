@@ -1,9 +1,14 @@
-"""Render feeds to bytes with feedgen: Atom 1.0 and RSS 2.0.
+"""Render feeds to bytes with feedgen: Atom 1.0 and RSS 2.0, and JSON Feed 1.1.
 
 Pure: no files, network, database or clock. Every date in the output comes
 from the entries (feedgen would otherwise stamp "now"), entries keep the order
 given, and the generator carries no version, so the same inputs always give
 the same bytes.
+
+Only safe output: each entry passes ``safe.safe_entry`` first, every URL of the
+feed itself passes ``identity.web_url``, and an entry that still fails to render
+is left out (and reported) rather than failing its feed. A feed stays within
+its byte budget (``budget``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -21,8 +26,11 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from . import PROJECT_URL
-from .identity import is_web_url
+from .budget import Fitted, fit_entries
+from .errors import InputError
+from .identity import safe_id, web_url
 from .models import Entry, Provenance
+from .safe import SafeEntry, safe_entry, text
 
 # The date of an empty feed: fixed, so that an empty feed is byte-stable too.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,6 +58,17 @@ class FeedHead:
     full_content: bool = True
     #: The feed's date when it has no entries (else the newest entry's).
     empty_updated: datetime | None = None
+    #: Largest file to write, in bytes (older entries lose content, then the oldest go).
+    max_bytes: int | None = None
+    #: An entry whose content is larger (UTF-8 bytes of its HTML) shows summary and link.
+    max_entry_bytes: int | None = None
+
+
+class Rendered(NamedTuple):
+    """A rendered feed, or None when it could not be; and what to report about it."""
+
+    data: bytes | None
+    notes: tuple[str, ...] = ()
 
 
 def feed_url(base_url: str, relative_path: str) -> str:
@@ -82,7 +101,7 @@ class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
             return entry
         # Unqualified names, as feedgen builds the entry: the feed's default namespace is Atom.
         source = etree.SubElement(entry, "source")
-        etree.SubElement(source, "id").text = p.feed_id or p.feed_url or p.feed_link
+        etree.SubElement(source, "id").text = safe_id(p.feed_id or p.feed_url or p.feed_link)
         if p.feed_title:
             etree.SubElement(source, "title").text = p.feed_title
         if p.feed_link:
@@ -102,10 +121,20 @@ class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
 
 def _origin(entry: Entry) -> Provenance | None:
     """The upstream feed to credit: the first remote one (local posts credit nobody)."""
-    return next((p for p in entry.provenance if p.feed_url and is_web_url(p.feed_url)), None)
+    return next((p for p in entry.provenance if p.feed_url and web_url(p.feed_url)), None)
 
 
-def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
+def _safe_head(head: FeedHead) -> FeedHead:
+    """The feed's own texts and URLs as they may be written (they come from the config)."""
+    self_url = web_url(head.self_url)
+    if self_url is None:
+        raise InputError("the feed's address is not an http(s) URL", where=head.self_url)
+    return replace(head, title=text(head.title) or self_url, description=text(head.description),
+                   self_url=self_url, home_url=web_url(head.home_url) or self_url,
+                   author=text(head.author) or "feeds", hub=web_url(head.hub) if head.hub else None)
+
+
+def _feed(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict[str, str]) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("attribution", _Attribution, _EntryAttribution, atom=True, rss=True)
     if fmt == "rss":
@@ -129,12 +158,16 @@ def _feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> FeedGenerator:
     fg.lastBuildDate(_AtomTime.of(newest))
     fg.pubDate(max((e.published for e in entries), default=head.empty_updated or EPOCH))
     for entry in entries:
-        _add_entry(fg, entry, fmt)
+        fe = fg.add_entry(order="append")
+        try:
+            _fill_entry(fe, entry, fmt)
+        except Exception as exc:  # feedgen's own checks: one entry, not the feed
+            fg.remove_entry(fe)
+            failed.setdefault(entry.id, f"{entry.id}: entry left out: {type(exc).__name__}: {exc}")
     return fg
 
 
-def _add_entry(fg: FeedGenerator, entry: Entry, fmt: str) -> None:
-    fe = fg.add_entry(order="append")
+def _fill_entry(fe: Any, entry: SafeEntry, fmt: str) -> None:
     fe.attribution.origin = _origin(entry)
     fe.id(entry.id)
     fe.title(entry.title)
@@ -169,23 +202,57 @@ def _add_entry(fg: FeedGenerator, entry: Entry, fmt: str) -> None:
 
 
 def render_feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> bytes:
-    """The feed as bytes in ``fmt`` ("atom", "rss" or "json")."""
+    """The feed as bytes in ``fmt`` ("atom", "rss" or "json"); raises if it cannot be rendered."""
+    result = render_checked(head, entries, fmt)
+    if result.data is None:
+        raise InputError("; ".join(result.notes), where=head.self_url)
+    return result.data
+
+
+def render_checked(head: FeedHead, entries: Sequence[Entry], fmt: str) -> Rendered:
+    """The feed in ``fmt``, never raising: entries that cannot be written are left out,
+    the feed is fitted to its budget, and each of these is one note. Data is None (and a
+    note says why) only when the feed as a whole cannot be rendered."""
+    notes: list[str] = []
+    safe: list[SafeEntry] = []
+    for entry in entries:
+        try:
+            safe.append(safe_entry(entry))
+        except InputError as exc:
+            notes.append(str(exc))
     if not head.full_content:
-        entries = [replace(e, content=None) for e in entries]
+        safe = [replace(e, content=None) for e in safe]
+    failed: dict[str, str] = {}
+    try:
+        head = _safe_head(head)
+        fitted: Fitted = fit_entries(safe, lambda chosen: _render(head, chosen, fmt, failed),
+                                     max_bytes=head.max_bytes, max_entry_bytes=head.max_entry_bytes)
+    except InputError as exc:
+        return Rendered(None, (*notes, *failed.values(), exc.message))
+    except Exception as exc:  # one feed fails alone; the run goes on
+        return Rendered(None, (*notes, *failed.values(), f"cannot render: {type(exc).__name__}: {exc}"))
+    notes.extend(failed.values())
+    if fitted.note:
+        notes.append(fitted.note)
+    return Rendered(fitted.data, tuple(notes))
+
+
+def _render(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict[str, str]) -> bytes:
     if fmt == "json":
         return render_json(head, entries)
-    fg = _feed(head, entries, fmt)
+    fg = _feed(head, entries, fmt, failed)
     data: bytes = fg.atom_str(pretty=True) if fmt == "atom" else fg.rss_str(pretty=True)
     if head.stylesheet:
         # Browsers show the feed through the stylesheet; feed readers ignore the instruction.
         declaration, _, rest = data.partition(b"\n")
-        pi = f'<?xml-stylesheet type="text/xsl" href="{escape(head.stylesheet)}"?>'.encode()
+        pi = f'<?xml-stylesheet type="text/xsl" href="{escape(quote(head.stylesheet, safe="/.-_"))}"?>'.encode()
         data = declaration + b"\n" + pi + b"\n" + rest
     return data
 
 
-def render_json(head: FeedHead, entries: Sequence[Entry]) -> bytes:
-    """A JSON Feed 1.1 document (https://www.jsonfeed.org/version/1.1/)."""
+def render_json(head: FeedHead, entries: Sequence[SafeEntry]) -> bytes:
+    """A JSON Feed 1.1 document (https://www.jsonfeed.org/version/1.1/) of safe entries
+    (``render_checked`` makes them so)."""
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": head.title,
@@ -226,8 +293,8 @@ def render_json(head: FeedHead, entries: Sequence[Entry]) -> bytes:
                                    for x in e.enclosures]
         origin = _origin(e)
         if origin is not None:
-            item["_source"] = {"title": origin.feed_title, "feed_url": origin.feed_url,
-                               "home_page_url": origin.feed_link}
+            item["_source"] = {k: v for k, v in (("title", origin.feed_title), ("feed_url", origin.feed_url),
+                                                  ("home_page_url", origin.feed_link)) if v}
         items.append(item)
     feed["items"] = items
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

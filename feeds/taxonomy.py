@@ -2,7 +2,9 @@
 
 Pure functions. Case variants are one term; the alias map merges other
 spellings. A term's slug keeps its script (``联合早报``) and can never name a
-path outside its folder. Two terms whose slugs collide are both kept: the one
+path outside its folder. Slugs are capped in UTF-8 bytes, not characters, so that
+the longest file made from one (with its suffix and a temporary name's prefix
+and suffix) stays far below the 255 bytes file systems allow. Two terms whose slugs collide are both kept: the one
 whose name matches the slug best keeps it, the other gets a hashed suffix, and
 the collision is reported.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +23,11 @@ from slugify import slugify
 
 # Names Windows reserves, whatever the extension: a file named so cannot be opened there.
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])$", re.IGNORECASE)
+# Characters, then bytes: "<slug>.feed.json" and a temporary ".<name>.<8 random>.tmp"
+# next to it add at most 24 bytes, and a collision suffix 7, to at most 151.
 _MAX_SLUG = 80
+MAX_SLUG_BYTES = 120
+_HASH_CHARS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +50,41 @@ def term_key(name: str) -> str:
 
 def make_slug(name: str) -> str:
     """A file-name-safe slug that keeps non-Latin scripts."""
-    slug = slugify(name, allow_unicode=True, regex_pattern=r"[^\w+]+|_", max_length=_MAX_SLUG)
+    slug = slugify(name, allow_unicode=True, regex_pattern=r"[^\w+]+|_")
+    return fit_slug(slug.strip(".-"), name)
+
+
+def fit_slug(slug: str, name: str) -> str:
+    """``slug`` made safe as a file name: no separators, controls or leading dot, not a
+    reserved name, and at most ``_MAX_SLUG`` characters and ``MAX_SLUG_BYTES`` bytes. A
+    slug cut short ends in a hash of the whole, so two long names that share a beginning
+    keep apart, and the same name always gives the same slug."""
+    slug = "".join(c for c in slug if c.isprintable() and c not in '/\\:*?"<>|' and not c.isspace())
     slug = slug.strip(".-")
     if not slug:
-        return "t-" + hashlib.sha1(term_key(name).encode()).hexdigest()[:8]
+        return "t-" + hashlib.sha1(term_key(name).encode()).hexdigest()[:_HASH_CHARS]
+    if len(slug) > _MAX_SLUG or len(slug.encode()) > MAX_SLUG_BYTES:
+        digest = hashlib.sha1(slug.encode()).hexdigest()[:_HASH_CHARS]
+        room = 1 + _HASH_CHARS
+        slug = _cut(slug, _MAX_SLUG - room, MAX_SLUG_BYTES - room).rstrip(".-") + "-" + digest
     if _RESERVED.match(slug):
         slug += "-"
     return slug
+
+
+def _cut(text: str, chars: int, limit: int) -> str:
+    """The longest start of ``text`` within ``chars`` characters and ``limit`` UTF-8 bytes
+    that does not split a character from the combining marks after it."""
+    size = 0
+    end = 0
+    for i, c in enumerate(text[:chars]):
+        size += len(c.encode())
+        if size > limit:
+            break
+        end = i + 1
+    while 0 < end < len(text) and unicodedata.combining(text[end]):
+        end -= 1
+    return text[:end]
 
 
 class Vocabulary:
@@ -78,7 +113,8 @@ class Vocabulary:
         terms: dict[str, Term] = {}
         for key, options in spellings.items():
             name = min(options)[1]
-            slug = self._slugs.get(key) or make_slug(name)
+            chosen = self._slugs.get(key)
+            slug = fit_slug(chosen, name) if chosen else make_slug(name)
             terms[key] = Term(key=key, name=name, slug=slug)
         return _separate(terms)
 
