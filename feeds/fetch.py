@@ -2,8 +2,8 @@
 
 Polite by construction: a global limit on requests in flight, one request at a
 time per host (fetches already under way, following a redirect, go first), a
-pause after each download from a host, and a host that answers 429/503 with
-Retry-After is left alone for the rest of the run. An honest User-Agent,
+pause after each download from a host, and a host that answers 429 with
+Retry-After is left alone for as long as it asks (within this fetcher's life). An honest User-Agent,
 conditional GET (ETag and Last-Modified), bounded redirects, no cookies kept.
 
 Timeouts (connect, each read, and the whole fetch) count only the time a
@@ -312,9 +312,8 @@ class _HostTurns:
         self.queue: list[tuple[int, int, asyncio.Future[None]]] = []
         self.order = itertools.count()
         self.free_at = 0.0
-        #: The host asked to be left alone until then (429/503 with Retry-After).
+        #: The host asked to be left alone until then (429 with Retry-After).
         self.blocked_until = 0.0
-        self.blocked_status = 0
 
     async def acquire(self, priority: int) -> None:
         if not self.busy and not self.queue:
@@ -478,8 +477,8 @@ class Fetcher:
                 wait = host.blocked_until - now
                 pause = False
                 return FetchResult(request.source, request.url, str(target), retry_after=wait,
-                                   error=f"not fetched: {target.host} answered HTTP {host.blocked_status} with "
-                                         f"Retry-After; left alone for {wait:.0f} s")
+                                   error=f"not fetched: {target.host} answered HTTP 429 with Retry-After; "
+                                         f"left alone for {wait:.0f} s")
             if host.free_at > now:
                 await asyncio.sleep(host.free_at - now)
             async with self._gate:
@@ -496,9 +495,10 @@ class Fetcher:
                     spent[0] += time.monotonic() - started
             if isinstance(result, FetchResult):
                 pause = result.status != 304
-                if result.status in (429, 503) and result.retry_after:
+                # 429 is about how often this client asks the host: it holds for every source there.
+                # A 503 may be one site among many on a shared host, so it holds for its source only.
+                if result.status == 429 and result.retry_after:
                     host.blocked_until = time.monotonic() + result.retry_after
-                    host.blocked_status = result.status
                 return result
             pause = False
             return (*result, hop_classes)
