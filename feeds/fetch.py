@@ -264,6 +264,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
         try:
             addresses = await asyncio.wait_for(_resolve(host, port), timeout)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"timed out resolving {host}") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         reason = refusal(trusted, addresses, self.classify)

@@ -352,6 +352,25 @@ def test_the_operator_can_allow_private_redirects(server: FeedServer, other: Fee
     assert parse_config("site: {title: t, base_url: 'https://example.org/'}\n").fetch.allow_private_redirects is False
 
 
+def test_a_name_that_turns_internal_after_the_check_is_refused_at_connection(other: FeedServer) -> None:
+    """DNS rebinding: the redirect target looks public when checked, then internal when connected to."""
+    asked: list[IPAddress] = []
+
+    def rebinding(address: IPAddress) -> str:
+        if address == ip("127.0.0.3"):
+            asked.append(address)
+            return "public" if len(asked) <= 2 else "loopback"  # the check asks twice, then the connection
+        return as_public(address)
+
+    with running("127.0.0.3") as inside:
+        inside.routes["/secret"] = Response(200, FEED)
+        other.routes["/r"] = Response(302, headers={"Location": inside.url("/secret")})
+        result = fetch_all([FetchRequest("s", other.url("/r"))],
+                           FetchSettings(host_gap=0, read_timeout=2, total_timeout=3, classify=rebinding))[0]
+        assert "loopback address" in one_line(result) and len(asked) == 3
+        assert inside.hits("/secret") == []
+
+
 def test_connections_are_checked_where_they_are_made(server: FeedServer) -> None:
     """The check at connection time, which a host name that changes its answers cannot dodge."""
     import asyncio
