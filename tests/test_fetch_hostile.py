@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import feedparser
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ from feeds.fetch import LONGEST_WAIT, FetchRequest, FetchResult, FetchSettings, 
 from feeds.parse import parse_feed
 from feeds.schedule import after_fetch, new_state
 
+from .conftest import Site
 from .httpserver import FeedServer, Response, feed_response, item, rss, running
 
 FAST = FetchSettings(concurrency=8, host_gap=0.0, connect_timeout=2, read_timeout=1, total_timeout=3,
@@ -546,3 +548,26 @@ def test_local_special_files_are_refused_without_blocking(tmp_path: Path) -> Non
                          FetchRequest("dir", str(tmp_path)), FetchRequest("file", f"file://{fifo}")], FAST)
     for result in results:
         assert "not a regular file" in one_line(result)
+
+
+def test_a_run_goes_on_past_every_hostile_source(site: Site, server: FeedServer, tmp_path: Path) -> None:
+    local = tmp_path / "private.xml"  # a feed on the aggregator's disk, named by a server's body
+    local.write_text(rss([item(7)]))
+    server.routes["/good.xml"] = feed_response(rss([item(1)]))
+    server.routes["/data"] = Response(302, headers={"Location": "data:text/plain,hi"})
+    server.routes["/file"] = Response(302, headers={"Location": "file:feed.xml"})
+    bomb = gzip.compress(gzip.compress(b"\0" * (8 << 20)))
+    server.routes["/bomb"] = Response(200, bomb, {"Content-Encoding": "gzip"})
+    server.routes["/path"] = Response(200, str(local).encode(), {"Content-Type": "application/rss+xml"})
+    names = ["good", "data", "file", "bomb", "path"]
+    sources = "".join(f"  - {{name: {n}, url: '{server.url('/good.xml' if n == 'good' else '/' + n)}'}}\n"
+                      for n in names)
+    text = (site.root / "config.yaml").read_text()
+    site.write_config(text + "sources:\n" + sources + "fetch: {host_gap: 0, total_timeout: 5, max_bytes: 1000000}\n")
+    report = site.generate()
+    by_name = {o.name: o for o in report.sources}
+    assert by_name["good"].status == "ok"
+    for name in names[1:]:
+        assert by_name[name].error and "\n" not in by_name[name].error, name
+    assert "size limit" in (by_name["bomb"].error or "")
+    assert [e.title for e in feedparser.parse((site.output / "all.atom.xml").read_bytes()).entries] == ["Story 1"]
