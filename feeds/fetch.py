@@ -215,8 +215,8 @@ def _describe(exc: BaseException, total: float) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be fetched over HTTP (None: it can)."""
+def parse_url(url: str) -> httpx.URL | str:
+    """``url`` parsed, or a one-line reason it cannot be fetched over HTTP."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError, UnicodeError) as exc:
@@ -225,7 +225,7 @@ def url_problem(url: str) -> str | None:
         return f"not an http(s) URL: {_quote(url)}"
     if not parsed.raw_host:
         return f"URL without a host: {_quote(url)}"
-    return None
+    return parsed
 
 
 def _next_url(url: str, location: str) -> str | None:
@@ -406,9 +406,9 @@ class Fetcher:
     async def _follow(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
         s = self.settings
         url = request.url
-        problem = url_problem(url)
-        if problem is not None:
-            return FetchResult(request.source, request.url, url, error=problem)
+        target = parse_url(url)
+        if isinstance(target, str):
+            return FetchResult(request.source, request.url, url, error=target)
         seen = {url}
         moved_to: str | None = None
         permanent_chain = True
@@ -425,7 +425,6 @@ class Fetcher:
             return FetchResult(request.source, request.url, url, status=status, error=error, seconds=spent[0])
 
         for hop in range(s.max_redirects + 1):
-            target = httpx.URL(url)
             try:
                 result = await self._hop(client, request, target, conditional, trusted, priority=0 if hop else 1,
                                          spent=spent)
@@ -439,9 +438,9 @@ class Fetcher:
                 return replace(result, final_url=url, seconds=spent[0])
             status, location, hop_classes = result
             nxt = _next_url(url, location)
-            problem = url_problem(nxt) if nxt is not None else f"invalid URL {_quote(location)!r}"
-            if nxt is None or problem is not None:
-                return failed(f"HTTP {status} redirect to an unusable URL: {problem}", status)
+            parsed = parse_url(nxt) if nxt is not None else f"invalid URL {_quote(location)!r}"
+            if nxt is None or isinstance(parsed, str):
+                return failed(f"HTTP {status} redirect to an unusable URL: {parsed}", status)
             if status in (301, 308):
                 if hop == 0 or permanent_chain:
                     moved_to = nxt
@@ -450,7 +449,7 @@ class Fetcher:
             if nxt in seen:
                 return failed(f"redirect loop at {_quote(nxt)}", status)
             if not s.allow_private_redirects:
-                if httpx.URL(nxt).userinfo:
+                if parsed.userinfo:
                     return failed(f"redirect to a URL with a user name or password refused: {_quote(nxt)}", status)
                 try:
                     if hop_classes is None:  # the configured URL: the classes it resolves to are trusted
@@ -459,7 +458,7 @@ class Fetcher:
                     return failed(f"cannot resolve host: {_one_line(str(exc)) or type(exc).__name__}", status)
                 trusted = after_hop(trusted_classes(hop_classes) if trusted is None else trusted, hop_classes)
             seen.add(nxt)
-            url = nxt
+            url, target = nxt, parsed
         return failed(f"more than {s.max_redirects} redirects")
 
     async def _hop(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
@@ -490,7 +489,7 @@ class Fetcher:
                         hop_classes = None if trusted is None else await self._classes(target, check=trusted)
                         token = _TRUSTED.set(trusted)
                         try:
-                            result = await self._get(client, request, str(target), conditional)
+                            result = await self._get(client, request, target, conditional)
                         finally:
                             _TRUSTED.reset(token)
                 finally:
@@ -521,10 +520,11 @@ class Fetcher:
                 raise _Refused(reason)
         return classes_of(addresses, self.settings.classify)
 
-    async def _get(self, client: httpx.AsyncClient, request: FetchRequest, url: str,
+    async def _get(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
                    conditional: dict[str, str]) -> FetchResult | tuple[int, str]:
         """The final result, or (status, Location) for a redirect to follow."""
-        async with client.stream("GET", url, headers=conditional) as response:
+        url = str(target)
+        async with client.stream("GET", target, headers=conditional) as response:
             status = response.status_code
             raw_headers = response.headers
             headers = {name: _one_line(raw_headers[name])[:1000] for name in KEPT_HEADERS if name in raw_headers}
