@@ -2,9 +2,11 @@
 
 Polite by construction: a global limit on requests in flight, one request at a
 time per host (fetches already under way, following a redirect, go first), a
-pause after each download from a host, and a host that answers 429 with
-Retry-After is left alone for as long as it asks (within this fetcher's life). An honest User-Agent,
-conditional GET (ETag and Last-Modified), bounded redirects, no cookies kept.
+pause after each download or error from a host (none after a 304 or a
+redirect, so a pass where nothing changed is not slowed down), and a host that
+answers 429 with Retry-After is left alone as long as it asks. An honest
+User-Agent, conditional GET (ETag and Last-Modified), bounded redirects, and
+no cookies kept.
 
 Timeouts (connect, each read, and the whole fetch) count only the time a
 source's requests actually run: waiting for the host's turn, for the pause
