@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from feeds import identity
 from feeds.content import clean_html, display_text, safe_html
 from feeds.identity import safe_id, web_url
 from feeds.taxonomy import MAX_SLUG_BYTES, make_slug
@@ -499,3 +500,9 @@ def test_any_tag_makes_a_safe_slug_within_the_byte_cap(name: str) -> None:
     assert slug and len(slug.encode()) <= MAX_SLUG_BYTES + 1
     assert "/" not in slug and "\\" not in slug and not slug.startswith(".") and slug.isprintable()
     assert make_slug(name) == slug
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.from_regex(identity._CLEAN_WEB_URL, fullmatch=True))
+def test_urls_taken_as_they_are_are_what_the_full_check_gives(url: str) -> None:
+    assert identity.absolute_url(url) == url
