@@ -405,6 +405,8 @@ def test_hostile_stored_items_fail_alone(site: Site, tmp_path: Path) -> None:
                    (json.dumps(d), ukey))
     db.execute("UPDATE items SET data = 'not json {', digest = 'damaged', published = 1e300 "
                "WHERE source = 'wire' AND ukey = ?", (rows[5][0],))
+    db.execute("UPDATE items SET tags = '[5, null, {\"a\": 1}, \"\", \"Fine\"]' WHERE source = 'wire' AND ukey = ?",
+               (rows[0][0],))
     db.execute("DELETE FROM settings WHERE key = 'last_run'")
     db.commit()
     db.close()
@@ -421,6 +423,7 @@ def test_hostile_stored_items_fail_alone(site: Site, tmp_path: Path) -> None:
     assert "A post" in titles
     assert "badtitle" in titles  # NULs and non-characters removed, the rest kept
     assert len(d.entries) >= 4  # the post and the items that could be repaired
+    assert "tags/fine.atom.xml" in parsed  # the one good tag of a damaged tag list
     tag = parsed["tags/wire.atom.xml"]
     assert isinstance(tag, feedparser.FeedParserDict) and [e.title for e in tag.entries] == ["A post"]
 
