@@ -509,3 +509,22 @@ def test_any_tag_makes_a_safe_slug_within_the_byte_cap(name: str) -> None:
 @given(st.from_regex(identity._CLEAN_WEB_URL, fullmatch=True))
 def test_urls_taken_as_they_are_are_what_the_full_check_gives(url: str) -> None:
     assert identity.absolute_url(url) == url
+
+
+def test_an_entry_that_cannot_be_written_fails_alone_not_its_feed() -> None:
+    from datetime import UTC, datetime
+
+    from feeds.render import FeedHead, render_checked
+    from feeds.safe import SafeEntry
+
+    when = datetime(2021, 1, 1, tzinfo=UTC)
+    head = FeedHead("T", "D", "https://site.example/all.atom.xml", "https://site.example/", None, "A")
+    good = [SafeEntry(id=f"urn:x:{n}", title=f"Good {n}", link=None, published=when, updated=when) for n in (1, 2)]
+    # Marked safe by hand, so nothing repairs it: lxml refuses the NUL when the feed is written.
+    bad = SafeEntry(id="urn:x:bad", title="bad\x00", link=None, published=when, updated=when)
+    for fmt in ("atom", "rss"):
+        result = render_checked(head, [good[0], bad, good[1]], fmt)
+        assert result.data is not None
+        d = feedparser.parse(result.data)
+        assert [e.title for e in d.entries] == ["Good 1", "Good 2"]
+        assert len(result.notes) == 1 and result.notes[0].startswith("urn:x:bad: entry left out")
