@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple, TypeVar
 
+from .content import shorten
 from .errors import InputError
 from .models import Entry
 
@@ -64,13 +65,17 @@ def fit_entries(entries: Sequence[E], render: Callable[[list[E]], bytes], *,
     """``render`` of ``entries`` (newest first) within the budget; InputError if not even
     a feed without entries fits."""
     items = list(entries)
-    capped = 0
+    capped = cut = 0
     if max_entry_bytes:
         for i, e in enumerate(items):
             # A character is at most four bytes: most contents need no encoding to tell.
             if e.content and len(e.content) * 4 > max_entry_bytes and len(e.content.encode()) > max_entry_bytes:
-                items[i] = replace(e, content=None)
+                items[i] = e = replace(e, content=None)
                 capped += 1
+            if len(e.summary) * 4 > max_entry_bytes and len(e.summary.encode()) > max_entry_bytes:
+                # What stands in for the content may not be as big as the content it replaces.
+                items[i] = replace(e, summary=shorten(e.summary, max_entry_bytes // 4))
+                cut += 1
     data = render(items)
     stripped = dropped = 0
     if max_bytes and len(data) > max_bytes:
@@ -91,6 +96,9 @@ def fit_entries(entries: Sequence[E], render: Callable[[list[E]], bytes], *,
     if capped:
         parts.append(f"{capped} {'entry' if capped == 1 else 'entries'} with content over "
                      f"{_bytes(max_entry_bytes or 0)} bytes published as summary and link")
+    if cut:
+        parts.append(f"{cut} {'summary' if cut == 1 else 'summaries'} over {_bytes(max_entry_bytes or 0)} bytes "
+                     "shortened")
     if stripped or dropped:
         what = [f"{stripped} older {'entry' if stripped == 1 else 'entries'} without content"] if stripped else []
         if dropped:

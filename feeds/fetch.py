@@ -2,9 +2,11 @@
 
 Polite by construction: a global limit on requests in flight, one request at a
 time per host (fetches already under way, following a redirect, go first), a
-pause after each download from a host, and a host that answers 429/503 with
-Retry-After is left alone for the rest of the run. An honest User-Agent,
-conditional GET (ETag and Last-Modified), bounded redirects, no cookies kept.
+pause after each download or error from a host (none after a 304 or a
+redirect, so a pass where nothing changed is not slowed down), and a host that
+answers 429 with Retry-After is left alone as long as it asks. An honest
+User-Agent, conditional GET (ETag and Last-Modified), bounded redirects, and
+no cookies kept.
 
 Timeouts (connect, each read, and the whole fetch) count only the time a
 source's requests actually run: waiting for the host's turn, for the pause
@@ -215,8 +217,8 @@ def _describe(exc: BaseException, total: float) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be fetched over HTTP (None: it can)."""
+def parse_url(url: str) -> httpx.URL | str:
+    """``url`` parsed, or a one-line reason it cannot be fetched over HTTP."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError, UnicodeError) as exc:
@@ -225,7 +227,7 @@ def url_problem(url: str) -> str | None:
         return f"not an http(s) URL: {_quote(url)}"
     if not parsed.raw_host:
         return f"URL without a host: {_quote(url)}"
-    return None
+    return parsed
 
 
 def _next_url(url: str, location: str) -> str | None:
@@ -264,6 +266,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
         try:
             addresses = await asyncio.wait_for(_resolve(host, port), timeout)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"timed out resolving {host}") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         reason = refusal(trusted, addresses, self.classify)
@@ -312,9 +316,8 @@ class _HostTurns:
         self.queue: list[tuple[int, int, asyncio.Future[None]]] = []
         self.order = itertools.count()
         self.free_at = 0.0
-        #: The host asked to be left alone until then (429/503 with Retry-After).
+        #: The host asked to be left alone until then (429 with Retry-After).
         self.blocked_until = 0.0
-        self.blocked_status = 0
 
     async def acquire(self, priority: int) -> None:
         if not self.busy and not self.queue:
@@ -405,9 +408,9 @@ class Fetcher:
     async def _follow(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
         s = self.settings
         url = request.url
-        problem = url_problem(url)
-        if problem is not None:
-            return FetchResult(request.source, request.url, url, error=problem)
+        target = parse_url(url)
+        if isinstance(target, str):
+            return FetchResult(request.source, request.url, url, error=target)
         seen = {url}
         moved_to: str | None = None
         permanent_chain = True
@@ -424,7 +427,6 @@ class Fetcher:
             return FetchResult(request.source, request.url, url, status=status, error=error, seconds=spent[0])
 
         for hop in range(s.max_redirects + 1):
-            target = httpx.URL(url)
             try:
                 result = await self._hop(client, request, target, conditional, trusted, priority=0 if hop else 1,
                                          spent=spent)
@@ -438,9 +440,9 @@ class Fetcher:
                 return replace(result, final_url=url, seconds=spent[0])
             status, location, hop_classes = result
             nxt = _next_url(url, location)
-            problem = url_problem(nxt) if nxt is not None else f"invalid URL {_quote(location)!r}"
-            if nxt is None or problem is not None:
-                return failed(f"HTTP {status} redirect to an unusable URL: {problem}", status)
+            parsed = parse_url(nxt) if nxt is not None else f"invalid URL {_quote(location)!r}"
+            if nxt is None or isinstance(parsed, str):
+                return failed(f"HTTP {status} redirect to an unusable URL: {parsed}", status)
             if status in (301, 308):
                 if hop == 0 or permanent_chain:
                     moved_to = nxt
@@ -449,7 +451,7 @@ class Fetcher:
             if nxt in seen:
                 return failed(f"redirect loop at {_quote(nxt)}", status)
             if not s.allow_private_redirects:
-                if httpx.URL(nxt).userinfo:
+                if parsed.userinfo:
                     return failed(f"redirect to a URL with a user name or password refused: {_quote(nxt)}", status)
                 try:
                     if hop_classes is None:  # the configured URL: the classes it resolves to are trusted
@@ -458,7 +460,7 @@ class Fetcher:
                     return failed(f"cannot resolve host: {_one_line(str(exc)) or type(exc).__name__}", status)
                 trusted = after_hop(trusted_classes(hop_classes) if trusted is None else trusted, hop_classes)
             seen.add(nxt)
-            url = nxt
+            url, target = nxt, parsed
         return failed(f"more than {s.max_redirects} redirects")
 
     async def _hop(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
@@ -478,8 +480,8 @@ class Fetcher:
                 wait = host.blocked_until - now
                 pause = False
                 return FetchResult(request.source, request.url, str(target), retry_after=wait,
-                                   error=f"not fetched: {target.host} answered HTTP {host.blocked_status} with "
-                                         f"Retry-After; left alone for {wait:.0f} s")
+                                   error=f"not fetched: {target.host} answered HTTP 429 with Retry-After; "
+                                         f"left alone for {wait:.0f} s")
             if host.free_at > now:
                 await asyncio.sleep(host.free_at - now)
             async with self._gate:
@@ -489,16 +491,17 @@ class Fetcher:
                         hop_classes = None if trusted is None else await self._classes(target, check=trusted)
                         token = _TRUSTED.set(trusted)
                         try:
-                            result = await self._get(client, request, str(target), conditional)
+                            result = await self._get(client, request, target, conditional)
                         finally:
                             _TRUSTED.reset(token)
                 finally:
                     spent[0] += time.monotonic() - started
             if isinstance(result, FetchResult):
                 pause = result.status != 304
-                if result.status in (429, 503) and result.retry_after:
+                # 429 is about how often this client asks the host: it holds for every source there.
+                # A 503 may be one site among many on a shared host, so it holds for its source only.
+                if result.status == 429 and result.retry_after:
                     host.blocked_until = time.monotonic() + result.retry_after
-                    host.blocked_status = result.status
                 return result
             pause = False
             return (*result, hop_classes)
@@ -519,10 +522,11 @@ class Fetcher:
                 raise _Refused(reason)
         return classes_of(addresses, self.settings.classify)
 
-    async def _get(self, client: httpx.AsyncClient, request: FetchRequest, url: str,
+    async def _get(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
                    conditional: dict[str, str]) -> FetchResult | tuple[int, str]:
         """The final result, or (status, Location) for a redirect to follow."""
-        async with client.stream("GET", url, headers=conditional) as response:
+        url = str(target)
+        async with client.stream("GET", target, headers=conditional) as response:
             status = response.status_code
             raw_headers = response.headers
             headers = {name: _one_line(raw_headers[name])[:1000] for name in KEPT_HEADERS if name in raw_headers}

@@ -82,6 +82,14 @@ def _schemes(text: str) -> set[str]:
     return found
 
 
+# An http(s) URL that is already as ``web_url`` would write it (lower-case scheme, a plain
+# host, no port to check, every other character one that needs no encoding): most are.
+_CLEAN_PART = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})"
+_CLEAN_WEB_URL = re.compile(
+    # (not with an empty query or fragment, which the full check drops)
+    rf"(?![^?#]*\?(?:#|$))(?![^#]*#$)https?://[A-Za-z0-9][A-Za-z0-9.-]*(?:[/?]{_CLEAN_PART}*)?(?:#{_CLEAN_PART}*)?")
+
+
 def web_url(value: object, base: str | None = None) -> str | None:
     """The one gate for every URL written out: an absolute, percent-encoded http(s) URL
     for ``value`` (a relative one resolved against ``base``, itself http(s)), or None.
@@ -93,6 +101,8 @@ def web_url(value: object, base: str | None = None) -> str | None:
     """
     if not isinstance(value, str):
         return None
+    if _CLEAN_WEB_URL.fullmatch(value):
+        return value
     text = _URL_TAB_NEWLINE.sub("", _URL_EDGES.sub("", value))
     if not text or not _schemes(text) <= {"http", "https"}:
         return None
@@ -115,6 +125,8 @@ def safe_id(value: object) -> str:
     ``urn:`` URI without spaces or controls; otherwise a name-based ``urn:uuid`` made from
     it, so that the same unsafe value always gives the same id."""
     text = value.strip() if isinstance(value, str) else repr(value)
+    if _CLEAN_WEB_URL.fullmatch(text):
+        return text
     if text and not _UNSAFE_IN_ID.search(text):
         if _URN.fullmatch(text) or _TAG_URI.fullmatch(text):
             return text

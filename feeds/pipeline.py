@@ -273,7 +273,8 @@ class Generator:
                          ", ".join(m.path for m in merged), entry_id)
             metas_here = [m for _, m in group]
             tags = _unique(tag_vocab.canonical(t) for t in chain(
-                (t for m in metas_here for t in m.tags), (t for h in heads for t in h.tags)))
+                (t for m in metas_here for t in m.tags),
+                (t for h in heads for t in h.tags if isinstance(t, str) and t.strip())))  # stored rows may be damaged
             cats = _unique(cat_vocab.canonical(c) for m in metas_here for c in m.categories)
             published = primary.published if primary is not None else _from_timestamp(heads[0].published)
             stories.append(_Story(entry_id, published, primary, folder, merged, tuple(heads), tuple(tags.values()),

@@ -225,8 +225,15 @@ def render_checked(head: FeedHead, entries: Sequence[Entry], fmt: str) -> Render
     failed: dict[str, str] = {}
     try:
         head = _safe_head(head)
-        fitted: Fitted = fit_entries(safe, lambda chosen: _render(head, chosen, fmt, failed),
-                                     max_bytes=head.max_bytes, max_entry_bytes=head.max_entry_bytes)
+        try:
+            fitted: Fitted = fit_entries(safe, lambda chosen: _render(head, chosen, fmt, failed),
+                                         max_bytes=head.max_bytes, max_entry_bytes=head.max_entry_bytes)
+        except InputError:
+            raise
+        except Exception:  # an entry that feedgen accepted but cannot write: find it, go on without it
+            safe = [e for e in safe if _renders_alone(head, e, fmt, failed)]
+            fitted = fit_entries(safe, lambda chosen: _render(head, chosen, fmt, failed),
+                                 max_bytes=head.max_bytes, max_entry_bytes=head.max_entry_bytes)
     except InputError as exc:
         return Rendered(None, (*notes, *failed.values(), exc.message))
     except Exception as exc:  # one feed fails alone; the run goes on
@@ -235,6 +242,15 @@ def render_checked(head: FeedHead, entries: Sequence[Entry], fmt: str) -> Render
     if fitted.note:
         notes.append(fitted.note)
     return Rendered(fitted.data, tuple(notes))
+
+
+def _renders_alone(head: FeedHead, entry: SafeEntry, fmt: str, failed: dict[str, str]) -> bool:
+    try:
+        _render(head, [entry], fmt, failed)
+    except Exception as exc:  # this entry, not the feed
+        failed.setdefault(entry.id, f"{entry.id}: entry left out: {type(exc).__name__}: {exc}")
+        return False
+    return entry.id not in failed
 
 
 def _render(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict[str, str]) -> bytes:

@@ -8,6 +8,7 @@ most a one-line error, and the other sources are fetched as usual.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import ipaddress
 import os
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import feedparser
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +36,7 @@ from feeds.fetch import LONGEST_WAIT, FetchRequest, FetchResult, FetchSettings, 
 from feeds.parse import parse_feed
 from feeds.schedule import after_fetch, new_state
 
+from .conftest import Site
 from .httpserver import FeedServer, Response, feed_response, item, rss, running
 
 FAST = FetchSettings(concurrency=8, host_gap=0.0, connect_timeout=2, read_timeout=1, total_timeout=3,
@@ -152,6 +155,14 @@ def test_no_pause_after_a_304_but_one_after_a_download(server: FeedServer) -> No
     times = [s.at for s in server.seen]
     # After the first download, each further download waited for the pause.
     assert times[4] - times[3] >= 0.35 and times[5] - times[4] >= 0.35
+
+    async def pause_after(requests: list[FetchRequest]) -> float:
+        fetcher = fetch.Fetcher(FetchSettings(host_gap=600, read_timeout=2, total_timeout=3))
+        await fetcher.fetch_all(requests)
+        return fetcher._hosts["127.0.0.1"].free_at - time.monotonic()
+
+    assert asyncio.run(pause_after([FetchRequest(f"s{n}", server.url("/f"), etag='"v1"') for n in range(3)])) <= 0
+    assert asyncio.run(pause_after([FetchRequest("d", server.url("/f"))])) > 500
 
 
 def test_retry_after_leaves_the_host_alone_for_the_run(server: FeedServer) -> None:
@@ -352,10 +363,27 @@ def test_the_operator_can_allow_private_redirects(server: FeedServer, other: Fee
     assert parse_config("site: {title: t, base_url: 'https://example.org/'}\n").fetch.allow_private_redirects is False
 
 
+def test_a_name_that_turns_internal_after_the_check_is_refused_at_connection(other: FeedServer) -> None:
+    """DNS rebinding: the redirect target looks public when checked, then internal when connected to."""
+    asked: list[IPAddress] = []
+
+    def rebinding(address: IPAddress) -> str:
+        if address == ip("127.0.0.3"):
+            asked.append(address)
+            return "public" if len(asked) <= 2 else "loopback"  # the check asks twice, then the connection
+        return as_public(address)
+
+    with running("127.0.0.3") as inside:
+        inside.routes["/secret"] = Response(200, FEED)
+        other.routes["/r"] = Response(302, headers={"Location": inside.url("/secret")})
+        result = fetch_all([FetchRequest("s", other.url("/r"))],
+                           FetchSettings(host_gap=0, read_timeout=2, total_timeout=3, classify=rebinding))[0]
+        assert "loopback address" in one_line(result) and len(asked) == 3
+        assert inside.hits("/secret") == []
+
+
 def test_connections_are_checked_where_they_are_made(server: FeedServer) -> None:
     """The check at connection time, which a host name that changes its answers cannot dodge."""
-    import asyncio
-
     async def connect(host: str) -> None:
         token = fetch._TRUSTED.set(frozenset())  # a hop chosen by a public server
         try:
@@ -379,7 +407,9 @@ def test_connections_are_checked_where_they_are_made(server: FeedServer) -> None
 
 def gzip_bomb(gigabytes: int) -> bytes:
     """A valid gzip file of ``gigabytes`` GB of zeros in a few MB: one 64 MB member, repeated."""
-    member = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+    zeros = b"\0" * (1 << 20)
+    member = b"".join(deflate.compress(zeros) for _ in range(64)) + deflate.flush()  # little memory held
     return member * (gigabytes * 16)
 
 
@@ -527,3 +557,26 @@ def test_local_special_files_are_refused_without_blocking(tmp_path: Path) -> Non
                          FetchRequest("dir", str(tmp_path)), FetchRequest("file", f"file://{fifo}")], FAST)
     for result in results:
         assert "not a regular file" in one_line(result)
+
+
+def test_a_run_goes_on_past_every_hostile_source(site: Site, server: FeedServer, tmp_path: Path) -> None:
+    local = tmp_path / "private.xml"  # a feed on the aggregator's disk, named by a server's body
+    local.write_text(rss([item(7)]))
+    server.routes["/good.xml"] = feed_response(rss([item(1)]))
+    server.routes["/data"] = Response(302, headers={"Location": "data:text/plain,hi"})
+    server.routes["/file"] = Response(302, headers={"Location": "file:feed.xml"})
+    bomb = gzip.compress(gzip.compress(b"\0" * (8 << 20)))
+    server.routes["/bomb"] = Response(200, bomb, {"Content-Encoding": "gzip"})
+    server.routes["/path"] = Response(200, str(local).encode(), {"Content-Type": "application/rss+xml"})
+    names = ["good", "data", "file", "bomb", "path"]
+    sources = "".join(f"  - {{name: {n}, url: '{server.url('/good.xml' if n == 'good' else '/' + n)}'}}\n"
+                      for n in names)
+    text = (site.root / "config.yaml").read_text()
+    site.write_config(text + "sources:\n" + sources + "fetch: {host_gap: 0, total_timeout: 5, max_bytes: 1000000}\n")
+    report = site.generate()
+    by_name = {o.name: o for o in report.sources}
+    assert by_name["good"].status == "ok"
+    for name in names[1:]:
+        assert by_name[name].error and "\n" not in by_name[name].error, name
+    assert "size limit" in (by_name["bomb"].error or "")
+    assert [e.title for e in feedparser.parse((site.output / "all.atom.xml").read_bytes()).entries] == ["Story 1"]

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from feeds import identity
 from feeds.content import clean_html, display_text, safe_html
 from feeds.identity import safe_id, web_url
 from feeds.taxonomy import MAX_SLUG_BYTES, make_slug
@@ -404,6 +405,8 @@ def test_hostile_stored_items_fail_alone(site: Site, tmp_path: Path) -> None:
                    (json.dumps(d), ukey))
     db.execute("UPDATE items SET data = 'not json {', digest = 'damaged', published = 1e300 "
                "WHERE source = 'wire' AND ukey = ?", (rows[5][0],))
+    db.execute("UPDATE items SET tags = '[5, null, {\"a\": 1}, \"\", \"Fine\"]' WHERE source = 'wire' AND ukey = ?",
+               (rows[0][0],))
     db.execute("DELETE FROM settings WHERE key = 'last_run'")
     db.commit()
     db.close()
@@ -420,6 +423,7 @@ def test_hostile_stored_items_fail_alone(site: Site, tmp_path: Path) -> None:
     assert "A post" in titles
     assert "badtitle" in titles  # NULs and non-characters removed, the rest kept
     assert len(d.entries) >= 4  # the post and the items that could be repaired
+    assert "tags/fine.atom.xml" in parsed  # the one good tag of a damaged tag list
     tag = parsed["tags/wire.atom.xml"]
     assert isinstance(tag, feedparser.FeedParserDict) and [e.title for e in tag.entries] == ["A post"]
 
@@ -499,3 +503,28 @@ def test_any_tag_makes_a_safe_slug_within_the_byte_cap(name: str) -> None:
     assert slug and len(slug.encode()) <= MAX_SLUG_BYTES + 1
     assert "/" not in slug and "\\" not in slug and not slug.startswith(".") and slug.isprintable()
     assert make_slug(name) == slug
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.from_regex(identity._CLEAN_WEB_URL, fullmatch=True))
+def test_urls_taken_as_they_are_are_what_the_full_check_gives(url: str) -> None:
+    assert identity.absolute_url(url) == url
+
+
+def test_an_entry_that_cannot_be_written_fails_alone_not_its_feed() -> None:
+    from datetime import UTC, datetime
+
+    from feeds.render import FeedHead, render_checked
+    from feeds.safe import SafeEntry
+
+    when = datetime(2021, 1, 1, tzinfo=UTC)
+    head = FeedHead("T", "D", "https://site.example/all.atom.xml", "https://site.example/", None, "A")
+    good = [SafeEntry(id=f"urn:x:{n}", title=f"Good {n}", link=None, published=when, updated=when) for n in (1, 2)]
+    # Marked safe by hand, so nothing repairs it: lxml refuses the NUL when the feed is written.
+    bad = SafeEntry(id="urn:x:bad", title="bad\x00", link=None, published=when, updated=when)
+    for fmt in ("atom", "rss"):
+        result = render_checked(head, [good[0], bad, good[1]], fmt)
+        assert result.data is not None
+        d = feedparser.parse(result.data)
+        assert [e.title for e in d.entries] == ["Good 1", "Good 2"]
+        assert len(result.notes) == 1 and result.notes[0].startswith("urn:x:bad: entry left out")
