@@ -454,11 +454,16 @@ class Store:
         return out
 
     def save_fetch(self, state: SourceState, items: Iterable[ItemRow] = (), seen: Iterable[str] = (),
-                   seen_at: float | None = None) -> None:
+                   seen_at: float | None = None, keep_at_most: int | None = None) -> int:
         """Record one source's fetch in one transaction: its state, new or changed items,
         and which items the feed still lists. A run killed midway leaves each source
-        either wholly updated or untouched."""
+        either wholly updated or untouched.
+
+        With ``keep_at_most``, the source's items beyond that many are dropped, those
+        its feed stopped listing longest ago first (never one of the latest listing);
+        returns how many were dropped."""
         keys = list(seen)
+        dropped = 0
         with self._begin() as conn:
             _upsert(conn, _sources, [_state_row(state)])
             _upsert(conn, _items, [tuple(i) for i in items])
@@ -467,6 +472,16 @@ class Store:
                     conn.execute(sa.update(_items).where(_items.c.source == state.name,
                                                          _items.c.ukey.in_(keys[i:i + 500]))
                                  .values(last_seen=seen_at))
+            if keep_at_most is not None:
+                c = _items.c
+                count = conn.execute(sa.select(sa.func.count()).where(c.source == state.name)).scalar_one()
+                if count > keep_at_most:
+                    newest = sa.select(sa.func.max(c.last_seen)).where(c.source == state.name).scalar_subquery()
+                    oldest = (sa.select(c.ukey).where(c.source == state.name, c.last_seen < newest)
+                              .order_by(c.last_seen, c.first_seen, c.ukey).limit(int(count) - keep_at_most))
+                    result = conn.execute(sa.delete(_items).where(c.source == state.name, c.ukey.in_(oldest)))
+                    dropped = int(result.rowcount or 0)
+        return dropped
 
     def save_states(self, states: Iterable[SourceState]) -> None:
         """Record the fetch state of sources whose items did not change, in one transaction."""

@@ -20,12 +20,20 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from .config import Config, Source
-from .errors import InputError
+from .config import Config, Limits, Source
+from .errors import FeedsError, InputError
 from .fetch import FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
 from .identity import canonical_link
-from .normalize import entry_from_item, id_mode, item_key, natural_item_id
-from .parse import parse_feed
+from .normalize import (
+    ItemLimits,
+    content_capped,
+    entry_from_item,
+    id_mode,
+    item_key,
+    natural_item_id,
+    tags_capped,
+)
+from .parse import ParsedItem, parse_feed
 from .schedule import SourceState, after_fetch, new_state
 from .store import ItemRow, Known, Store
 from .workers import run_jobs
@@ -97,25 +105,53 @@ class FeedDigest:
     changed: int
     #: The key of every item the feed lists.
     keys: list[str]
+    #: Caps that were hit, one line each.
+    notes: list[str] = field(default_factory=list)
+
+
+def _source_tags(items: Sequence[ParsedItem], per_entry: int, per_source: int) -> set[str] | None:
+    """The feed tags a fetch may bring: the first ``per_source`` distinct ones in document
+    order (as entries keep them); None when the feed has no more than that."""
+    allowed: dict[str, str] = {}
+    for item in items:
+        for tag in item.tags[:per_entry]:
+            allowed.setdefault(tag.casefold(), tag)
+    if len(allowed) <= per_source:
+        return None
+    return {key for key in list(allowed)[:per_source]}
 
 
 def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], ledger: dict[str, str], *,
-                site_zone: str, now: datetime, fingerprint: str, summary_length: int) -> FeedDigest:
+                site_zone: str, now: datetime, fingerprint: str, summary_length: int,
+                limits: Limits | None = None) -> FeedDigest:
     """Parse a fetched body and normalize its items; :class:`InputError` if it is no feed.
 
     Touches no database: what is known of the source's items and the id ledger
-    are handed in, so this can run in a worker process.
+    are handed in, so this can run in a worker process. ``limits`` caps what the
+    feed can bring (items, tags, content size); each cap hit is one note.
     """
     assert result.body is not None
-    feed = parse_feed(result.body, result.headers, result.final_url)
-    mode = id_mode(feed.items)
+    limits = limits or Limits()
+    feed = parse_feed(result.body, result.headers, result.final_url, max_items=limits.items_per_fetch)
+    notes: list[str] = []
+    if feed.dropped:
+        notes.append(f"the feed lists {len(feed.items) + feed.dropped} items; read the first "
+                     f"{len(feed.items)} (limits.items_per_fetch)")
+    item_limits = ItemLimits(tags=limits.tags_per_entry, content_bytes=limits.content_bytes)
+    allowed = _source_tags(feed.items, limits.tags_per_entry, limits.tags_per_source)
+    items: Sequence[ParsedItem] = feed.items
+    if allowed is not None:
+        items = [replace(i, tags=tuple(t for t in i.tags if t.casefold() in allowed)) for i in feed.items]
+        notes.append(f"the feed has more than {limits.tags_per_source} distinct tags; kept the first "
+                     f"{limits.tags_per_source} (limits.tags_per_source)")
+    mode = id_mode(items)
     zone = ZoneInfo(source.timezone or site_zone)
     stamp = now.timestamp()
     rows: list[ItemRow] = []
     keys: list[str] = []
     listed: set[str] = set()
-    new = changed = 0
-    for item in feed.items:
+    new = changed = many_tags = too_big = 0
+    for item in items:
         key = item_key(item, mode, feed.link)
         if key in listed:
             continue  # the same item twice in one feed
@@ -136,22 +172,47 @@ def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], le
         entry = entry_from_item(
             item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone, now=now,
             first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
-            remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length)
+            remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length,
+            limits=item_limits)
+        many_tags += tags_capped(item, item_limits)
+        too_big += not source.summary_only and content_capped(item, entry)
         rows.append(ItemRow.make(source.name, key, entry, digest, first_seen, stamp))
         if old is None:
             new += 1
         else:
             changed += 1
-    return FeedDigest(feed.ttl, feed.problem, mode, rows, new, changed, keys)
+    if many_tags:
+        notes.append(f"{many_tags} items have more than {limits.tags_per_entry} tags; kept the first "
+                     f"{limits.tags_per_entry} of each (limits.tags_per_entry)")
+    if too_big:
+        notes.append(f"{too_big} items have content over {limits.content_bytes} bytes; they keep their "
+                     "summary and link (limits.content_bytes)")
+    return FeedDigest(feed.ttl, feed.problem, mode, rows, new, changed, keys, notes)
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for an exception nobody expected while handling a source."""
+    if isinstance(exc, FeedsError):
+        return exc.message
+    if isinstance(exc, RecursionError):
+        return "the feed is nested too deeply to read"
+    detail = " ".join(str(exc).split())[:200]
+    return f"could not be handled ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 def _digest_job(index: int, shared: dict[str, Any]) -> FeedDigest | str:
-    """Worker side of parsing: the job is an index into what the parent shared."""
-    source, result, known = shared["jobs"][index]
+    """Worker side of parsing: the job is an index into what the parent shared.
+
+    Whatever goes wrong comes back as the source's one-line error, a string: an
+    exception object may not survive the trip to the parent process (lxml's
+    carry their unpicklable error logs)."""
+    source, result, known, limits = shared["jobs"][index]
     try:
-        return digest_feed(source, result, known, shared["ledger"], **shared["settings"])
-    except InputError as exc:
-        return exc.message
+        return digest_feed(source, result, known, shared["ledger"], limits=limits, **shared["settings"])
+    except Exception as exc:
+        if not isinstance(exc, InputError):
+            log.debug("%s: digest failed", source.name, exc_info=True)
+        return failure_text(exc)
 
 
 class Updater:
@@ -188,7 +249,12 @@ class Updater:
         ledger = self.store.load_ledger() if digests else {}
         outcomes = []
         for source, result in zip(due, results, strict=True):
-            outcome = self.handle(source, states[source.name], result, digests.get(source.name), ledger)
+            try:
+                outcome = self.handle(source, states[source.name], result, digests.get(source.name), ledger)
+            except Exception as exc:  # storing it failed: this source's error, not the run's
+                log.debug("%s: storing failed", source.name, exc_info=True)
+                outcome = self.handle(source, states[source.name], replace(result, body=None), failure_text(exc),
+                                      ledger)
             outcome.next_due = self.next_due.get(source.name)
             outcomes.append(outcome)
             level = logging.WARNING if outcome.error else logging.INFO
@@ -213,7 +279,8 @@ class Updater:
             return {}
         known = self.store.known_items([source.name for source, _ in todo])
         shared = {
-            "jobs": [(source, result, known.get(source.name, {})) for source, result in todo],
+            "jobs": [(source, result, known.get(source.name, {}), self.config.fetch.limits_of(source))
+                     for source, result in todo],
             "ledger": self.store.load_ledger(),
             "settings": {"site_zone": self.config.site.timezone, "now": self.now, "fingerprint": self.fingerprint,
                          "summary_length": self.config.output.summary_length},
@@ -243,6 +310,7 @@ class Updater:
             return SourceOutcome(source.name, status, entries=state.entries, notes=notes, seconds=result.seconds)
         if digest.problem:
             notes.append(f"malformed feed, read what could be read: {digest.problem}")
+        notes.extend(digest.notes)
         if digest.mode != "guid" and digest.mode != state.id_mode and digest.keys:
             notes.append("items have missing or repeated guids; telling them apart by "
                          + ("link" if digest.mode == "link" else "content"))
@@ -259,8 +327,11 @@ class Updater:
         assert result.body is not None
         state = replace(state, body_hash=hashlib.sha1(result.body).hexdigest(), id_mode=digest.mode,
                         entries=len(digest.keys))
-        self.store.save_fetch(state, rows, digest.keys, seen_at=self.now.timestamp())
-        self.changed_items += digest.new + digest.changed
+        cap = self.config.fetch.limits_of(source).stored_items
+        dropped = self.store.save_fetch(state, rows, digest.keys, seen_at=self.now.timestamp(), keep_at_most=cap)
+        if dropped:
+            notes.append(f"dropped the {dropped} oldest stored items, keeping {cap} (limits.stored_items)")
+        self.changed_items += digest.new + digest.changed + dropped
         return SourceOutcome(source.name, "ok", new=digest.new, changed=digest.changed, entries=len(digest.keys),
                              notes=notes, seconds=result.seconds)
 
