@@ -28,7 +28,7 @@ import jinja2
 
 from . import __version__
 from .config import Config, Policy
-from .errors import Cancelled, FeedsError, PostError
+from .errors import Cancelled, FeedsError, PostError, StorageError
 from .group import Candidate, FeedPlan, plan_feeds
 from .health import problems, status_entries, status_json
 from .identity import id_from_content, id_from_value
@@ -156,7 +156,7 @@ def _content_one(job: _ContentJob, _shared: object = None) -> tuple[str, str, st
 
 def _render_one(job: tuple[FeedHead, tuple[str, ...], str], entries: dict[str, Entry]) -> bytes:
     head, entry_ids, form = job
-    return render_feed(head, [entries[i] for i in entry_ids], form)
+    return render_feed(head, [entries[i] for i in entry_ids if i in entries], form)
 
 
 def _render_all(jobs: list[tuple[FeedHead, tuple[str, ...], str]], entries: dict[str, Entry],
@@ -375,7 +375,9 @@ class Generator:
             s = stories[entry_id]
             tags = [self.tag_terms[k].name for k in s.tag_keys]
             categories = [self.category_terms[k].name for k in s.category_keys]
-            remote = [entry_from_json(item_data[(i.source, i.ukey)]) for i in s.items]
+            remote = [e for i in s.items if (e := self.stored_entry(i, item_data.get((i.source, i.ukey)))) is not None]
+            if not remote and s.post is None:
+                continue  # left out of every feed (said in stored_entry)
             provenance = tuple(p for e in remote for p in e.provenance)
             if s.post is not None:
                 folder = self.config.posts[s.folder or 0]
@@ -389,6 +391,16 @@ class Generator:
                 entries[entry_id] = replace(remote[0], id=entry_id, tags=tuple(tags),
                                             categories=tuple(categories), provenance=provenance)
         return entries
+
+    def stored_entry(self, item: ItemHead, data: str | None) -> Entry | None:
+        """A source item as stored; None, with one warning, when it cannot be read back."""
+        try:
+            if data is None:
+                raise StorageError("a stored item has gone")
+            return entry_from_json(data)
+        except StorageError as exc:
+            self.warn(f"{item.source}: {exc.message}; item {item.ukey[:100]!r} left out")
+            return None
 
     # -- the run -------------------------------------------------------------
 
@@ -531,7 +543,8 @@ class Generator:
 
     def page(self, plan: FeedPlan, head: FeedHead, entries: dict[str, Entry], stories: dict[str, _Story]) -> bytes:
         listing = self.listing(plan, stories, absolute=True)
-        return render_feed_page(self.templates, self.config.site, listing, [entries[i] for i in plan.entry_ids],
+        shown = [entries[i] for i in plan.entry_ids if i in entries]
+        return render_feed_page(self.templates, self.config.site, listing, shown,
                                 self.config.site.link or self.config.site.base_url)
 
     @property

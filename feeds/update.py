@@ -43,7 +43,7 @@ log = logging.getLogger("feeds")
 Fetch = Callable[[Sequence[FetchRequest]], list[FetchResult]]
 
 # Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
-ITEM_VERSION = "1"
+ITEM_VERSION = "2"
 # Below this many feeds to parse, worker processes cost more than they save.
 PARALLEL_FEEDS = 8
 
