@@ -238,7 +238,7 @@ def entry_from_json(text: str) -> Entry:
                           if isinstance(a[0], str) and a[0]),
             tags=tuple(t for t in _list_of(d.get("tags")) if isinstance(t, str) and t),
             categories=tuple(t for t in _list_of(d.get("categories")) if isinstance(t, str) and t),
-            summary=d.get("summary") if isinstance(d.get("summary"), str) else "",
+            summary=_opt_str(d.get("summary")) or "",
             content=_opt_str(d.get("content")), language=_opt_str(d.get("language")),
             image=_opt_str(d.get("image")),
             enclosures=tuple(Enclosure(e[0], _opt_str(_at(e, 1)) or "application/octet-stream",
