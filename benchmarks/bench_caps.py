@@ -79,7 +79,7 @@ def run_case(name: str) -> None:
         start = time.monotonic()
         with open(root / "err.txt", "wb") as err_file:
             proc = subprocess.Popen([*FEEDS, "generate", "--config", str(root / "config.yaml")],
-                                    stdout=subprocess.DEVNULL, stderr=err_file)
+                                    stdout=err_file, stderr=subprocess.STDOUT)
             _pid, status, usage = os.wait4(proc.pid, 0)  # the child's own peak RSS (kB on Linux)
             proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - start

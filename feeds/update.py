@@ -109,16 +109,17 @@ class FeedDigest:
     notes: list[str] = field(default_factory=list)
 
 
-def _source_tags(items: Sequence[ParsedItem], per_entry: int, per_source: int) -> set[str] | None:
-    """The feed tags a fetch may bring: the first ``per_source`` distinct ones in document
-    order (as entries keep them); None when the feed has no more than that."""
-    allowed: dict[str, str] = {}
+def _source_tags(items: Sequence[ParsedItem], per_entry: int, per_source: int) -> tuple[set[str] | None, int]:
+    """The feed tags a fetch may bring: the first ``per_source`` distinct ones (case-folded)
+    in document order, as entries keep them, or None when the feed has no more than that;
+    and how many distinct tags it has."""
+    allowed: dict[str, None] = {}
     for item in items:
         for tag in item.tags[:per_entry]:
-            allowed.setdefault(tag.casefold(), tag)
+            allowed.setdefault(tag.casefold())
     if len(allowed) <= per_source:
-        return None
-    return {key for key in list(allowed)[:per_source]}
+        return None, len(allowed)
+    return set(list(allowed)[:per_source]), len(allowed)
 
 
 def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], ledger: dict[str, str], *,
@@ -138,19 +139,21 @@ def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], le
         notes.append(f"the feed lists {len(feed.items) + feed.dropped} items; read the first "
                      f"{len(feed.items)} (limits.items_per_fetch)")
     item_limits = ItemLimits(tags=limits.tags_per_entry, content_bytes=limits.content_bytes)
-    allowed = _source_tags(feed.items, limits.tags_per_entry, limits.tags_per_source)
+    many_tags = sum(tags_capped(i, item_limits) for i in feed.items)
+    allowed, distinct = _source_tags(feed.items, limits.tags_per_entry, limits.tags_per_source)
     items: Sequence[ParsedItem] = feed.items
     if allowed is not None:
-        items = [replace(i, tags=tuple(t for t in i.tags if t.casefold() in allowed)) for i in feed.items]
-        notes.append(f"the feed has more than {limits.tags_per_source} distinct tags; kept the first "
-                     f"{limits.tags_per_source} (limits.tags_per_source)")
+        items = [replace(i, tags=tuple(t for t in i.tags[:limits.tags_per_entry] if t.casefold() in allowed))
+                 for i in feed.items]
+        notes.append(f"the feed has {distinct} distinct tags; kept the first {limits.tags_per_source} "
+                     "(limits.tags_per_source)")
     mode = id_mode(items)
     zone = ZoneInfo(source.timezone or site_zone)
     stamp = now.timestamp()
     rows: list[ItemRow] = []
     keys: list[str] = []
     listed: set[str] = set()
-    new = changed = many_tags = too_big = 0
+    new = changed = too_big = 0
     for item in items:
         key = item_key(item, mode, feed.link)
         if key in listed:
@@ -174,7 +177,6 @@ def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], le
             first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
             remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length,
             limits=item_limits)
-        many_tags += tags_capped(item, item_limits)
         too_big += not source.summary_only and content_capped(item, entry)
         rows.append(ItemRow.make(source.name, key, entry, digest, first_seen, stamp))
         if old is None:
