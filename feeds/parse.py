@@ -91,6 +91,11 @@ def _str(value: Any) -> str | None:
     return value if value.strip() else None
 
 
+def _only_str(value: Any) -> str | None:
+    """A non-blank string field; anything else (numbers too) is None."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def _url(value: Any) -> str | None:
     """A URL field: a non-blank string, else None (whether it is http(s) is decided later)."""
     return value.strip() if isinstance(value, str) and value.strip() else None
@@ -314,7 +319,7 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
     authors = _list(raw.get("authors")) or [raw.get("author")]
     published_text, published = _json_date(raw.get("date_published"))
     updated_text, updated = _json_date(raw.get("date_modified"))
-    content = _str(raw.get("content_html")) if isinstance(raw.get("content_html"), str) else None
+    content = _only_str(raw.get("content_html"))
     text = raw.get("content_text")
     if not content and isinstance(text, str) and text.strip():
         content = "<p>" + escape(html.plain_line(text)) + "</p>"
@@ -324,7 +329,7 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
     return ParsedItem(
         guid=guid.strip() if guid else None,
         link=_url(raw.get("url")) or _url(raw.get("external_url")),
-        title=_text(raw.get("title")) if isinstance(raw.get("title"), str) else "",
+        title=_text(_only_str(raw.get("title"))),
         published_text=published_text, published=published,
         updated_text=updated_text, updated=updated,
         authors=tuple(Author(html.plain_line(a["name"]), None, _url(a.get("url"))) for a in authors
@@ -334,12 +339,12 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
                    if isinstance(t, str) and html.plain_line(t)),
         summary_html=escape(summary) if isinstance(summary, str) and summary.strip() else None,  # plain text
         content_html=content,
-        enclosures=tuple(Enclosure(url, _str(a.get("mime_type")) or "application/octet-stream",
+        enclosures=tuple(Enclosure(url, _only_str(a.get("mime_type")) or "application/octet-stream",
                                    _size(a.get("size_in_bytes")))
                          for a in _list(raw.get("attachments")) if isinstance(a, Mapping)
                          for url in [_url(a.get("url"))] if url),
         image=_url(raw.get("image")) or _url(raw.get("banner_image")),
-        language=_str(raw.get("language")) if isinstance(raw.get("language"), str) else None,
+        language=_only_str(raw.get("language")),
     )
 
 
@@ -356,13 +361,12 @@ def parse_json_feed(body: bytes, url: str, *, max_items: int | None = None) -> P
         raise InputError("JSON, but not a JSON Feed (no jsonfeed.org version)", where=url)
     raws = [raw for raw in _list(data.get("items")) if isinstance(raw, dict)]
     kept = raws if max_items is None else raws[:max_items]
-    title = data.get("title")
     return ParsedFeed(
         format="json" + html.plain_line(version.rsplit("/", 1)[-1].replace(".", ""))[:8],
-        title=_text(title) if isinstance(title, str) else "",
+        title=_text(_only_str(data.get("title"))),
         link=_url(data.get("home_page_url")),
         id=_url(data.get("feed_url")), updated=None, ttl=None,
-        language=_str(data.get("language")) if isinstance(data.get("language"), str) else None,
+        language=_only_str(data.get("language")),
         items=tuple(_json_item(raw) for raw in kept),
         dropped=len(raws) - len(kept),
     )
