@@ -29,6 +29,10 @@ from .models import Author, Enclosure
 # bozo exceptions that mean "parsed fine, but the bytes were not quite as declared".
 _BENIGN = ("CharacterEncodingOverride", "NonXMLContentType")
 _UTF8_BOM = b"\xef\xbb\xbf"
+# No real link is longer; a longer one is left out rather than stored.
+_URL_CHARS = 8192
+# Text fields are cut to this before cleaning (normalize cuts them much shorter).
+_TEXT_CHARS = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +92,21 @@ def _str(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         return None
+    value = html.xml_safe(value)
     return value if value.strip() else None
 
 
 def _only_str(value: Any) -> str | None:
     """A non-blank string field; anything else (numbers too) is None."""
-    return value if isinstance(value, str) and value.strip() else None
+    return _str(value) if isinstance(value, str) else None
 
 
 def _url(value: Any) -> str | None:
-    """A URL field: a non-blank string, else None (whether it is http(s) is decided later)."""
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    """A URL field: a non-blank string of sane length, else None (whether it is http(s) is decided later)."""
+    if not isinstance(value, str) or len(value) > _URL_CHARS:
+        return None
+    value = html.xml_safe(value).strip()
+    return value or None
 
 
 def _size(value: Any) -> int:
@@ -123,6 +131,7 @@ def _text(value: Any, kind: Any = None) -> str:
     text = _str(value)
     if text is None:
         return ""
+    text = text[:_TEXT_CHARS]
     if kind in ("text/html", "application/xhtml+xml", "html", "xhtml") or ("<" in text and ">" in text):
         return html.html_to_text(html.clean_html(text))
     return html.plain_line(text)
@@ -323,7 +332,7 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
     text = raw.get("content_text")
     if not content and isinstance(text, str) and text.strip():
         content = "<p>" + escape(html.plain_line(text)) + "</p>"
-    summary = raw.get("summary")
+    summary = _only_str(raw.get("summary"))
     guid = _str(raw.get("id"))
     tags = raw.get("tags")
     return ParsedItem(
@@ -337,7 +346,7 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
                       and html.plain_line(a["name"])),
         tags=tuple(html.plain_line(t) for t in (tags if isinstance(tags, list) else [])
                    if isinstance(t, str) and html.plain_line(t)),
-        summary_html=escape(summary) if isinstance(summary, str) and summary.strip() else None,  # plain text
+        summary_html=escape(summary) if summary else None,  # plain text
         content_html=content,
         enclosures=tuple(Enclosure(url, _only_str(a.get("mime_type")) or "application/octet-stream",
                                    _size(a.get("size_in_bytes")))

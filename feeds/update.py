@@ -154,35 +154,45 @@ def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], le
     keys: list[str] = []
     listed: set[str] = set()
     new = changed = too_big = 0
+    unreadable: list[str] = []
     for item in items:
-        key = item_key(item, mode, feed.link)
-        if key in listed:
-            continue  # the same item twice in one feed
+        try:
+            key = item_key(item, mode, feed.link)
+            if key in listed:
+                continue  # the same item twice in one feed
+            digest = hashlib.sha1(f"{fingerprint}\0{item!r}\0{feed.title}\0{feed.link}".encode()).hexdigest()
+            old = known.get(key)
+            if old is not None and old.digest == digest:
+                listed.add(key)
+                keys.append(key)
+                continue
+            link = canonical_link(item.link, feed.link or result.final_url) if item.link else None
+            if old is not None:
+                entry_id = old.entry_id
+            else:
+                # A story already known under its link (from another source, a post, or
+                # before this feed changed its guids) keeps its id.
+                entry_id = (ledger.get("link:" + link) if link else None) or natural_item_id(item, mode, feed.link)
+            first_seen = old.first_seen if old is not None else stamp
+            entry = entry_from_item(
+                item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone, now=now,
+                first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
+                remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length,
+                limits=item_limits)
+            row = ItemRow.make(source.name, key, entry, digest, first_seen, stamp)
+        except Exception as exc:  # one item nobody could read: skip it, keep the others
+            unreadable.append(failure_text(exc))
+            continue
         listed.add(key)
         keys.append(key)
-        digest = hashlib.sha1(f"{fingerprint}\0{item!r}\0{feed.title}\0{feed.link}".encode()).hexdigest()
-        old = known.get(key)
-        if old is not None and old.digest == digest:
-            continue
-        link = canonical_link(item.link, feed.link or result.final_url) if item.link else None
-        if old is not None:
-            entry_id = old.entry_id
-        else:
-            # A story already known under its link (from another source, a post, or
-            # before this feed changed its guids) keeps its id.
-            entry_id = (ledger.get("link:" + link) if link else None) or natural_item_id(item, mode, feed.link)
-        first_seen = old.first_seen if old is not None else stamp
-        entry = entry_from_item(
-            item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone, now=now,
-            first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
-            remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length,
-            limits=item_limits)
         too_big += not source.summary_only and content_capped(item, entry)
-        rows.append(ItemRow.make(source.name, key, entry, digest, first_seen, stamp))
+        rows.append(row)
         if old is None:
             new += 1
         else:
             changed += 1
+    if unreadable:
+        notes.append(f"{len(unreadable)} items could not be read and were left out (first: {unreadable[0]})")
     if many_tags:
         notes.append(f"{many_tags} items have more than {limits.tags_per_entry} tags; kept the first "
                      f"{limits.tags_per_entry} of each (limits.tags_per_entry)")

@@ -310,3 +310,17 @@ def test_zone_of_source_is_read_as_given() -> None:
     [e] = [entry_from_item(feed.items[0], feed, entry_id="urn:x", source="s", feed_url=URL,
                            zone=ZoneInfo("Asia/Tokyo"), now=NOW, first_seen=NOW)]
     assert e.published == datetime(2021, 3, 5, 1, 0, tzinfo=UTC)
+
+
+def test_lone_surrogates_and_controls_in_json() -> None:
+    body = json.dumps({"version": "https://jsonfeed.org/version/1", "title": "\ud800T", "items": [
+        {"id": "\ud800", "url": "https://x.example/\udfff", "title": "a\x00b\ud800", "summary": "\ud800s",
+         "tags": ["\ud800", "ok\x01"], "authors": [{"name": "\udfffN"}], "content_html": "<p>\ud800c</p>"},
+        {"id": "\ud801", "title": "second"}]}).encode()
+    feed = parse_feed(body, {}, URL)
+    entries = entries_of(feed)
+    assert [e.title for e in entries] == ["ab", "second"] and entries[0].tags == ("ok",)
+    for e in entries:
+        assert_well_typed(e)
+        e.title.encode("utf-8")
+        (e.content or "").encode("utf-8")
