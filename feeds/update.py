@@ -13,6 +13,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -297,7 +298,11 @@ class Updater:
             "settings": {"site_zone": self.config.site.timezone, "now": self.now, "fingerprint": self.fingerprint,
                          "summary_length": self.config.output.summary_length},
         }
-        done = run_jobs(_digest_job, list(range(len(todo))), PARALLEL_FEEDS, shared=shared)
+        try:
+            done = run_jobs(_digest_job, list(range(len(todo))), PARALLEL_FEEDS, shared=shared)
+        except BrokenProcessPool:  # a worker was killed (out of memory?): once more, one source at a time
+            log.warning("a worker process died while reading feeds; reading them one at a time")
+            done = [_digest_job(i, shared) for i in range(len(todo))]
         return {source.name: d for (source, _), d in zip(todo, done, strict=True)}
 
     def handle(self, source: Source, state: SourceState, result: FetchResult, digest: FeedDigest | str | None,
