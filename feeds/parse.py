@@ -33,6 +33,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _URL_CHARS = 8192
 # Text fields are cut to this before cleaning (normalize cuts them much shorter).
 _TEXT_CHARS = 65536
+# Tags, authors or enclosures read from one item at most (entries keep far fewer).
+_MANY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,7 @@ def _size(value: Any) -> int:
     if isinstance(value, int):
         return max(0, min(value, 2**63 - 1))
     text = value.strip() if isinstance(value, str) else ""
-    return min(int(text), 2**63 - 1) if text.isdigit() and len(text) < 20 else 0
+    return min(int(text), 2**63 - 1) if text.isascii() and text.isdigit() and len(text) < 20 else 0
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -139,7 +141,7 @@ def _text(value: Any, kind: Any = None) -> str:
 
 def _authors(entry: Mapping[str, Any]) -> tuple[Author, ...]:
     out: list[Author] = []
-    for a in _list(entry.get("authors")):
+    for a in _list(entry.get("authors"))[:_MANY]:
         a = _mapping(a)
         name = html.plain_line(_str(a.get("name")) or _str(a.get("email")) or "")
         if name:
@@ -152,18 +154,18 @@ def _authors(entry: Mapping[str, Any]) -> tuple[Author, ...]:
 
 
 def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
-    out: list[str] = []
-    for t in _list(entry.get("tags")):
+    out: dict[str, None] = {}
+    for t in _list(entry.get("tags"))[:_MANY]:
         t = _mapping(t)
         name = html.plain_line(_str(t.get("label")) or _str(t.get("term")) or "")
-        if name and name not in out:
-            out.append(name)
+        if name:
+            out.setdefault(name)
     return tuple(out)
 
 
 def _enclosures(entry: Mapping[str, Any]) -> tuple[Enclosure, ...]:
     out = []
-    for e in _list(entry.get("enclosures")):
+    for e in _list(entry.get("enclosures"))[:_MANY]:
         e = _mapping(e)
         href = _url(e.get("href"))
         if href:
@@ -244,7 +246,7 @@ def _one_line(exc: BaseException) -> str:
 def _ttl(value: Any) -> int | None:
     text = _str(value)
     text = text.strip() if text else ""
-    return int(text) if text.isdigit() and len(text) < 9 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 9 else None
 
 
 _ITEM_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
@@ -325,7 +327,7 @@ def _json_date(value: Any) -> tuple[str | None, datetime | None]:
 
 
 def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
-    authors = _list(raw.get("authors")) or [raw.get("author")]
+    authors = _list(raw.get("authors"))[:_MANY] or [raw.get("author")]
     published_text, published = _json_date(raw.get("date_published"))
     updated_text, updated = _json_date(raw.get("date_modified"))
     content = _only_str(raw.get("content_html"))
@@ -344,13 +346,13 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
         authors=tuple(Author(html.plain_line(a["name"]), None, _url(a.get("url"))) for a in authors
                       if isinstance(a, Mapping) and isinstance(a.get("name"), str)
                       and html.plain_line(a["name"])),
-        tags=tuple(html.plain_line(t) for t in (tags if isinstance(tags, list) else [])
+        tags=tuple(html.plain_line(t) for t in (tags if isinstance(tags, list) else [])[:_MANY]
                    if isinstance(t, str) and html.plain_line(t)),
         summary_html=escape(summary) if summary else None,  # plain text
         content_html=content,
         enclosures=tuple(Enclosure(url, _only_str(a.get("mime_type")) or "application/octet-stream",
                                    _size(a.get("size_in_bytes")))
-                         for a in _list(raw.get("attachments")) if isinstance(a, Mapping)
+                         for a in _list(raw.get("attachments"))[:_MANY] if isinstance(a, Mapping)
                          for url in [_url(a.get("url"))] if url),
         image=_url(raw.get("image")) or _url(raw.get("banner_image")),
         language=_only_str(raw.get("language")),

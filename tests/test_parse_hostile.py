@@ -324,3 +324,13 @@ def test_lone_surrogates_and_controls_in_json() -> None:
         assert_well_typed(e)
         e.title.encode("utf-8")
         (e.content or "").encode("utf-8")
+
+
+def test_one_item_with_a_hundred_thousand_tags_and_odd_digits() -> None:
+    cats = "".join(f"<category>c{n}</category>" for n in range(100_000))
+    body = rss([item(1, category="x")], extra="<ttl>\u00b2</ttl>").replace("<category>x</category>", cats)
+    body = body.replace("<item>", '<item><enclosure url="https://x.example/a" length="\u00b2\u00b3"/>', 1)
+    feed = parse_feed(body.encode(), {}, URL)
+    assert feed.ttl is None and len(feed.items[0].tags) == 1000
+    [e] = entries_of(feed)
+    assert len(e.tags) == 20 and e.enclosures[0].length == 0
