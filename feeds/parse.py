@@ -270,6 +270,26 @@ def _first_items(body: bytes, count: int) -> tuple[bytes, int] | None:
     return body[:cut] + body[ends[-1].end():], rest
 
 
+def _bound_feedparser_tags() -> None:
+    """feedparser compares each new tag of an entry with every tag before it: one item with
+    100,000 categories would take many minutes. Entries keep far fewer, so it stops
+    collecting at ``_MANY`` per entry (or feed), whatever the document's encoding."""
+    mixin = getattr(getattr(feedparser, "mixin", None), "_FeedParserMixin", None)
+    add_tag = getattr(mixin, "_add_tag", None)
+    if mixin is None or add_tag is None or getattr(add_tag, "bounded", False):
+        return
+
+    def bounded_add_tag(self: Any, term: Any, scheme: Any, label: Any) -> None:
+        if len(self._get_context().get("tags") or ()) < _MANY:
+            add_tag(self, term, scheme, label)
+
+    bounded_add_tag.bounded = True  # type: ignore[attr-defined]
+    mixin._add_tag = bounded_add_tag
+
+
+_bound_feedparser_tags()
+
+
 def _feedparser(body: bytes, headers: dict[str, str]) -> Any:
     # Sanitizing and resolving links are done later, for every source alike (``content``).
     return feedparser.parse(body, response_headers=headers, resolve_relative_uris=False, sanitize_html=False)

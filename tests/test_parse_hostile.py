@@ -326,8 +326,8 @@ def test_lone_surrogates_and_controls_in_json() -> None:
         (e.content or "").encode("utf-8")
 
 
-def test_one_item_with_a_hundred_thousand_tags_and_odd_digits() -> None:
-    cats = "".join(f"<category>c{n}</category>" for n in range(100_000))
+def test_one_item_with_thirty_thousand_tags_and_odd_digits() -> None:
+    cats = "".join(f"<category>c{n}</category>" for n in range(30_000))  # minutes, were it quadratic
     body = rss([item(1, category="x")], extra="<ttl>\u00b2</ttl>").replace("<category>x</category>", cats)
     body = body.replace("<item>", '<item><enclosure url="https://x.example/a" length="\u00b2\u00b3"/>', 1)
     feed = parse_feed(body.encode(), {}, URL)
