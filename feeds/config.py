@@ -201,6 +201,21 @@ def parse_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+class Limits(_Strict):
+    """Caps on what one source can make (``fetch.limits``; a source's ``limits`` overrides keys)."""
+
+    #: Tags an entry keeps from its feed (the source's own ``tags`` come on top).
+    tags_per_entry: Annotated[int, Field(ge=0, le=10_000)] = 20
+    #: Distinct feed tags one fetch of a source may bring; later ones (in document order) are dropped.
+    tags_per_source: Annotated[int, Field(ge=0, le=1_000_000)] = 200
+    #: Items read from one fetch: the first ones in document order.
+    items_per_fetch: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    #: Items kept in the store per source: the oldest beyond this are dropped (never the latest listing).
+    stored_items: Annotated[int, Field(ge=1, le=100_000_000)] = 10_000
+    #: Largest clean content of one item, in bytes; over it, the entry keeps its summary and link.
+    content_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+
+
 class Source(_Strict):
     """A remote (or local) RSS, Atom or JSON feed to aggregate."""
 
@@ -218,6 +233,8 @@ class Source(_Strict):
     #: Time zone for dates written without one (default: site.timezone).
     timezone: str | None = None
     enabled: bool = True
+    #: Caps for this source; keys not given here come from ``fetch.limits``.
+    limits: Limits | None = None
 
     @field_validator("url")
     @classmethod
@@ -258,6 +275,14 @@ class Fetch(_Strict):
     max_backoff: Annotated[Duration, Field(ge=1)] = 86400.0
     #: Drop stored entries this long after their source stopped listing them (none: keep all).
     retention: Duration | None = None
+    limits: Limits = Field(default_factory=Limits)
+
+    def limits_of(self, source: Source) -> Limits:
+        """The caps that apply to ``source``: its own keys, the rest from ``fetch.limits``."""
+        if source.limits is None:
+            return self.limits
+        own = {key: getattr(source.limits, key) for key in source.limits.model_fields_set}
+        return self.limits.model_copy(update=own)
 
 
 class Schedule(_Strict):

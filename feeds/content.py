@@ -209,13 +209,33 @@ def _tidy_whitespace(root: lxml.html.HtmlElement) -> None:
                     last.tail = "\n" if "\n" in last.tail else None
 
 
+_DOCUMENT_TAGS = re.compile(r"</?(?:html|head|body)\b[^>]*>|<!doctype[^>]*>", re.IGNORECASE)
+
+
+def _fragment(html: str) -> lxml.html.HtmlElement | None:
+    """``html`` parsed under a ``<div>``; None when there is nothing in it.
+
+    lxml refuses some fragments outright: only a doctype or comments ("Document is
+    empty"), an empty ``<html>`` ("too many bodies"). Their document tags mean nothing
+    inside an entry, so they are dropped and the rest is parsed again.
+    """
+    for attempt in (html, _DOCUMENT_TAGS.sub("", html)):
+        try:
+            return lxml.html.fragment_fromstring(attempt, create_parent="div")
+        except (etree.ParserError, AssertionError, IndexError, ValueError):
+            continue
+    return None
+
+
 def clean_html(html: str, *, title: str = "", base_url: str | None = None,
                remove: Sequence[str] = ()) -> str:
     """Clean, sanitized HTML for a feed entry's content."""
     html = xml_safe(html)
     if not html.strip():
         return ""
-    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    root = _fragment(html)
+    if root is None:
+        return ""
     xpath = _compile(tuple(remove))
     if xpath is not None:
         found = xpath(root)

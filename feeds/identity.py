@@ -140,16 +140,19 @@ def absolute_url(url: str, base: str | None = None) -> str | None:
     url = url.strip()
     if not url:
         return None
-    if base and not _SCHEME.match(url):
-        url = urljoin(base, url)
     try:
+        if base and not _SCHEME.match(url):
+            url = urljoin(base, url)
         parts = urlsplit(url)
         _ = parts.port  # raises on a bad port
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
-    return to_uri(url)
+    try:
+        return to_uri(url)
+    except ValueError:
+        return None
 
 
 # An absolute http(s) URL that needs no encoding and has no tracking parameters to strip:
@@ -191,7 +194,10 @@ def id_from_value(value: str) -> str:
     """An entry id from an id the author gave: kept if it is a URI, else a name-based URN."""
     value = value.strip()
     if _SCHEME.match(value) and " " not in value:
-        return to_uri(value)
+        try:
+            return to_uri(value)
+        except ValueError:  # "scheme:" but not a URI after all
+            pass
     return "urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, "id:" + value))
 
 

@@ -4,7 +4,9 @@ Pure: bytes and response headers in, a :class:`ParsedFeed` out. feedparser is
 given the bytes together with the headers (charset, Content-Location as the
 base URL); it never touches the network here. A feed that is malformed but
 recoverable still gives its items, with ``problem`` saying what was wrong.
-Anything that is not a feed at all raises :class:`InputError`.
+Anything that is not a feed at all raises :class:`InputError`, and nothing else
+is ever raised: every field is type-checked here, at the boundary, and a field
+of the wrong type is left out (the rest of its item is kept).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import calendar
 import io
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +29,13 @@ from .models import Author, Enclosure
 
 # bozo exceptions that mean "parsed fine, but the bytes were not quite as declared".
 _BENIGN = ("CharacterEncodingOverride", "NonXMLContentType")
+_UTF8_BOM = b"\xef\xbb\xbf"
+# No real link is longer; a longer one is left out rather than stored.
+_URL_CHARS = 8192
+# Text fields are cut to this before cleaning (normalize cuts them much shorter).
+_TEXT_CHARS = 65536
+# Tags, authors or enclosures read from one item at most (entries keep far fewer).
+_MANY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,8 @@ class ParsedFeed:
     items: tuple[ParsedItem, ...]
     #: What was wrong with a feed that could still be read.
     problem: str | None = None
+    #: Items the document had beyond the ones read (see ``max_items``).
+    dropped: int = 0
 
 
 def _time(value: Any) -> datetime | None:
@@ -71,14 +83,58 @@ def _time(value: Any) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(calendar.timegm(value), UTC)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
-def _text(value: Any, kind: str | None = None) -> str:
-    if not value:
+def _str(value: Any) -> str | None:
+    """A non-blank string field (numbers are read as their text), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = html.xml_safe(value)
+    return value if value.strip() else None
+
+
+def _only_str(value: Any) -> str | None:
+    """A non-blank string field; anything else (numbers too) is None."""
+    return _str(value) if isinstance(value, str) else None
+
+
+def _url(value: Any) -> str | None:
+    """A URL field: a non-blank string of sane length, else None (whether it is http(s) is decided later)."""
+    if not isinstance(value, str) or len(value) > _URL_CHARS:
+        return None
+    value = html.xml_safe(value).strip()
+    return value or None
+
+
+def _size(value: Any) -> int:
+    """A byte count: a non-negative integer, as a number or as digits; anything else is 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, min(value, 2**63 - 1))
+    text = value.strip() if isinstance(value, str) else ""
+    return min(int(text), 2**63 - 1) if text.isascii() and text.isdigit() and len(text) < 20 else 0
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any, kind: Any = None) -> str:
+    text = _str(value)
+    if text is None:
         return ""
-    text = str(value)
+    text = text[:_TEXT_CHARS]
     if kind in ("text/html", "application/xhtml+xml", "html", "xhtml") or ("<" in text and ">" in text):
         return html.html_to_text(html.clean_html(text))
     return html.plain_line(text)
@@ -86,46 +142,45 @@ def _text(value: Any, kind: str | None = None) -> str:
 
 def _authors(entry: Mapping[str, Any]) -> tuple[Author, ...]:
     out: list[Author] = []
-    for a in entry.get("authors") or []:
-        name = html.plain_line(str(a.get("name") or a.get("email") or ""))
+    for a in _list(entry.get("authors"))[:_MANY]:
+        a = _mapping(a)
+        name = html.plain_line(_str(a.get("name")) or _str(a.get("email")) or "")
         if name:
-            author = Author(name, a.get("email") or None, a.get("href") or None)
+            author = Author(name, _str(a.get("email")), _url(a.get("href")))
             if author not in out:
                 out.append(author)
-    if not out and entry.get("author"):
+    if not out and _str(entry.get("author")):
         out.append(Author(html.plain_line(str(entry["author"]))))
-    return tuple(out)
+    return tuple(a for a in out if a.name)
 
 
 def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
-    out: list[str] = []
-    for t in entry.get("tags") or []:
-        name = html.plain_line(str(t.get("label") or t.get("term") or ""))
-        if name and name not in out:
-            out.append(name)
+    out: dict[str, None] = {}
+    for t in _list(entry.get("tags"))[:_MANY]:
+        t = _mapping(t)
+        name = html.plain_line(_str(t.get("label")) or _str(t.get("term")) or "")
+        if name:
+            out.setdefault(name)
     return tuple(out)
 
 
 def _enclosures(entry: Mapping[str, Any]) -> tuple[Enclosure, ...]:
     out = []
-    for e in entry.get("enclosures") or []:
-        href = e.get("href")
+    for e in _list(entry.get("enclosures"))[:_MANY]:
+        e = _mapping(e)
+        href = _url(e.get("href"))
         if href:
-            length = str(e.get("length") or "0")
-            out.append(Enclosure(href, e.get("type") or "application/octet-stream",
-                                 int(length) if length.isdigit() else 0))
+            out.append(Enclosure(href, _str(e.get("type")) or "application/octet-stream", _size(e.get("length"))))
     return tuple(out)
 
 
 def _image(entry: Mapping[str, Any]) -> str | None:
     for key in ("media_thumbnail", "media_content"):
-        for m in entry.get(key) or []:
-            if m.get("url") and (key == "media_thumbnail" or str(m.get("medium", "image")) == "image"):
-                return str(m["url"])
-    image = entry.get("image")
-    if isinstance(image, Mapping) and image.get("href"):
-        return str(image["href"])
-    return None
+        for m in _list(entry.get(key)):
+            m = _mapping(m)
+            if _url(m.get("url")) and (key == "media_thumbnail" or str(m.get("medium", "image")) == "image"):
+                return _url(m.get("url"))
+    return _url(_mapping(entry.get("image")).get("href"))
 
 
 def _own(d: Mapping[str, Any], key: str) -> Any:
@@ -134,71 +189,153 @@ def _own(d: Mapping[str, Any], key: str) -> Any:
 
 
 def _item(entry: Mapping[str, Any]) -> ParsedItem:
-    contents = entry.get("content") or []
-    content = next((c.get("value") for c in contents if "html" in str(c.get("type", ""))), None)
+    contents = [_mapping(c) for c in _list(entry.get("content"))]
+    content = next((_str(c.get("value")) for c in contents if "html" in str(c.get("type", ""))), None)
     if content is None and contents:
-        value = contents[0].get("value")
+        value = _str(contents[0].get("value"))
         content = html.plain_line(value) if value else None
-    title_detail = entry.get("title_detail") or {}
+    guid = _str(entry.get("id"))
     return ParsedItem(
-        guid=(str(entry["id"]).strip() or None) if entry.get("id") else None,
-        link=entry.get("link") or None,
-        title=_text(entry.get("title"), title_detail.get("type")),
-        published_text=entry.get("published"),
+        guid=guid.strip() if guid else None,
+        link=_url(entry.get("link")),
+        title=_text(entry.get("title"), _mapping(entry.get("title_detail")).get("type")),
+        published_text=_str(entry.get("published")),
         published=_time(entry.get("published_parsed")),
-        updated_text=_own(entry, "updated"),
+        updated_text=_str(_own(entry, "updated")),
         updated=_time(_own(entry, "updated_parsed")),
         authors=_authors(entry),
         tags=_tags(entry),
-        summary_html=entry.get("summary") or None,
+        summary_html=_str(entry.get("summary")),
         content_html=content,
         enclosures=_enclosures(entry),
         image=_image(entry),
-        language=(entry.get("language") or None),
+        language=_str(entry.get("language")),
     )
 
 
 def _looks_like_json(body: bytes, headers: Mapping[str, str]) -> bool:
     kind = headers.get("content-type", "").lower()
-    return "json" in kind or body.lstrip()[:1] == b"{"
+    return "json" in kind or body.removeprefix(_UTF8_BOM).lstrip()[:1] == b"{"
 
 
-def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
-    """Parse a fetched body; :class:`InputError` (naming ``url``) when it is not a feed."""
+def parse_feed(body: bytes, headers: Mapping[str, str], url: str, *, max_items: int | None = None) -> ParsedFeed:
+    """Parse a fetched body; :class:`InputError` (naming ``url``) when it is not a feed.
+
+    Only the first ``max_items`` items (in document order) are read; ``dropped`` says how
+    many more there were. Whatever the bytes, nothing but :class:`InputError` is raised:
+    a field of the wrong type is left out, and a failure inside the XML or JSON parser
+    is this feed's error.
+    """
     if not body.strip():
         raise InputError("empty body", where=url)
-    if _looks_like_json(body, headers):
-        return parse_json_feed(body, url)
-    response_headers = dict(headers)
-    response_headers.setdefault("content-location", url)
+    try:
+        if _looks_like_json(body, headers):
+            return parse_json_feed(body, url, max_items=max_items)
+        return _parse_xml_feed(body, headers, url, max_items)
+    except InputError:
+        raise
+    except RecursionError:
+        raise InputError("the feed is nested too deeply to read", where=url) from None
+    except Exception as exc:  # a parser failing on input it should have refused
+        raise InputError(f"unreadable feed ({type(exc).__name__}: {_one_line(exc)})", where=url) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return html.shorten(str(exc), 200) or "no details"
+
+
+def _ttl(value: Any) -> int | None:
+    text = _str(value)
+    text = text.strip() if text else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 9 else None
+
+
+_ITEM_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
+_ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+
+
+def _first_items(body: bytes, count: int) -> tuple[bytes, int] | None:
+    """The document with only its first ``count`` items (and its closing tags), and how
+    many items were cut; None when it has no more than that, or no such shape.
+
+    feedparser takes seconds and hundreds of megabytes for half a million items, all
+    but the first few to be thrown away; cut them from the bytes instead."""
+    starts = _ITEM_START.finditer(body)
+    cut = next((m.start() for i, m in enumerate(starts) if i == count), None)
+    if cut is None:
+        return None
+    ends = list(_ITEM_END.finditer(body, cut))
+    if not ends:
+        return None
+    rest = 1 + sum(1 for _ in starts)
+    return body[:cut] + body[ends[-1].end():], rest
+
+
+def _bound_feedparser_tags() -> None:
+    """feedparser compares each new tag of an entry with every tag before it: one item with
+    100,000 categories would take many minutes. Entries keep far fewer, so it stops
+    collecting at ``_MANY`` per entry (or feed), whatever the document's encoding."""
+    mixin = getattr(getattr(feedparser, "mixin", None), "_FeedParserMixin", None)
+    add_tag = getattr(mixin, "_add_tag", None)
+    if mixin is None or add_tag is None or getattr(add_tag, "bounded", False):
+        return
+
+    def bounded_add_tag(self: Any, term: Any, scheme: Any, label: Any) -> None:
+        if len(self._get_context().get("tags") or ()) < _MANY:
+            add_tag(self, term, scheme, label)
+
+    bounded_add_tag.bounded = True  # type: ignore[attr-defined]
+    mixin._add_tag = bounded_add_tag
+
+
+_bound_feedparser_tags()
+
+
+def _feedparser(body: bytes, headers: dict[str, str]) -> Any:
     # Sanitizing and resolving links are done later, for every source alike (``content``).
     # A stream, not bytes: feedparser opens bytes that name a file (b"/dev/zero") as that file.
-    d = feedparser.parse(io.BytesIO(body), response_headers=response_headers, resolve_relative_uris=False,
-                         sanitize_html=False)
+    return feedparser.parse(io.BytesIO(body), response_headers=headers, resolve_relative_uris=False,
+                            sanitize_html=False)
+
+
+def _parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str, max_items: int | None) -> ParsedFeed:
+    response_headers = dict(headers)
+    response_headers.setdefault("content-location", url)
+    cut = _first_items(body, max_items) if max_items is not None else None
+    d = None
+    if cut is not None:
+        d = _feedparser(cut[0], response_headers)
+        if len(_list(d.get("entries"))) != max_items or (
+                d.get("bozo") and type(d.get("bozo_exception")).__name__ not in _BENIGN):
+            d = cut = None  # the cut went wrong ("<item>" inside CDATA or a comment?): read it all
+    if d is None:
+        d = _feedparser(body, response_headers)
     problem = None
     if d.get("bozo"):
         exc = d.get("bozo_exception")
-        problem = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+        problem = f"{type(exc).__name__}: {_one_line(exc)}" if exc else "malformed feed"
         if type(exc).__name__ in _BENIGN:
             problem = None
-    version = d.get("version") or ""
-    feed = d.get("feed") or {}
+    version = _str(d.get("version")) or ""
+    feed = _mapping(d.get("feed"))
     if not version:
         head = body.lstrip()[:200].lower()
         if b"<html" in head or b"<!doctype html" in head:
             raise InputError("the URL gives an HTML page, not a feed", where=url)
         raise InputError(f"not an RSS, Atom or JSON feed ({problem or 'unknown format'})", where=url)
-    ttl = str(feed.get("ttl") or "").strip()
+    entries = _list(d.get("entries"))
+    kept = entries if max_items is None else entries[:max_items]
     return ParsedFeed(
         format=version,
-        title=_text(feed.get("title"), (feed.get("title_detail") or {}).get("type")),
-        link=feed.get("link") or None,
-        id=feed.get("id") or None,
+        title=_text(feed.get("title"), _mapping(feed.get("title_detail")).get("type")),
+        link=_url(feed.get("link")),
+        id=_str(feed.get("id")),
         updated=_time(_own(feed, "updated_parsed")),
-        ttl=int(ttl) if ttl.isdigit() else None,
-        language=feed.get("language") or None,
-        items=tuple(_item(e) for e in d.get("entries") or []),
+        ttl=_ttl(feed.get("ttl")),
+        language=_str(feed.get("language")),
+        items=tuple(_item(_mapping(e)) for e in kept),
         problem=problem,
+        dropped=len(entries) - len(kept) + (cut[1] if cut is not None else 0),
     )
 
 
@@ -207,49 +344,63 @@ def _json_date(value: Any) -> tuple[str | None, datetime | None]:
         return None, None
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return value, (when.astimezone(UTC) if when.tzinfo else None)
+    except (ValueError, OverflowError):
         return value, None
-    return value, (when.astimezone(UTC) if when.tzinfo else None)
 
 
-def parse_json_feed(body: bytes, url: str) -> ParsedFeed:
-    """A JSON Feed (https://jsonfeed.org/version/1 or 1.1)."""
+def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
+    authors = _list(raw.get("authors"))[:_MANY] or [raw.get("author")]
+    published_text, published = _json_date(raw.get("date_published"))
+    updated_text, updated = _json_date(raw.get("date_modified"))
+    content = _only_str(raw.get("content_html"))
+    text = raw.get("content_text")
+    if not content and isinstance(text, str) and text.strip():
+        content = "<p>" + escape(html.plain_line(text)) + "</p>"
+    summary = _only_str(raw.get("summary"))
+    guid = _str(raw.get("id"))
+    tags = raw.get("tags")
+    return ParsedItem(
+        guid=guid.strip() if guid else None,
+        link=_url(raw.get("url")) or _url(raw.get("external_url")),
+        title=_text(_only_str(raw.get("title"))),
+        published_text=published_text, published=published,
+        updated_text=updated_text, updated=updated,
+        authors=tuple(Author(html.plain_line(a["name"]), None, _url(a.get("url"))) for a in authors
+                      if isinstance(a, Mapping) and isinstance(a.get("name"), str)
+                      and html.plain_line(a["name"])),
+        tags=tuple(html.plain_line(t) for t in (tags if isinstance(tags, list) else [])[:_MANY]
+                   if isinstance(t, str) and html.plain_line(t)),
+        summary_html=escape(summary) if summary else None,  # plain text
+        content_html=content,
+        enclosures=tuple(Enclosure(url, _only_str(a.get("mime_type")) or "application/octet-stream",
+                                   _size(a.get("size_in_bytes")))
+                         for a in _list(raw.get("attachments"))[:_MANY] if isinstance(a, Mapping)
+                         for url in [_url(a.get("url"))] if url),
+        image=_url(raw.get("image")) or _url(raw.get("banner_image")),
+        language=_only_str(raw.get("language")),
+    )
+
+
+def parse_json_feed(body: bytes, url: str, *, max_items: int | None = None) -> ParsedFeed:
+    """A JSON Feed (https://jsonfeed.org/version/1 or 1.1); fields of the wrong type are left out."""
     try:
-        data = json.loads(body)
+        data = json.loads(body.removeprefix(_UTF8_BOM))
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply", where=url) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"invalid JSON: {exc}", where=url) from None
-    if not isinstance(data, dict) or "jsonfeed.org/version/" not in str(data.get("version", "")):
+        raise InputError(f"invalid JSON: {_one_line(exc)}", where=url) from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(version, str) or "jsonfeed.org/version/" not in version:
         raise InputError("JSON, but not a JSON Feed (no jsonfeed.org version)", where=url)
-    version = "json" + str(data["version"]).rsplit("/", 1)[-1].replace(".", "")
-    items = []
-    for raw in data.get("items") or []:
-        if not isinstance(raw, dict):
-            continue
-        authors = raw.get("authors") or ([raw["author"]] if isinstance(raw.get("author"), dict) else [])
-        published_text, published = _json_date(raw.get("date_published"))
-        updated_text, updated = _json_date(raw.get("date_modified"))
-        content = raw.get("content_html")
-        if not content and raw.get("content_text"):
-            content = "<p>" + escape(html.plain_line(str(raw["content_text"]))) + "</p>"
-        items.append(ParsedItem(
-            guid=str(raw["id"]).strip() or None if raw.get("id") is not None else None,
-            link=raw.get("url") or raw.get("external_url") or None,
-            title=_text(raw.get("title")),
-            published_text=published_text, published=published,
-            updated_text=updated_text, updated=updated,
-            authors=tuple(Author(html.plain_line(str(a.get("name"))), None, a.get("url"))
-                          for a in authors if isinstance(a, dict) and a.get("name")),
-            tags=tuple(html.plain_line(str(t)) for t in raw.get("tags") or [] if str(t).strip()),
-            summary_html=escape(str(raw["summary"])) if raw.get("summary") else None,  # plain text
-            content_html=content or None,
-            enclosures=tuple(Enclosure(a["url"], a.get("mime_type") or "application/octet-stream",
-                                       int(a.get("size_in_bytes") or 0))
-                             for a in raw.get("attachments") or [] if isinstance(a, dict) and a.get("url")),
-            image=raw.get("image") or raw.get("banner_image") or None,
-            language=raw.get("language") or None,
-        ))
+    raws = [raw for raw in _list(data.get("items")) if isinstance(raw, dict)]
+    kept = raws if max_items is None else raws[:max_items]
     return ParsedFeed(
-        format=version, title=_text(data.get("title")), link=data.get("home_page_url") or None,
-        id=data.get("feed_url") or None, updated=None, ttl=None, language=data.get("language") or None,
-        items=tuple(items),
+        format="json" + html.plain_line(version.rsplit("/", 1)[-1].replace(".", ""))[:8],
+        title=_text(_only_str(data.get("title"))),
+        link=_url(data.get("home_page_url")),
+        id=_url(data.get("feed_url")), updated=None, ttl=None,
+        language=_only_str(data.get("language")),
+        items=tuple(_json_item(raw) for raw in kept),
+        dropped=len(raws) - len(kept),
     )

@@ -28,7 +28,7 @@ import jinja2
 
 from . import __version__
 from .config import Config, Policy
-from .errors import Cancelled, FeedsError, PostError
+from .errors import Cancelled, FeedsError, PostError, StorageError
 from .group import Candidate, FeedPlan, plan_feeds
 from .health import problems, status_entries, status_json
 from .identity import id_from_content, id_from_value
@@ -379,14 +379,9 @@ class Generator:
             s = stories[entry_id]
             tags = [self.tag_terms[k].name for k in s.tag_keys]
             categories = [self.category_terms[k].name for k in s.category_keys]
-            remote = []
-            for i in s.items:
-                try:
-                    remote.append(entry_from_json(item_data[(i.source, i.ukey)]))
-                except Exception as exc:  # a damaged stored item: that item only
-                    self.warn(f"{i.source}: stored item {i.ukey!r} left out: {type(exc).__name__}: {exc}")
+            remote = [e for i in s.items if (e := self.stored_entry(i, item_data.get((i.source, i.ukey)))) is not None]
             if not remote and s.post is None:
-                continue
+                continue  # left out of every feed (said in stored_entry)
             provenance = tuple(p for e in remote for p in e.provenance)
             if s.post is not None:
                 folder = self.config.posts[s.folder or 0]
@@ -400,6 +395,16 @@ class Generator:
                 entries[entry_id] = replace(remote[0], id=entry_id, tags=tuple(tags),
                                             categories=tuple(categories), provenance=provenance)
         return entries
+
+    def stored_entry(self, item: ItemHead, data: str | None) -> Entry | None:
+        """A source item as stored; None, with one warning, when it cannot be read back."""
+        try:
+            if data is None:
+                raise StorageError("a stored item has gone")
+            return entry_from_json(data)
+        except StorageError as exc:
+            self.warn(f"{item.source}: {exc.message}; item {item.ukey[:100]!r} left out")
+            return None
 
     # -- the run -------------------------------------------------------------
 

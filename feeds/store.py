@@ -220,16 +220,60 @@ def entry_to_json(entry: Entry) -> str:
 
 
 def entry_from_json(text: str) -> Entry:
-    d = json.loads(text)
-    return Entry(
-        id=d["id"], title=d["title"], link=d["link"],
-        published=datetime.fromtimestamp(d["published"], UTC), updated=datetime.fromtimestamp(d["updated"], UTC),
-        authors=tuple(Author(*a) for a in d["authors"]), tags=tuple(d["tags"]),
-        categories=tuple(d["categories"]), summary=d["summary"], content=d["content"],
-        language=d["language"], image=d["image"], enclosures=tuple(Enclosure(*e) for e in d["enclosures"]),
-        provenance=tuple(Provenance(p[0], p[1], p[2], p[3], p[4], p[5], _dt(p[6]), p[7])
-                         for p in d["provenance"]),
-    )
+    """The entry stored as ``text``; :class:`StorageError` when it cannot be read back.
+
+    Stored items may come from older versions or a damaged database: a field of the
+    wrong type is left out (an author without a name, a URL that is not a string),
+    and only an item without its id, title or dates is refused."""
+    try:
+        d = json.loads(text)
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not isinstance(d.get("title"), str):
+            raise ValueError("no id or title")
+        published = datetime.fromtimestamp(_number(d["published"]), UTC)
+        updated = datetime.fromtimestamp(_number(d["updated"]), UTC)
+        return Entry(
+            id=d["id"], title=d["title"], link=_opt_str(d.get("link")), published=published,
+            updated=max(updated, published),
+            authors=tuple(Author(a[0], _opt_str(_at(a, 1)), _opt_str(_at(a, 2))) for a in _rows(d.get("authors"))
+                          if isinstance(a[0], str) and a[0]),
+            tags=tuple(t for t in _list_of(d.get("tags")) if isinstance(t, str) and t),
+            categories=tuple(t for t in _list_of(d.get("categories")) if isinstance(t, str) and t),
+            summary=_opt_str(d.get("summary")) or "",
+            content=_opt_str(d.get("content")), language=_opt_str(d.get("language")),
+            image=_opt_str(d.get("image")),
+            enclosures=tuple(Enclosure(e[0], _opt_str(_at(e, 1)) or "application/octet-stream",
+                                       _at(e, 2) if type(_at(e, 2)) is int and _at(e, 2) > 0 else 0)
+                             for e in _rows(d.get("enclosures")) if isinstance(e[0], str)),
+            provenance=tuple(Provenance(p[0], _opt_str(_at(p, 1)), _opt_str(_at(p, 2)), _opt_str(_at(p, 3)),
+                                        _opt_str(_at(p, 4)), _opt_str(_at(p, 5)),
+                                        _dt(_number(p[6])) if _at(p, 6) is not None else None,
+                                        _opt_str(_at(p, 7)))
+                             for p in _rows(d.get("provenance")) if isinstance(p[0], str)),
+        )
+    except (ValueError, TypeError, KeyError, OverflowError, OSError, RecursionError) as exc:
+        raise StorageError(f"a stored item cannot be read ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("a date is not a number")
+    return float(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _list_of(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _rows(value: Any) -> list[list[Any]]:
+    return [row for row in _list_of(value) if isinstance(row, list) and row]
+
+
+def _at(row: list[Any], index: int) -> Any:
+    return row[index] if index < len(row) else None
 
 
 def _state_row(state: SourceState) -> tuple[Any, ...]:
@@ -454,11 +498,16 @@ class Store:
         return out
 
     def save_fetch(self, state: SourceState, items: Iterable[ItemRow] = (), seen: Iterable[str] = (),
-                   seen_at: float | None = None) -> None:
+                   seen_at: float | None = None, keep_at_most: int | None = None) -> int:
         """Record one source's fetch in one transaction: its state, new or changed items,
         and which items the feed still lists. A run killed midway leaves each source
-        either wholly updated or untouched."""
+        either wholly updated or untouched.
+
+        With ``keep_at_most``, the source's items beyond that many are dropped, those
+        its feed stopped listing longest ago first (never one of the latest listing);
+        returns how many were dropped."""
         keys = list(seen)
+        dropped = 0
         with self._begin() as conn:
             _upsert(conn, _sources, [_state_row(state)])
             _upsert(conn, _items, [tuple(i) for i in items])
@@ -467,6 +516,16 @@ class Store:
                     conn.execute(sa.update(_items).where(_items.c.source == state.name,
                                                          _items.c.ukey.in_(keys[i:i + 500]))
                                  .values(last_seen=seen_at))
+            if keep_at_most is not None:
+                c = _items.c
+                count = conn.execute(sa.select(sa.func.count()).where(c.source == state.name)).scalar_one()
+                if count > keep_at_most:
+                    newest = sa.select(sa.func.max(c.last_seen)).where(c.source == state.name).scalar_subquery()
+                    oldest = (sa.select(c.ukey).where(c.source == state.name, c.last_seen < newest)
+                              .order_by(c.last_seen, c.first_seen, c.ukey).limit(int(count) - keep_at_most))
+                    result = conn.execute(sa.delete(_items).where(c.source == state.name, c.ukey.in_(oldest)))
+                    dropped = int(result.rowcount or 0)
+        return dropped
 
     def save_states(self, states: Iterable[SourceState]) -> None:
         """Record the fetch state of sources whose items did not change, in one transaction."""

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -20,12 +21,20 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from .config import Config, Source
-from .errors import InputError
+from .config import Config, Limits, Source
+from .errors import FeedsError, InputError
 from .fetch import FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
 from .identity import canonical_link
-from .normalize import entry_from_item, id_mode, item_key, natural_item_id
-from .parse import parse_feed
+from .normalize import (
+    ItemLimits,
+    content_capped,
+    entry_from_item,
+    id_mode,
+    item_key,
+    natural_item_id,
+    tags_capped,
+)
+from .parse import ParsedItem, parse_feed
 from .schedule import SourceState, after_fetch, new_state
 from .store import ItemRow, Known, Store
 from .workers import run_jobs
@@ -35,7 +44,7 @@ log = logging.getLogger("feeds")
 Fetch = Callable[[Sequence[FetchRequest]], list[FetchResult]]
 
 # Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
-ITEM_VERSION = "1"
+ITEM_VERSION = "2"
 # Below this many feeds to parse, worker processes cost more than they save.
 PARALLEL_FEEDS = 8
 
@@ -97,61 +106,126 @@ class FeedDigest:
     changed: int
     #: The key of every item the feed lists.
     keys: list[str]
+    #: Caps that were hit, one line each.
+    notes: list[str] = field(default_factory=list)
+
+
+def _source_tags(items: Sequence[ParsedItem], per_entry: int, per_source: int) -> tuple[set[str] | None, int]:
+    """The feed tags a fetch may bring: the first ``per_source`` distinct ones (case-folded)
+    in document order, as entries keep them, or None when the feed has no more than that;
+    and how many distinct tags it has."""
+    allowed: dict[str, None] = {}
+    for item in items:
+        for tag in item.tags[:per_entry]:
+            allowed.setdefault(tag.casefold())
+    if len(allowed) <= per_source:
+        return None, len(allowed)
+    return set(list(allowed)[:per_source]), len(allowed)
 
 
 def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], ledger: dict[str, str], *,
-                site_zone: str, now: datetime, fingerprint: str, summary_length: int) -> FeedDigest:
+                site_zone: str, now: datetime, fingerprint: str, summary_length: int,
+                limits: Limits | None = None) -> FeedDigest:
     """Parse a fetched body and normalize its items; :class:`InputError` if it is no feed.
 
     Touches no database: what is known of the source's items and the id ledger
-    are handed in, so this can run in a worker process.
+    are handed in, so this can run in a worker process. ``limits`` caps what the
+    feed can bring (items, tags, content size); each cap hit is one note.
     """
     assert result.body is not None
-    feed = parse_feed(result.body, result.headers, result.final_url)
-    mode = id_mode(feed.items)
+    limits = limits or Limits()
+    feed = parse_feed(result.body, result.headers, result.final_url, max_items=limits.items_per_fetch)
+    notes: list[str] = []
+    if feed.dropped:
+        notes.append(f"the feed lists {len(feed.items) + feed.dropped} items; read the first "
+                     f"{len(feed.items)} (limits.items_per_fetch)")
+    item_limits = ItemLimits(tags=limits.tags_per_entry, content_bytes=limits.content_bytes)
+    many_tags = sum(tags_capped(i, item_limits) for i in feed.items)
+    allowed, distinct = _source_tags(feed.items, limits.tags_per_entry, limits.tags_per_source)
+    items: Sequence[ParsedItem] = feed.items
+    if allowed is not None:
+        items = [replace(i, tags=tuple(t for t in i.tags[:limits.tags_per_entry] if t.casefold() in allowed))
+                 for i in feed.items]
+        notes.append(f"the feed has {distinct} distinct tags; kept the first {limits.tags_per_source} "
+                     "(limits.tags_per_source)")
+    mode = id_mode(items)
     zone = ZoneInfo(source.timezone or site_zone)
     stamp = now.timestamp()
     rows: list[ItemRow] = []
     keys: list[str] = []
     listed: set[str] = set()
-    new = changed = 0
-    for item in feed.items:
-        key = item_key(item, mode, feed.link)
-        if key in listed:
-            continue  # the same item twice in one feed
+    new = changed = too_big = 0
+    unreadable: list[str] = []
+    for item in items:
+        try:
+            key = item_key(item, mode, feed.link)
+            if key in listed:
+                continue  # the same item twice in one feed
+            digest = hashlib.sha1(f"{fingerprint}\0{item!r}\0{feed.title}\0{feed.link}".encode()).hexdigest()
+            old = known.get(key)
+            if old is not None and old.digest == digest:
+                listed.add(key)
+                keys.append(key)
+                continue
+            link = canonical_link(item.link, feed.link or result.final_url) if item.link else None
+            if old is not None:
+                entry_id = old.entry_id
+            else:
+                # A story already known under its link (from another source, a post, or
+                # before this feed changed its guids) keeps its id.
+                entry_id = (ledger.get("link:" + link) if link else None) or natural_item_id(item, mode, feed.link)
+            first_seen = old.first_seen if old is not None else stamp
+            entry = entry_from_item(
+                item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone, now=now,
+                first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
+                remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length,
+                limits=item_limits)
+            row = ItemRow.make(source.name, key, entry, digest, first_seen, stamp)
+        except Exception as exc:  # one item nobody could read: skip it, keep the others
+            unreadable.append(failure_text(exc))
+            continue
         listed.add(key)
         keys.append(key)
-        digest = hashlib.sha1(f"{fingerprint}\0{item!r}\0{feed.title}\0{feed.link}".encode()).hexdigest()
-        old = known.get(key)
-        if old is not None and old.digest == digest:
-            continue
-        link = canonical_link(item.link, feed.link or result.final_url) if item.link else None
-        if old is not None:
-            entry_id = old.entry_id
-        else:
-            # A story already known under its link (from another source, a post, or
-            # before this feed changed its guids) keeps its id.
-            entry_id = (ledger.get("link:" + link) if link else None) or natural_item_id(item, mode, feed.link)
-        first_seen = old.first_seen if old is not None else stamp
-        entry = entry_from_item(
-            item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone, now=now,
-            first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
-            remove=source.clean.remove, summary_only=source.summary_only, summary_length=summary_length)
-        rows.append(ItemRow.make(source.name, key, entry, digest, first_seen, stamp))
+        too_big += not source.summary_only and content_capped(item, entry)
+        rows.append(row)
         if old is None:
             new += 1
         else:
             changed += 1
-    return FeedDigest(feed.ttl, feed.problem, mode, rows, new, changed, keys)
+    if unreadable:
+        notes.append(f"{len(unreadable)} items could not be read and were left out (first: {unreadable[0]})")
+    if many_tags:
+        notes.append(f"{many_tags} items have more than {limits.tags_per_entry} tags; kept the first "
+                     f"{limits.tags_per_entry} of each (limits.tags_per_entry)")
+    if too_big:
+        notes.append(f"{too_big} items have content over {limits.content_bytes} bytes; they keep their "
+                     "summary and link (limits.content_bytes)")
+    return FeedDigest(feed.ttl, feed.problem, mode, rows, new, changed, keys, notes)
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for an exception nobody expected while handling a source."""
+    if isinstance(exc, FeedsError):
+        return exc.message
+    if isinstance(exc, RecursionError):
+        return "the feed is nested too deeply to read"
+    detail = " ".join(str(exc).split())[:200]
+    return f"could not be handled ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 def _digest_job(index: int, shared: dict[str, Any]) -> FeedDigest | str:
-    """Worker side of parsing: the job is an index into what the parent shared."""
-    source, result, known = shared["jobs"][index]
+    """Worker side of parsing: the job is an index into what the parent shared.
+
+    Whatever goes wrong comes back as the source's one-line error, a string: an
+    exception object may not survive the trip to the parent process (lxml's
+    carry their unpicklable error logs)."""
+    source, result, known, limits = shared["jobs"][index]
     try:
-        return digest_feed(source, result, known, shared["ledger"], **shared["settings"])
-    except InputError as exc:
-        return exc.message
+        return digest_feed(source, result, known, shared["ledger"], limits=limits, **shared["settings"])
+    except Exception as exc:
+        if not isinstance(exc, InputError):
+            log.debug("%s: digest failed", source.name, exc_info=True)
+        return failure_text(exc)
 
 
 class Updater:
@@ -188,7 +262,12 @@ class Updater:
         ledger = self.store.load_ledger() if digests else {}
         outcomes = []
         for source, result in zip(due, results, strict=True):
-            outcome = self.handle(source, states[source.name], result, digests.get(source.name), ledger)
+            try:
+                outcome = self.handle(source, states[source.name], result, digests.get(source.name), ledger)
+            except Exception as exc:  # storing it failed: this source's error, not the run's
+                log.debug("%s: storing failed", source.name, exc_info=True)
+                outcome = self.handle(source, states[source.name], replace(result, body=None), failure_text(exc),
+                                      ledger)
             outcome.next_due = self.next_due.get(source.name)
             outcomes.append(outcome)
             level = logging.WARNING if outcome.error else logging.INFO
@@ -213,12 +292,17 @@ class Updater:
             return {}
         known = self.store.known_items([source.name for source, _ in todo])
         shared = {
-            "jobs": [(source, result, known.get(source.name, {})) for source, result in todo],
+            "jobs": [(source, result, known.get(source.name, {}), self.config.fetch.limits_of(source))
+                     for source, result in todo],
             "ledger": self.store.load_ledger(),
             "settings": {"site_zone": self.config.site.timezone, "now": self.now, "fingerprint": self.fingerprint,
                          "summary_length": self.config.output.summary_length},
         }
-        done = run_jobs(_digest_job, list(range(len(todo))), PARALLEL_FEEDS, shared=shared)
+        try:
+            done = run_jobs(_digest_job, list(range(len(todo))), PARALLEL_FEEDS, shared=shared)
+        except BrokenProcessPool:  # a worker was killed (out of memory?): once more, one source at a time
+            log.warning("a worker process died while reading feeds; reading them one at a time")
+            done = [_digest_job(i, shared) for i in range(len(todo))]
         return {source.name: d for (source, _), d in zip(todo, done, strict=True)}
 
     def handle(self, source: Source, state: SourceState, result: FetchResult, digest: FeedDigest | str | None,
@@ -243,6 +327,7 @@ class Updater:
             return SourceOutcome(source.name, status, entries=state.entries, notes=notes, seconds=result.seconds)
         if digest.problem:
             notes.append(f"malformed feed, read what could be read: {digest.problem}")
+        notes.extend(digest.notes)
         if digest.mode != "guid" and digest.mode != state.id_mode and digest.keys:
             notes.append("items have missing or repeated guids; telling them apart by "
                          + ("link" if digest.mode == "link" else "content"))
@@ -259,8 +344,11 @@ class Updater:
         assert result.body is not None
         state = replace(state, body_hash=hashlib.sha1(result.body).hexdigest(), id_mode=digest.mode,
                         entries=len(digest.keys))
-        self.store.save_fetch(state, rows, digest.keys, seen_at=self.now.timestamp())
-        self.changed_items += digest.new + digest.changed
+        cap = self.config.fetch.limits_of(source).stored_items
+        dropped = self.store.save_fetch(state, rows, digest.keys, seen_at=self.now.timestamp(), keep_at_most=cap)
+        if dropped:
+            notes.append(f"dropped the {dropped} oldest stored items, keeping {cap} (limits.stored_items)")
+        self.changed_items += digest.new + digest.changed + dropped
         return SourceOutcome(source.name, "ok", new=digest.new, changed=digest.changed, entries=len(digest.keys),
                              notes=notes, seconds=result.seconds)
 

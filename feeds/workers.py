@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from .errors import FeedsError
+
 J = TypeVar("J")
 R = TypeVar("R")
 
@@ -42,8 +44,24 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
+class JobFailed(FeedsError):
+    """A job raised in a worker process; only its text comes back.
+
+    Exception objects are not sent between processes: some cannot be pickled
+    (lxml's carry their error logs), and the pickling error would hide the real one
+    and stop the whole pool. Job functions should turn their own failures into
+    results; this is the guard for what they did not foresee."""
+
+    def __reduce__(self) -> tuple[type[JobFailed], tuple[str]]:
+        return JobFailed, (self.message,)
+
+
 def _in_worker(fn: Callable[[J, Any], R], job: J) -> R:
-    return fn(job, _shared)
+    try:
+        return fn(job, _shared)
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise JobFailed(f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__) from None
 
 
 def run_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared: Any = None,
