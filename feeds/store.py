@@ -246,12 +246,20 @@ def entry_from_json(text: str) -> Entry:
                              for e in _rows(d.get("enclosures")) if isinstance(e[0], str)),
             provenance=tuple(Provenance(p[0], _opt_str(_at(p, 1)), _opt_str(_at(p, 2)), _opt_str(_at(p, 3)),
                                         _opt_str(_at(p, 4)), _opt_str(_at(p, 5)),
-                                        _dt(_number(p[6])) if _at(p, 6) is not None else None,
+                                        _maybe_date(_at(p, 6)),
                                         _opt_str(_at(p, 7)))
                              for p in _rows(d.get("provenance")) if isinstance(p[0], str)),
         )
     except (ValueError, TypeError, KeyError, OverflowError, OSError, RecursionError) as exc:
         raise StorageError(f"a stored item cannot be read ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
+def _maybe_date(value: Any) -> datetime | None:
+    """A stored date that only adds detail (a feed's updated time): None when unreadable."""
+    try:
+        return datetime.fromtimestamp(_number(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _number(value: Any) -> float:
