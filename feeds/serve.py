@@ -467,10 +467,6 @@ def serve_forever(root: Path, host: str, port: int, workers: int = 0) -> int:
     """
     raise_fd_limit()
     sock = listen(host, port)
-    shown = f"[{host}]" if ":" in host else host
-    log.info("serve: http://%s:%d/ (%s)", shown, sock.getsockname()[1], root)
-    if not root.is_dir():
-        log.warning("serve: %s does not exist yet; answering 404 until feeds generate writes it", root)
     children = []
     for _ in range(max(1, workers or default_workers()) - 1):
         pid = os.fork()
@@ -481,6 +477,10 @@ def serve_forever(root: Path, host: str, port: int, workers: int = 0) -> int:
             finally:
                 os._exit(code)
         children.append(pid)
+    shown = f"[{host}]" if ":" in host else host
+    log.info("serve: http://%s:%d/ (%s, %d processes)", shown, sock.getsockname()[1], root, len(children) + 1)
+    if not root.is_dir():
+        log.warning("serve: %s does not exist yet; answering 404 until feeds generate writes it", root)
     code = asyncio.run(_serve_process(root, sock, parent=None))
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
