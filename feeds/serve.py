@@ -1,9 +1,9 @@
 """Serve the output folder over HTTP, for feed readers and previews.
 
-Reads files in the output folder and nothing else. aiohttp's server speaks
-HTTP (parsing, keep-alive, pipelining, size limits on request lines and
-headers); this module decides what each request gets (with the pure rules in
-:mod:`feeds.negotiate`): the right Content-Type, a strong ETag and
+Reads files in the output folder and nothing else. :mod:`feeds.http1` speaks
+HTTP (parsing, keep-alive, pipelining, limits, timeouts); this module decides
+what each request gets (with the pure rules in :mod:`feeds.negotiate`): the
+right Content-Type, a strong ETag and
 Last-Modified with 304 answers, HEAD, gzip when the client accepts it, 405 for
 other methods, and nothing outside the folder or hidden in it.
 
@@ -35,7 +35,6 @@ import resource
 import signal
 import socket
 import stat
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -45,10 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-
-from . import negotiate
+from . import http1, negotiate
 
 log = logging.getLogger("feeds")
 
@@ -57,7 +53,6 @@ GRACE = 3.0  # seconds that requests in flight get to finish when the server sto
 CACHE_BYTES = 32 * 1024 * 1024  # bytes and gzip bytes kept per process
 CACHE_FILE_MAX = 2 * 1024 * 1024  # larger files are streamed, never held in memory
 CACHE_ENTRIES = 4096
-CHUNK = 256 * 1024
 GZIP_MIN = 256  # smaller bodies gain nothing from gzip
 MAX_CONNECTIONS = 10_000
 
@@ -121,46 +116,6 @@ class _Redirect:
         self.location = location
 
 
-class _OneLine(logging.Filter):
-    """aiohttp reports each malformed request with a traceback: make it one debug line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not log.isEnabledFor(logging.DEBUG):
-            return False
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            text = f"{text}: {record.exc_info[1]}"
-        record.msg, record.args = "serve: " + " ".join(text.split())[:300], ()
-        record.exc_info = record.exc_text = None
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
-
-
-_http_log = logging.getLogger("feeds.serve.http")
-_http_log.addFilter(_OneLine())
-
-
-class _Protocol(RequestHandler):
-    """aiohttp's connection handler, answering a malformed request in our words (never echoing it)."""
-
-    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # logs it; raises if an answer was begun
-        response = _plain(status, "internal error\n" if status >= 500 else "bad request\n")
-        response.force_close()
-        return response
-
-
-class _Busy(asyncio.Protocol):
-    """Answers a connection over the limit with 503 and closes it."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                        b"Retry-After: 5\r\nConnection: close\r\n\r\n")
-        transport.close()
-
-
 def raise_fd_limit() -> int:
     """Lift this process's soft limit on open files to the hard one (within reason); return it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -188,15 +143,6 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _reset(transport: asyncio.WriteTransport) -> None:
-    """Drop a connection at once, with what it never read: a reset, not a FIN queued behind the data."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
 def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     # Broken connections and the like: worth a debug line, never a traceback.
     exc = context.get("exception")
@@ -210,126 +156,73 @@ class FileServer:
                  max_connections: int | None = None, cache_bytes: int = CACHE_BYTES) -> None:
         self.root = os.path.realpath(root)
         self.prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
-        self.idle_timeout = idle_timeout
         if max_connections is None:
             max_connections = max(64, min(MAX_CONNECTIONS, raise_fd_limit() // 2))
-        self.max_connections = max_connections
+        self.connections = http1.Connections(self.answer, idle_timeout, max_connections)
         self.cache = _Cache(cache_bytes)
-        self.progress: dict[RequestHandler, tuple[float, int]] = {}
-        self.http: web.Server | None = None
-        self.options: dict[str, Any] = {}
         self.listener: asyncio.Server | None = None
         self.sweeper: asyncio.Task[None] | None = None
-
-    # -- the connection layer ----------------------------------------------------
 
     async def start(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(_loop_error)
-        self.http = web.Server(self.handle)
-        self.options = {"loop": loop, "access_log": None, "logger": _http_log, "lingering_time": 1.0,
-                        "keepalive_timeout": self.idle_timeout}
-        self.listener = await loop.create_server(self.connection, sock=sock, backlog=1024)
+        self.listener = await loop.create_server(self.connections, sock=sock, backlog=1024)
         self.sweeper = loop.create_task(self.sweep())
 
-    def connection(self) -> asyncio.BaseProtocol:
-        assert self.http is not None
-        if len(self.http.connections) >= self.max_connections:
-            return _Busy()
-        return _Protocol(self.http, **self.options)
-
-    async def close(self) -> None:
-        """Stop accepting, let requests in flight finish (for a few seconds), close every connection."""
-        if self.listener is not None:
-            self.listener.close()
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-        if self.http is not None:
-            with contextlib.suppress(Exception):
-                await self.http.shutdown(GRACE)
-
-    def touch(self, conn: RequestHandler) -> None:
-        transport = conn.transport
-        size = transport.get_write_buffer_size() if isinstance(transport, asyncio.WriteTransport) else 0
-        self.progress[conn] = (time.monotonic(), size)
-
     async def sweep(self) -> None:
-        """Close connections that made no progress for ``idle_timeout`` seconds.
-
-        Progress is a complete request, or the client taking response bytes
-        (the write buffer shrank). A connection that trickles a request, idles,
-        or never reads what it asked for makes none.
-        """
-        assert self.http is not None
-        interval = min(1.0, self.idle_timeout / 4)
+        interval = min(1.0, self.connections.idle_timeout / 4)
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
-            seen: dict[RequestHandler, tuple[float, int]] = {}
-            for conn in self.http.connections:
-                transport = conn.transport
-                if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
-                    continue
-                size = transport.get_write_buffer_size()
-                last = self.progress.get(conn)
-                if last is None or size < last[1]:
-                    seen[conn] = (now, size)
-                elif now - last[0] > self.idle_timeout:
-                    if size:
-                        _reset(transport)
-                    else:
-                        transport.close()
-                else:
-                    seen[conn] = (last[0], size)
-            self.progress = seen
+            self.connections.sweep()
+
+    async def close(self) -> None:
+        """Stop accepting, let answers in flight finish (for a few seconds), close every connection."""
+        if self.listener is not None:
+            self.listener.close()
+        self.connections.stop()
+        deadline = time.monotonic() + GRACE
+        while self.connections.open and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.connections.abort()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
 
     # -- answers -----------------------------------------------------------------
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        self.touch(request.protocol)
-        try:
-            return await self.answer(request)
-        except (ConnectionError, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # a request never gets a traceback, only a 500 and one line
-            log.error("serve: %.200r: %s", request.raw_path, exc)
-            return _plain(500, "internal error\n")
-
-    async def answer(self, request: web.BaseRequest) -> web.StreamResponse:
+    def answer(self, request: http1.Request) -> bytes | http1.Stream:
         if request.method not in ("GET", "HEAD"):
-            return _plain(405, "method not allowed\n", {"Allow": "GET, HEAD"})
-        target = negotiate.request_target(request.raw_path)
+            return http1.plain(request, 405, "method not allowed\n", [("Allow", "GET, HEAD")])
+        target = negotiate.request_target(request.target)
         found = None if target is None else self.lookup(target)
         if found is None:
-            return _plain(404, "not found\n")
+            return http1.plain(request, 404, "not found\n")
         if isinstance(found, _Redirect):
-            return _plain(301, "moved\n", {"Location": found.location})
+            return http1.plain(request, 301, "moved\n", [("Location", found.location)])
         name, file = found
         headers = request.headers
-        kind = negotiate.response_type(name, headers.get("Accept"))
+        kind = negotiate.response_type(name, headers.get("accept"))
         body, etag, zipped = file.data, file.etag, False
         if (body is not None and len(body) >= GZIP_MIN and negotiate.compressible(kind)
-                and negotiate.accepts_gzip(headers.get("Accept-Encoding"))):
+                and negotiate.accepts_gzip(headers.get("accept-encoding"))):
             packed = self.gzipped(file)
             if packed:
                 body, etag, zipped = packed, file.etag[:-1] + '-gz"', True
-        out = {
-            "ETag": etag,
-            "Last-Modified": file.modified,
-            "Cache-Control": "no-cache",
-            "Vary": "Accept, Accept-Encoding" if kind.startswith(negotiate.FEED_TYPES) else "Accept-Encoding",
-            "Server": "feeds",
-        }
-        if negotiate.is_fresh(headers.get("If-None-Match"), headers.get("If-Modified-Since"), etag, file.mtime,
+        fields = [
+            ("ETag", etag),
+            ("Last-Modified", file.modified),
+            ("Cache-Control", "no-cache"),
+            ("Vary", "Accept, Accept-Encoding" if kind.startswith(negotiate.FEED_TYPES) else "Accept-Encoding"),
+        ]
+        if negotiate.is_fresh(headers.get("if-none-match"), headers.get("if-modified-since"), etag, file.mtime,
                               time.time()):
-            return web.Response(status=304, headers=out)
-        out["Content-Type"] = kind
-        out["X-Content-Type-Options"] = "nosniff"
+            return http1.response_head(request, 304, fields, None)
+        fields += [("Content-Type", kind), ("X-Content-Type-Options", "nosniff")]
         if zipped:
-            out["Content-Encoding"] = "gzip"
-        if body is not None:
-            return web.Response(body=body, headers=out)
-        return await self.stream(request, file, out)
+            fields.append(("Content-Encoding", "gzip"))
+        if body is None:
+            return self.stream(request, file, fields)
+        head = http1.response_head(request, 200, fields, len(body))
+        return head if request.method == "HEAD" else head + body
 
     def lookup(self, target: negotiate.Target) -> tuple[str, _File] | _Redirect | None:
         """The file a target names and its current version; a redirect for a folder; None: 404."""
@@ -396,38 +289,17 @@ class FileServer:
             self.cache.grew(len(file.zipped))
         return file.zipped
 
-    async def stream(self, request: web.BaseRequest, file: _File, out: dict[str, str]) -> web.StreamResponse:
-        """A large file from an open descriptor: the version whose ETag was sent, whole or not at all."""
+    def stream(self, request: http1.Request, file: _File, fields: list[tuple[str, str]]) -> bytes | http1.Stream:
+        """A large file from an open descriptor: the version whose ETag is sent, whole or not at all."""
         try:
-            fd = os.open(file.real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            f = os.fdopen(os.open(file.real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
         except OSError:
-            return _plain(404, "not found\n")
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != file.key:
-                return _plain(503, "the file is being replaced; try again\n", {"Retry-After": "1"})
-            response = web.StreamResponse(headers=out)
-            response.content_length = st.st_size
-            await response.prepare(request)
-            if request.method == "HEAD":
-                return response
-            left = st.st_size
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:  # truncated in place by someone else: do not pretend it is whole
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return response
-                await response.write(chunk)
-                left -= len(chunk)
-                self.touch(request.protocol)
-        await response.write_eof()
-        return response
-
-
-def _plain(status: int, text: str, extra: dict[str, str] | None = None) -> web.Response:
-    headers = {"Server": "feeds", "Cache-Control": "no-cache", **(extra or {})}
-    return web.Response(status=status, text=text, content_type="text/plain", charset="utf-8", headers=headers)
+            return http1.plain(request, 404, "not found\n")
+        st = os.fstat(f.fileno())
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != file.key:
+            f.close()
+            return http1.plain(request, 503, "the file is being replaced; try again\n", [("Retry-After", "1")])
+        return http1.Stream(http1.response_head(request, 200, fields, st.st_size), f, st.st_size)
 
 
 class BackgroundServer:
