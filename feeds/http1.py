@@ -288,6 +288,8 @@ class Connection(asyncio.Protocol):
                 log.error("serve: %.200r: %s", item.target, exc)
                 answer = plain(item, 500, "internal error\n")
                 item = item._replace(keep_alive=False)
+            if log.isEnabledFor(logging.DEBUG):
+                self.log(item, answer.head if isinstance(answer, Stream) else answer)
             if isinstance(answer, Stream):
                 self.streaming = asyncio.get_running_loop().create_task(self.stream(item, answer))
                 return
@@ -300,6 +302,11 @@ class Connection(asyncio.Protocol):
             self.reading = True
         if self.done and not self.queue and self.streaming is None:
             transport.close()
+
+    def log(self, request: Request, answer: bytes) -> None:
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        log.debug('serve: %s "%s %.200s HTTP/%s" %s %d', peer[0] if peer else "-", request.method, request.target,
+                  request.version, answer[9:12].decode("latin-1"), len(answer))
 
     async def stream(self, request: Request, answer: Stream) -> None:
         transport = self.transport
