@@ -262,7 +262,11 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.progress = time.monotonic()
-        self.queue.append(Request(self.parser.get_method().decode("latin-1"), self.target.decode("latin-1"),
+        if len(self.queue) >= MAX_QUEUE * 16:  # reading paused long ago, and still this one chunk goes on
+            self.over = 429
+            raise _Refused(429)
+        self.queue.append(Request(self.parser.get_method().decode("latin-1"),
+                                  self.target.decode("utf-8", "surrogateescape"),
                                   self.headers, bool(self.parser.should_keep_alive()),
                                   self.parser.get_http_version()))
         if len(self.queue) >= MAX_QUEUE and self.reading and self.transport is not None:

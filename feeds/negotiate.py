@@ -33,7 +33,8 @@ BROWSER_FEED_TYPE = "application/xml; charset=utf-8"
 
 _QVALUE = re.compile(r"(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)")
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
-_REFUSED = re.compile(r"[/\\\x00-\x1f\x7f]")  # an encoded slash, a backslash, NUL and control characters
+# An encoded slash, a backslash, NUL, control characters, bytes that were not UTF-8 (escaped as surrogates).
+_REFUSED = re.compile("[/\\\\\x00-\x1f\x7f\ud800-\udfff]")
 
 
 class Target(NamedTuple):

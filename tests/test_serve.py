@@ -232,6 +232,29 @@ def test_nothing_outside_output_or_hidden(served: Served, path: str) -> None:
     assert b"do not serve" not in data
 
 
+def test_unencoded_bytes_in_the_path_get_an_answer(served: Served) -> None:
+    # The parser is strict: raw UTF-8 in a request line is a 400 (browsers and readers percent-encode).
+    data = raw(served.port, "GET /tags/联合早报.atom.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert data.startswith((b"HTTP/1.1 200", b"HTTP/1.1 400"))
+    assert raw(served.port, b"GET /tags/\xff\xfe.xml HTTP/1.1\r\nConnection: close\r\n\r\n").startswith(
+        (b"HTTP/1.1 404", b"HTTP/1.1 400"))
+
+
+def test_a_flood_of_pipelined_requests_is_answered_or_refused_in_order(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"GET /all.rss.xml HTTP/1.1\r\nHost: x\r\n\r\n" * 5000)
+        f = sock.makefile("rb")
+        statuses = []
+        while True:
+            try:
+                statuses.append(read_response(f)[0])
+            except (ConnectionError, IndexError, ValueError):
+                break
+            if statuses[-1] != 200:
+                break
+    assert statuses[0] == 200 and set(statuses[:-1]) == {200} and statuses[-1] in (200, 429)
+
+
 def test_a_symlink_inside_output_is_served(served: Served) -> None:
     (served.root / "latest.atom.xml").symlink_to(served.root / "all.atom.xml")
     assert request(served.port, "/latest.atom.xml")[2] == FEED.encode()
