@@ -154,8 +154,7 @@ class FileServer:
 
     def __init__(self, root: Path, *, idle_timeout: float = IDLE_TIMEOUT,
                  max_connections: int | None = None, cache_bytes: int = CACHE_BYTES) -> None:
-        self.root = os.path.realpath(root)
-        self.prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        self.root = os.path.abspath(root)  # resolved again on each cache miss: it may be a symlink that moves
         if max_connections is None:
             max_connections = max(64, min(MAX_CONNECTIONS, raise_fd_limit() // 2))
         self.connections = http1.Connections(self.answer, idle_timeout, max_connections)
@@ -224,6 +223,10 @@ class FileServer:
         head = http1.response_head(request, 200, fields, len(body))
         return head if request.method == "HEAD" else head + body
 
+    def prefix(self) -> str:
+        real = os.path.realpath(self.root)
+        return real if real.endswith(os.sep) else real + os.sep
+
     def lookup(self, target: negotiate.Target) -> tuple[str, _File] | _Redirect | None:
         """The file a target names and its current version; a redirect for a folder; None: 404."""
         name = target.relative
@@ -232,7 +235,7 @@ class FileServer:
             st = os.stat(path)
             if stat.S_ISDIR(st.st_mode):
                 if not target.folder:
-                    inside = os.path.realpath(path).startswith(self.prefix)
+                    inside = os.path.realpath(path).startswith(self.prefix())
                     return _Redirect(quote(name.rsplit("/", 1)[-1]) + "/") if inside else None
                 name = f"{name}/index.html" if name else "index.html"
                 path = os.path.join(path, "index.html")
@@ -255,7 +258,7 @@ class FileServer:
 
     def load(self, path: str) -> _File | None:
         real = os.path.realpath(path)
-        if not real.startswith(self.prefix):  # a symlink out of the folder
+        if not real.startswith(self.prefix()):  # a symlink out of the folder
             return None
         try:
             fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -326,6 +329,31 @@ class BackgroundServer:
         self.thread.join(timeout=5)
         if not self.thread.is_alive():
             self.loop.close()
+
+
+class _CompatServer:
+    """The ``socketserver`` face that callers of :func:`make_server` use: answering starts at once."""
+
+    def __init__(self, root: Path, host: str, port: int) -> None:
+        self.background = BackgroundServer(root, host, port)
+        self.server_address = (host, self.background.port)
+        self.stopped = threading.Event()
+
+    def serve_forever(self) -> None:
+        self.stopped.wait()
+
+    def shutdown(self) -> None:
+        if not self.stopped.is_set():
+            self.background.stop()
+            self.stopped.set()
+
+    def server_close(self) -> None:
+        self.shutdown()
+
+
+def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080) -> _CompatServer:
+    """A server for ``root`` with ``serve_forever``/``shutdown``/``server_close``/``server_address``."""
+    return _CompatServer(root, host, port)
 
 
 def default_workers() -> int:

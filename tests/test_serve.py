@@ -478,3 +478,18 @@ def test_a_file_replaced_while_served_is_never_mixed_or_stale(served: Served, si
     for version in versions:
         replace(path, version)
         assert request(served.port, "/all.atom.xml")[2] == version
+
+
+def test_an_output_folder_swapped_by_symlink_is_followed(tmp_path: Path) -> None:
+    for name in ("v1", "v2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "all.atom.xml").write_text(f"<feed>{name}</feed>")
+    (tmp_path / "output").symlink_to("v1")
+    server = BackgroundServer(tmp_path / "output", "127.0.0.1", 0)
+    try:
+        assert request(server.port, "/all.atom.xml")[2] == b"<feed>v1</feed>"
+        (tmp_path / "next").symlink_to("v2")
+        os.replace(tmp_path / "next", tmp_path / "output")  # a deploy switching releases at once
+        assert request(server.port, "/all.atom.xml")[2] == b"<feed>v2</feed>"
+    finally:
+        server.stop()
