@@ -83,9 +83,13 @@ def read_response(f: object) -> tuple[int, dict[str, str], bytes]:
 
 
 def raw(port: int, data: bytes) -> bytes:
-    """Send ``data``, read until the server closes (or 10 s pass)."""
+    """Send ``data`` and the end of what this client sends, read until the server closes (or 10 s pass)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the server may refuse and close before it has read everything
+            pass
         chunks = []
         try:
             while chunk := sock.recv(65536):
