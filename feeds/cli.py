@@ -248,25 +248,20 @@ def run_command(config_path: Path, with_server: bool, host: str, port: int, log_
 @cli.command("serve")
 @config_option
 @_listen_options
+@click.option("--workers", type=click.IntRange(0, 64), default=0,
+              help="Processes answering requests (default: one per CPU, at most 4).")
 @verbosity_options
-def serve_command(config_path: Path, host: str, port: int, quiet: bool, verbose: bool) -> None:
-    """Serve the output folder for feed readers (ETag, Last-Modified, 304, gzip)."""
-    from .serve import make_server
+def serve_command(config_path: Path, host: str, port: int, workers: int, quiet: bool, verbose: bool) -> None:
+    """Serve the output folder for feed readers (ETag, Last-Modified, 304, gzip); SIGTERM stops it."""
+    from .serve import serve_forever
 
     _setup_logging(-1 if quiet else 1 if verbose else 0, "daemon")
     config = _load(config_path)
     try:
-        server = make_server(config.output_dir, host, port)
+        sys.exit(serve_forever(config.output_dir, host, port, workers))
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", host, port, exc)
         sys.exit(1)
-    log.info("serve: http://%s:%d/ (%s)", host, server.server_address[1], config.output_dir)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
 
 
 def main() -> None:

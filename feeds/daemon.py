@@ -39,7 +39,7 @@ from .config import Config, load_config
 from .errors import Cancelled, FeedsError
 from .fetch import Fetcher, FetchRequest, FetchResult
 from .pipeline import generate
-from .serve import make_server
+from .serve import BackgroundServer
 from .store import Store
 from .update import settings_of, update_sources
 
@@ -215,9 +215,8 @@ class Daemon:
         server = None
         if self.serve is not None:
             host, port = self.serve
-            server = make_server(self.config.output_dir, host, port)
-            threading.Thread(target=server.serve_forever, name="serve", daemon=True).start()
-            log.info("serve: http://%s:%d/ (%s)", host, server.server_address[1], self.config.output_dir)
+            server = BackgroundServer(self.config.output_dir, host, port)
+            log.info("serve: http://%s:%d/ (%s)", host, server.port, self.config.output_dir)
 
         def on_stop(signum: int, frame: FrameType | None) -> None:
             self.stopping.set()
@@ -245,7 +244,7 @@ class Daemon:
             self.generate_lock.release()
         self.fetcher.close()
         if server is not None:
-            server.shutdown()
+            server.stop()
         self.store.close()
         log.info("run: stopped")
         return 0
