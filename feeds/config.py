@@ -409,7 +409,11 @@ def unsafe_output_dir(config: Config) -> str | None:
     out = Path(os.path.realpath(config.output_dir))
     if out == Path(out.anchor):
         return "must not be the root folder"
-    if out == Path(os.path.realpath(Path.home())):
+    try:
+        home = Path(os.path.realpath(Path.home()))
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        home = None
+    if out == home:
         return "must not be the home folder"
     state = Path(os.path.realpath(config.state_path))
     if out == state.parent:

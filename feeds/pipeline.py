@@ -430,7 +430,8 @@ class Generator:
             if _stat(safe_target(output_dir, record.path)) != (record.size, record.mtime_ns):
                 return False
         # Source states move on without new items: the health files may change on their own.
-        self.store.save_outputs(self.publish_extra(self.status_files(check=False)))
+        status = self.publish_extra(self.status_files(check=False))
+        self.store.save_outputs([r for r in status if records.get(r.path) != r])
         for warning in state["warnings"]:
             self.warn(warning)
         self.report.posts = state["posts"]
@@ -505,7 +506,7 @@ class Generator:
                     self.report.outdated.append(relative)
             self.report.outdated.extend(name for name, data in extra.items()
                                         if read_bytes(safe_target(output_dir, name)) != data)
-            self.report.outdated.extend(p for p in stale if safe_target(output_dir, p).is_file())
+            self.report.outdated.extend(p for p in stale if _removable(safe_target(output_dir, p)))
             return self.report
 
         self.claim_output(records, every)
@@ -535,8 +536,14 @@ class Generator:
         would not write (unless the config allows it), then remember the folder."""
         output_dir = self.config.output_dir
         where = str(output_dir.resolve())
-        if records and self.store.get_setting("output_dir") == where:
+        last = self.store.get_setting("output_dir")
+        if records and last in (None, where):  # None: recorded by a version that did not note the folder
+            if last is None:
+                self.store.set_setting("output_dir", where)
             return
+        if last is not None and last != where:
+            # What was recorded is another folder's: nothing here is known to be ours.
+            self.store.save_outputs([], forget=list(self.store.load_outputs()))
         if not self.config.output.allow_foreign_files:
             found = unknown_files(output_dir, lambda rel: rel in every or _looks_like_ours(rel))
             if found:
@@ -687,9 +694,14 @@ def _looks_like_ours(relative: str) -> bool:
                            name in (INDEX_NAME, OPML_NAME, XSL_NAME, "status.atom", "status.json"))
 
 
+def _removable(path: Path) -> bool:
+    """A stale output still there, as the next run would remove it (a folder there is left)."""
+    return path.is_symlink() or path.is_file()
+
+
 def _stat(path: Path) -> tuple[int, int] | None:
     try:
-        st = path.stat()
+        st = path.lstat()  # a symlink put in place of an output is a change
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns

@@ -36,18 +36,30 @@ TEMP_MAX_AGE = 3600.0
 
 
 def safe_target(output_dir: Path, relative: str) -> Path:
-    """``output_dir / relative``, refusing anything that would land outside it."""
-    target = (output_dir / relative).resolve()
+    """``output_dir / relative`` with its folder resolved, refusing anything that would land
+    outside it. The name itself is not followed: a symlink there is replaced, not written through."""
+    lexical = output_dir / relative
+    parent = lexical.parent.resolve()
     root = output_dir.resolve()
-    if target == root or root not in target.parents:
+    if lexical.name in ("", ".", "..") or (parent != root and root not in parent.parents):
         raise PublishError("refusing to write outside the output folder", where=relative)
-    return target
+    return parent / lexical.name
 
 
 def read_bytes(path: Path) -> bytes | None:
+    """The bytes of the regular file at ``path``; None if there is none (a symlink is none)."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise PublishError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+    except IsADirectoryError:
         return None
     except OSError as exc:
         raise PublishError(f"cannot read: {exc.strerror}", where=str(path)) from None
@@ -122,7 +134,11 @@ def remove_files(output_dir: Path, relative_paths: Iterable[str]) -> list[str]:
     Something else now standing at such a path (a folder) is left alone."""
     removed = []
     for rel in relative_paths:
-        target = safe_target(output_dir, rel)
+        # The name itself goes, not what it may point to now (a symlink is removed, not followed).
+        try:
+            target = safe_target(output_dir, rel)
+        except PublishError:
+            continue  # its folder is now elsewhere: not this program's any more
         try:
             if target.is_dir() and not target.is_symlink():
                 continue

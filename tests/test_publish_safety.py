@@ -130,17 +130,40 @@ def test_a_fresh_state_database_adopts_only_what_it_would_write(site: Site) -> N
 
 
 def test_a_changed_output_folder_leaves_the_old_one_and_checks_the_new(site: Site) -> None:
-    site.add("2020-01-01-a.md", post("a"))
+    post_file = site.add("2020-01-01-a.md", post("old"))
     gen(site)
     other = site.root / "public"
-    other.mkdir()
-    (other / "tags").mkdir()
-    (other / "tags/a.atom.xml").write_bytes(b"not ours")
+    (other / "tags").mkdir(parents=True)
+    (other / "tags/old.atom.xml").write_bytes(b"not ours")
     (other / "index.php").write_bytes(b"<?php")
+    post_file.write_text(post("new"), encoding="utf-8")
     site.write_config(CONFIG.replace("  dir: output\n", "  dir: public\n"))
     result = run_cli(site)
     assert result.returncode == 2 and "index.php" in result.stderr
-    assert (other / "tags/a.atom.xml").read_bytes() == b"not ours"
+    site.write_config(CONFIG.replace("  dir: output\n", "  dir: public\n  allow_foreign_files: true\n"))
+    gen(site)
+    # What was recorded for the old folder says nothing about the new one.
+    assert (other / "tags/old.atom.xml").read_bytes() == b"not ours"
+    assert (other / "tags/new.atom.xml").exists() and (site.output / "tags/old.atom.xml").exists()
+
+
+def test_a_stale_name_that_became_a_symlink_is_removed_not_followed(site: Site) -> None:
+    post_file = site.add("2020-01-01-a.md", post("old"))
+    gen(site)
+    (site.output / "tags/old.atom.xml").unlink()
+    (site.output / "tags/old.atom.xml").symlink_to("../index.html")
+    post_file.write_text(post("old") + "edited\n", encoding="utf-8")  # same tag: its feed is rewritten
+    gen(site)
+    assert not (site.output / "tags/old.atom.xml").is_symlink()
+    assert b"<feed" not in (site.output / "index.html").read_bytes()
+    assert gen(site, check=True) == []
+    post_file.write_text(post("new"), encoding="utf-8")
+    (site.output / "tags/old.rss.xml").unlink()
+    (site.output / "tags/old.rss.xml").symlink_to("../index.html")
+    gen(site)
+    assert not (site.output / "tags/old.rss.xml").exists() and not (site.output / "tags/old.rss.xml").is_symlink()
+    assert b"<rss" not in (site.output / "index.html").read_bytes()
+    assert gen(site, check=True) == []
 
 
 def test_leftover_temps_are_removed_only_when_their_writer_is_gone(site: Site) -> None:
