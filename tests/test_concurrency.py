@@ -50,7 +50,14 @@ def test_six_runs_at_once_on_a_new_site(make_site: Callable[[str], Site]) -> Non
     for round_ in range(2):
         site = make_site(f"site{round_}")
         fill(site)
+        # Readers (no lock) create the database too: schema creation must not race.
+        status = [sys.executable, "-m", "feeds", "status", "--config", str(site.root / "config.yaml")]
+        readers = [subprocess.Popen(status, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                   for _ in range(2)]
         results = run_many(site, 6)
+        for reader in readers:
+            err = reader.communicate(timeout=300)[1]
+            assert reader.returncode == 0 and err == "", err
         for code, err in results:
             assert "Traceback" not in err, err
             assert code in (0, BUSY), err
