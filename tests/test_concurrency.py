@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -129,3 +130,22 @@ def test_generate_beside_the_daemon(site: Site, server: FeedServer) -> None:
     assert generate(site.config(), check=True, offline=True).outdated == []
     fresh = fresh_build(site, "fresh")
     assert site.outputs() == fresh
+
+
+def test_a_killed_holder_leaves_no_lock_behind(sample_site: Site) -> None:
+    site = sample_site
+    lock = lock_path(site.config().state_path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    code = ("import sys, time\nfrom pathlib import Path\nfrom feeds.lock import writer_lock\n"
+            f"with writer_lock([Path({str(lock)!r})]):\n    print('held', flush=True)\n    time.sleep(300)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        busy = subprocess.run(cmd(site), capture_output=True, text=True, timeout=60)
+        assert busy.returncode == BUSY and f"(pid {holder.pid})" in busy.stderr
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert subprocess.run(cmd(site), capture_output=True, text=True, timeout=60).returncode == 0
