@@ -83,10 +83,6 @@ def test_a_busy_lock_is_one_line_and_waiting_says_for_whom(sample_site: Site) ->
         assert later.returncode == BUSY
         assert f"waiting for the run holding {lock_path(config.state_path)} (pid {os.getpid()})" in later.stderr
         assert "gave up after 0.5s" in later.stderr
-        # Readers take no lock.
-        status = subprocess.run([sys.executable, "-m", "feeds", "status", "--config", str(site.root / "config.yaml")],
-                                capture_output=True, text=True, timeout=60)
-        assert status.returncode == 0
         log = site.root / "waiting.log"
         with log.open("w") as err:
             waiting = subprocess.Popen(cmd(site, "--wait", "300"), stdout=subprocess.DEVNULL, stderr=err)
@@ -120,7 +116,7 @@ def test_generate_beside_the_daemon(site: Site, server: FeedServer) -> None:
         wait_for(lambda: (site.output / "tags/wire.atom.xml").exists(), 60, "the daemon's first generation")
         # Damage something: whoever runs next (the daemon or a one-shot) repairs it.
         (site.output / "index.html").unlink(missing_ok=True)
-        for code, err in run_many(site, 4):
+        for code, err in run_many(site, 3):
             assert "Traceback" not in err and code in (0, BUSY), err
     finally:
         assert run.stop() == 0
@@ -148,4 +144,4 @@ def test_a_killed_holder_leaves_no_lock_behind(sample_site: Site) -> None:
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
-    assert subprocess.run(cmd(site), capture_output=True, text=True, timeout=60).returncode == 0
+    assert generate(site.config(), wait=0).feeds > 0
