@@ -2,7 +2,8 @@
 
 Errors a user can cause become one line on stderr and an exit status:
 0 success (warnings allowed), 1 outputs not written (or --strict with
-warnings, or --check with outdated files), 2 bad usage or config.
+warnings, or --check with outdated files), 2 bad usage or config, 75 another
+run is writing the same state database or output folder.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import click
 
 from . import __version__
 from .config import Config, load_config
-from .errors import ConfigError, FeedsError
+from .errors import Busy, ConfigError, FeedsError
 from .pipeline import Report, generate, source_status
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Another run holds the lock (EX_TEMPFAIL: try again later).
+EXIT_BUSY = 75
 log = logging.getLogger("feeds")
 
 
@@ -132,8 +135,11 @@ def cli() -> None:
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 if any output file is missing, different or stale.")
 @click.option("--strict", is_flag=True, help="Exit 1 when there was any warning.")
+@click.option("--wait", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+              help="Wait this long for another run writing the same state or output folder "
+                   f"(then exit {EXIT_BUSY}).")
 @verbosity_options
-def generate_command(config_path: Path, offline: bool, check: bool, strict: bool,
+def generate_command(config_path: Path, offline: bool, check: bool, strict: bool, wait: float,
                      quiet: bool, verbose: bool) -> None:
     """Read posts and write every output feed once."""
     import time
@@ -143,7 +149,13 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     started = time.monotonic()
     progress = _ProgressLine() if not quiet else None
     try:
-        report = generate(config, check=check, offline=offline, progress=progress)
+        report = generate(config, check=check, offline=offline, progress=progress, wait=wait)
+    except Busy as exc:
+        log.error("%s", exc)
+        sys.exit(EXIT_BUSY)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
     except FeedsError as exc:
         log.error("%s", exc)
         sys.exit(1)

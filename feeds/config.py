@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -89,6 +90,10 @@ class Output(_Strict):
     max_bytes: Annotated[int, Field(ge=10_000)] = 4_000_000
     #: An entry whose content is larger (UTF-8 bytes of HTML) publishes summary and link instead.
     max_entry_bytes: Annotated[int, Field(ge=1_000)] = 512_000
+    #: Write into a folder that already holds files feeds did not write (they are never touched).
+    allow_foreign_files: bool = False
+    #: Allow any folder, even /, the home folder, a posts folder or the state folder.
+    allow_any_dir: bool = False
 
     @field_validator("formats")
     @classmethod
@@ -331,6 +336,13 @@ class Config(_Strict):
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
     _fingerprints: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+    #: Where the config came from, and the line of each key that a later error may name.
+    _name: str = PrivateAttr(default="config.yaml")
+    _lines: dict[str, int | None] = PrivateAttr(default_factory=dict)
+
+    def where(self, key: str) -> tuple[str, int | None]:
+        """The config file's name and the line of ``key`` (dotted), for error messages."""
+        return self._name, self._lines.get(key)
 
     def policy(self, kind: str, name: str | None = None) -> Policy:
         """The policy of one feed: output settings, then defaults, its taxonomy, itself."""
@@ -416,6 +428,39 @@ def _duplicate_key(node: yaml.Node | None) -> yaml.Node | None:
     return None
 
 
+def _glob_base(pattern: str) -> tuple[str, bool]:
+    """The folder part of a posts path before any glob character, and whether it recurses."""
+    parts = Path(pattern).parts
+    for i, part in enumerate(parts):
+        if any(c in part for c in "*?["):
+            return str(Path(*parts[:i])) if i else ".", "**" in parts[i:]
+    return pattern, True
+
+
+def unsafe_output_dir(config: Config) -> str | None:
+    """Why ``output.dir`` is a folder feeds must not write into, or None."""
+    out = Path(os.path.realpath(config.output_dir))
+    if out == Path(out.anchor):
+        return "must not be the root folder"
+    try:
+        home = Path(os.path.realpath(Path.home()))
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        home = None
+    if out == home:
+        return "must not be the home folder"
+    state = Path(os.path.realpath(config.state_path))
+    if out == state.parent:
+        return "must not be the folder of the state database"
+    if out in state.parents:
+        return "must not hold the state database (state)"
+    for index, folder in enumerate(config.posts):
+        base, recursive = _glob_base(folder.path)
+        posts = Path(os.path.realpath(config.resolve(base)))
+        if out == posts or out in posts.parents or (recursive and posts in out.parents):
+            return f"must not be a posts folder, inside one or hold one (posts[{index}].path)"
+    return None
+
+
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -443,7 +488,7 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping of keys", where=name, line=1)
     try:
-        return Config.model_validate({**data, "root": root})
+        config = Config.model_validate({**data, "root": root})
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
@@ -461,6 +506,14 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
         if more:
             message += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise ConfigError(message, where=name, line=line) from None
+    config._name = name
+    config._lines["output.dir"] = _line_of(node, ("output", "dir"))
+    if not config.output.allow_any_dir:
+        problem = unsafe_output_dir(config)
+        if problem is not None:
+            raise ConfigError(f"output.dir: {problem}; choose another folder, or set output.allow_any_dir: true",
+                              where=name, line=config._lines["output.dir"])
+    return config
 
 
 def load_config(path: Path) -> Config:

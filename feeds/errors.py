@@ -9,6 +9,7 @@ file (and line) or URL it is about, so the CLI can print it as one line::
     │   └── PostError     a local post (path:line)
     ├── StorageError      the state database failed
     ├── PublishError      an output file could not be written (exit 1)
+    ├── Busy              another run holds the lock on the state or output (exit 75)
     └── Cancelled         a run stopped early on request (a daemon shutting down)
 """
 
@@ -50,6 +51,10 @@ class StorageError(FeedsError):
 
 class PublishError(FeedsError):
     """An output file could not be written."""
+
+
+class Busy(FeedsError):
+    """Another run is writing the same state database or output folder."""
 
 
 class Cancelled(FeedsError):

@@ -132,3 +132,21 @@ def stylesheet(templates: Path | None) -> bytes:
     if templates is not None and (templates / XSL_NAME).is_file():
         return (templates / XSL_NAME).read_bytes()
     return resources.files("feeds").joinpath("templates", XSL_NAME).read_bytes()
+
+
+def template_stats(templates: Path | None) -> list[tuple[str, int, int]]:
+    """(name, size, mtime_ns) of every template file that can be used: the package's and
+    those in the config's folder, so that editing one counts as a change."""
+    found = []
+    folders = [Path(str(resources.files("feeds").joinpath("templates")))]
+    if templates is not None:
+        folders.append(templates)
+    for index, folder in enumerate(folders):
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if path.is_file():
+                found.append((f"{index}:{path.relative_to(folder).as_posix()}", st.st_size, st.st_mtime_ns))
+    return found

@@ -28,10 +28,11 @@ import jinja2
 
 from . import __version__
 from .config import Config, Policy
-from .errors import Cancelled, FeedsError, PostError, StorageError
+from .errors import Cancelled, ConfigError, FeedsError, PostError, PublishError, StorageError
 from .group import Candidate, FeedPlan, plan_feeds
 from .health import problems, status_entries, status_json
 from .identity import id_from_content, id_from_value
+from .lock import lock_path, writer_lock
 from .models import Entry, PostMeta
 from .normalize import entry_from_post, is_draft, meta_from_post, post_content
 from .pages import (
@@ -48,14 +49,16 @@ from .pages import (
     render_index,
     render_opml,
     stylesheet,
+    template_stats,
 )
 from .posts import PostFile, find_posts, read_body, read_post
 from .publish import (
+    MANAGED_FOLDERS,
     read_bytes,
     remove_files,
     remove_leftover_temps,
     safe_target,
-    stale_files,
+    unknown_files,
     write_all,
     write_if_changed,
 )
@@ -409,36 +412,48 @@ class Generator:
     # -- the run -------------------------------------------------------------
 
     def snapshot(self, files: list[tuple[int, PostFile]]) -> str:
-        """A hash of every input's name, size and mtime, and of the settings."""
+        """A hash of every input's name, size and mtime, of the templates, and of the settings."""
         h = hashlib.sha1(self.fingerprint.encode())
         h.update(f"items:{self.store.get_setting('items_version')}\n".encode())
         for index, f in files:
             h.update(f"{index}\0{f.name}\0{f.mtime_ns}\0{f.size}\n".encode())
+        folder = self.config.output.templates
+        for name, size, mtime_ns in template_stats(self.config.resolve(folder) if folder else None):
+            h.update(f"template\0{name}\0{mtime_ns}\0{size}\n".encode())
         return h.hexdigest()
 
+    def load_records(self) -> dict[str, OutputRecord]:
+        """What this program wrote into the output folder; nothing if that was another folder."""
+        where = str(self.config.output_dir.resolve())
+        if self.store.get_setting("output_dir") not in (None, where):
+            return {}
+        return self.store.load_outputs()
+
     def unchanged_since_last_run(self, snapshot: str) -> bool:
-        """True when no input changed and every output is as the last run left it."""
+        """True when no input changed and every output is as the last run left it: each
+        recorded file (feeds, index, OPML, stylesheet, status) still has its size and mtime."""
         last = self.store.get_setting("last_run")
         if not last:
             return False
         state = json.loads(last)
         if state.get("snapshot") != snapshot:
             return False
-        records = self.store.load_outputs()
+        records = self.load_records()
         output_dir = self.config.output_dir
         if len(records) != state.get("outputs"):
             return False
         for record in records.values():
             if _stat(safe_target(output_dir, record.path)) != (record.size, record.mtime_ns):
                 return False
-        if stale_files(output_dir, records):
-            return False
+        # Source states move on without new items: the health files may change on their own.
+        status = self.publish_extra(self.status_files(check=False))
+        self.store.save_outputs([r for r in status if records.get(r.path) != r])
         for warning in state["warnings"]:
             self.warn(warning)
         self.report.posts = state["posts"]
         self.report.drafts = state["drafts"]
         self.report.entries = state["entries"]
-        self.report.feeds = self.report.unchanged = len(records)
+        self.report.feeds = self.report.unchanged = state.get("feeds", len(records))
         return True
 
     def run(self, *, check: bool = False) -> Report:
@@ -453,7 +468,6 @@ class Generator:
         clock.lap("scan %d post files", len(files))
         snapshot = self.snapshot(files)
         if not check and self.unchanged_since_last_run(snapshot):
-            self.status_files(check)
             clock.lap("nothing changed since the last run")
             return self.report
         metas = self.read_metas(files)
@@ -469,7 +483,7 @@ class Generator:
         self.check_cancelled()
 
         output_dir = self.config.output_dir
-        records = self.store.load_outputs()
+        records = self.load_records()
         todo: list[tuple[FeedPlan, str, str, FeedHead, str]] = []
         keep: list[str] = []
         pages = self.config.output.pages
@@ -495,7 +509,6 @@ class Generator:
             self.warn(problem)
         clock.lap("build %d entries", len(entries))
         self.check_cancelled()
-        new_records = []
         feed_jobs = [(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo if form != "html"]
         feed_results = iter(_render_all(feed_jobs, entries, self.progress))
         rendered: list[bytes | None] = []
@@ -506,39 +519,70 @@ class Generator:
             rendered.append(result.data)
         # A feed that could not be rendered keeps the file published before.
         todo = [job for job, data in zip(todo, rendered, strict=True) if data is not None]
-        rendered = [data for data in rendered if data is not None]
+        outputs = [data for data in rendered if data is not None]
+        extra = {**self.front_door(plans, stories), **self.status_files(check)}
         self.check_cancelled()
         targets = [safe_target(output_dir, relative) for _p, _f, relative, _h, _s in todo]
+        clock.lap("render %d feed files", len(todo))
+        every = set(keep) | extra.keys()
+        stale = [p for p in records if p not in every]
         if check:
-            for (_p, _f, relative, _h, _s), target, data in zip(todo, targets, rendered, strict=True):
+            for (_p, _f, relative, _h, _s), target, data in zip(todo, targets, outputs, strict=True):
                 if read_bytes(target) != data:
                     self.report.outdated.append(relative)
-        else:
-            changed = write_all([(t, d) for t, d in zip(targets, rendered, strict=True) if d is not None])
-            for (_p, _f, relative, _h, signature), target, wrote in zip(todo, targets, changed, strict=True):
-                if wrote:
-                    self.report.written.append(relative)
-                else:
-                    self.report.unchanged += 1
-                size, mtime_ns = _stat(target) or (0, 0)
-                new_records.append(OutputRecord(relative, signature, size, mtime_ns))
+            self.report.outdated.extend(name for name, data in extra.items()
+                                        if read_bytes(safe_target(output_dir, name)) != data)
+            self.report.outdated.extend(p for p in stale if _removable(safe_target(output_dir, p)))
+            return self.report
 
-        clock.lap("render %d feed files", len(todo))
-        self.front_door(plans, stories, check)
-        stale = stale_files(output_dir, keep)
-        if check:
-            self.report.outdated.extend(stale)
-        else:
-            remove_files(output_dir, stale)
-            remove_leftover_temps(output_dir)
-            self.report.removed = stale
-            gone = [p for p in records if p not in set(keep)]
-            self.store.save_outputs(new_records, forget=gone)
-            self.store.set_setting("last_run", json.dumps({
-                "snapshot": snapshot, "outputs": len(keep), "posts": self.report.posts,
-                "drafts": self.report.drafts, "entries": self.report.entries,
-                "warnings": self.report.warnings}, ensure_ascii=False))
+        self.claim_output(records, every)
+        # Recorded before they are written: a run killed while writing leaves no file unowned.
+        self.store.save_outputs([OutputRecord(p, "", -1, 0) for p in sorted(every - records.keys())])
+        remove_leftover_temps(sorted({output_dir} | {safe_target(output_dir, p).parent for p in every | set(records)}))
+        new_records = []
+        changed = write_all(list(zip(targets, outputs, strict=True)))
+        for (_p, _f, relative, _h, signature), target, wrote in zip(todo, targets, changed, strict=True):
+            if wrote:
+                self.report.written.append(relative)
+            else:
+                self.report.unchanged += 1
+            size, mtime_ns = _stat(target) or (0, 0)
+            new_records.append(OutputRecord(relative, signature, size, mtime_ns))
+        new_records += self.publish_extra(extra)
+        self.report.removed = remove_files(output_dir, stale)
+        self.store.save_outputs(new_records, forget=stale)
+        self.store.set_setting("last_run", json.dumps({
+            "snapshot": snapshot, "outputs": len(every), "feeds": len(keep), "posts": self.report.posts,
+            "drafts": self.report.drafts, "entries": self.report.entries,
+            "warnings": self.report.warnings}, ensure_ascii=False))
         return self.report
+
+    def claim_output(self, records: dict[str, OutputRecord], every: set[str]) -> None:
+        """Before the first write into a folder: refuse one holding files this program
+        would not write (unless the config allows it), then remember the folder."""
+        output_dir = self.config.output_dir
+        where = str(output_dir.resolve())
+        last = self.store.get_setting("output_dir")
+        if records and last in (None, where):  # None: recorded by a version that did not note the folder
+            if last is None:
+                self.store.set_setting("output_dir", where)
+            return
+        if last is not None and last != where:
+            # What was recorded is another folder's: nothing here is known to be ours.
+            self.store.save_outputs([], forget=list(self.store.load_outputs()))
+        if not self.config.output.allow_foreign_files:
+            found = unknown_files(output_dir, lambda rel: rel in every or _looks_like_ours(rel))
+            if found:
+                name, line = self.config.where("output.dir")
+                raise ConfigError(
+                    f"output.dir: {output_dir} holds files feeds did not write ({', '.join(found)}); "
+                    "empty it, choose another folder, or set output.allow_foreign_files: true",
+                    where=name, line=line)
+            # Files in the shape of what this program writes, but not recorded (the state
+            # database is new), stay where they are: adopted only if written again.
+            for rel in sorted(unknown_files(output_dir, lambda rel: rel in every, limit=20)):
+                log.info("%s: not recorded as written by feeds; left in place", rel)
+        self.store.set_setting("output_dir", where)
 
     # -- pages for people ------------------------------------------------------
 
@@ -575,8 +619,8 @@ class Generator:
             self._env = environment(self.config.resolve(folder) if folder else None)
         return self._env
 
-    def front_door(self, plans: list[FeedPlan], stories: dict[str, _Story], check: bool) -> None:
-        """index.html, feeds.opml and feed.xsl: written when their bytes change."""
+    def front_door(self, plans: list[FeedPlan], stories: dict[str, _Story]) -> dict[str, bytes]:
+        """index.html, feeds.opml and feed.xsl."""
         site = self.config.site
         main = self.listing(plans[0], stories)
         groups = [Group("Tags", tuple(self.listing(p, stories) for p in plans if p.kind == "tag")),
@@ -587,13 +631,12 @@ class Generator:
                  OPML_NAME: render_opml(self.templates, site, [Group("All", (main,)), *groups], budget)}
         if self.config.output.stylesheet:
             files[XSL_NAME] = stylesheet(self.config.resolve(folder) if folder else None)
-        self.write_extra(files, check)
-        self.status_files(check)
+        return files
 
-    def status_files(self, check: bool) -> None:
+    def status_files(self, check: bool) -> dict[str, bytes]:
         """status.atom and status.json: the operator's view of source problems."""
         if not self.config.output.status_feed or not self.config.sources:
-            return
+            return {}
         site = self.config.site
         states = self.store.load_sources()
         found = problems(self.config, states)
@@ -609,18 +652,20 @@ class Generator:
                         self_url=feed_url(site.base_url, "status.atom"), home_url=site.link or site.base_url,
                         language=None, author=site.author or site.title, empty_updated=HEALTHY_SINCE,
                         max_bytes=self.config.output.max_bytes, max_entry_bytes=self.config.output.max_entry_bytes)
-        self.write_extra({"status.atom": render_feed(head, status_entries(found, since, head.self_url), "atom"),
-                          "status.json": status_json(found, since)}, check)
+        return {"status.atom": render_feed(head, status_entries(found, since, head.self_url), "atom"),
+                "status.json": status_json(found, since)}
 
-    def write_extra(self, files: dict[str, bytes], check: bool) -> None:
+    def publish_extra(self, files: dict[str, bytes]) -> list[OutputRecord]:
+        """Write the front door and status files that changed; their records."""
         output_dir = self.config.output_dir
+        records = []
         for name, data in files.items():
             target = safe_target(output_dir, name)
-            if check:
-                if read_bytes(target) != data:
-                    self.report.outdated.append(name)
-            elif write_if_changed(target, data):
+            if write_if_changed(target, data):
                 self.report.written.append(name)
+            size, mtime_ns = _stat(target) or (0, 0)
+            records.append(OutputRecord(name, "", size, mtime_ns))
+        return records
 
     def background(self, fn: Callable[..., None], *args: object) -> None:
         """Run a store write on a thread (SQLite releases the GIL while it works)."""
@@ -682,11 +727,23 @@ def _from_timestamp(value: float) -> datetime:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError, TypeError):
         return datetime(1970, 1, 1, tzinfo=UTC)
+def _looks_like_ours(relative: str) -> bool:
+    """A name in the shape of what this program writes (a feed, its page, the front door)."""
+    folder, _, name = relative.rpartition("/")
+    if folder in MANAGED_FOLDERS:
+        return name.endswith((*FORMATS.values(), ".html"))
+    return not folder and (name.endswith(tuple(FORMATS.values())) or
+                           name in (INDEX_NAME, OPML_NAME, XSL_NAME, "status.atom", "status.json"))
+
+
+def _removable(path: Path) -> bool:
+    """A stale output still there, as the next run would remove it (a folder there is left)."""
+    return path.is_symlink() or path.is_file()
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
     try:
-        st = path.stat()
+        st = path.lstat()  # a symlink put in place of an output is a change
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
@@ -694,9 +751,33 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
              now: datetime | None = None, transport: httpx.AsyncBaseTransport | None = None,
-             cancel: Callable[[], bool] | None = None) -> Report:
+             cancel: Callable[[], bool] | None = None, wait: float | None = None) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
-    ``offline`` or ``check``), then read posts and write every output that changed."""
+    ``offline`` or ``check``), then read posts and write every output that changed.
+
+    The run holds the locks of the state database and the output folder; ``wait`` is how
+    long to wait for another run holding them (None: until ``cancel``), then :class:`Busy`."""
+    with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel):
+        return _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
+                         cancel=cancel)
+
+
+def run_locks(config: Config, *, create: bool = True) -> list[Path]:
+    """What a writing run locks: the state database's lock file, then the output folder."""
+    try:
+        config.state_path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            config.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"cannot create the folder: {exc.strerror}", where=exc.filename) from None
+    found = [lock_path(config.state_path)]
+    if config.output_dir.is_dir():
+        found.append(config.output_dir)
+    return found
+
+
+def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
+              transport: httpx.AsyncBaseTransport | None, cancel: Callable[[], bool] | None) -> Report:
     store = Store(config.state_path)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.

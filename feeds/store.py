@@ -336,11 +336,16 @@ class ItemHead(NamedTuple):
     digest: str
 
 
+#: How long a statement waits for another process's write to finish (milliseconds).
+BUSY_TIMEOUT_MS = 60_000
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # First, so that even switching to WAL waits for a run that holds the database.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -353,10 +358,10 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the state folder: {exc.strerror}", where=str(path)) from None
-        self._engine: Engine = sa.create_engine(f"sqlite:///{path}")
+        self._engine: Engine = sa.create_engine(f"sqlite:///{path}",
+                                                connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-        with self._begin() as conn:
-            self._migrate(conn)
+        self._create_schema()
 
     def close(self) -> None:
         self._engine.dispose()
@@ -366,6 +371,19 @@ class Store:
         try:
             with self._engine.begin() as conn:
                 yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StorageError(f"database error: {reason}", where=str(self.path)) from None
+
+    def _create_schema(self) -> None:
+        """Create or migrate the tables in one write transaction, taken before looking at
+        what exists, so that two processes opening a new database at once do not race."""
+        try:
+            with self._engine.connect() as conn:
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                self._migrate(conn)
+                conn.commit()
         except sa.exc.SQLAlchemyError as exc:
             reason = getattr(exc, "orig", None) or exc
             raise StorageError(f"database error: {reason}", where=str(self.path)) from None
