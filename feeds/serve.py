@@ -55,6 +55,7 @@ CACHE_FILE_MAX = 2 * 1024 * 1024  # larger files are streamed, never held in mem
 CACHE_ENTRIES = 4096
 GZIP_MIN = 256  # smaller bodies gain nothing from gzip
 MAX_CONNECTIONS = 10_000
+REPLACED_RETRIES = 5  # lookups of a large file that keeps being replaced before a 503
 
 
 @dataclass
@@ -189,6 +190,14 @@ class FileServer:
     # -- answers -----------------------------------------------------------------
 
     def answer(self, request: http1.Request) -> bytes | http1.Stream:
+        # A large file replaced between its lookup and its opening is looked up again.
+        for _ in range(REPLACED_RETRIES):
+            answer = self.answer_once(request)
+            if answer is not None:
+                return answer
+        return http1.plain(request, 503, "the file is being replaced; try again\n", [("Retry-After", "1")])
+
+    def answer_once(self, request: http1.Request) -> bytes | http1.Stream | None:
         if request.method not in ("GET", "HEAD"):
             return http1.plain(request, 405, "method not allowed\n", [("Allow", "GET, HEAD")])
         target = negotiate.request_target(request.target)
@@ -292,8 +301,10 @@ class FileServer:
             self.cache.grew(len(file.zipped))
         return file.zipped
 
-    def stream(self, request: http1.Request, file: _File, fields: list[tuple[str, str]]) -> bytes | http1.Stream:
-        """A large file from an open descriptor: the version whose ETag is sent, whole or not at all."""
+    def stream(self, request: http1.Request, file: _File,
+               fields: list[tuple[str, str]]) -> bytes | http1.Stream | None:
+        """A large file from an open descriptor: the version whose ETag is sent, whole or not at
+        all; None when the file was replaced since it was looked up."""
         try:
             f = os.fdopen(os.open(file.real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
         except OSError:
@@ -301,7 +312,7 @@ class FileServer:
         st = os.fstat(f.fileno())
         if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != file.key:
             f.close()
-            return http1.plain(request, 503, "the file is being replaced; try again\n", [("Retry-After", "1")])
+            return None
         return http1.Stream(http1.response_head(request, 200, fields, st.st_size), f, st.st_size)
 
 
