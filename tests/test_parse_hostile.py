@@ -23,7 +23,7 @@ from feeds.config import Source
 from feeds.errors import InputError
 from feeds.fetch import FetchResult
 from feeds.models import Entry
-from feeds.normalize import entry_from_item
+from feeds.normalize import entry_from_item, natural_item_id
 from feeds.parse import ParsedFeed, parse_feed
 from feeds.update import _digest_job
 from feeds.workers import JobFailed, run_jobs
@@ -334,3 +334,11 @@ def test_one_item_with_thirty_thousand_tags_and_odd_digits() -> None:
     assert feed.ttl is None and len(feed.items[0].tags) == 1000
     [e] = entries_of(feed)
     assert len(e.tags) == 20 and e.enclosures[0].length == 0
+
+
+def test_unsafe_and_huge_guids_make_safe_ids() -> None:
+    feed = parse_feed(json_feed([{"id": "javascript:alert(1)", "title": "a"}, {"id": "g" * 100_000, "title": "b"},
+                                 {"id": "tag:x.example,2020:1", "title": "c"}]), {}, URL)
+    ids = [natural_item_id(i, "guid", None) for i in feed.items]
+    assert ids[0].startswith("urn:uuid:") and ids[1].startswith("urn:uuid:") and ids[2] == "tag:x.example,2020:1"
+    assert all(len(i.guid or "") <= 1000 for i in feed.items)
