@@ -326,10 +326,19 @@ def item_key(item: ParsedItem, mode: str, feed_link: str | None) -> str:
     return "hash:" + id_from_content(item.title, item.link or "", text)
 
 
+_UNSAFE_ID_SCHEMES = {"javascript", "vbscript", "data", "file", "about", "blob", "filesystem"}
+
+
 def natural_item_id(item: ParsedItem, mode: str, feed_link: str | None) -> str:
-    """The id an item gets when nothing is known of it yet."""
+    """The id an item gets when nothing is known of it yet.
+
+    A guid that reads as a script or local URI (``javascript:``, ``data:``, ``file:``...)
+    is never an id as it is: it is named by a URN instead."""
     if mode == "guid" and item.guid:
-        return id_from_value(item.guid)
+        minted = id_from_value(item.guid)
+        if minted.split(":", 1)[0].lower() in _UNSAFE_ID_SCHEMES:
+            minted = id_from_content("guid", item.guid)
+        return minted
     link = canonical_link(item.link, feed_link) if item.link else None
     if mode in ("guid", "link") and link:
         return link

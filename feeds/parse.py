@@ -12,6 +12,7 @@ of the wrong type is left out (the rest of its item is kept).
 from __future__ import annotations
 
 import calendar
+import hashlib
 import io
 import json
 import re
@@ -34,6 +35,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _URL_CHARS = 8192
 # Text fields are cut to this before cleaning (normalize cuts them much shorter).
 _TEXT_CHARS = 65536
+# Longer guids are replaced by their hash (they are stored as keys).
+_GUID_CHARS = 1000
 # Tags, authors or enclosures read from one item at most (entries keep far fewer).
 _MANY = 1000
 
@@ -110,6 +113,15 @@ def _url(value: Any) -> str | None:
         return None
     value = html.xml_safe(value).strip()
     return value or None
+
+
+def _guid(value: Any) -> str | None:
+    """An item's guid, stripped; one too long to be a key is named by its hash."""
+    text = _str(value)
+    if text is None:
+        return None
+    text = text.strip()
+    return text if len(text) <= _GUID_CHARS else "long guid " + hashlib.sha1(text.encode()).hexdigest()
 
 
 def _size(value: Any) -> int:
@@ -194,9 +206,8 @@ def _item(entry: Mapping[str, Any]) -> ParsedItem:
     if content is None and contents:
         value = _str(contents[0].get("value"))
         content = html.plain_line(value) if value else None
-    guid = _str(entry.get("id"))
     return ParsedItem(
-        guid=guid.strip() if guid else None,
+        guid=_guid(entry.get("id")),
         link=_url(entry.get("link")),
         title=_text(entry.get("title"), _mapping(entry.get("title_detail")).get("type")),
         published_text=_str(entry.get("published")),
@@ -358,10 +369,9 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
     if not content and isinstance(text, str) and text.strip():
         content = "<p>" + escape(html.plain_line(text)) + "</p>"
     summary = _only_str(raw.get("summary"))
-    guid = _str(raw.get("id"))
     tags = raw.get("tags")
     return ParsedItem(
-        guid=guid.strip() if guid else None,
+        guid=_guid(raw.get("id")),
         link=_url(raw.get("url")) or _url(raw.get("external_url")),
         title=_text(_only_str(raw.get("title"))),
         published_text=published_text, published=published,

@@ -2,9 +2,13 @@
 
 This stage composes ``fetch`` (HTTP), ``parse`` and ``normalize`` (pure) and
 ``store`` (SQLite). One source failing in any way (DNS, timeout, TLS, HTTP
-error, invalid XML, oversize, undecodable) only marks that source; every other
-source is handled as usual. Each source's outcome is stored in one
-transaction, so a run killed midway loses nothing and duplicates nothing.
+error, invalid XML, oversize, undecodable, or an exception nobody foresaw while
+parsing, normalizing or storing it) only marks that source with a one-line
+error; every other source is handled as usual. One item that cannot be read is
+left out of its source. What one source can make is capped (``fetch.limits``,
+a source's ``limits``): items per fetch, tags per entry and per fetch, content
+per item, stored items; each cap hit is a note. Each source's outcome is stored
+in one transaction, so a run killed midway loses nothing and duplicates nothing.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def test_items_per_fetch_and_stored_items(site: Site, server: FeedServer) -> Non
 
 
 def test_content_over_its_cap_keeps_summary_and_link(site: Site, server: FeedServer) -> None:
-    big = "<description>" + "&lt;p&gt;word &lt;/p&gt;" * 150_000 + "</description>"  # about 1.4 MB of HTML
+    big = "<description>&lt;p&gt;" + "word " * 250_000 + "&lt;/p&gt;</description>"  # 1.25 MB of HTML
     serve(server, "big", tagged_rss(2, 0, content=big))
     configure(site, server, {"big": ""})
     report = generate(site.config(), now=T0)

@@ -23,9 +23,10 @@ from feeds.config import Source
 from feeds.errors import InputError
 from feeds.fetch import FetchResult
 from feeds.models import Entry
-from feeds.normalize import entry_from_item
+from feeds.normalize import entry_from_item, natural_item_id
 from feeds.parse import ParsedFeed, parse_feed
-from feeds.update import _digest_job
+from feeds.store import Store
+from feeds.update import _digest_job, update_sources
 from feeds.workers import JobFailed, run_jobs
 
 from .conftest import Site
@@ -130,7 +131,7 @@ def test_json_nested_deeply_is_a_clear_error(depth: int) -> None:
 
 
 def test_xml_nested_deeply() -> None:
-    body = rss([item(1, description="<b>" * 100_000 + "x" + "</b>" * 100_000)]).encode()
+    body = rss([item(1, description="<b>" * 30_000 + "x" + "</b>" * 30_000)]).encode()
     try:
         feed = parse_feed(body, {}, URL)
     except InputError:
@@ -334,3 +335,45 @@ def test_one_item_with_thirty_thousand_tags_and_odd_digits() -> None:
     assert feed.ttl is None and len(feed.items[0].tags) == 1000
     [e] = entries_of(feed)
     assert len(e.tags) == 20 and e.enclosures[0].length == 0
+
+
+def test_unsafe_and_huge_guids_make_safe_ids() -> None:
+    feed = parse_feed(json_feed([{"id": "javascript:alert(1)", "title": "a"}, {"id": "g" * 100_000, "title": "b"},
+                                 {"id": "tag:x.example,2020:1", "title": "c"}]), {}, URL)
+    ids = [natural_item_id(i, "guid", None) for i in feed.items]
+    assert ids[0].startswith("urn:uuid:") and ids[1].startswith("urn:uuid:") and ids[2] == "tag:x.example,2020:1"
+    assert all(len(i.guid or "") <= 1000 for i in feed.items)
+
+
+class StoreFailingFor(Store):
+    """A real store whose writes for one source fail (a full disk, a damaged page)."""
+
+    def __init__(self, path: Path, failing: str) -> None:
+        super().__init__(path)
+        self.failing = failing
+
+    def save_fetch(self, state: Any, *args: Any, **kwargs: Any) -> int:
+        if state.name == self.failing:
+            raise RuntimeError("disk I/O error\nsecond line")
+        return super().save_fetch(state, *args, **kwargs)
+
+
+def test_storing_one_source_failing_is_that_sources_error(site: Site, tmp_path: Path) -> None:
+    text = (site.root / "config.yaml").read_text().split("sources:")[0]
+    site.write_config(text + "sources:\n  - {name: good, url: 'https://g.example/f'}\n"
+                      "  - {name: bad, url: 'https://b.example/f'}\n")
+    config = site.config()
+    bodies = {"good": rss([item(1)]).encode(), "bad": rss([item(2)]).encode()}
+
+    def fetch(requests: Any) -> list[FetchResult]:
+        return [FetchResult(r.source, r.url, r.url, 200, bodies[r.source]) for r in requests]
+
+    store = StoreFailingFor(tmp_path / "state.db", "bad")
+    try:
+        outcomes = {o.name: o for o in update_sources(config, store, now=NOW, fetch=fetch)}
+        assert outcomes["good"].status == "ok" and outcomes["good"].new == 1
+        assert outcomes["bad"].error == "could not be handled (RuntimeError: disk I/O error second line)"
+        assert store.load_sources()["bad"].error == outcomes["bad"].error
+        assert store.item_counts() == {"good": 1}
+    finally:
+        store.close()
