@@ -29,11 +29,16 @@ class Fitted(NamedTuple):
     note: str | None = None
 
 
-def _smallest(lo: int, hi: int, fits: Callable[[int], bool]) -> int | None:
+def _smallest(lo: int, hi: int, fits: Callable[[int], bool], guess: int | None = None) -> int | None:
     """The smallest ``n`` in ``lo..hi`` for which ``fits(n)``, assuming that more is never
-    worse; None if not even ``hi`` fits."""
+    worse; None if not even ``hi`` fits. A ``guess`` near the answer saves renders."""
     if lo > hi or not fits(hi):
         return None
+    if guess is not None and lo < guess < hi:
+        if fits(guess):
+            hi = guess
+        else:
+            lo = guess + 1
     while lo < hi:
         mid = (lo + hi) // 2
         if fits(mid):
@@ -132,7 +137,10 @@ def fit_count(total: int, render: Callable[[int], bytes], max_bytes: int | None)
     renders = _Renders(lambda left_out: render(total - left_out))
     if not max_bytes or len(renders(0)) <= max_bytes:
         return renders(0), total
-    left_out = _smallest(1, total, lambda m: len(renders(m)) <= max_bytes)
+    # Sizes grow about linearly with the items shown: start near the proportional cut.
+    whole = len(renders(0))
+    guess = total - (total * max_bytes) // whole + 1
+    left_out = _smallest(1, total, lambda m: len(renders(m)) <= max_bytes, guess)
     if left_out is None:
         return renders(total), 0
     return renders(left_out), total - left_out

@@ -175,8 +175,9 @@ def _fill_entry(fe: Any, entry: SafeEntry, fmt: str) -> None:
         fe.link(href=entry.link, rel="alternate")
     fe.published(_AtomTime.of(entry.published))
     fe.updated(_AtomTime.of(entry.updated))
-    for name in entry.tags + tuple(c for c in entry.categories if c not in entry.tags):
-        fe.category(term=name)
+    names = entry.tags + tuple(c for c in entry.categories if c not in entry.tags)
+    if names:  # in one call: feedgen re-reads every category it holds on each call
+        fe.category([{"term": name} for name in names])
     # Atom needs content or an alternate link; an entry with neither shows its summary.
     content = entry.content or (None if entry.link else (entry.summary or entry.title))
     if fmt == "atom":
