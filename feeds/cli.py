@@ -132,18 +132,29 @@ def cli() -> None:
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 if any output file is missing, different or stale.")
 @click.option("--strict", is_flag=True, help="Exit 1 when there was any warning.")
+@click.option("--allow-shrink", is_flag=True,
+              help="Take posts folders that are missing or lost most of their posts as they are now "
+                   "(their missing posts are unpublished).")
+@click.option("--rebuild-state", is_flag=True,
+              help="Move the state database aside (renamed with a time suffix) and rebuild it.")
 @verbosity_options
-def generate_command(config_path: Path, offline: bool, check: bool, strict: bool,
-                     quiet: bool, verbose: bool) -> None:
+def generate_command(config_path: Path, offline: bool, check: bool, strict: bool, allow_shrink: bool,
+                     rebuild_state: bool, quiet: bool, verbose: bool) -> None:
     """Read posts and write every output feed once."""
     import time
+    from datetime import UTC, datetime
+
+    from .store import move_aside
 
     _setup_logging(-1 if quiet else 1 if verbose else 0)
     config = _load(config_path)
     started = time.monotonic()
     progress = _ProgressLine() if not quiet else None
     try:
-        report = generate(config, check=check, offline=offline, progress=progress)
+        if rebuild_state:
+            for moved in move_aside(config.state_path, datetime.now(UTC)):
+                log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
+        report = generate(config, check=check, offline=offline, progress=progress, allow_shrink=allow_shrink)
     except FeedsError as exc:
         log.error("%s", exc)
         sys.exit(1)
@@ -158,6 +169,11 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     if check and report.outdated:
         for relative in report.outdated:
             log.error("%s: not up to date", relative)
+        sys.exit(1)
+    if report.errors:
+        log.error("%d input%s could not be read; %s kept as last published", len(report.errors),
+                  "s" if len(report.errors) > 1 else "", "their entries are" if len(report.errors) > 1
+                  else "its entries are")
         sys.exit(1)
     if strict and report.warnings:
         log.error("%d warnings and --strict", len(report.warnings))
