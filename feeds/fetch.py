@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -295,7 +297,11 @@ def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
         if st.st_size > max_bytes:
             return FetchResult(request.source, request.url, request.url,
                                error=f"file of {st.st_size} bytes is over the {max_bytes}-byte limit")
-        with open(path, "rb") as f:
+        # O_NONBLOCK and a regular-file check: a FIFO or device opens at once and is refused.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return FetchResult(request.source, request.url, request.url, error="not a regular file")
             body = f.read(max_bytes + 1)
     except OSError as exc:
         return FetchResult(request.source, request.url, request.url, error=f"cannot read: {exc.strerror}")

@@ -223,13 +223,23 @@ class Generator:
     def scan(self) -> list[tuple[int, PostFile]]:
         seen: set[str] = set()
         found: list[tuple[int, PostFile]] = []
-        for index, folder in enumerate(self.config.posts):
-            result = scan_posts(folder.path, self.config.root)
+        results = [scan_posts(folder.path, self.config.root) for folder in self.config.posts]
+        # Posts of no configured input: the config changed, or a path in it is mistyped. They
+        # go with the first input that cannot be read (and so stay published), if there is one.
+        strays: list[PostRow] = []
+        if any(r.problem is not None for r in results):
+            paths = [folder.path for folder in self.config.posts]
+            strays = [row for name, row in self.post_cache().items()
+                      if not any(belongs_to(name, path, self.config.root) for path in paths)]
+        for index, (folder, result) in enumerate(zip(self.config.posts, results, strict=True)):
             for line in result.refused:
                 self.warn(line)
             for line in result.notes:
                 log.debug("%s", line)
-            kept = self.vanished(folder.path, folder.optional, result)
+            kept = self.vanished(folder.path, folder.optional, result,
+                                 strays if result.problem is not None else [])
+            if kept:
+                strays = []
             if not result.files and not kept and result.problem is None:
                 self.warn(f"{folder.path}: no post files found")
             for f in result.files + kept:
@@ -238,7 +248,7 @@ class Generator:
                     found.append((index, f))
         return found
 
-    def vanished(self, path: str, optional: bool, result: PostScan) -> list[PostFile]:
+    def vanished(self, path: str, optional: bool, result: PostScan, strays: list[PostRow]) -> list[PostFile]:
         """Posts of this input that the last run read but this scan cannot see, when the
         input is missing, partly unreadable or shrank drastically: they stay published
         from their cached rows, and the input is an error (a warning if optional)."""
@@ -248,6 +258,7 @@ class Generator:
         missing = [row for row in before if row.path not in found]
         if result.problem is not None:
             reason = result.problem
+            missing += strays
         elif result.unreadable:
             missing = [row for row in missing if any(belongs_to(row.path, u, root) for u in result.unreadable)]
             reason = "cannot read " + ", ".join(result.unreadable[:3]) + (" ..." if len(result.unreadable) > 3
