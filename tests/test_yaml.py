@@ -125,6 +125,12 @@ def _same(a: Any, b: Any) -> bool:
 @example("k: - a")
 @example("k: \"\\u00e9\\/\"")
 @example("k: '''")
+@example("A: [=]")  # a scalar PyYAML resolves but cannot build
+@example("k: a\r")  # CR is a line break to YAML
+@example("A: 0o7\ufeff")  # a byte-order mark inside: PyYAML refuses it
+@example("# x\x85ZZ")  # NEL ends a comment
+@example("A: a\x07")  # not printable
+@example("true: \nno: 1")  # keys that are not strings
 def test_fast_path_reads_what_pyyaml_reads(text: str) -> None:
     fast = simpleyaml.load(text, _TYPER)
     if fast is None:
