@@ -28,7 +28,7 @@ import jinja2
 
 from . import __version__
 from .config import Config, Policy
-from .errors import Cancelled, FeedsError, PostError
+from .errors import Cancelled, DamagedStateError, FeedsError, PostError
 from .group import Candidate, FeedPlan, plan_feeds
 from .health import problems, status_entries, status_json
 from .identity import id_from_content, id_from_value, is_web_url
@@ -789,6 +789,10 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
                 report.warnings.append(outcome.line())
             report.warnings.extend(f"{outcome.name}: {note}" for note in outcome.notes)
         return report
+    except DamagedStateError as exc:  # a garbled row found outside the store: name the database
+        if exc.where is not None:
+            raise
+        raise DamagedStateError(exc.message, where=str(config.state_path)) from None
     finally:
         if collecting:
             gc.enable()

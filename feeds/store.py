@@ -168,11 +168,12 @@ def _decoding(what: str) -> Iterator[None]:
     try:
         yield
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
-        raise DamagedStateError(f"a garbled {what} row ({type(exc).__name__}: {str(exc)[:80]})") from None
+        raise DamagedStateError(f"the state database has a garbled {what} row "
+                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 @contextmanager
-def _decoding_in(path: Path) -> Iterator[None]:
+def decoding_in(path: Path) -> Iterator[None]:
     """Name the database in a :class:`DamagedStateError` raised without a file."""
     try:
         yield
@@ -395,7 +396,7 @@ class Store:
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         try:
-            with self._engine.begin() as conn, _decoding_in(self.path):
+            with self._engine.begin() as conn, decoding_in(self.path):
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
             reason = getattr(exc, "orig", None) or exc
@@ -436,7 +437,7 @@ class Store:
         text = self.get_setting(key)
         if text is None:
             return None
-        with _decoding_in(self.path), _decoding("settings"):
+        with decoding_in(self.path), _decoding("settings"):
             return json.loads(text)
 
     def set_setting(self, key: str, value: str) -> None:
@@ -448,7 +449,7 @@ class Store:
     def load_posts(self) -> dict[str, PostRow]:
         with self._begin() as conn:
             rows = conn.execute(sa.select(_posts)).all()
-        with _decoding_in(self.path), _decoding("post cache"):
+        with decoding_in(self.path), _decoding("post cache"):
             return {str(r.path): PostRow(r.path, int(r.mtime_ns), int(r.size), r.fingerprint, r.meta, r.problem)
                     for r in rows}
 
@@ -510,7 +511,7 @@ class Store:
             query = query.where(_sources.c.name.in_(list(names)))
         with self._begin() as conn:
             rows = conn.execute(query).all()
-        with _decoding_in(self.path), _decoding("sources"):
+        with decoding_in(self.path), _decoding("sources"):
             return self._states(rows)
 
     @staticmethod
@@ -543,7 +544,7 @@ class Store:
         with self._begin() as conn:
             rows = conn.execute(sa.select(c.source, c.ukey, c.entry_id, c.link, c.published, c.updated, c.tags,
                                           c.digest).where(c.source.in_(wanted)).order_by(c.source, c.ukey)).all()
-        with _decoding_in(self.path), _decoding("item"):
+        with decoding_in(self.path), _decoding("item"):
             return [ItemHead(r.source, r.ukey, str(r.entry_id), r.link, float(r.published), float(r.updated),
                              tuple(str(t) for t in json.loads(r.tags)), r.digest) for r in rows]
 

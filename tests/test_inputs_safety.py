@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from .safety import entry_ids, feeds, make_site, no_traceback, outputs, permissions_bind, write_config, write_posts
+from .safety import cli, entry_ids, feeds, make_site, no_traceback, outputs, permissions_bind, write_config, write_posts
 
 WIRE = """<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title><link>https://wire.example/</link>
 <item><title>Wire one</title><link>https://wire.example/1</link><guid>w1</guid>
@@ -22,7 +23,7 @@ WIRE = """<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title><l
 
 def built(root: Path, n: int = 30, **kwargs: object) -> dict[str, bytes]:
     make_site(root, n, **kwargs)  # type: ignore[arg-type]
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 0, result.stderr
     return outputs(root)
 
@@ -46,7 +47,7 @@ def test_missing_posts_folder_keeps_everything_published(tmp_path: Path, damage:
         (root / "posts").write_text("not a folder")
     else:
         write_config(root, posts="psots")
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 1
     one_error_line(result, "posts" if damage != "typo in the config" else "psots", "stay published")
     assert outputs(root) == before
@@ -58,14 +59,14 @@ def test_missing_posts_folder_keeps_everything_published(tmp_path: Path, damage:
         if (root / "posts").is_file():
             (root / "posts").unlink()
         shutil.move(tmp_path / "elsewhere", root / "posts")
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 0, result.stderr
     assert outputs(root) == before
 
 
 def test_typo_on_a_new_site_is_an_error(tmp_path: Path) -> None:
     root = make_site(tmp_path / "site", 3, posts="psots")
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 1
     one_error_line(result, "psots", "not found")
 
@@ -74,7 +75,7 @@ def test_optional_folder_missing_is_a_warning_and_keeps_its_posts(tmp_path: Path
     root = tmp_path / "site"
     before = built(root, optional=True)
     shutil.rmtree(root / "posts")
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 0, result.stderr
     assert "optional" in result.stderr and "stay published" in result.stderr
     assert outputs(root) == before
@@ -84,7 +85,7 @@ def test_glob_whose_folder_is_missing(tmp_path: Path) -> None:
     root = tmp_path / "site"
     before = built(root, posts='"posts/**/*.md"')
     shutil.move(root / "posts", tmp_path / "elsewhere")
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 1
     one_error_line(result, "posts", "stay published")
     assert outputs(root) == before
@@ -96,19 +97,19 @@ def test_drastic_shrink_is_refused_unless_allowed(tmp_path: Path) -> None:
     posts = sorted((root / "posts").iterdir())
     for path in posts[3:]:
         path.unlink()  # 57 of 60 gone at once: a half-synced checkout, not an edit
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 1
     one_error_line(result, "3 post files found where the last run read 60", "--allow-shrink")
     assert outputs(root) == before
-    result = feeds(root, "generate", "--offline", "--allow-shrink")
+    result = cli(root, "generate", "--offline", "--allow-shrink")
     assert result.returncode == 0, result.stderr
     assert len(entry_ids(root)) == 3
     # An ordinary deletion (a few posts) is just that.
     write_posts(root / "posts", 40, start=100)
-    assert feeds(root).returncode == 0
+    assert cli(root).returncode == 0
     for path in sorted((root / "posts").iterdir())[:5]:
         path.unlink()
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 0, result.stderr
     assert len(entry_ids(root)) == 38
 
@@ -128,7 +129,7 @@ def test_kept_post_whose_body_is_not_cached_keeps_its_feed_file(tmp_path: Path) 
         "---\ntitle: New\ndate: 2022-01-01\ntags: [t0, fresh]\n---\nNew body\n")
     (root / "config.yaml").write_text((root / "config.yaml").read_text().replace(
         "  - path: posts\n", "  - path: posts\n  - path: more\n"))
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 1, result.stderr
     after = outputs(root)
     for name in ("tags/t0.atom.xml", "tags/t0.rss.xml", "all.atom.xml"):
@@ -141,10 +142,11 @@ def test_local_source_missing_is_an_error_and_keeps_its_items(tmp_path: Path) ->
     extra = "sources:\n  - name: wire\n    url: wire.xml\n    every: 1s\n"
     make_site(root, 4, extra=extra)
     (root / "wire.xml").write_text(WIRE)
-    assert feeds(root, "generate").returncode == 0
+    assert cli(root, "generate").returncode == 0
     before = outputs(root)
     (root / "wire.xml").unlink()
-    result = feeds(root, "generate")
+    time.sleep(1.1)  # the source is due again (every: 1s)
+    result = cli(root, "generate")
     assert result.returncode == 1
     one_error_line(result, "wire", "cannot read")
     after = outputs(root)
@@ -152,7 +154,8 @@ def test_local_source_missing_is_an_error_and_keeps_its_items(tmp_path: Path) ->
     after.pop("status.atom"), before.pop("status.json"), before.pop("status.atom")
     assert after == before
     write_config(root, extra=extra + "    optional: true\n")
-    assert feeds(root, "generate").returncode == 0
+    time.sleep(1.1)
+    assert cli(root, "generate").returncode == 0
 
 
 def test_local_source_fifo_does_not_hang(tmp_path: Path) -> None:
@@ -188,7 +191,7 @@ def test_special_files_symlinks_and_loops_in_posts(tmp_path: Path) -> None:
 def test_glob_through_a_symlink_loop_counts_each_post_once(tmp_path: Path) -> None:
     root = make_site(tmp_path / "site", 10, posts='"posts/**/*.md"')
     (root / "posts" / "loop").symlink_to(root / "posts", target_is_directory=True)
-    result = feeds(root)
+    result = cli(root)
     assert result.returncode == 0, result.stderr
     assert len(entry_ids(root)) == 10
 

@@ -18,7 +18,7 @@ from feeds.errors import ConfigError, PostError
 from feeds.posts import _YAMLLoader, split_post
 from feeds.yamlload import EXPANSION_FLOOR, expanded_size, load_bounded
 
-from .safety import feeds, make_site, no_traceback
+from .safety import cli, make_site, no_traceback
 
 BOMB = "\n".join(["a: &a [x, x, x, x, x, x, x, x, x, x]"] +
                  [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
@@ -36,7 +36,7 @@ def test_alias_bomb_in_front_matter_is_that_posts_error() -> None:
 def test_alias_bomb_post_is_skipped_and_the_run_goes_on(tmp_path: Path) -> None:
     root = make_site(tmp_path / "site", 3)
     (root / "posts" / "2021-05-05-bomb.md").write_text(f"---\ntitle: Bomb\n{BOMB}\ntags: *j\n---\nbody\n")
-    result = feeds(root)
+    result = cli(root)
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     assert "2021-05-05-bomb.md:2: broken YAML front matter: aliases expand" in result.stderr
@@ -48,7 +48,7 @@ def test_alias_bomb_in_config_exits_2_with_its_line(tmp_path: Path) -> None:
     root = make_site(tmp_path / "site", 1)
     (root / "config.yaml").write_text((root / "config.yaml").read_text() + "\nbomb:\n" +
                                       "\n".join("  " + line for line in BOMB.splitlines()) + "\n")
-    result = feeds(root)
+    result = cli(root)
     no_traceback(result)
     assert result.returncode == 2
     assert "config.yaml" in result.stderr and "aliases expand" in result.stderr
