@@ -54,7 +54,7 @@ from .posts import (
     PostFile,
     PostScan,
     PostUnreadableError,
-    belongs_to,
+    input_matcher,
     read_body,
     read_post_snapshot,
     scan_posts,
@@ -212,6 +212,9 @@ class Generator:
         self.unavailable: set[str] = set()
         #: Something was read while it changed (or too soon after): the next run reads again.
         self.unsettled = False
+        #: Post files per posts input, found (or kept) in this run and in the last one.
+        self.input_counts: dict[str, int] = {}
+        self.last_counts: dict[str, int] = {}
 
     # -- reading posts -------------------------------------------------------
 
@@ -224,13 +227,16 @@ class Generator:
         seen: set[str] = set()
         found: list[tuple[int, PostFile]] = []
         results = [scan_posts(folder.path, self.config.root) for folder in self.config.posts]
+        # How many posts each input had last time: one small setting, so that a run with
+        # nothing changed need not load the post cache to know that nothing vanished.
+        self.input_counts = {folder.path: len(r.files) for folder, r in zip(self.config.posts, results, strict=True)}
+        self.last_counts = self.store.get_json_setting("post_inputs") or {}
         # Posts of no configured input: the config changed, or a path in it is mistyped. They
         # go with the first input that cannot be read (and so stay published), if there is one.
         strays: list[PostRow] = []
         if any(r.problem is not None for r in results):
-            paths = [folder.path for folder in self.config.posts]
-            strays = [row for name, row in self.post_cache().items()
-                      if not any(belongs_to(name, path, self.config.root) for path in paths)]
+            matchers = [input_matcher(folder.path, self.config.root) for folder in self.config.posts]
+            strays = [row for name, row in self.post_cache().items() if not any(m(name) for m in matchers)]
         for index, (folder, result) in enumerate(zip(self.config.posts, results, strict=True)):
             for line in result.refused:
                 self.warn(line)
@@ -240,6 +246,7 @@ class Generator:
                                  strays if result.problem is not None else [])
             if kept:
                 strays = []
+                self.input_counts[folder.path] += len(kept)
             if not result.files and not kept and result.problem is None:
                 self.warn(f"{folder.path}: no post files found")
             for f in result.files + kept:
@@ -253,20 +260,23 @@ class Generator:
         input is missing, partly unreadable or shrank drastically: they stay published
         from their cached rows, and the input is an error (a warning if optional)."""
         root = self.config.root
-        before = [row for name, row in self.post_cache().items() if belongs_to(name, path, root)]
+        last = self.last_counts.get(path, 0)
+        shrunk = last - len(result.files) >= SHRINK_MIN and len(result.files) < last * SHRINK_RATIO
+        if result.problem is None and not result.unreadable and not shrunk:
+            return []
+        belongs = input_matcher(path, root)
         found = {f.name for f in result.files}
-        missing = [row for row in before if row.path not in found]
+        missing = [row for name, row in self.post_cache().items() if belongs(name) and name not in found]
         if result.problem is not None:
             reason = result.problem
             missing += strays
         elif result.unreadable:
-            missing = [row for row in missing if any(belongs_to(row.path, u, root) for u in result.unreadable)]
+            unreadable = [input_matcher(u, root) for u in result.unreadable]
+            missing = [row for row in missing if any(m(row.path) for m in unreadable)]
             reason = "cannot read " + ", ".join(result.unreadable[:3]) + (" ..." if len(result.unreadable) > 3
                                                                          else "")
-        elif len(missing) >= SHRINK_MIN and len(result.files) < len(before) * SHRINK_RATIO:
-            reason = f"{len(result.files)} post files found where the last run read {len(before)}"
         else:
-            return []
+            reason = f"{len(result.files)} post files found where the last run read {last}"
         if self.allow_shrink:
             self.warn(f"{path}: {reason}; --allow-shrink: its {len(missing)} missing posts are unpublished")
             return []
@@ -298,6 +308,8 @@ class Generator:
                 jobs.append((f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                              tuple(folder.tags), self.fingerprint))
         fresh = run_jobs(_parse_one, jobs, PARALLEL_THRESHOLD, progress=self.progress, step="reading posts")
+        if self.input_counts != self.last_counts:
+            self.store.set_setting("post_inputs", json.dumps(self.input_counts, ensure_ascii=False))
         if any(row.mtime_ns == UNTRUSTED for row in fresh):
             self.unsettled = True
         # A post that is there but could not be read (or kept changing) stays as last read.

@@ -18,6 +18,7 @@ import re
 import stat
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -252,12 +253,13 @@ def find_posts(pattern: str, root: Path) -> list[PostFile]:
     return scan_posts(pattern, root).files
 
 
-def belongs_to(name: str, pattern: str, root: Path) -> bool:
-    """Whether a post of this name (as in :attr:`PostFile.name`) was found through this posts input."""
+def input_matcher(pattern: str, root: Path) -> Callable[[str], bool]:
+    """Whether a post of a given name (as in :attr:`PostFile.name`) is found through this posts input."""
     base = _Walk(root).name(str(input_base(pattern, root)))
     if glob.has_magic(base):
-        return fnmatch.fnmatchcase(name, base)
-    return name == base or name.startswith(base.rstrip("/") + "/")
+        return lambda name: fnmatch.fnmatchcase(name, base)
+    folder = base.rstrip("/") + "/"
+    return lambda name: name == base or name.startswith(folder)
 
 
 def _decode(data: bytes, name: str) -> str:
