@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.crashsite import delays, prepared, reference_build, run_trial  # noqa: E402
-from tests.httpserver import FeedServer  # noqa: E402
+from tests.crashsite import delays, prepared, reference_build, run_trial
+from tests.httpserver import FeedServer
 
 
 def main() -> None:
