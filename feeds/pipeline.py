@@ -212,6 +212,7 @@ class Generator:
         self.unavailable: set[str] = set()
         #: Something was read while it changed (or too soon after): the next run reads again.
         self.unsettled = False
+        self._warned: set[str] = set()
         #: Post files per posts input, found (or kept) in this run and in the last one.
         self.input_counts: dict[str, int] = {}
         self.last_counts: dict[str, int] = {}
@@ -731,6 +732,9 @@ class Generator:
             raise Cancelled("cancelled before writing anything")
 
     def warn(self, message: str) -> None:
+        if message in self._warned:
+            return  # the scan's own, again in what a run with nothing changed replays
+        self._warned.add(message)
         self.report.warnings.append(message)
         log.warning("%s", message)
 

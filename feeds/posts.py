@@ -341,9 +341,10 @@ def _read_once(post: PostFile) -> Snapshot | None:
         if not stat.S_ISREG(before.st_mode):
             raise PostUnreadableError(f"cannot read: {_kind(before.st_mode)}, not a regular file",
                                       where=post.name)
-        chunks = []
-        while chunk := os.read(fd, max(before.st_size + 1, 65536)):
+        chunks, left = [], before.st_size + 1  # one byte more than its size tells it grew
+        while left > 0 and (chunk := os.read(fd, left)):
             chunks.append(chunk)
+            left -= len(chunk)
         after = os.fstat(fd)
     finally:
         os.close(fd)

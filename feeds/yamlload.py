@@ -5,8 +5,9 @@ dozen lines can stand for billions of values ("billion laughs"). PyYAML builds
 such a document as a small graph of shared objects, but everything that walks
 it afterwards (checks, normalizing, JSON) pays for the full tree. This module
 composes the node graph, measures the size of the tree it stands for (in
-linear time, counting each shared node once per use), and refuses documents
-whose tree is larger than a small multiple of their text. Pure functions; no I/O.
+linear time: each node's size is computed once, and counted once per use; a
+scalar weighs its length), and refuses documents that stand for more than a
+small multiple of their own text. Pure functions; no I/O.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 
 import yaml
 
-#: A document may stand for this many nodes per character of its text (plus the floor below).
+#: A document may stand for this many times its own length (plus the floor below).
 EXPANSION_FACTOR = 4
-#: Small documents may use aliases freely up to this many nodes.
+#: Small documents may use aliases freely up to this size (in characters, each node one more).
 EXPANSION_FLOOR = 10_000
 
 
@@ -25,7 +26,7 @@ class ExpansionError(yaml.YAMLError):
     """The document's aliases expand to far more than its text holds."""
 
     def __init__(self, nodes: int, limit: int, mark: yaml.Mark | None) -> None:
-        super().__init__(f"aliases expand to over {limit:,} values (from {nodes:,} written)")
+        super().__init__(f"aliases expand it to over {limit:,} characters (from {nodes:,} written)")
         self.problem = str(self)
         self.problem_mark = mark
 
@@ -35,8 +36,8 @@ def expansion_limit(text: str) -> int:
 
 
 def expanded_size(node: yaml.Node | None, limit: int) -> int:
-    """How many nodes the tree under ``node`` holds once every alias is expanded;
-    stops counting (and returns a number over ``limit``) as soon as it passes ``limit``."""
+    """The size of the tree under ``node`` once every alias is expanded: one per node,
+    plus the length of each scalar. Never more than ``limit + 1``."""
     if node is None:
         return 0
     sizes: dict[int, int] = {}
@@ -57,7 +58,8 @@ def expanded_size(node: yaml.Node | None, limit: int) -> int:
             stack.extend((child, False) for child in children if id(child) not in sizes)
             continue
         on_path.discard(key)
-        total = 1 + sum(sizes.get(id(child), 0) for child in children)
+        own = len(current.value) if isinstance(current, yaml.ScalarNode) else 0
+        total = 1 + own + sum(sizes.get(id(child), 0) for child in children)
         sizes[key] = min(total, limit + 1)
     return sizes.get(id(node), 0)
 
