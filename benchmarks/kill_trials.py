@@ -3,6 +3,9 @@
 
     python benchmarks/kill_trials.py [--trials 100] [--posts 300] [--seed 1]
 
+FEEDS_KILL_SOURCES=40 in the environment serves 40 sources instead of 6: storing their
+items takes longer, so more kills land between storing items and the end of the run.
+
 A site with posts and sources on a loopback server has one complete run behind it;
 then its sources change and posts are added. Each trial copies that site, starts
 `feeds generate`, SIGKILLs it at an instant spread over the length of an uninterrupted
