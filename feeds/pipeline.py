@@ -94,7 +94,8 @@ RENDER_THRESHOLD = 40
 # The date of a health feed with no problem in it (a plausible, fixed one).
 HEALTHY_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 # A posts input that lost at least SHRINK_MIN posts and more than half of what it had since
-# the last run is taken as vanished (an unmounted disk, a wrong path), not as edited.
+# the last run, or all of them, is taken as vanished (an unmounted disk, a wrong path), not
+# as edited: an error, its posts kept, unless --allow-shrink.
 SHRINK_MIN = 20
 SHRINK_RATIO = 0.5
 # The stat of a post row that must not be trusted next run (read racily, or not read at all).
@@ -262,7 +263,9 @@ class Generator:
         from their cached rows, and the input is an error (a warning if optional)."""
         root = self.config.root
         last = self.last_counts.get(path, 0)
-        shrunk = last - len(result.files) >= SHRINK_MIN and len(result.files) < last * SHRINK_RATIO
+        # Empty where it had posts is an empty mount point more often than a deliberate purge.
+        shrunk = (last > 0 and not result.files) or (last - len(result.files) >= SHRINK_MIN
+                                                     and len(result.files) < last * SHRINK_RATIO)
         if result.problem is None and not result.unreadable and not shrunk:
             return []
         belongs = input_matcher(path, root)

@@ -114,6 +114,17 @@ def test_drastic_shrink_is_refused_unless_allowed(tmp_path: Path) -> None:
     assert len(entry_ids(root)) == 38
 
 
+def test_a_folder_left_empty_is_an_empty_mount_point_not_a_purge(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, 5)
+    for path in (root / "posts").iterdir():
+        path.unlink()
+    result = cli(root)
+    assert result.returncode == 1
+    one_error_line(result, "0 post files found where the last run read 5", "stay published")
+    assert outputs(root) == before
+
+
 def test_kept_post_whose_body_is_not_cached_keeps_its_feed_file(tmp_path: Path) -> None:
     root = tmp_path / "site"
     before = built(root, 6)
