@@ -232,7 +232,8 @@ class Generator:
         # How many posts each input had last time: one small setting, so that a run with
         # nothing changed need not load the post cache to know that nothing vanished.
         self.input_counts = {folder.path: len(r.files) for folder, r in zip(self.config.posts, results, strict=True)}
-        self.last_counts = self.store.get_json_setting("post_inputs") or {}
+        stored = self.store.get_json_setting("post_inputs") or {}
+        self.last_counts = {k: v for k, v in stored.items() if isinstance(v, int)}
         # Posts of no configured input: the config changed, or a path in it is mistyped. They
         # go with the first input that cannot be read (and so stay published), if there is one.
         strays: list[PostRow] = []

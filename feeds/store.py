@@ -432,13 +432,16 @@ class Store:
             row = conn.execute(sa.select(_settings.c.value).where(_settings.c.key == key)).first()
         return str(row[0]) if row else None
 
-    def get_json_setting(self, key: str) -> Any:
-        """A setting stored as JSON, or None when it is not set."""
+    def get_json_setting(self, key: str) -> dict[str, Any] | None:
+        """A setting stored as a JSON object, or None when it is not set."""
         text = self.get_setting(key)
         if text is None:
             return None
         with decoding_in(self.path), _decoding("settings"):
-            return json.loads(text)
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError(f"{key} is not a JSON object")
+            return value
 
     def set_setting(self, key: str, value: str) -> None:
         with self._begin() as conn:

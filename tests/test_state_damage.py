@@ -55,6 +55,7 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "garbled item row": _sql("UPDATE items SET tags = 'not json'"),
     "garbled source row": _sql("UPDATE sources SET last_fetch = 'yesterday', next_due = 'soon'"),
     "garbled setting": _sql("UPDATE settings SET value = '{[' WHERE key = 'last_run'"),
+    "setting of the wrong shape": _sql("UPDATE settings SET value = '[1]' WHERE key = 'post_inputs'"),
     "garbled schema version": _sql("UPDATE settings SET value = 'one' WHERE key = 'schema_version'"),
     "wrong schema": _sql("DROP TABLE items", "CREATE TABLE items (source TEXT, what TEXT)"),
 }
