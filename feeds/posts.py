@@ -18,7 +18,7 @@ import re
 import stat
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -145,41 +145,60 @@ class _Walk:
         self.inodes.add((st.st_dev, st.st_ino))
         self.scan.files.append(PostFile(path=path, name=name, mtime_ns=st.st_mtime_ns, size=st.st_size))
 
-    def folder(self, folder: str, st: os.stat_result) -> None:
-        """Find post files under ``folder`` (recursively), in name order, skipping hidden entries."""
-        if (st.st_dev, st.st_ino) in self.folders:
-            self.scan.notes.append(f"{self.name(folder)}: skipped: a folder already searched (a symlink loop?)")
-            return
-        self.folders.add((st.st_dev, st.st_ino))
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            self.scan.unreadable.append(self.name(folder))
-            self.scan.notes.append(f"{self.name(folder)}: cannot list the folder: {exc.strerror}")
-            return
-        for entry in entries:
+    def folder(self, top: str, top_stat: os.stat_result) -> None:
+        """Find post files under ``top`` (recursively), in name order, skipping hidden entries.
+
+        Depth first with a stack of its own, so that no nesting depth can exhaust Python's."""
+        stack: list[Iterator[os.DirEntry[str]]] = []
+        opened = self._open(top, top_stat)
+        if opened is not None:
+            stack.append(opened)
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
             if entry.name.startswith("."):
                 continue
             try:
                 est = entry.stat()  # follows symlinks
             except OSError as exc:
-                name = self.name(entry.path)
-                if exc.errno == errno.ENOENT and entry.is_symlink():
-                    self.scan.notes.append(f"{name}: skipped: a symlink to nothing")
-                elif exc.errno == errno.ELOOP:
-                    self.scan.notes.append(f"{name}: skipped: a symlink loop")
-                elif entry.name.endswith(POST_SUFFIXES):
-                    self.scan.refused.append(f"{name}: skipped: cannot read: {exc.strerror}")
-                else:
-                    self.scan.unreadable.append(name)
-                    self.scan.notes.append(f"{name}: cannot read: {exc.strerror}")
+                self._unstatable(entry, exc)
                 continue
             if stat.S_ISDIR(est.st_mode):
                 if entry.name.endswith(POST_SUFFIXES):
                     self.scan.notes.append(f"{self.name(entry.path)}: a folder named like a post; searched as a folder")
-                self.folder(entry.path, est)
+                opened = self._open(entry.path, est)
+                if opened is not None:
+                    stack.append(opened)
             elif entry.name.endswith(POST_SUFFIXES):
                 self.add(entry.path, est)
+
+    def _open(self, folder: str, st: os.stat_result) -> Iterator[os.DirEntry[str]] | None:
+        """The entries of ``folder`` in name order; None if it was searched already or cannot be listed."""
+        if (st.st_dev, st.st_ino) in self.folders:
+            self.scan.notes.append(f"{self.name(folder)}: skipped: a folder already searched (a symlink loop?)")
+            return None
+        self.folders.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(folder) as it:
+                return iter(sorted(it, key=lambda e: e.name))
+        except OSError as exc:
+            self.scan.unreadable.append(self.name(folder))
+            self.scan.notes.append(f"{self.name(folder)}: cannot list the folder: {exc.strerror}")
+            return None
+
+    def _unstatable(self, entry: os.DirEntry[str], exc: OSError) -> None:
+        name = self.name(entry.path)
+        if exc.errno == errno.ENOENT and entry.is_symlink():
+            self.scan.notes.append(f"{name}: skipped: a symlink to nothing")
+        elif exc.errno == errno.ELOOP:
+            self.scan.notes.append(f"{name}: skipped: a symlink loop")
+        elif entry.name.endswith(POST_SUFFIXES):
+            self.scan.refused.append(f"{name}: skipped: cannot read: {exc.strerror}")
+        else:
+            self.scan.unreadable.append(name)
+            self.scan.notes.append(f"{name}: cannot read: {exc.strerror}")
 
 
 def _kind(mode: int) -> str:
