@@ -16,7 +16,7 @@ from lxml import etree
 from .config import Config
 from .errors import PostError
 from .normalize import is_draft, meta_from_post
-from .posts import find_posts, read_post
+from .posts import read_post, scan_posts
 from .publish import MANAGED_FOLDERS
 from .render import feed_url
 
@@ -34,9 +34,14 @@ def check_posts(config: Config, report: CheckReport) -> None:
     zone = ZoneInfo(config.site.timezone)
     seen: set[str] = set()
     for folder in config.posts:
-        files = find_posts(folder.path, config.root)
-        if not files:
+        scan = scan_posts(folder.path, config.root)
+        files = scan.files
+        if scan.problem is not None:
+            report.problems.append(f"{folder.path}: {scan.problem}")
+        elif not files:
             report.problems.append(f"{folder.path}: no post files found")
+        report.problems.extend(scan.refused)
+        report.problems.extend(f"{folder.path}: cannot read {name}" for name in scan.unreadable)
         for f in files:
             if f.name in seen:
                 continue

@@ -138,9 +138,14 @@ def cli() -> None:
 @click.option("--wait", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
               help="Wait this long for another run writing the same state or output folder "
                    f"(then exit {EXIT_BUSY}).")
+@click.option("--allow-shrink", is_flag=True,
+              help="Take posts folders that are missing or lost most of their posts as they are now "
+                   "(their missing posts are unpublished).")
+@click.option("--rebuild-state", is_flag=True,
+              help="Move the state database aside (renamed with a time suffix) and rebuild it.")
 @verbosity_options
 def generate_command(config_path: Path, offline: bool, check: bool, strict: bool, wait: float,
-                     quiet: bool, verbose: bool) -> None:
+                     allow_shrink: bool, rebuild_state: bool, quiet: bool, verbose: bool) -> None:
     """Read posts and write every output feed once."""
     import time
 
@@ -149,7 +154,8 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     started = time.monotonic()
     progress = _ProgressLine() if not quiet else None
     try:
-        report = generate(config, check=check, offline=offline, progress=progress, wait=wait)
+        report = generate(config, check=check, offline=offline, progress=progress, wait=wait,
+                          allow_shrink=allow_shrink, rebuild_state=rebuild_state)
     except Busy as exc:
         log.error("%s", exc)
         sys.exit(EXIT_BUSY)
@@ -170,6 +176,11 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     if check and report.outdated:
         for relative in report.outdated:
             log.error("%s: not up to date", relative)
+        sys.exit(1)
+    if report.errors:
+        log.error("%d input%s could not be read; %s kept as last published", len(report.errors),
+                  "s" if len(report.errors) > 1 else "", "their entries are" if len(report.errors) > 1
+                  else "its entries are")
         sys.exit(1)
     if strict and report.warnings:
         log.error("%d warnings and --strict", len(report.warnings))

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from .errors import ConfigError
+from .yamlload import load_bounded
 
 
 class _Strict(BaseModel):
@@ -156,6 +157,8 @@ class Posts(_Strict):
     clean: Clean = Field(default_factory=Clean)
     #: Publish only summaries of these posts, never their full content.
     summary_only: bool = False
+    #: A missing or unreadable folder is a warning, not an error (its posts stay published).
+    optional: bool = False
     #: Tags added to every post of this folder.
     tags: list[str] = Field(default_factory=list)
     #: Where a post without a link lives on the site, relative to site.link:
@@ -240,6 +243,8 @@ class Source(_Strict):
     enabled: bool = True
     #: Caps for this source; keys not given here come from ``fetch.limits``.
     limits: Limits | None = None
+    #: For a local file: missing or unreadable is a warning, not an error (exit 1).
+    optional: bool = False
 
     @field_validator("url")
     @classmethod
@@ -409,20 +414,25 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def _duplicate_key(node: yaml.Node | None) -> yaml.Node | None:
-    """The first key that appears twice in one mapping, anywhere in the document."""
+def _duplicate_key(node: yaml.Node | None, visited: set[int]) -> yaml.Node | None:
+    """The first key that appears twice in one mapping, anywhere in the document.
+
+    A node reached again through an alias is checked once (``visited``)."""
+    if node is None or id(node) in visited:
+        return None
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[object] = set()
         for k, v in node.value:
             if k.value in seen:
                 return k  # type: ignore[no-any-return]
             seen.add(k.value)
-            found = _duplicate_key(v)
+            found = _duplicate_key(v, visited)
             if found is not None:
                 return found
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            found = _duplicate_key(item)
+            found = _duplicate_key(item, visited)
             if found is not None:
                 return found
     return None
@@ -472,14 +482,13 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
     """Validate config text; raise :class:`ConfigError` naming the key and line."""
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser: configs can list 1000s of sources
-        node = yaml.compose(text, Loader=loader)
-        data: Any = yaml.load(text, Loader=loader)
+        node, data = load_bounded(text, loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", where=name,
                           line=mark.line + 1 if mark else None) from None
-    duplicate = _duplicate_key(node)
+    duplicate = _duplicate_key(node, set())
     if duplicate is not None:
         raise ConfigError(f"{duplicate.value}: key appears twice", where=name,
                           line=duplicate.start_mark.line + 1)

@@ -8,6 +8,7 @@ file (and line) or URL it is about, so the CLI can print it as one line::
     ├── InputError        one input item is bad; it is skipped, the run goes on
     │   └── PostError     a local post (path:line)
     ├── StorageError      the state database failed
+    │   └── DamagedStateError  it is damaged; the line says how to rebuild it
     ├── PublishError      an output file could not be written (exit 1)
     ├── Busy              another run holds the lock on the state or output (exit 75)
     └── Cancelled         a run stopped early on request (a daemon shutting down)
@@ -47,6 +48,13 @@ class PostError(InputError):
 
 class StorageError(FeedsError):
     """The state database could not be read or written."""
+
+
+class DamagedStateError(StorageError):
+    """The state database is damaged or is not one; its line says how to recover."""
+
+    def __str__(self) -> str:
+        return super().__str__() + "; move it aside and rebuild it with: feeds generate --rebuild-state"
 
 
 class PublishError(FeedsError):

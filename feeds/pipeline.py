@@ -28,10 +28,10 @@ import jinja2
 
 from . import __version__
 from .config import Config, Policy
-from .errors import Cancelled, ConfigError, FeedsError, PostError, PublishError, StorageError
+from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PostError, PublishError, StorageError
 from .group import Candidate, FeedPlan, plan_feeds
 from .health import problems, status_entries, status_json
-from .identity import id_from_content, id_from_value
+from .identity import id_from_content, id_from_value, is_web_url
 from .lock import lock_path, writer_lock
 from .models import Entry, PostMeta
 from .normalize import entry_from_post, is_draft, meta_from_post, post_content
@@ -51,7 +51,16 @@ from .pages import (
     stylesheet,
     template_stats,
 )
-from .posts import PostFile, find_posts, read_body, read_post
+from .posts import (
+    PostChangedError,
+    PostFile,
+    PostScan,
+    PostUnreadableError,
+    input_matcher,
+    read_body,
+    read_post_snapshot,
+    scan_posts,
+)
 from .publish import (
     MANAGED_FOLDERS,
     read_bytes,
@@ -74,6 +83,7 @@ from .store import (
     entry_from_json,
     meta_from_json,
     meta_to_json,
+    move_aside,
 )
 from .taxonomy import Term, Vocabulary, term_key
 from .update import SourceOutcome, update_sources
@@ -88,6 +98,13 @@ PARALLEL_THRESHOLD = 2000
 RENDER_THRESHOLD = 40
 # The date of a health feed with no problem in it (a plausible, fixed one).
 HEALTHY_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
+# A posts input that lost at least SHRINK_MIN posts and more than half of what it had since
+# the last run, or all of them, is taken as vanished (an unmounted disk, a wrong path), not
+# as edited: an error, its posts kept, unless --allow-shrink.
+SHRINK_MIN = 20
+SHRINK_RATIO = 0.5
+# The stat of a post row that must not be trusted next run (read racily, or not read at all).
+UNTRUSTED = -1
 
 
 @dataclass
@@ -95,6 +112,8 @@ class Report:
     """What a run did, for the CLI's summary and exit status."""
 
     warnings: list[str] = field(default_factory=list)
+    #: Inputs that are missing or unreadable (their entries kept as published): exit 1.
+    errors: list[str] = field(default_factory=list)
     posts: int = 0
     parsed: int = 0
     drafts: int = 0
@@ -136,14 +155,21 @@ def _parse_one(job: _ParseJob, _shared: object = None) -> PostRow:
     """Read one post's front matter (runs in a worker process: takes and returns plain data)."""
     post, zone_name, base_url, home_url, permalink, extra_tags, fingerprint = job
     try:
-        raw = read_post(post)
-        if is_draft(raw.meta):
-            return PostRow(post.name, post.mtime_ns, post.size, fingerprint, None, "")
-        meta = meta_from_post(raw, zone=ZoneInfo(zone_name), base_url=base_url, home_url=home_url,
-                              permalink=permalink, extra_tags=extra_tags)
-        return PostRow(post.name, post.mtime_ns, post.size, fingerprint, meta_to_json(meta), None)
+        raw, snapshot = read_post_snapshot(post)
+    except (PostUnreadableError, PostChangedError) as exc:
+        return PostRow(post.name, UNTRUSTED, post.size, fingerprint, None, str(exc))
     except PostError as exc:
         return PostRow(post.name, post.mtime_ns, post.size, fingerprint, None, str(exc))
+    # The row is stamped with what was read, not with what the scan saw a moment before.
+    mtime_ns = UNTRUSTED if snapshot.racy else snapshot.mtime_ns
+    try:
+        if is_draft(raw.meta):
+            return PostRow(post.name, mtime_ns, snapshot.size, fingerprint, None, "")
+        meta = meta_from_post(raw, zone=ZoneInfo(zone_name), base_url=base_url, home_url=home_url,
+                              permalink=permalink, extra_tags=extra_tags)
+        return PostRow(post.name, mtime_ns, snapshot.size, fingerprint, meta_to_json(meta), None)
+    except PostError as exc:
+        return PostRow(post.name, mtime_ns, snapshot.size, fingerprint, None, str(exc))
 
 
 def _content_one(job: _ContentJob, _shared: object = None) -> tuple[str, str, str] | str:
@@ -184,36 +210,127 @@ class Generator:
         self._background_errors: list[FeedsError] = []
         self.fingerprint = config.fingerprint(CACHE_VERSION)
         self.report = Report()
+        #: Accept posts inputs that vanished or shrank as they are now (--allow-shrink).
+        self.allow_shrink = False
+        self._post_cache: dict[str, PostRow] | None = None
+        #: Posts not found on disk whose input is missing: published from their cached rows.
+        self.kept: set[str] = set()
+        #: Entries of kept posts whose content is not cached: feeds showing them are left as they are.
+        self.unavailable: set[str] = set()
+        #: Something was read while it changed (or too soon after): the next run reads again.
+        self.unsettled = False
+        self._warned: set[str] = set()
+        #: Post files per posts input, found (or kept) in this run and in the last one.
+        self.input_counts: dict[str, int] = {}
+        self.last_counts: dict[str, int] = {}
 
     # -- reading posts -------------------------------------------------------
+
+    def post_cache(self) -> dict[str, PostRow]:
+        if self._post_cache is None:
+            self._post_cache = self.store.load_posts()
+        return self._post_cache
 
     def scan(self) -> list[tuple[int, PostFile]]:
         seen: set[str] = set()
         found: list[tuple[int, PostFile]] = []
-        for index, folder in enumerate(self.config.posts):
-            files = find_posts(folder.path, self.config.root)
-            if not files:
+        results = [scan_posts(folder.path, self.config.root) for folder in self.config.posts]
+        # How many posts each input had last time: one small setting, so that a run with
+        # nothing changed need not load the post cache to know that nothing vanished.
+        self.input_counts = {folder.path: len(r.files) for folder, r in zip(self.config.posts, results, strict=True)}
+        stored = self.store.get_json_setting("post_inputs") or {}
+        self.last_counts = {k: v for k, v in stored.items() if isinstance(v, int)}
+        # Posts of no configured input: the config changed, or a path in it is mistyped. They
+        # go with the first input that cannot be read (and so stay published), if there is one.
+        strays: list[PostRow] = []
+        if any(r.problem is not None for r in results):
+            matchers = [input_matcher(folder.path, self.config.root) for folder in self.config.posts]
+            strays = [row for name, row in self.post_cache().items() if not any(m(name) for m in matchers)]
+        for index, (folder, result) in enumerate(zip(self.config.posts, results, strict=True)):
+            for line in result.refused:
+                self.warn(line)
+            for line in result.notes:
+                log.debug("%s", line)
+            kept = self.vanished(folder.path, folder.optional, result,
+                                 strays if result.problem is not None else [])
+            if kept:
+                strays = []
+                self.input_counts[folder.path] += len(kept)
+            if not result.files and not kept and result.problem is None:
                 self.warn(f"{folder.path}: no post files found")
-            for f in files:
+            for f in result.files + kept:
                 if f.name not in seen:  # a file matched by two folders belongs to the first
                     seen.add(f.name)
                     found.append((index, f))
         return found
 
+    def vanished(self, path: str, optional: bool, result: PostScan, strays: list[PostRow]) -> list[PostFile]:
+        """Posts of this input that the last run read but this scan cannot see, when the
+        input is missing, partly unreadable or shrank drastically: they stay published
+        from their cached rows, and the input is an error (a warning if optional)."""
+        root = self.config.root
+        last = self.last_counts.get(path, 0)
+        # Empty where it had posts is an empty mount point more often than a deliberate purge.
+        shrunk = (last > 0 and not result.files) or (last - len(result.files) >= SHRINK_MIN
+                                                     and len(result.files) < last * SHRINK_RATIO)
+        if result.problem is None and not result.unreadable and not shrunk:
+            return []
+        belongs = input_matcher(path, root)
+        found = {f.name for f in result.files}
+        missing = [row for name, row in self.post_cache().items() if belongs(name) and name not in found]
+        if result.problem is not None:
+            reason = result.problem
+            missing += strays
+        elif result.unreadable:
+            unreadable = [input_matcher(u, root) for u in result.unreadable]
+            missing = [row for row in missing if any(m(row.path) for m in unreadable)]
+            reason = "cannot read " + ", ".join(result.unreadable[:3]) + (" ..." if len(result.unreadable) > 3
+                                                                         else "")
+        else:
+            reason = f"{len(result.files)} post files found where the last run read {last}"
+        if self.allow_shrink:
+            self.warn(f"{path}: {reason}; --allow-shrink: its {len(missing)} missing posts are unpublished")
+            return []
+        message = f"{path}: {reason}"
+        if missing:
+            message += f"; its {len(missing)} other posts stay published as they were"
+        if optional:
+            self.warn(message + " (optional)")
+        else:
+            self.error(message + (" (if they were removed on purpose: feeds generate --allow-shrink)"
+                                  if missing else ""))
+        self.kept.update(row.path for row in missing)
+        return [PostFile(path=str(root / row.path), name=row.path, mtime_ns=row.mtime_ns, size=row.size)
+                for row in missing]
+
     def read_metas(self, files: list[tuple[int, PostFile]]) -> list[tuple[int, PostFile, PostMeta]]:
-        cache = self.store.load_posts()
+        cache = self.post_cache()
         site = self.config.site
         jobs: list[_ParseJob] = []
         keep: list[PostRow] = []
         for index, f in files:
             hit = cache.get(f.name)
-            if hit and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size, self.fingerprint):
+            same = hit is not None and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size,
+                                                                                      self.fingerprint)
+            if hit is not None and (same or f.name in self.kept):
                 keep.append(hit)
             else:
                 folder = self.config.posts[index]
                 jobs.append((f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                              tuple(folder.tags), self.fingerprint))
         fresh = run_jobs(_parse_one, jobs, PARALLEL_THRESHOLD, progress=self.progress, step="reading posts")
+        if self.input_counts != self.last_counts:
+            self.store.set_setting("post_inputs", json.dumps(self.input_counts, ensure_ascii=False))
+        if any(row.mtime_ns == UNTRUSTED for row in fresh):
+            self.unsettled = True
+        # A post that is there but could not be read (or kept changing) stays as last read.
+        held = {row.path for row in fresh if row.meta is None and row.mtime_ns == UNTRUSTED
+                and (cache.get(row.path) or row).meta is not None}
+        for row in fresh:
+            if row.path in held:
+                self.warn(f"{row.problem}; published as last read")
+        keep += [cache[row.path] for row in fresh if row.path in held]
+        fresh = [row for row in fresh if row.path not in held]
         present = {f.name for _, f in files}
         # The cache is written while the run goes on; the run waits for it before it ends.
         self.background(self.store.save_posts, fresh, [p for p in cache if p not in present])
@@ -224,7 +341,7 @@ class Generator:
             cached = by_name[f.name]
             if cached.meta is not None:
                 out.append((index, f, meta_from_json(cached.meta)))
-            elif cached.problem:
+            elif cached.problem and cached.path not in held:
                 self.warn(cached.problem)
             else:
                 self.report.drafts += 1
@@ -356,6 +473,8 @@ class Generator:
             hit = cache.get(post.path)
             if hit and hit.digest == post.digest:
                 results[entry_id] = (hit.content, hit.summary)
+            elif post.path in self.kept:
+                self.unavailable.add(entry_id)  # its file is gone and its content not cached
             else:
                 folder = self.config.posts[stories[entry_id].folder or 0]
                 jobs.append((files[post.path], post.title, post.link or post.permalink or site.base_url,
@@ -373,12 +492,17 @@ class Generator:
                 continue
             digest, content, summary = result
             results[entry_id] = (content, summary)
+            if digest != post.digest:
+                # Saved since its front matter was read: not cached, and read again next run.
+                log.info("%s: changed while being read; read again next run", post.path)
+                self.unsettled = True
+                continue
             fresh.append(CachedContent(post.path, digest, self.fingerprint, content, summary))
         self.background(self.store.save_contents, fresh)
 
         item_data = self.store.load_item_data((i.source, i.ukey) for e in wanted for i in stories[e].items)
         entries = {}
-        for entry_id in wanted:
+        for entry_id in wanted - self.unavailable:
             s = stories[entry_id]
             tags = [self.tag_terms[k].name for k in s.tag_keys]
             categories = [self.category_terms[k].name for k in s.category_keys]
@@ -432,10 +556,9 @@ class Generator:
     def unchanged_since_last_run(self, snapshot: str) -> bool:
         """True when no input changed and every output is as the last run left it: each
         recorded file (feeds, index, OPML, stylesheet, status) still has its size and mtime."""
-        last = self.store.get_setting("last_run")
-        if not last:
+        state = self.store.get_json_setting("last_run")
+        if not state:
             return False
-        state = json.loads(last)
         if state.get("snapshot") != snapshot:
             return False
         records = self.load_records()
@@ -507,6 +630,8 @@ class Generator:
         entries: dict[str, Entry] = dict(built)
         for problem in problems:
             self.warn(problem)
+        # A feed that shows a kept post whose content is not cached keeps its previous file.
+        todo = [t for t in todo if self.unavailable.isdisjoint(t[0].entry_ids)]
         clock.lap("build %d entries", len(entries))
         self.check_cancelled()
         feed_jobs = [(head, plan.entry_ids, form) for plan, form, _r, head, _s in todo if form != "html"]
@@ -551,9 +676,10 @@ class Generator:
         new_records += self.publish_extra(extra)
         self.report.removed = remove_files(output_dir, stale)
         self.store.save_outputs(new_records, forget=stale)
+        settled = not (self.unsettled or self.report.errors)  # else the next run must look again
         self.store.set_setting("last_run", json.dumps({
-            "snapshot": snapshot, "outputs": len(every), "feeds": len(keep), "posts": self.report.posts,
-            "drafts": self.report.drafts, "entries": self.report.entries,
+            "snapshot": snapshot if settled else "", "outputs": len(every), "feeds": len(keep),
+            "posts": self.report.posts, "drafts": self.report.drafts, "entries": self.report.entries,
             "warnings": self.report.warnings}, ensure_ascii=False))
         return self.report
 
@@ -641,7 +767,7 @@ class Generator:
         states = self.store.load_sources()
         found = problems(self.config, states)
         # When each problem was first seen is remembered, so its entry keeps its date.
-        remembered: dict[str, str] = json.loads(self.store.get_setting("health") or "{}")
+        remembered: dict[str, str] = self.store.get_json_setting("health") or {}
         checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)
         now = (checked or datetime.fromtimestamp(0, UTC)).isoformat()
         since = {p["key"]: remembered.get(p["key"], now) for p in found}
@@ -692,8 +818,15 @@ class Generator:
             raise Cancelled("cancelled before writing anything")
 
     def warn(self, message: str) -> None:
+        if message in self._warned:
+            return  # the scan's own, again in what a run with nothing changed replays
+        self._warned.add(message)
         self.report.warnings.append(message)
         log.warning("%s", message)
+
+    def error(self, message: str) -> None:
+        self.report.errors.append(message)
+        log.error("%s", message)
 
 
 def _unique(names: Iterable[str]) -> dict[str, str]:
@@ -751,15 +884,21 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
              now: datetime | None = None, transport: httpx.AsyncBaseTransport | None = None,
-             cancel: Callable[[], bool] | None = None, wait: float | None = None) -> Report:
+             cancel: Callable[[], bool] | None = None, wait: float | None = None, allow_shrink: bool = False,
+             rebuild_state: bool = False) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
     ``offline`` or ``check``), then read posts and write every output that changed.
 
     The run holds the locks of the state database and the output folder; ``wait`` is how
-    long to wait for another run holding them (None: until ``cancel``), then :class:`Busy`."""
+    long to wait for another run holding them (None: until ``cancel``), then :class:`Busy`.
+    ``allow_shrink`` takes posts inputs that vanished or shrank as they are now;
+    ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt."""
     with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel):
+        if rebuild_state:
+            for moved in move_aside(config.state_path, datetime.now(UTC)):
+                log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
         return _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
-                         cancel=cancel)
+                         cancel=cancel, allow_shrink=allow_shrink)
 
 
 def run_locks(config: Config, *, create: bool = True) -> list[Path]:
@@ -777,7 +916,8 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 
 
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
-              transport: httpx.AsyncBaseTransport | None, cancel: Callable[[], bool] | None) -> Report:
+              transport: httpx.AsyncBaseTransport | None, cancel: Callable[[], bool] | None,
+              allow_shrink: bool) -> Report:
     store = Store(config.state_path)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.
@@ -787,13 +927,23 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
         outcomes = []
         if config.sources and not offline and not check:
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
-        report = Generator(config, store, progress, cancel).run(check=check)
+        generator = Generator(config, store, progress, cancel)
+        generator.allow_shrink = allow_shrink
+        report = generator.run(check=check)
         report.sources = outcomes
+        local = {s.name for s in config.sources if not s.optional and not is_web_url(s.url)}
         for outcome in outcomes:
-            if outcome.error:
+            if outcome.error and outcome.name in local:
+                # A local file is an input like a posts folder: missing is an error (its items stay).
+                report.errors.append(outcome.line())
+            elif outcome.error:
                 report.warnings.append(outcome.line())
             report.warnings.extend(f"{outcome.name}: {note}" for note in outcome.notes)
         return report
+    except DamagedStateError as exc:  # a garbled row found outside the store: name the database
+        if exc.where is not None:
+            raise
+        raise DamagedStateError(exc.message, where=str(config.state_path)) from None
     finally:
         if collecting:
             gc.enable()

@@ -7,14 +7,19 @@ turning those into the entry model is ``normalize``'s job.
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import glob
 import hashlib
+import itertools
 import json
 import os
 import re
+import stat
+import time
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +29,7 @@ from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
 
 from . import simpleyaml
 from .errors import PostError
+from .yamlload import load_bounded
 
 POST_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm")
 
@@ -66,7 +72,7 @@ class _YAMLHandler(YAMLHandler):
         fast = simpleyaml.load(fm, self._typer)
         if fast is not None:
             return fast
-        return yaml.load(fm, Loader=_YAMLLoader)  # a safe loader
+        return load_bounded(fm, _YAMLLoader)[1]  # a safe loader, with aliases bounded
 
 
 _HANDLERS = [_YAMLHandler(), _TOMLHandler(), JSONHandler()]
@@ -97,47 +103,182 @@ class RawPost:
     body_line: int
 
 
-def _walk(folder: str) -> Iterator[tuple[str, os.stat_result]]:
-    """(path, stat) of post files under ``folder``, in name order, skipping hidden entries."""
+@dataclass
+class PostScan:
+    """What one configured posts folder (or glob) holds, and what could not be read."""
+
+    files: list[PostFile] = field(default_factory=list)
+    #: Why the input as a whole cannot be read (missing, unreadable, not a folder), or None.
+    problem: str | None = None
+    #: Names (as in :attr:`PostFile.name`) of folders under it that could not be listed:
+    #: the posts they hold are unknown, not gone.
+    unreadable: list[str] = field(default_factory=list)
+    #: Files that look like posts but cannot be read as posts, one line each.
+    refused: list[str] = field(default_factory=list)
+    #: Why other entries were passed over (dangling symlinks, loops...), for ``-v``.
+    notes: list[str] = field(default_factory=list)
+
+
+class _Walk:
+    """One scan's state: the folders already entered (symlink loops are followed once)
+    and the files already found (a file reached by two paths is one post)."""
+
+    def __init__(self, root: Path) -> None:
+        self.prefix = str(root.absolute()) + os.sep
+        self.scan = PostScan()
+        self.folders: set[tuple[int, int]] = set()
+        self.inodes: set[tuple[int, int]] = set()
+
+    def name(self, path: str) -> str:
+        absolute = os.path.abspath(path)
+        name = absolute[len(self.prefix):] if absolute.startswith(self.prefix) else absolute
+        return name.replace(os.sep, "/")
+
+    def add(self, path: str, st: os.stat_result) -> None:
+        name = self.name(path)
+        if not stat.S_ISREG(st.st_mode):
+            self.scan.refused.append(f"{name}: skipped: {_kind(st.st_mode)}, not a regular file")
+            return
+        if (st.st_dev, st.st_ino) in self.inodes:
+            self.scan.notes.append(f"{name}: skipped: the same file as another post path")
+            return
+        self.inodes.add((st.st_dev, st.st_ino))
+        self.scan.files.append(PostFile(path=path, name=name, mtime_ns=st.st_mtime_ns, size=st.st_size))
+
+    def folder(self, top: str, top_stat: os.stat_result) -> None:
+        """Find post files under ``top`` (recursively), in name order, skipping hidden entries.
+
+        Depth first with a stack of its own, so that no nesting depth can exhaust Python's."""
+        stack: list[Iterator[os.DirEntry[str]]] = []
+        opened = self._open(top, top_stat)
+        if opened is not None:
+            stack.append(opened)
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
+            if entry.name.startswith("."):
+                continue
+            try:
+                est = entry.stat()  # follows symlinks
+            except OSError as exc:
+                self._unstatable(entry, exc)
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                if entry.name.endswith(POST_SUFFIXES):
+                    self.scan.notes.append(f"{self.name(entry.path)}: a folder named like a post; searched as a folder")
+                opened = self._open(entry.path, est)
+                if opened is not None:
+                    stack.append(opened)
+            elif entry.name.endswith(POST_SUFFIXES):
+                self.add(entry.path, est)
+
+    def _open(self, folder: str, st: os.stat_result) -> Iterator[os.DirEntry[str]] | None:
+        """The entries of ``folder`` in name order; None if it was searched already or cannot be listed."""
+        if (st.st_dev, st.st_ino) in self.folders:
+            self.scan.notes.append(f"{self.name(folder)}: skipped: a folder already searched (a symlink loop?)")
+            return None
+        self.folders.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(folder) as it:
+                return iter(sorted(it, key=lambda e: e.name))
+        except OSError as exc:
+            self.scan.unreadable.append(self.name(folder))
+            self.scan.notes.append(f"{self.name(folder)}: cannot list the folder: {exc.strerror}")
+            return None
+
+    def _unstatable(self, entry: os.DirEntry[str], exc: OSError) -> None:
+        name = self.name(entry.path)
+        if exc.errno == errno.ENOENT and entry.is_symlink():
+            self.scan.notes.append(f"{name}: skipped: a symlink to nothing")
+        elif exc.errno == errno.ELOOP:
+            self.scan.notes.append(f"{name}: skipped: a symlink loop")
+        elif entry.name.endswith(POST_SUFFIXES):
+            self.scan.refused.append(f"{name}: skipped: cannot read: {exc.strerror}")
+        else:
+            self.scan.unreadable.append(name)
+            self.scan.notes.append(f"{name}: cannot read: {exc.strerror}")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a special file"
+
+
+def input_base(pattern: str, root: Path) -> Path:
+    """The configured posts path made absolute against the config folder."""
+    base = Path(pattern).expanduser()
+    return base if base.is_absolute() else root / base
+
+
+def scan_posts(pattern: str, root: Path) -> PostScan:
+    """Post files under a folder (recursively), matching a glob, or one post file, sorted by name.
+
+    A folder that is missing, unreadable or not a folder, and a glob whose fixed part is
+    not a readable folder, set :attr:`PostScan.problem`; nothing here raises."""
+    walk = _Walk(root)
+    base = input_base(pattern, root)
+    text = str(base)
+    if glob.has_magic(text):
+        fixed = Path(*[part for part in itertools.takewhile(lambda p: not glob.has_magic(p), base.parts)])
+        try:
+            st = os.stat(fixed)
+            if not stat.S_ISDIR(st.st_mode):
+                walk.scan.problem = f"{walk.name(str(fixed))} is {_kind(st.st_mode)}, not a folder"
+                return walk.scan
+            os.scandir(fixed).close()
+        except OSError as exc:
+            walk.scan.problem = f"cannot read the folder {walk.name(str(fixed))}: {exc.strerror}"
+            return walk.scan
+        for path in sorted(glob.glob(text, recursive=True)):
+            try:
+                st = os.stat(path)
+            except OSError:
+                walk.scan.notes.append(f"{walk.name(path)}: skipped: a symlink to nothing")
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                walk.add(path, st)
+        return walk.scan
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
+        st = os.stat(base)
+    except OSError as exc:
+        reason = "not found" if exc.errno == errno.ENOENT else f"cannot read: {exc.strerror}"
+        walk.scan.problem = f"posts folder {reason}"
+        return walk.scan
+    if stat.S_ISDIR(st.st_mode):
         try:
-            if entry.is_dir():
-                yield from _walk(entry.path)
-            elif entry.name.endswith(POST_SUFFIXES) and entry.is_file():
-                yield entry.path, entry.stat()
-        except OSError:
-            continue
-
-
-def _globbed(pattern: str) -> Iterator[tuple[str, os.stat_result]]:
-    for path in sorted(glob.glob(pattern, recursive=True)):
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if os.path.isfile(path):
-            yield path, st
+            os.scandir(text).close()
+        except OSError as exc:
+            walk.scan.problem = f"cannot read the posts folder: {exc.strerror}"
+            return walk.scan
+        walk.folder(text, st)
+    elif stat.S_ISREG(st.st_mode) and base.name.endswith(POST_SUFFIXES):
+        walk.add(text, st)
+    else:
+        walk.scan.problem = f"is {_kind(st.st_mode)}, not a posts folder"
+    return walk.scan
 
 
 def find_posts(pattern: str, root: Path) -> list[PostFile]:
     """Post files under a folder (recursively) or matching a glob, sorted by name."""
-    base = Path(pattern).expanduser()
-    base = base if base.is_absolute() else root / base
-    found = _walk(str(base)) if base.is_dir() else _globbed(str(base))
-    prefix = str(root.absolute()) + os.sep
-    out = []
-    for path, st in found:
-        absolute = os.path.abspath(path)
-        name = absolute[len(prefix):] if absolute.startswith(prefix) else absolute
-        out.append(PostFile(path=path, name=name.replace(os.sep, "/"), mtime_ns=st.st_mtime_ns,
-                            size=st.st_size))
-    return out
+    return scan_posts(pattern, root).files
+
+
+def input_matcher(pattern: str, root: Path) -> Callable[[str], bool]:
+    """Whether a post of a given name (as in :attr:`PostFile.name`) is found through this posts input."""
+    base = _Walk(root).name(str(input_base(pattern, root)))
+    if glob.has_magic(base):
+        return lambda name: fnmatch.fnmatchcase(name, base)
+    folder = base.rstrip("/") + "/"
+    return lambda name: name == base or name.startswith(folder)
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -183,12 +324,70 @@ def split_post(text: str, name: str, digest: str) -> RawPost:
                    front_line=front_line, body_line=body_line)
 
 
-def _read(post: PostFile) -> bytes:
+#: A file modified this close (ns) to when it was read could be modified again without its
+#: (mtime, size) changing (timestamps are coarse: 2 s on FAT, a clock tick on Linux), so
+#: what was read from it is not trusted to stay current ("racily clean", as version
+#: control systems call it).
+RACY_WINDOW_NS = 2_000_000_000
+_READ_ATTEMPTS = 3
+
+
+class PostUnreadableError(PostError):
+    """The file is there but cannot be read (permissions, I/O error, not a regular file)."""
+
+
+class PostChangedError(PostError):
+    """The file kept changing while it was read; it is left for the next run."""
+
+
+class Snapshot(NamedTuple):
+    """A post's bytes and the (mtime_ns, size) they were read at."""
+
+    data: bytes
+    mtime_ns: int
+    size: int
+    #: Written so recently that a later save might not change (mtime_ns, size).
+    racy: bool
+
+
+def _read_once(post: PostFile) -> Snapshot | None:
+    """The file's bytes, or None when it changed while being read."""
+    started = time.time_ns()
+    # O_NONBLOCK: a FIFO put where a post was opens at once instead of waiting for a writer.
+    fd = os.open(post.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        with open(post.path, "rb") as f:
-            return f.read()
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise PostUnreadableError(f"cannot read: {_kind(before.st_mode)}, not a regular file",
+                                      where=post.name)
+        chunks, left = [], before.st_size + 1  # one byte more than its size tells it grew
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if (before.st_mtime_ns, before.st_size, before.st_ino) != (after.st_mtime_ns, after.st_size, after.st_ino) \
+            or len(data) != after.st_size:
+        return None
+    return Snapshot(data, after.st_mtime_ns, after.st_size, after.st_mtime_ns >= started - RACY_WINDOW_NS)
+
+
+def read_snapshot(post: PostFile) -> Snapshot:
+    """A consistent read of a post file: read again if it changed while being read."""
+    try:
+        for _ in range(_READ_ATTEMPTS):
+            snapshot = _read_once(post)
+            if snapshot is not None:
+                return snapshot
     except OSError as exc:
-        raise PostError(f"cannot read: {exc.strerror}", where=post.name) from None
+        raise PostUnreadableError(f"cannot read: {exc.strerror}", where=post.name) from None
+    raise PostChangedError("changed while being read; left for the next run", where=post.name)
+
+
+def _read(post: PostFile) -> bytes:
+    return read_snapshot(post).data
 
 
 def read_body(post: PostFile) -> tuple[str, str]:
@@ -205,8 +404,13 @@ def read_body(post: PostFile) -> tuple[str, str]:
     return hashlib.sha1(data).hexdigest(), body
 
 
+def read_post_snapshot(post: PostFile) -> tuple[RawPost, Snapshot]:
+    """Read and split one post file, with the (mtime_ns, size) the bytes were read at."""
+    snapshot = read_snapshot(post)
+    digest = hashlib.sha1(snapshot.data).hexdigest()
+    return split_post(_decode(snapshot.data, post.name), post.name, digest), snapshot
+
+
 def read_post(post: PostFile) -> RawPost:
     """Read and split one post file; :class:`PostError` says what is wrong and where."""
-    data = _read(post)
-    digest = hashlib.sha1(data).hexdigest()
-    return split_post(_decode(data, post.name), post.name, digest)
+    return read_post_snapshot(post)[0]

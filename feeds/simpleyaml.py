@@ -22,6 +22,9 @@ _ITEM = re.compile(r"([ ]*)-(?:[ ]+(.*))?$")
 # A plain scalar may not start with an indicator, nor hold ": " or " #" inside.
 _PLAIN_START = set("-?:,[]{}#&*!|>'\"%@`")
 _JSON_ESCAPES = re.compile(r'\\(?:["\\/bfnrt]|u[0-9A-Fa-f]{4})')
+# Characters YAML refuses (not printable) or reads as line breaks (CR, NEL, LS, PS), and
+# the byte-order mark, which it allows only at the start: a document holding any goes to PyYAML.
+_UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 
 
 class _Unsure(Exception):
@@ -46,7 +49,10 @@ def _plain(text: str, loader: yaml.BaseLoader) -> Any:
     if tag == "tag:yaml.org,2002:str":
         value: Any = text
     else:
-        value = loader.construct_object(yaml.ScalarNode(tag, text), deep=True)
+        try:
+            value = loader.construct_object(yaml.ScalarNode(tag, text), deep=True)
+        except (yaml.YAMLError, ValueError):
+            raise _Unsure from None  # PyYAML says what is wrong, with the line
     if len(_CACHE) < _CACHE_SIZE:
         _CACHE[text] = value
     return value
@@ -99,6 +105,8 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
 
     ``loader`` is a PyYAML safe loader instance, used only to type scalars.
     """
+    if _UNUSUAL.search(text):
+        return None
     result: dict[str, Any] = {}
     pending: str | None = None  # a key whose value is a block list below it
     items: list[Any] = []
@@ -125,6 +133,8 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
             if not m:
                 return None
             key, value = m[1], m[2]
+            if loader.resolve(yaml.ScalarNode, key, (True, False)) != "tag:yaml.org,2002:str":  # type: ignore[no-untyped-call]
+                return None  # a key such as true, no or null is not a string to YAML
             if value is None or not value.strip(" "):
                 pending = key
             else:

@@ -4,12 +4,22 @@ SQLite by default, through SQLAlchemy Core so another database can take its
 place. It keeps what must survive between runs: the id ledger (so an entry's
 id never changes), a cache of parsed posts and rendered content (so a run with
 nothing changed is cheap), and what each output file was made from.
-Database errors become :class:`StorageError` naming the database file.
+Database errors become :class:`StorageError` naming the database file; a
+damaged database (not a database, truncated, a garbled row, a foreign schema,
+a folder in its place) is a :class:`DamagedStateError` whose one line says how
+to recover: ``feeds generate --rebuild-state`` moves it aside and starts anew.
+What is lost then is only cached work, fetch state and the items sources no
+longer list: every id is computed from the inputs again, except the ledger
+entries of posts without id and link whose title or date changed since.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import stat
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +30,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import StorageError
+from .errors import DamagedStateError, StorageError
 from .models import Author, Enclosure, Entry, PostMeta, Provenance
 from .schedule import SourceState
 
@@ -152,7 +162,33 @@ def meta_to_json(meta: PostMeta) -> str:
     }, ensure_ascii=False)
 
 
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Turn a stored value that cannot be decoded into a :class:`DamagedStateError`."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise DamagedStateError(f"the state database has a garbled {what} row "
+                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+@contextmanager
+def decoding_in(path: Path) -> Iterator[None]:
+    """Name the database in a :class:`DamagedStateError` raised without a file."""
+    try:
+        yield
+    except DamagedStateError as exc:
+        if exc.where is not None:
+            raise
+        raise DamagedStateError(exc.message, where=str(path)) from None
+
+
 def meta_from_json(text: str) -> PostMeta:
+    with _decoding("post cache"):
+        return _meta_from_json(text)
+
+
+def _meta_from_json(text: str) -> PostMeta:
     d = json.loads(text)
     return PostMeta(
         path=d["path"], digest=d["digest"], title=d["title"],
@@ -349,6 +385,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# SQLite's words for a file that is not (or no longer) a whole database.
+_DAMAGE = ("file is not a database", "malformed", "corrupt", "no such column", "no such table",
+           "has no column", "datatype mismatch", "unable to open database file")
+
+
+def _damaged(reason: object) -> bool:
+    text = str(reason).lower()
+    return isinstance(reason, sqlite3.DatabaseError) and any(word in text for word in _DAMAGE)
+
+
+def move_aside(path: Path, now: datetime) -> list[Path]:
+    """Rename the database at ``path`` (and its -wal and -shm files) with a time suffix,
+    so a new one can be made; nothing is deleted. Returns the new names."""
+    suffix = ".damaged-" + now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for extra in ("", "-wal", "-shm", "-journal"):
+        source = path.with_name(path.name + extra)
+        if not (source.exists() or source.is_symlink()):
+            continue
+        target = path.with_name(path.name + suffix + extra)
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}{suffix}.{n}{extra}")
+        try:
+            source.rename(target)
+        except OSError as exc:
+            raise StorageError(f"cannot move the state database aside: {exc.strerror}", where=str(source)) from None
+        moved.append(target)
+    return moved
+
+
 class Store:
     """The state database at ``path`` (created with its folder if missing)."""
 
@@ -358,10 +426,21 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the state folder: {exc.strerror}", where=str(path)) from None
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise DamagedStateError(f"is {kind}, not a state database", where=str(path))
         self._engine: Engine = sa.create_engine(f"sqlite:///{path}",
                                                 connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-        self._create_schema()
+        try:
+            self._create_schema()
+        except StorageError:
+            self._engine.dispose()
+            raise
 
     def close(self) -> None:
         self._engine.dispose()
@@ -369,10 +448,12 @@ class Store:
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         try:
-            with self._engine.begin() as conn:
+            with self._engine.begin() as conn, decoding_in(self.path):
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
             reason = getattr(exc, "orig", None) or exc
+            if _damaged(reason):
+                raise DamagedStateError(f"the state database is damaged ({reason})", where=str(self.path)) from None
             raise StorageError(f"database error: {reason}", where=str(self.path)) from None
 
     def _create_schema(self) -> None:
@@ -386,12 +467,21 @@ class Store:
                 conn.commit()
         except sa.exc.SQLAlchemyError as exc:
             reason = getattr(exc, "orig", None) or exc
+            if _damaged(reason):
+                raise DamagedStateError(f"the state database is damaged ({reason})", where=str(self.path)) from None
             raise StorageError(f"database error: {reason}", where=str(self.path)) from None
 
     def _migrate(self, conn: Connection) -> None:
         _md.create_all(conn)
+        for table in _md.tables.values():
+            have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+            lacking = [c.name for c in table.columns if c.name not in have]
+            if lacking:
+                raise DamagedStateError(f"not the schema feeds writes (table {table.name} has no "
+                                        f"{', '.join(lacking)})", where=str(self.path))
         row = conn.execute(sa.select(_settings.c.value).where(_settings.c.key == "schema_version")).first()
-        version = int(row[0]) if row else 0
+        with _decoding("settings"):
+            version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise StorageError(f"the database is from a newer version of feeds (schema {version})",
                                where=str(self.path))
@@ -409,6 +499,17 @@ class Store:
             row = conn.execute(sa.select(_settings.c.value).where(_settings.c.key == key)).first()
         return str(row[0]) if row else None
 
+    def get_json_setting(self, key: str) -> dict[str, Any] | None:
+        """A setting stored as a JSON object, or None when it is not set."""
+        text = self.get_setting(key)
+        if text is None:
+            return None
+        with decoding_in(self.path), _decoding("settings"):
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError(f"{key} is not a JSON object")
+            return value
+
     def set_setting(self, key: str, value: str) -> None:
         with self._begin() as conn:
             self._set(conn, key, value)
@@ -418,7 +519,9 @@ class Store:
     def load_posts(self) -> dict[str, PostRow]:
         with self._begin() as conn:
             rows = conn.execute(sa.select(_posts)).all()
-        return {r.path: PostRow(r.path, r.mtime_ns, r.size, r.fingerprint, r.meta, r.problem) for r in rows}
+        with decoding_in(self.path), _decoding("post cache"):
+            return {str(r.path): PostRow(r.path, int(r.mtime_ns), int(r.size), r.fingerprint, r.meta, r.problem)
+                    for r in rows}
 
     def save_posts(self, posts: Iterable[PostRow], forget: Iterable[str] = ()) -> None:
         gone = list(forget)
@@ -478,6 +581,11 @@ class Store:
             query = query.where(_sources.c.name.in_(list(names)))
         with self._begin() as conn:
             rows = conn.execute(query).all()
+        with decoding_in(self.path), _decoding("sources"):
+            return self._states(rows)
+
+    @staticmethod
+    def _states(rows: Iterable[Any]) -> dict[str, SourceState]:
         return {r.name: SourceState(
             name=r.name, url=r.url, fetch_url=r.fetch_url, etag=r.etag, last_modified=r.last_modified,
             body_hash=r.body_hash, last_fetch=_dt(r.last_fetch), last_success=_dt(r.last_success),
@@ -506,8 +614,9 @@ class Store:
         with self._begin() as conn:
             rows = conn.execute(sa.select(c.source, c.ukey, c.entry_id, c.link, c.published, c.updated, c.tags,
                                           c.digest).where(c.source.in_(wanted)).order_by(c.source, c.ukey)).all()
-        return [ItemHead(r.source, r.ukey, r.entry_id, r.link, r.published, r.updated, tuple(json.loads(r.tags)),
-                         r.digest) for r in rows]
+        with decoding_in(self.path), _decoding("item"):
+            return [ItemHead(r.source, r.ukey, str(r.entry_id), r.link, float(r.published), float(r.updated),
+                             tuple(str(t) for t in json.loads(r.tags)), r.digest) for r in rows]
 
     def load_item_data(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Entry data of the given (source, ukey) items."""
@@ -534,9 +643,12 @@ class Store:
         returns how many were dropped."""
         keys = list(seen)
         dropped = 0
+        rows = [tuple(i) for i in items]
         with self._begin() as conn:
             _upsert(conn, _sources, [_state_row(state)])
-            _upsert(conn, _items, [tuple(i) for i in items])
+            _upsert(conn, _items, rows)
+            if rows:
+                self._note_items_changed(conn)
             if seen_at is not None:
                 for i in range(0, len(keys), 500):
                     conn.execute(sa.update(_items).where(_items.c.source == state.name,
@@ -567,7 +679,15 @@ class Store:
         with self._begin() as conn:
             result = conn.execute(sa.delete(_items).where(_items.c.last_seen < last_seen_before,
                                                           _items.c.last_seen < newest.scalar_subquery()))
-            return int(result.rowcount or 0)
+            dropped = int(result.rowcount or 0)
+            if dropped:
+                self._note_items_changed(conn)
+            return dropped
+
+    def _note_items_changed(self, conn: Connection) -> None:
+        """Mark, in the transaction that changes items, that they changed: whatever a run
+        stores, the next generation sees (a kill between the two cannot split them)."""
+        self._set(conn, "items_version", uuid.uuid4().hex)
 
     def item_counts(self) -> dict[str, int]:
         with self._begin() as conn:

@@ -282,8 +282,7 @@ class Updater:
         if self.config.fetch.retention is not None:
             dropped = self.store.prune_items(self.now.timestamp() - self.config.fetch.retention)
             self.changed_items += dropped
-        if self.changed_items:
-            self.store.set_setting("items_version", f"{self.now.timestamp()}:{self.changed_items}")
+        # The store notes changed items (items_version) in the transaction that changes them.
         return outcomes
 
     def digest_all(self, due: Sequence[Source], states: dict[str, SourceState],

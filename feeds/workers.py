@@ -6,13 +6,22 @@ platform can fork, so they also see what the parent prepared in memory (the
 ``shared`` value) without it being copied into every job; where it cannot, or
 when there is too little work to pay for the processes, jobs run in-process.
 A long-running process with threads (the daemon) turns worker processes off.
+
+Workers die with their parent: on Linux each asks the kernel for SIGKILL when
+the parent goes (``PR_SET_PDEATHSIG``), and every worker also checks, when it
+starts and before each job, that its parent is still the process that made it.
+A killed run so leaves no worker behind holding the database or cron's pipes.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -56,7 +65,28 @@ class JobFailed(FeedsError):
         return JobFailed, (self.message,)
 
 
+_PR_SET_PDEATHSIG = 1
+_parent_pid: int | None = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: be killed when ``parent`` exits, however it exits."""
+    global _parent_pid
+    _parent_pid = parent
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the parent check below still stops the worker at its next job
+    # The parent may have died before prctl took effect: then this process was re-parented.
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _in_worker(fn: Callable[[J, Any], R], job: J) -> R:
+    if _parent_pid is not None and os.getppid() != _parent_pid:
+        os._exit(1)
     try:
         return fn(job, _shared)
     except Exception as exc:
@@ -91,7 +121,8 @@ def run_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared
     with _pool_lock:
         _shared = shared
         try:
-            with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context) as pool:
+            with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context,
+                                     initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
                 chunk = max(1, min(256, len(jobs) // (cpus * 8)))
                 return collect(pool.map(functools.partial(_in_worker, fn), jobs, chunksize=chunk))
         finally:

@@ -1,0 +1,241 @@
+"""A posts folder or local source that is missing, unreadable, replaced or shrunk keeps
+what is published; special files and symlink loops neither hang nor multiply posts.
+
+Every case runs the real CLI on real files (chmod, rename, mkfifo, symlinks)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from .safety import cli, entry_ids, feeds, make_site, no_traceback, outputs, permissions_bind, write_config, write_posts
+
+WIRE = """<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title><link>https://wire.example/</link>
+<item><title>Wire one</title><link>https://wire.example/1</link><guid>w1</guid>
+<pubDate>Tue, 02 Mar 2021 10:00:00 GMT</pubDate><description>One</description></item>
+</channel></rss>"""
+
+
+def built(root: Path, n: int = 30, **kwargs: object) -> dict[str, bytes]:
+    make_site(root, n, **kwargs)  # type: ignore[arg-type]
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    return outputs(root)
+
+
+def one_error_line(result: object, *words: str) -> None:
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    no_traceback(result)  # type: ignore[arg-type]
+    errors = [line for line in stderr.splitlines() if all(w in line for w in words)]
+    assert len(errors) == 1, stderr
+
+
+@pytest.mark.parametrize("damage", ["removed", "replaced by a file", "typo in the config"])
+def test_missing_posts_folder_keeps_everything_published(tmp_path: Path, damage: str) -> None:
+    root = tmp_path / "site"
+    before = built(root)
+    ids = entry_ids(root)
+    if damage == "removed":
+        shutil.move(root / "posts", tmp_path / "elsewhere")  # an unmounted disk
+    elif damage == "replaced by a file":
+        shutil.move(root / "posts", tmp_path / "elsewhere")
+        (root / "posts").write_text("not a folder")
+    else:
+        write_config(root, posts="psots")
+    result = cli(root)
+    assert result.returncode == 1
+    one_error_line(result, "posts" if damage != "typo in the config" else "psots", "stay published")
+    assert outputs(root) == before
+    assert entry_ids(root) == ids
+    # Once the input is back, the run is as if nothing had happened.
+    if damage == "typo in the config":
+        write_config(root)
+    else:
+        if (root / "posts").is_file():
+            (root / "posts").unlink()
+        shutil.move(tmp_path / "elsewhere", root / "posts")
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert outputs(root) == before
+
+
+def test_typo_on_a_new_site_is_an_error(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site", 3, posts="psots")
+    result = cli(root)
+    assert result.returncode == 1
+    one_error_line(result, "psots", "not found")
+
+
+def test_optional_folder_missing_is_a_warning_and_keeps_its_posts(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, optional=True)
+    shutil.rmtree(root / "posts")
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert "optional" in result.stderr and "stay published" in result.stderr
+    assert outputs(root) == before
+
+
+def test_glob_whose_folder_is_missing(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, posts='"posts/**/*.md"')
+    shutil.move(root / "posts", tmp_path / "elsewhere")
+    result = cli(root)
+    assert result.returncode == 1
+    one_error_line(result, "posts", "stay published")
+    assert outputs(root) == before
+
+
+def test_drastic_shrink_is_refused_unless_allowed(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, 60)
+    posts = sorted((root / "posts").iterdir())
+    for path in posts[3:]:
+        path.unlink()  # 57 of 60 gone at once: a half-synced checkout, not an edit
+    result = cli(root)
+    assert result.returncode == 1
+    one_error_line(result, "3 post files found where the last run read 60", "--allow-shrink")
+    assert outputs(root) == before
+    result = cli(root, "generate", "--offline", "--allow-shrink")
+    assert result.returncode == 0, result.stderr
+    assert len(entry_ids(root)) == 3
+    # An ordinary deletion (a few posts) is just that.
+    write_posts(root / "posts", 40, start=100)
+    assert cli(root).returncode == 0
+    for path in sorted((root / "posts").iterdir())[:5]:
+        path.unlink()
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert len(entry_ids(root)) == 38
+
+
+def test_a_folder_left_empty_is_an_empty_mount_point_not_a_purge(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, 5)
+    for path in (root / "posts").iterdir():
+        path.unlink()
+    result = cli(root)
+    assert result.returncode == 1
+    one_error_line(result, "0 post files found where the last run read 5", "stay published")
+    assert outputs(root) == before
+
+
+def test_kept_post_whose_body_is_not_cached_keeps_its_feed_file(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, 6)
+    db = sqlite3.connect(root / "state" / "feeds.db")
+    db.execute("DELETE FROM post_content")
+    db.commit()
+    db.close()
+    shutil.move(root / "posts", tmp_path / "elsewhere")
+    # A second folder with a new post of tag t0: the t0 feeds must change, but the bodies of
+    # the kept t0 posts are gone with their folder and not cached.
+    write_posts(root / "more", 1, start=3000)
+    (root / "more" / "2021-01-01-post-3000.md").write_text(
+        "---\ntitle: New\ndate: 2022-01-01\ntags: [t0, fresh]\n---\nNew body\n")
+    (root / "config.yaml").write_text((root / "config.yaml").read_text().replace(
+        "  - path: posts\n", "  - path: posts\n  - path: more\n"))
+    result = cli(root)
+    assert result.returncode == 1, result.stderr
+    after = outputs(root)
+    for name in ("tags/t0.atom.xml", "tags/t0.rss.xml", "all.atom.xml"):
+        assert after[name] == before[name]  # left as it was, not published without bodies
+    assert "tags/fresh.atom.xml" in after  # the rest of the run went on
+
+
+def test_local_source_missing_is_an_error_and_keeps_its_items(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    extra = "sources:\n  - name: wire\n    url: wire.xml\n    every: 1s\n"
+    make_site(root, 4, extra=extra)
+    (root / "wire.xml").write_text(WIRE)
+    assert cli(root, "generate").returncode == 0
+    before = outputs(root)
+    (root / "wire.xml").unlink()
+    time.sleep(1.1)  # the source is due again (every: 1s)
+    result = cli(root, "generate")
+    assert result.returncode == 1
+    one_error_line(result, "wire", "cannot read")
+    after = outputs(root)
+    assert b"cannot read" in after.pop("status.json")  # the health feed says so
+    after.pop("status.atom"), before.pop("status.json"), before.pop("status.atom")
+    assert after == before
+    write_config(root, extra=extra + "    optional: true\n")
+    time.sleep(1.1)
+    assert cli(root, "generate").returncode == 0
+
+
+def test_local_source_fifo_does_not_hang(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    make_site(root, 2, extra="sources:\n  - name: pipe\n    url: pipe.xml\n")
+    os.mkfifo(root / "pipe.xml")
+    result = feeds(root, "generate", timeout=120)  # without the fix: blocks in open() for ever
+    assert result.returncode == 1
+    one_error_line(result, "pipe", "not a regular file")
+
+
+def test_special_files_symlinks_and_loops_in_posts(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site", 20, per_folder=5)
+    posts = root / "posts"
+    os.mkfifo(posts / "2021-02-02-pipe.md")
+    (posts / "y0" / "back").symlink_to(posts, target_is_directory=True)  # a loop
+    (posts / "y1" / "self").symlink_to("self")  # a loop of one link
+    (posts / "2021-03-03-gone.md").symlink_to(tmp_path / "nothing.md")
+    (posts / "folder.md").mkdir()
+    (posts / "alias.md").symlink_to(posts / "y0" / "2021-01-01-post-0.md")  # one file, two names
+    result = feeds(root, "generate", "--offline", "-v", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "20 posts" in result.stderr, result.stderr
+    assert len(entry_ids(root)) == 20
+    lines = result.stderr.splitlines()
+    assert sum("2021-02-02-pipe.md" in line and "FIFO" in line for line in lines) == 1
+    assert any("2021-03-03-gone.md" in line and "symlink to nothing" in line for line in lines)
+    assert any("self" in line and "symlink loop" in line for line in lines)
+    assert any("back" in line and "already searched" in line for line in lines)
+    assert any("folder.md" in line and "folder named like a post" in line for line in lines)
+
+
+def test_glob_through_a_symlink_loop_counts_each_post_once(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site", 10, posts='"posts/**/*.md"')
+    (root / "posts" / "loop").symlink_to(root / "posts", target_is_directory=True)
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert len(entry_ids(root)) == 10
+
+
+@pytest.mark.skipif(permissions_bind() is not None, reason=str(permissions_bind()))
+def test_unreadable_folder_subfolder_and_file(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, 30, per_folder=10)
+    posts = root / "posts"
+    try:
+        posts.chmod(0)
+        result = feeds(root, unprivileged=True)
+        assert result.returncode == 1
+        one_error_line(result, "posts", "Permission denied", "stay published")
+        assert outputs(root) == before
+        posts.chmod(0o755)
+
+        (posts / "y1").chmod(0)
+        result = feeds(root, unprivileged=True)
+        assert result.returncode == 1
+        one_error_line(result, "cannot read posts/y1", "10 other posts stay published")
+        assert outputs(root) == before
+        (posts / "y1").chmod(0o755)
+
+        # One unreadable file whose cached row is not current: one line, its entry kept.
+        victim = posts / "y2" / "2021-01-01-post-25.md"
+        victim.write_text(victim.read_text().replace("Post 25", "Post 25"))
+        os.utime(victim, ns=(10**18, 10**18))
+        victim.chmod(0)
+        result = feeds(root, unprivileged=True)
+        assert result.returncode == 0, result.stderr
+        one_error_line(result, "post-25.md", "Permission denied", "published as last read")
+        assert outputs(root) == before
+    finally:
+        for path in [posts, *posts.rglob("*")]:
+            path.chmod(0o755)
