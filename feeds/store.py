@@ -460,7 +460,7 @@ class Store:
         """Create or migrate the tables in one write transaction, taken before looking at
         what exists, so that two processes opening a new database at once do not race."""
         try:
-            with self._engine.connect() as conn:
+            with decoding_in(self.path), self._engine.connect() as conn:
                 if conn.dialect.name == "sqlite":
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 self._migrate(conn)
