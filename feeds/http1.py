@@ -36,7 +36,7 @@ MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
 MAX_BODY = 64 * 1024  # GET and HEAD have no use for a body: more than this closes the connection
 MAX_QUEUE = 16  # pipelined requests waiting for their turn; past this, reading pauses
-CHUNK = 256 * 1024
+CHUNK = 64 * 1024  # larger bodies are sent this much at a time, each once the one before is all sent
 
 
 class Request(NamedTuple):
@@ -130,7 +130,7 @@ class Connections:
                 conn.progress = now
             conn.buffered = size
             if now - conn.progress > self.idle_timeout:
-                if size:
+                if size or conn.streaming is not None:
                     reset(transport)
                 else:
                     transport.close()
@@ -181,6 +181,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # Writing pauses as soon as anything is left unsent and resumes when all is: a client that
+        # reads slowly or never holds at most one answer or one CHUNK of a streamed file here.
+        transport.set_write_buffer_limits(high=0, low=0)
         self.owner.open.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -320,6 +323,10 @@ class Connection(asyncio.Protocol):
                 transport.write(answer.head)
                 left = answer.size if request.method != "HEAD" else 0
                 while left > 0 and not transport.is_closing():
+                    if self.paused:
+                        self.drained = asyncio.get_running_loop().create_future()
+                        await self.drained
+                        continue
                     chunk = answer.file.read(min(CHUNK, left))
                     if not chunk:  # cut short in place by another program: never pass it off as whole
                         reset(transport)
@@ -327,9 +334,6 @@ class Connection(asyncio.Protocol):
                     transport.write(chunk)
                     left -= len(chunk)
                     self.progress = time.monotonic()
-                    if self.paused:
-                        self.drained = asyncio.get_running_loop().create_future()
-                        await self.drained
         finally:
             self.streaming = None
         if not request.keep_alive or self.owner.stopping:

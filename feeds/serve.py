@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
+import io
 import logging
 import os
 import resource
@@ -230,7 +231,11 @@ class FileServer:
         if body is None:
             return self.stream(request, file, fields)
         head = http1.response_head(request, 200, fields, len(body))
-        return head if request.method == "HEAD" else head + body
+        if request.method == "HEAD":
+            return head
+        if len(body) > http1.CHUNK:  # sent a CHUNK at a time: a client that never reads holds no copy of it
+            return http1.Stream(head, io.BytesIO(body), len(body))
+        return head + body
 
     def prefix(self) -> str:
         real = os.path.realpath(self.root)

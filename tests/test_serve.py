@@ -497,3 +497,36 @@ def test_an_output_folder_swapped_by_symlink_is_followed(tmp_path: Path) -> None
         assert request(server.port, "/all.atom.xml")[2] == b"<feed>v2</feed>"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_clients_that_never_read_hold_at_most_a_chunk_each(tmp_path: Path, cached: bool,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from feeds import http1, serve
+
+    # Larger than the kernel's socket buffers can take (4 MB), held in memory or streamed from disk.
+    size = 6_000_000
+    monkeypatch.setattr(serve, "CACHE_FILE_MAX", 16_000_000 if cached else 2_000_000)
+    s = start(tmp_path)
+    (s.root / "large.atom.xml").write_bytes(b"<feed>" + b"x" * size + b"</feed>")
+    hogs = []
+    try:
+        for _ in range(10):
+            hog = socket.socket()
+            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hog.connect(("127.0.0.1", s.port))
+            hog.sendall(b"GET /large.atom.xml HTTP/1.1\r\nHost: x\r\n\r\n")
+            hogs.append(hog)
+        connections = s.server.server.connections
+        most, busy, deadline = 0, 0, time.monotonic() + 30
+        while busy < len(hogs) and time.monotonic() < deadline:  # until all of them are being answered
+            held = [c.transport.get_write_buffer_size() for c in list(connections.open) if c.transport]
+            most, busy = max([most, *held]), sum(1 for n in held if n)
+            time.sleep(0.05)
+        assert busy == len(hogs) and most <= http1.CHUNK + 1024
+        # ... and anyone who reads gets the whole file.
+        assert len(request(s.port, "/large.atom.xml")[2]) == size + 13
+    finally:
+        for hog in hogs:
+            hog.close()
+        s.server.stop()
