@@ -175,6 +175,7 @@ class Connection(asyncio.Protocol):
         self.header_bytes = 0
         self.body_bytes = 0
         self.over = 0  # the status of the limit a request went over
+        self.partial = False  # part of a request has come, not all of it
 
     # -- the transport's side ---------------------------------------------------------
 
@@ -209,7 +210,9 @@ class Connection(asyncio.Protocol):
         self.drained = None
 
     def eof_received(self) -> bool:
-        # The client sent all it will: answer what it asked, then close.
+        # The client sent all it will: answer what it asked, then close; half a request gets a 400.
+        if not self.done and self.partial:
+            self.refuse(400, _Refused("the request ends before its headers do"))
         self.done = True
         self.process()
         return True
@@ -237,6 +240,7 @@ class Connection(asyncio.Protocol):
     # -- the parser's callbacks ---------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.partial = True
         self.target = bytearray()
         self.headers = {}
         self.header_bytes = 0
@@ -255,7 +259,25 @@ class Connection(asyncio.Protocol):
             raise _Refused(431)
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
+        if key == "host" and key in self.headers:  # which host is meant? (RFC 9112 3.2)
+            self.over = 400
+            raise _Refused(400)
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_http_version() == "1.1" and "host" not in self.headers:
+            self.over = 400  # RFC 9112 3.2: an HTTP/1.1 request names its host
+            raise _Refused(400)
+        expect = self.headers.get("expect")
+        if expect is None:
+            return
+        if expect.strip().lower() != "100-continue":
+            self.over = 417
+            raise _Refused(417)
+        # The client waits for a go-ahead before its body: give it when nothing is ahead in line.
+        body = "content-length" in self.headers or "transfer-encoding" in self.headers
+        if body and not self.queue and self.streaming is None and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -264,6 +286,7 @@ class Connection(asyncio.Protocol):
             raise _Refused(413)
 
     def on_message_complete(self) -> None:
+        self.partial = False
         self.progress = time.monotonic()
         if len(self.queue) >= MAX_QUEUE * 16:  # reading paused long ago, and still this one chunk goes on
             self.over = 429

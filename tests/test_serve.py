@@ -530,3 +530,25 @@ def test_clients_that_never_read_hold_at_most_a_chunk_each(tmp_path: Path, cache
         for hog in hogs:
             hog.close()
         s.server.stop()
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"GET /all.rss.xml HTTP/1.1\r\n\r\n", b"400"),  # HTTP/1.1 without Host
+    (b"GET /all.rss.xml HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"400"),
+    (b"GET /all.rss.xml HTTP/1.0\r\n\r\n", b"200"),  # 1.0 needs none
+    (b"GET /all.rss.xml\r\n", b"400"),  # HTTP/0.9, or any request cut short by the client's end
+    (b"GET /all.rss.xml HTTP/1.1\r\nHost: x\r\nX-a: b", b"400"),
+    (b"GET /all.rss.xml HTTP/1.1\r\nHost: x\r\nExpect: fancy\r\n\r\n", b"417"),
+])
+def test_requests_without_one_host_or_cut_short_are_refused(served: Served, data: bytes, status: bytes) -> None:
+    assert raw(served.port, data).startswith(b"HTTP/1.1 " + status)
+
+
+def test_expect_100_continue_gets_the_go_ahead_then_the_answer(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"POST /all.rss.xml HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        f = sock.makefile("rb")
+        assert f.readline() == b"HTTP/1.1 100 Continue\r\n" and f.readline() == b"\r\n"
+        sock.sendall(b"abcdeGET /all.rss.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_response(f)[0] == 405
+        assert read_response(f)[2] == b"<rss/>"
