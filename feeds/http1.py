@@ -176,6 +176,8 @@ class Connection(asyncio.Protocol):
         self.body_bytes = 0
         self.over = 0  # the status of the limit a request went over
         self.partial = False  # part of a request has come, not all of it
+        self.ended = False  # the client sent its end (FIN)
+        self.lingering = False  # an error was answered and the sending side shut: reading only to drop
 
     # -- the transport's side ---------------------------------------------------------
 
@@ -213,7 +215,7 @@ class Connection(asyncio.Protocol):
         # The client sent all it will: answer what it asked, then close; half a request gets a 400.
         if not self.done and self.partial:
             self.refuse(400, _Refused("the request ends before its headers do"))
-        self.done = True
+        self.done = self.ended = True
         self.process()
         return True
 
@@ -310,7 +312,7 @@ class Connection(asyncio.Protocol):
             item = self.queue.popleft()
             if isinstance(item, int):
                 transport.write(plain(None, item, "bad request\n" if item == 400 else HTTPStatus(item).phrase + "\n"))
-                transport.close()
+                self.linger(transport)
                 return
             try:
                 answer = self.owner.answer(item)
@@ -330,8 +332,22 @@ class Connection(asyncio.Protocol):
         if not self.reading and len(self.queue) < MAX_QUEUE // 2 and not transport.is_closing():
             transport.resume_reading()
             self.reading = True
-        if self.done and not self.queue and self.streaming is None:
+        if self.done and not self.queue and self.streaming is None and (self.ended or not self.lingering):
             transport.close()
+
+    def linger(self, transport: asyncio.Transport) -> None:
+        """End a connection after an error answer without a reset that would destroy the answer:
+        stop sending, then drop what the client still sends until it ends (or the idle sweep)."""
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        self.lingering = True
+        transport.write_eof()
+        if self.ended:
+            transport.close()
+        elif not self.reading:
+            transport.resume_reading()
+            self.reading = True
 
     def log(self, request: Request, answer: bytes) -> None:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
