@@ -202,7 +202,12 @@ class FileServer:
         if request.method not in ("GET", "HEAD"):
             return http1.plain(request, 405, "method not allowed\n", [("Allow", "GET, HEAD")])
         target = negotiate.request_target(request.target)
-        found = None if target is None else self.lookup(target)
+        found = None
+        if target is not None:
+            for name in negotiate.spellings(target.relative):
+                found = self.lookup(target._replace(relative=name))
+                if found is not None:
+                    break
         if found is None:
             return http1.plain(request, 404, "not found\n")
         if isinstance(found, _Redirect):

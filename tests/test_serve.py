@@ -562,3 +562,15 @@ def test_expect_100_continue_gets_the_go_ahead_then_the_answer(served: Served) -
         sock.sendall(b"abcdeGET /all.rss.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert read_response(f)[0] == 405
         assert read_response(f)[2] == b"<rss/>"
+
+
+@pytest.mark.parametrize("stored", ["NFC", "NFD"])
+@pytest.mark.parametrize("asked", ["NFC", "NFD"])
+def test_a_name_is_found_in_either_unicode_normal_form(served: Served, stored: str, asked: str) -> None:
+    import unicodedata
+    from urllib.parse import quote
+
+    name = "Café Ångström 한국어"
+    (served.root / "tags" / f"{unicodedata.normalize(stored, name)}.atom.xml").write_text("<feed>é</feed>")
+    path = "/tags/" + quote(unicodedata.normalize(asked, name)) + ".atom.xml"
+    assert request(served.port, path)[:3:2] == (200, "<feed>é</feed>".encode())
