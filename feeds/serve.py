@@ -20,7 +20,7 @@ cannot pile up; past ``max_connections`` new ones get a 503.
 
 :class:`BackgroundServer` runs on its own thread (``feeds run --serve``);
 :func:`serve_forever` is ``feeds serve``: worker processes sharing one
-listening socket, stopped cleanly by SIGTERM or SIGINT.
+listening socket, stopped cleanly by SIGTERM or SIGINT; SIGHUP does not stop it.
 """
 
 from __future__ import annotations
@@ -414,11 +414,18 @@ def serve_forever(root: Path, host: str, port: int, workers: int = 0) -> int:
     return code
 
 
+def _hangup(main: bool) -> None:
+    if main:
+        log.info("serve: SIGHUP: nothing to reload, files are read afresh on each request; SIGTERM stops")
+
+
 async def _serve_process(root: Path, sock: socket.socket, parent: int | None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # SIGHUP (a closed terminal, `systemctl reload`) is no reason to stop: every request looks its file up anew.
+    loop.add_signal_handler(signal.SIGHUP, _hangup, parent is None)
     server = FileServer(root)
     await server.start(sock)
     while not stop.is_set():
