@@ -35,6 +35,7 @@ MAX_TARGET = 8192  # bytes of request target (path and query)
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
 MAX_BODY = 64 * 1024  # GET and HEAD have no use for a body: more than this closes the connection
+SEND_BUFFER = 256 * 1024  # kernel socket buffer for a large answer (Linux doubles it for its own use)
 MAX_QUEUE = 16  # pipelined requests waiting for their turn; past this, reading pauses
 CHUNK = 64 * 1024  # larger bodies are sent this much at a time, each once the one before is all sent
 
@@ -359,6 +360,12 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         try:
             with answer.file:
+                # The kernel would take megabytes for each client that never reads: a fixed buffer
+                # keeps that in check (it still fills a fast link: the client reading drains it).
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
                 transport.write(answer.head)
                 left = answer.size if request.method != "HEAD" else 0
                 while left > 0 and not transport.is_closing():

@@ -510,7 +510,7 @@ def test_an_output_folder_swapped_by_symlink_is_followed(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("cached", [True, False])
-def test_clients_that_never_read_hold_at_most_a_chunk_each(tmp_path: Path, cached: bool,
+def test_clients_that_never_read_hold_at_most_a_chunk_each_and_a_small_kernel_buffer(tmp_path: Path, cached: bool,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from feeds import http1, serve
 
@@ -534,6 +534,10 @@ def test_clients_that_never_read_hold_at_most_a_chunk_each(tmp_path: Path, cache
             most, busy = max([most, *held]), sum(1 for n in held if n)
             time.sleep(0.05)
         assert busy == len(hogs) and most <= http1.CHUNK + 1024
+        # Nor does the kernel hold megabytes for each (Linux reports twice the size asked for).
+        kernel = [c.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                  for c in list(connections.open) if c.transport and c.streaming]
+        assert len(kernel) == len(hogs) and max(kernel) <= 2 * http1.SEND_BUFFER
         # ... and anyone who reads gets the whole file.
         assert len(request(s.port, "/large.atom.xml")[2]) == size + 13
     finally:
