@@ -185,9 +185,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        # Writing pauses as soon as anything is left unsent and resumes when all is: a client that
-        # reads slowly or never holds at most one answer or one CHUNK of a streamed file here.
-        transport.set_write_buffer_limits(high=0, low=0)
+        # Pipelined answers wait while a CHUNK is unsent; see stream() for large ones.
+        transport.set_write_buffer_limits(high=CHUNK, low=0)
         self.owner.open.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -366,6 +365,9 @@ class Connection(asyncio.Protocol):
                 if sock is not None:
                     with contextlib.suppress(OSError):
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+                # Writing pauses as soon as anything is left unsent and resumes when all is: a client
+                # that reads slowly or never holds at most one CHUNK of the file here.
+                transport.set_write_buffer_limits(high=0, low=0)
                 transport.write(answer.head)
                 left = answer.size if request.method != "HEAD" else 0
                 while left > 0 and not transport.is_closing():
@@ -382,6 +384,8 @@ class Connection(asyncio.Protocol):
                     self.progress = time.monotonic()
         finally:
             self.streaming = None
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=CHUNK, low=0)
         if not request.keep_alive or self.owner.stopping:
             transport.close()
         else:
