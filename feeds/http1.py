@@ -37,15 +37,20 @@ MAX_HEADERS = 100
 MAX_BODY = 64 * 1024  # GET and HEAD have no use for a body: more than this closes the connection
 SEND_BUFFER = 256 * 1024  # kernel socket buffer for a large answer (Linux doubles it for its own use)
 MAX_QUEUE = 16  # pipelined requests waiting for their turn; past this, reading pauses
+QUEUE_BYTES = 64 * 1024  # ... or past this many bytes of their targets and kept header fields
+# The header fields that answers and this module read; the others are counted against the limits, not kept.
+KEPT = frozenset({"host", "accept", "accept-encoding", "if-none-match", "if-modified-since", "expect",
+                  "content-length", "transfer-encoding"})
 CHUNK = 64 * 1024  # larger bodies are sent this much at a time, each once the one before is all sent
 
 
 class Request(NamedTuple):
     method: str
     target: str
-    headers: dict[str, str]  # names in lower case; repeated fields joined with ", "
+    headers: dict[str, str]  # the KEPT fields, names in lower case; repeated fields joined with ", "
     keep_alive: bool
     version: str  # "1.1" or "1.0"
+    size: int = 0  # bytes of target and kept fields, while it waits in line
 
 
 class Stream(NamedTuple):
@@ -174,9 +179,11 @@ class Connection(asyncio.Protocol):
         self.target = bytearray()
         self.headers: dict[str, str] = {}
         self.header_bytes = 0
+        self.header_count = 0
         self.body_bytes = 0
         self.over = 0  # the status of the limit a request went over
         self.partial = False  # part of a request has come, not all of it
+        self.queued_bytes = 0  # the size of the requests in the queue
         self.ended = False  # the client sent its end (FIN)
         self.lingering = False  # an error was answered and the sending side shut: reading only to drop
 
@@ -246,6 +253,7 @@ class Connection(asyncio.Protocol):
         self.target = bytearray()
         self.headers = {}
         self.header_bytes = 0
+        self.header_count = 0
         self.body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
@@ -256,10 +264,13 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes > MAX_HEADER_BYTES or len(self.headers) >= MAX_HEADERS:
+        self.header_count += 1
+        if self.header_bytes > MAX_HEADER_BYTES or self.header_count > MAX_HEADERS:
             self.over = 431
             raise _Refused(431)
         key = name.decode("latin-1").lower()
+        if key not in KEPT:
+            return
         text = value.decode("latin-1")
         if key == "host" and key in self.headers:  # which host is meant? (RFC 9112 3.2)
             self.over = 400
@@ -290,14 +301,18 @@ class Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.partial = False
         self.progress = time.monotonic()
-        if len(self.queue) >= MAX_QUEUE * 16:  # reading paused long ago, and still this one chunk goes on
+        size = len(self.target) + sum(len(k) + len(v) for k, v in self.headers.items())
+        # Reading paused long ago, and still this one chunk of input goes on:
+        if len(self.queue) >= MAX_QUEUE * 16 or self.queued_bytes + size > QUEUE_BYTES * 4:
             self.over = 429
             raise _Refused(429)
         self.queue.append(Request(self.parser.get_method().decode("latin-1"),
                                   self.target.decode("utf-8", "surrogateescape"),
                                   self.headers, bool(self.parser.should_keep_alive()),
-                                  self.parser.get_http_version()))
-        if len(self.queue) >= MAX_QUEUE and self.reading and self.transport is not None:
+                                  self.parser.get_http_version(), size))
+        self.queued_bytes += size
+        if ((len(self.queue) >= MAX_QUEUE or self.queued_bytes >= QUEUE_BYTES)
+                and self.reading and self.transport is not None):
             self.transport.pause_reading()
             self.reading = False
 
@@ -310,7 +325,9 @@ class Connection(asyncio.Protocol):
             return
         while self.queue and not self.paused and self.streaming is None and not transport.is_closing():
             item = self.queue.popleft()
-            if isinstance(item, int):
+            if isinstance(item, Request):
+                self.queued_bytes -= item.size
+            else:
                 transport.write(plain(None, item, "bad request\n" if item == 400 else HTTPStatus(item).phrase + "\n"))
                 self.linger(transport)
                 return
@@ -329,7 +346,8 @@ class Connection(asyncio.Protocol):
             if not item.keep_alive or self.owner.stopping:
                 transport.close()
                 return
-        if not self.reading and len(self.queue) < MAX_QUEUE // 2 and not transport.is_closing():
+        if (not self.reading and len(self.queue) < MAX_QUEUE // 2 and self.queued_bytes < QUEUE_BYTES // 2
+                and not transport.is_closing()):
             transport.resume_reading()
             self.reading = True
         if self.done and not self.queue and self.streaming is None and (self.ended or not self.lingering):

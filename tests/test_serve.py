@@ -578,3 +578,32 @@ def test_a_name_is_found_in_either_unicode_normal_form(served: Served, stored: s
     (served.root / "tags" / f"{unicodedata.normalize(stored, name)}.atom.xml").write_text("<feed>é</feed>")
     path = "/tags/" + quote(unicodedata.normalize(asked, name)) + ".atom.xml"
     assert request(served.port, path)[:3:2] == (200, "<feed>é</feed>".encode())
+
+
+def test_pipelined_requests_waiting_in_line_hold_little_memory(tmp_path: Path) -> None:
+    from feeds import http1
+
+    s = start(tmp_path)
+    (s.root / "large.atom.xml").write_bytes(b"<feed>" + b"x" * 6_000_000 + b"</feed>")
+    ask = b"GET /large.atom.xml HTTP/1.1\r\nHost: x\r\n"
+    asks = [ask + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 290) for i in range(90)) + b"\r\n",
+            ask + b"If-None-Match: " + b"v" * 30_000 + b"\r\n\r\n"]
+    hogs = []
+    try:
+        for ask in asks:  # never reading, behind a large answer: everything else waits in line
+            hog = socket.socket()
+            hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            hog.connect(("127.0.0.1", s.port))
+            hog.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                hog.send(ask * 40)
+            hogs.append(hog)
+        time.sleep(1)  # let the server read what it will
+        for conn in list(s.server.server.connections.open):
+            assert conn.queued_bytes <= 4 * http1.QUEUE_BYTES
+            assert all(set(r.headers) <= http1.KEPT for r in conn.queue if isinstance(r, http1.Request))
+        assert request(s.port, "/all.atom.xml")[2] == FEED.encode()
+    finally:
+        for hog in hogs:
+            hog.close()
+        s.server.stop()
