@@ -35,16 +35,22 @@ MAX_TARGET = 8192  # bytes of request target (path and query)
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
 MAX_BODY = 64 * 1024  # GET and HEAD have no use for a body: more than this closes the connection
+SEND_BUFFER = 256 * 1024  # kernel socket buffer for a large answer (Linux doubles it for its own use)
 MAX_QUEUE = 16  # pipelined requests waiting for their turn; past this, reading pauses
-CHUNK = 256 * 1024
+QUEUE_BYTES = 64 * 1024  # ... or past this many bytes of their targets and kept header fields
+# The header fields that answers and this module read; the others are counted against the limits, not kept.
+KEPT = frozenset({"host", "accept", "accept-encoding", "if-none-match", "if-modified-since", "expect",
+                  "content-length", "transfer-encoding"})
+CHUNK = 64 * 1024  # larger bodies are sent this much at a time, each once the one before is all sent
 
 
 class Request(NamedTuple):
     method: str
     target: str
-    headers: dict[str, str]  # names in lower case; repeated fields joined with ", "
+    headers: dict[str, str]  # the KEPT fields, names in lower case; repeated fields joined with ", "
     keep_alive: bool
     version: str  # "1.1" or "1.0"
+    size: int = 0  # bytes of target and kept fields, while it waits in line
 
 
 class Stream(NamedTuple):
@@ -130,7 +136,7 @@ class Connections:
                 conn.progress = now
             conn.buffered = size
             if now - conn.progress > self.idle_timeout:
-                if size:
+                if size or conn.streaming is not None:
                     reset(transport)
                 else:
                     transport.close()
@@ -173,14 +179,21 @@ class Connection(asyncio.Protocol):
         self.target = bytearray()
         self.headers: dict[str, str] = {}
         self.header_bytes = 0
+        self.header_count = 0
         self.body_bytes = 0
         self.over = 0  # the status of the limit a request went over
+        self.partial = False  # part of a request has come, not all of it
+        self.queued_bytes = 0  # the size of the requests in the queue
+        self.ended = False  # the client sent its end (FIN)
+        self.lingering = False  # an error was answered and the sending side shut: reading only to drop
 
     # -- the transport's side ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # Pipelined answers wait while a CHUNK is unsent; see stream() for large ones.
+        transport.set_write_buffer_limits(high=CHUNK, low=0)
         self.owner.open.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -206,8 +219,10 @@ class Connection(asyncio.Protocol):
         self.drained = None
 
     def eof_received(self) -> bool:
-        # The client sent all it will: answer what it asked, then close.
-        self.done = True
+        # The client sent all it will: answer what it asked, then close; half a request gets a 400.
+        if not self.done and self.partial:
+            self.refuse(400, _Refused("the request ends before its headers do"))
+        self.done = self.ended = True
         self.process()
         return True
 
@@ -234,9 +249,11 @@ class Connection(asyncio.Protocol):
     # -- the parser's callbacks ---------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.partial = True
         self.target = bytearray()
         self.headers = {}
         self.header_bytes = 0
+        self.header_count = 0
         self.body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
@@ -247,12 +264,33 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes > MAX_HEADER_BYTES or len(self.headers) >= MAX_HEADERS:
+        self.header_count += 1
+        if self.header_bytes > MAX_HEADER_BYTES or self.header_count > MAX_HEADERS:
             self.over = 431
             raise _Refused(431)
         key = name.decode("latin-1").lower()
+        if key not in KEPT:
+            return
         text = value.decode("latin-1")
+        if key == "host" and key in self.headers:  # which host is meant? (RFC 9112 3.2)
+            self.over = 400
+            raise _Refused(400)
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_http_version() == "1.1" and "host" not in self.headers:
+            self.over = 400  # RFC 9112 3.2: an HTTP/1.1 request names its host
+            raise _Refused(400)
+        expect = self.headers.get("expect")
+        if expect is None:
+            return
+        if expect.strip().lower() != "100-continue":
+            self.over = 417
+            raise _Refused(417)
+        # The client waits for a go-ahead before its body: give it when nothing is ahead in line.
+        body = "content-length" in self.headers or "transfer-encoding" in self.headers
+        if body and not self.queue and self.streaming is None and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -261,15 +299,20 @@ class Connection(asyncio.Protocol):
             raise _Refused(413)
 
     def on_message_complete(self) -> None:
+        self.partial = False
         self.progress = time.monotonic()
-        if len(self.queue) >= MAX_QUEUE * 16:  # reading paused long ago, and still this one chunk goes on
+        size = len(self.target) + sum(len(k) + len(v) for k, v in self.headers.items())
+        # Reading paused long ago, and still this one chunk of input goes on:
+        if len(self.queue) >= MAX_QUEUE * 16 or self.queued_bytes + size > QUEUE_BYTES * 4:
             self.over = 429
             raise _Refused(429)
         self.queue.append(Request(self.parser.get_method().decode("latin-1"),
                                   self.target.decode("utf-8", "surrogateescape"),
                                   self.headers, bool(self.parser.should_keep_alive()),
-                                  self.parser.get_http_version()))
-        if len(self.queue) >= MAX_QUEUE and self.reading and self.transport is not None:
+                                  self.parser.get_http_version(), size))
+        self.queued_bytes += size
+        if ((len(self.queue) >= MAX_QUEUE or self.queued_bytes >= QUEUE_BYTES)
+                and self.reading and self.transport is not None):
             self.transport.pause_reading()
             self.reading = False
 
@@ -282,9 +325,11 @@ class Connection(asyncio.Protocol):
             return
         while self.queue and not self.paused and self.streaming is None and not transport.is_closing():
             item = self.queue.popleft()
-            if isinstance(item, int):
+            if isinstance(item, Request):
+                self.queued_bytes -= item.size
+            else:
                 transport.write(plain(None, item, "bad request\n" if item == 400 else HTTPStatus(item).phrase + "\n"))
-                transport.close()
+                self.linger(transport)
                 return
             try:
                 answer = self.owner.answer(item)
@@ -301,11 +346,26 @@ class Connection(asyncio.Protocol):
             if not item.keep_alive or self.owner.stopping:
                 transport.close()
                 return
-        if not self.reading and len(self.queue) < MAX_QUEUE // 2 and not transport.is_closing():
+        if (not self.reading and len(self.queue) < MAX_QUEUE // 2 and self.queued_bytes < QUEUE_BYTES // 2
+                and not transport.is_closing()):
             transport.resume_reading()
             self.reading = True
-        if self.done and not self.queue and self.streaming is None:
+        if self.done and not self.queue and self.streaming is None and (self.ended or not self.lingering):
             transport.close()
+
+    def linger(self, transport: asyncio.Transport) -> None:
+        """End a connection after an error answer without a reset that would destroy the answer:
+        stop sending, then drop what the client still sends until it ends (or the idle sweep)."""
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        self.lingering = True
+        transport.write_eof()
+        if self.ended:
+            transport.close()
+        elif not self.reading:
+            transport.resume_reading()
+            self.reading = True
 
     def log(self, request: Request, answer: bytes) -> None:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
@@ -317,9 +377,22 @@ class Connection(asyncio.Protocol):
         assert transport is not None
         try:
             with answer.file:
+                # The kernel would take megabytes for each client that never reads: a fixed buffer
+                # keeps that in check (it still fills a fast link: the client reading drains it).
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+                # Writing pauses as soon as anything is left unsent and resumes when all is: a client
+                # that reads slowly or never holds at most one CHUNK of the file here.
+                transport.set_write_buffer_limits(high=0, low=0)
                 transport.write(answer.head)
                 left = answer.size if request.method != "HEAD" else 0
                 while left > 0 and not transport.is_closing():
+                    if self.paused:
+                        self.drained = asyncio.get_running_loop().create_future()
+                        await self.drained
+                        continue
                     chunk = answer.file.read(min(CHUNK, left))
                     if not chunk:  # cut short in place by another program: never pass it off as whole
                         reset(transport)
@@ -327,11 +400,10 @@ class Connection(asyncio.Protocol):
                     transport.write(chunk)
                     left -= len(chunk)
                     self.progress = time.monotonic()
-                    if self.paused:
-                        self.drained = asyncio.get_running_loop().create_future()
-                        await self.drained
         finally:
             self.streaming = None
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=CHUNK, low=0)
         if not request.keep_alive or self.owner.stopping:
             transport.close()
         else:

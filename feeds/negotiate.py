@@ -10,6 +10,7 @@ Any input, however odd, gives an answer and never an exception.
 from __future__ import annotations
 
 import re
+import unicodedata
 from email.utils import mktime_tz, parsedate_tz
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -72,6 +73,18 @@ def request_target(raw: str) -> Target | None:
             return None
         segments.append(name)
     return Target("/".join(segments), path.endswith("/") or not segments)
+
+
+def spellings(name: str) -> list[str]:
+    """``name`` as sent, then its other Unicode normal forms: a client may decompose "é" where the
+    published file name composes it (NFC), or the other way round (NFD, as some file systems store)."""
+    forms = [name]
+    if not name.isascii():
+        for form in ("NFC", "NFD"):
+            other = unicodedata.normalize(form, name)
+            if other not in forms:
+                forms.append(other)
+    return forms
 
 
 def content_type(name: str) -> str:

@@ -20,7 +20,7 @@ cannot pile up; past ``max_connections`` new ones get a 503.
 
 :class:`BackgroundServer` runs on its own thread (``feeds run --serve``);
 :func:`serve_forever` is ``feeds serve``: worker processes sharing one
-listening socket, stopped cleanly by SIGTERM or SIGINT.
+listening socket, stopped cleanly by SIGTERM or SIGINT; SIGHUP does not stop it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
+import io
 import logging
 import os
 import resource
@@ -201,7 +202,12 @@ class FileServer:
         if request.method not in ("GET", "HEAD"):
             return http1.plain(request, 405, "method not allowed\n", [("Allow", "GET, HEAD")])
         target = negotiate.request_target(request.target)
-        found = None if target is None else self.lookup(target)
+        found = None
+        if target is not None:
+            for name in negotiate.spellings(target.relative):
+                found = self.lookup(target._replace(relative=name))
+                if found is not None:
+                    break
         if found is None:
             return http1.plain(request, 404, "not found\n")
         if isinstance(found, _Redirect):
@@ -230,7 +236,11 @@ class FileServer:
         if body is None:
             return self.stream(request, file, fields)
         head = http1.response_head(request, 200, fields, len(body))
-        return head if request.method == "HEAD" else head + body
+        if request.method == "HEAD":
+            return head
+        if len(body) > http1.CHUNK:  # sent a CHUNK at a time: a client that never reads holds no copy of it
+            return http1.Stream(head, io.BytesIO(body), len(body))
+        return head + body
 
     def prefix(self) -> str:
         real = os.path.realpath(self.root)
@@ -404,11 +414,18 @@ def serve_forever(root: Path, host: str, port: int, workers: int = 0) -> int:
     return code
 
 
+def _hangup(main: bool) -> None:
+    if main:
+        log.info("serve: SIGHUP: nothing to reload, files are read afresh on each request; SIGTERM stops")
+
+
 async def _serve_process(root: Path, sock: socket.socket, parent: int | None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # SIGHUP (a closed terminal, `systemctl reload`) is no reason to stop: every request looks its file up anew.
+    loop.add_signal_handler(signal.SIGHUP, _hangup, parent is None)
     server = FileServer(root)
     await server.start(sock)
     while not stop.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import signal
 import socket
@@ -100,8 +101,22 @@ def test_serves_what_generate_writes_and_stops_cleanly_on_sigterm(
     for _ in range(4):  # whichever process answers, it has the new bytes
         status, body = s.get("/all.atom.xml")
         assert status == 200 and feedparser.parse(body).entries[0].title == "A brand new story"
+    # A hangup (the terminal closed, the whole process group signalled) stops nothing.
+    for pid in (s.proc.pid, *helpers):
+        os.kill(pid, signal.SIGHUP)
+    for _ in range(4):
+        assert s.get("/all.rss.xml")[0] == 200
+    assert s.proc.poll() is None and s.children() == helpers
+    # SIGTERM while a client that never reads is in the middle of a large file: still a clean stop.
+    (sample_site.output / "large.xml").write_bytes(b"<x>" + b"y" * 6_000_000 + b"</x>")
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", s.port))
+    slow.sendall(b"GET /large.xml HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert slow.recv(12) == b"HTTP/1.1 200"
     code, err = s.stop()
-    assert code == 0 and "Traceback" not in err and "serve: stopped" in err
+    slow.close()
+    assert code == 0 and "Traceback" not in err and "serve: stopped" in err and "SIGHUP" in err
     assert all(gone(pid) for pid in helpers)
 
 
