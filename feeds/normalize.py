@@ -8,6 +8,7 @@ built.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -364,13 +365,17 @@ class ItemLimits:
     content_bytes: int = 1_000_000
 
 
+#: Item dates before this are read as missing: "0001-01-01", "1900-01-01" are placeholders,
+#: and years before 1000 cannot be written as RFC 822 or RFC 3339 dates that readers take.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _item_date(text: str | None, parsed: datetime | None, zone: tzinfo) -> datetime | None:
+    when = parsed
     if text:
-        try:
-            return parse_datetime(text, zone)  # sees naive times, which feedparser takes as UTC
-        except (ValueError, OverflowError, OSError):
-            pass
-    return parsed
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            when = parse_datetime(text, zone)  # sees naive times, which feedparser takes as UTC
+    return when if when is not None and when >= EARLIEST else None
 
 
 def _capped(text: str | None, length: int) -> str | None:
@@ -418,7 +423,8 @@ def entry_from_item(
     """The entry for one item of a source feed.
 
     Dates written without a zone are read in ``zone``; an item without a date is
-    dated when it was first seen; dates in the future are brought back to ``now``.
+    dated when it was first seen; dates in the future are brought back to ``now``,
+    dates before 1970 are read as missing.
     What comes out is always well-typed and safe, whatever the item held: every
     URL is absolute http(s) or left out, texts are XML-safe single lines of
     bounded length, numbers are non-negative ints. Content over its cap

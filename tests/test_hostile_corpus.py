@@ -1,0 +1,68 @@
+"""Odd but real-world source feeds, read through a real server and a real run: references to
+characters XML forbids, placeholder dates, items without a link. Each is read as much as it
+can be, and what is published stays valid for every reader."""
+
+from __future__ import annotations
+
+import feedparser
+import pytest
+from lxml import etree
+
+from feeds.parse import parse_feed
+
+from .conftest import Site
+from .httpserver import FeedServer, feed_response, item, rss
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+BAD_REFERENCES = ["&#xD800;", "&#xdfff;", "&#x110000;", "&#99999999999;", "&#" + "9" * 5000 + ";", "&#0;"]
+
+
+@pytest.mark.parametrize("ref", BAD_REFERENCES)
+def test_a_reference_to_a_forbidden_character_costs_that_character_not_the_feed(ref: str) -> None:
+    # The reference makes the document malformed: the forgiving parser reads it, in text and in HTML.
+    items = [item(1, title=f"before {ref} after", description=f"&lt;p&gt;x {ref} y&lt;/p&gt;"), item(2)]
+    feed = parse_feed(rss(items).encode(), {}, "https://f.example/feed")
+    assert [str(i.guid).rsplit("/", 1)[-1] for i in feed.items] == ["guid-1", "guid-2"]
+    first = feed.items[0]
+    assert first.title is not None and first.title.startswith("before") and first.title.endswith("after")
+    assert first.summary_html is not None and "x" in first.summary_html and "y" in first.summary_html
+
+
+def _configure(site: Site, sources: dict[str, str]) -> None:
+    text = (site.root / "config.yaml").read_text().replace("  max_entries: 50\n",
+                                                          "  max_entries: 50\n  formats: [atom, rss, json]\n")
+    lines = ["sources:"] + [f"  - {{name: {name}, url: '{url}'}}" for name, url in sources.items()]
+    site.write_config(text + "\n".join(lines) + "\nfetch: {host_gap: 0}\n")
+
+
+def test_placeholder_dates_and_missing_links_publish_valid_feeds(site: Site, server: FeedServer) -> None:
+    dated = [item(n, pubDate=d) for n, d in enumerate(
+        ["Mon, 01 Jan 0001 00:00:00 GMT", "Mon, 01 Jan 1900 00:00:00 -1200", "0001-01-01T00:00:00-14:00"])]
+    unlinked = [{"title": "no link", "guid": "plain-guid", "description": "d"},
+                item(9, link="javascript:alert(1)", guid="js-link")]
+    server.routes["/dated"] = feed_response(rss(dated))
+    server.routes["/unlinked"] = feed_response(rss(unlinked, link="https://home.example/"))
+    server.routes["/bad-ref"] = feed_response(rss([item(11, title="a &#xD800; b", guid="ref-11"), item(12, guid="ref-12")]))
+    _configure(site, {"dated": server.url("/dated"), "unlinked": server.url("/unlinked"),
+                      "badref": server.url("/bad-ref")})
+
+    report = site.generate()
+
+    assert [(o.name, o.error) for o in report.sources if o.error] == []
+    assert {o.name: o.entries for o in report.sources} == {"dated": 3, "unlinked": 2, "badref": 2}
+    atom = etree.parse(str(site.output / "all.atom.xml")).getroot()
+    entries = atom.findall(f"{ATOM}entry")
+    assert len(entries) == 3 + 2 + 2
+    for e in entries:
+        for name in ("updated", "published"):
+            when = e.findtext(f"{ATOM}{name}")
+            assert when is not None and when[:4].isdigit() and when[4] == "-" and when >= "1970", when
+        links = [a.get("href") for a in e.findall(f"{ATOM}link") if a.get("rel", "alternate") == "alternate"]
+        assert len(links) == 1 and str(links[0]).startswith(("http://", "https://")), etree.tostring(e)
+    # Readers that fall back to the id for a missing link see the same http(s) link as the rest.
+    parsed = feedparser.parse((site.output / "all.atom.xml").read_bytes())
+    assert all(e.link.startswith(("http://", "https://")) for e in parsed.entries)
+    assert "https://home.example/" in {e.link for e in parsed.entries}
+    rss_dates = [e.findtext("pubDate") for e in etree.parse(str(site.output / "all.rss.xml")).iter("item")]
+    assert all(d and int(d.split()[3]) >= 1970 for d in rss_dates), rss_dates
