@@ -43,7 +43,8 @@ def test_placeholder_dates_and_missing_links_publish_valid_feeds(site: Site, ser
                 item(9, link="javascript:alert(1)", guid="js-link")]
     server.routes["/dated"] = feed_response(rss(dated))
     server.routes["/unlinked"] = feed_response(rss(unlinked, link="https://home.example/"))
-    server.routes["/bad-ref"] = feed_response(rss([item(11, title="a &#xD800; b", guid="ref-11"), item(12, guid="ref-12")]))
+    bad_ref = [item(11, title="a &#xD800; b", guid="ref-11"), item(12, guid="ref-12")]
+    server.routes["/bad-ref"] = feed_response(rss(bad_ref))
     _configure(site, {"dated": server.url("/dated"), "unlinked": server.url("/unlinked"),
                       "badref": server.url("/bad-ref")})
 
