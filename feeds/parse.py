@@ -305,19 +305,19 @@ _bound_feedparser_tags()
 _CHARREF = re.compile(r"(?:x[0-9a-f]{1,8}|[0-9]{1,10})", re.IGNORECASE)
 
 
-def _xml_char(ref: str) -> bool:
-    """Whether a character reference's ``ref`` ("233", "xE9") names a character XML allows."""
+def _a_character(ref: str) -> bool:
+    """Whether a character reference's ``ref`` ("233", "xE9") names a Unicode scalar value."""
     if not _CHARREF.fullmatch(ref):
         return False
     c = int(ref[1:], 16) if ref[:1] in "xX" else int(ref)
-    return c in (0x9, 0xA, 0xD) or 0x20 <= c <= 0xD7FF or 0xE000 <= c <= 0xFFFD or 0x10000 <= c <= 0x10FFFF
+    return c <= 0x10FFFF and not 0xD800 <= c <= 0xDFFF
 
 
 def _guard_feedparser_charrefs() -> None:
     """feedparser's forgiving parser turns ``&#xD800;``, ``&#x110000;`` or a reference of
-    thousands of digits into an exception that loses the whole feed. A reference to
-    anything XML does not allow is read as U+FFFD instead, in the feed's text and in the
-    HTML inside it."""
+    thousands of digits into an exception that loses the whole feed. Such a reference is
+    left out instead, in the feed's text and in the HTML inside it (the characters XML
+    forbids but Unicode has, like ``&#1;``, are removed later with the rest)."""
     owners = (getattr(getattr(feedparser, "mixin", None), "_FeedParserMixin", None),
               getattr(getattr(feedparser, "html", None), "_BaseHTMLProcessor", None))
     for owner in owners:
@@ -326,7 +326,8 @@ def _guard_feedparser_charrefs() -> None:
             continue
 
         def guarded(self: Any, ref: str, _original: Any = original) -> None:
-            _original(self, ref if _xml_char(ref) else "xfffd")
+            if _a_character(ref):
+                _original(self, ref)
 
         guarded.guarded = True  # type: ignore[attr-defined]
         owner.handle_charref = guarded  # type: ignore[union-attr]

@@ -26,6 +26,7 @@ def test_a_reference_to_a_forbidden_character_costs_that_character_not_the_feed(
     assert [str(i.guid).rsplit("/", 1)[-1] for i in feed.items] == ["guid-1", "guid-2"]
     first = feed.items[0]
     assert first.title is not None and first.title.startswith("before") and first.title.endswith("after")
+    assert "\ufffd" not in first.title
     assert first.summary_html is not None and "x" in first.summary_html and "y" in first.summary_html
 
 
