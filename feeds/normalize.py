@@ -48,10 +48,15 @@ def key_line(raw: RawPost, key: str) -> int:
     return raw.front_line
 
 
+#: Dates before this are not dates: "0001-01-01" and "1900-01-01" are placeholders, and years
+#: before 1000 cannot be written as RFC 822 or RFC 3339 dates that readers agree on.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_datetime(value: Any, zone: tzinfo) -> datetime:
     """A date as written in front matter to aware UTC; naive times are in ``zone``.
 
-    Raises ValueError when ``value`` is not a date.
+    Raises ValueError when ``value`` is not a date, or one before 1970 (:data:`EARLIEST`).
     """
     if isinstance(value, datetime):
         when = value
@@ -59,14 +64,19 @@ def parse_datetime(value: Any, zone: tzinfo) -> datetime:
         when = datetime.combine(value, time())
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            when = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError) as exc:
+            raise ValueError(f"not a time: {value}") from exc
     elif isinstance(value, str):
         when = _parse_date_string(value.strip())
     else:
         raise ValueError(f"expected a date, got {type(value).__name__}")
     if when.tzinfo is None:
         when = when.replace(tzinfo=zone)
-    return when.astimezone(UTC)
+    if when.year < EARLIEST.year:  # before converting: year 1 in a zone east of UTC overflows
+        raise ValueError(f"year {when.year} is before {EARLIEST.year}")
+    return max(when.astimezone(UTC), EARLIEST)
 
 
 def _parse_date_string(text: str) -> datetime:
@@ -363,11 +373,6 @@ class ItemLimits:
     tags: int = 20
     #: Clean content larger than this (UTF-8 bytes) is left out: the entry keeps its summary and link.
     content_bytes: int = 1_000_000
-
-
-#: Item dates before this are read as missing: "0001-01-01", "1900-01-01" are placeholders,
-#: and years before 1000 cannot be written as RFC 822 or RFC 3339 dates that readers take.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _item_date(text: str | None, parsed: datetime | None, zone: tzinfo) -> datetime | None:

@@ -68,3 +68,20 @@ def test_placeholder_dates_and_missing_links_publish_valid_feeds(site: Site, ser
     assert "https://home.example/" in {e.link for e in parsed.entries}
     rss_dates = [e.findtext("pubDate") for e in etree.parse(str(site.output / "all.rss.xml")).iter("item")]
     assert all(d and int(d.split()[3]) >= 1970 for d in rss_dates), rss_dates
+
+
+def test_posts_dated_before_1970_are_refused_alone(site: Site) -> None:
+    # The site's zone (Asia/Singapore) is east of UTC: year 1 there is before year 1 in UTC.
+    site.add("0001-01-01-first.md", "---\ntitle: Named year one\n---\nb\n")
+    site.add("2021-01-01-front.md", "---\ntitle: Dated year one\ndate: 0001-01-01T00:00:00+14:00\n---\nb\n")
+    site.add("2021-01-02-old.md", "---\ntitle: Old\ndate: 1900-01-01\n---\nb\n")
+    site.add("2021-01-03-good.md", "---\ntitle: Good\n---\nb\n")
+
+    report = site.generate()
+
+    assert report.entries == 1
+    refused = [w for w in report.warnings if "before 1970" in w or "invalid date" in w]
+    assert len(refused) == 3, report.warnings
+    assert all("\n" not in w for w in report.warnings)
+    pub_dates = [e.findtext("pubDate") for e in etree.parse(str(site.output / "all.rss.xml")).iter("item")]
+    assert len(pub_dates) == 1 and pub_dates[0] and pub_dates[0].split()[3] == "2021"
