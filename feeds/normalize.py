@@ -51,12 +51,16 @@ def key_line(raw: RawPost, key: str) -> int:
 #: Dates before this are not dates: "0001-01-01" and "1900-01-01" are placeholders, and years
 #: before 1000 cannot be written as RFC 822 or RFC 3339 dates that readers agree on.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+#: Dates after this are not dates either: readers that keep times in 32 bits (newsboat) wrap
+#: them around to another year.
+LATEST = datetime(2038, 1, 19, 3, 14, 7, tzinfo=UTC)
 
 
 def parse_datetime(value: Any, zone: tzinfo) -> datetime:
     """A date as written in front matter to aware UTC; naive times are in ``zone``.
 
-    Raises ValueError when ``value`` is not a date, or one before 1970 (:data:`EARLIEST`).
+    Raises ValueError when ``value`` is not a date, or one before 1970 (:data:`EARLIEST`) or
+    after 2038-01-19 (:data:`LATEST`).
     """
     if isinstance(value, datetime):
         when = value
@@ -76,7 +80,10 @@ def parse_datetime(value: Any, zone: tzinfo) -> datetime:
         when = when.replace(tzinfo=zone)
     if when.year < EARLIEST.year:  # before converting: year 1 in a zone east of UTC overflows
         raise ValueError(f"year {when.year} is before {EARLIEST.year}")
-    return max(when.astimezone(UTC), EARLIEST)
+    when = max(when.astimezone(UTC), EARLIEST)
+    if when > LATEST:
+        raise ValueError(f"{when:%Y-%m-%d} is after {LATEST:%Y-%m-%d}, more than readers can hold")
+    return when
 
 
 def _parse_date_string(text: str) -> datetime:
@@ -202,7 +209,10 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
     if published is None:
         m = _EPOCH_COMMENT.match(raw.body)
         if m:
-            published = parse_datetime(int(m[1]), zone)
+            try:
+                published = parse_datetime(int(m[1]), zone)
+            except ValueError as exc:
+                raise PostError(f"invalid date in the leading comment: {exc}", where=raw.name) from None
     if published is None:
         raise PostError("the post has no date (front matter `date`, a YYYY-MM-DD- file name, "
                         "or a leading <!--epoch-ms--> comment)", where=raw.name, line=raw.front_line)

@@ -85,3 +85,14 @@ def test_posts_dated_before_1970_are_refused_alone(site: Site) -> None:
     assert all("\n" not in w for w in report.warnings)
     pub_dates = [e.findtext("pubDate") for e in etree.parse(str(site.output / "all.rss.xml")).iter("item")]
     assert len(pub_dates) == 1 and pub_dates[0] and pub_dates[0].split()[3] == "2021"
+
+
+def test_posts_dated_past_2038_are_refused_alone(site: Site) -> None:
+    site.add("2021-01-01-far.md", "---\ntitle: Far\ndate: 2286-11-20\n---\nb\n")
+    site.add("epoch.md", "---\ntitle: Epoch\n---\n<!--9999999999999-->\nb\n")
+    site.add("2021-01-03-good.md", "---\ntitle: Good\ndate: 2030-01-01\n---\nb\n")
+
+    report = site.generate()
+
+    assert report.entries == 1
+    assert len([w for w in report.warnings if "after 2038-01-19" in w]) == 2, report.warnings
