@@ -96,3 +96,18 @@ def test_posts_dated_past_2038_are_refused_alone(site: Site) -> None:
 
     assert report.entries == 1
     assert len([w for w in report.warnings if "after 2038-01-19" in w]) == 2, report.warnings
+
+
+def test_tags_differing_by_case_width_or_composition_are_one_tag(site: Site, server: FeedServer) -> None:
+    spellings = ["Case", "case", "ＣＡＳＥ", "ｃａｓｅ", "e\u0301te", "\u00e9te", "\ufb01le", "file"]
+    items = [item(n, guid=f"tag-{n}", category=s) for n, s in enumerate(spellings)]
+    server.routes["/tags"] = feed_response(rss(items))
+    _configure(site, {"tags": server.url("/tags")})
+
+    report = site.generate()
+
+    assert not [w for w in report.warnings if "collision" in w], report.warnings
+    stems = {p.name.split(".")[0] for p in (site.output / "tags").iterdir()}
+    assert stems == {"case", "\u00e9te", "file"}, stems
+    for stem, count in (("case", 4), ("\u00e9te", 2), ("file", 2)):
+        assert len(feedparser.parse((site.output / "tags" / f"{stem}.atom.xml").read_bytes()).entries) == count
