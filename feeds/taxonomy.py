@@ -45,7 +45,7 @@ class Term:
 @lru_cache(maxsize=65536)
 def term_key(name: str) -> str:
     """The identity of a term: spacing, case and Unicode's compatibility forms do not matter
-    (full-width "ＣＡＳＥ" is "case", "e" with a combining accent is "é", "ﬁ" is "fi")."""
+    (full-width "CASE" is "case", "e" with a combining accent is "é", the "fi" ligature is "fi")."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     return " ".join(folded.split())
 
