@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+from html import escape, unescape
 from typing import Any
 
 import feedparser
@@ -200,7 +200,9 @@ def _own(d: Mapping[str, Any], key: str) -> Any:
     return dict.get(d, key) if isinstance(d, dict) else d.get(key)
 
 
-def _item(entry: Mapping[str, Any]) -> ParsedItem:
+def _item(entry: Mapping[str, Any], *, loose: bool = False) -> ParsedItem:
+    if loose:
+        entry = _unescaped_names(entry)
     contents = [_mapping(c) for c in _list(entry.get("content"))]
     content = next((_str(c.get("value")) for c in contents if "html" in str(c.get("type", ""))), None)
     if content is None and contents:
@@ -222,6 +224,22 @@ def _item(entry: Mapping[str, Any]) -> ParsedItem:
         image=_image(entry),
         language=_str(entry.get("language")),
     )
+
+
+def _unescaped_names(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The entry with its tags' and authors' names as text. The forgiving parser (used for a
+    malformed document) leaves them escaped, "A &amp; B", where the strict one unescapes."""
+    out: dict[str, Any] = feedparser.FeedParserDict(entry)  # derives "enclosures" from "links"
+
+    def plain(value: Any) -> Any:
+        return unescape(value) if isinstance(value, str) else value
+
+    out["tags"] = [{k: plain(v) if k in ("term", "label") else v for k, v in _mapping(t).items()}
+                   for t in _list(entry.get("tags"))[:_MANY]]
+    out["authors"] = [{k: plain(v) if k in ("name", "email") else v for k, v in _mapping(a).items()}
+                      for a in _list(entry.get("authors"))[:_MANY]]
+    out["author"] = plain(entry.get("author"))
+    return out
 
 
 def _looks_like_json(body: bytes, headers: Mapping[str, str]) -> bool:
@@ -378,7 +396,7 @@ def _parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str, max_items
         updated=_time(_own(feed, "updated_parsed")),
         ttl=_ttl(feed.get("ttl")),
         language=_str(feed.get("language")),
-        items=tuple(_item(_mapping(e)) for e in kept),
+        items=tuple(_item(_mapping(e), loose=problem is not None) for e in kept),
         problem=problem,
         dropped=len(entries) - len(kept) + (cut[1] if cut is not None else 0),
     )

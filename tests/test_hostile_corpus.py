@@ -111,3 +111,17 @@ def test_tags_differing_by_case_width_or_composition_are_one_tag(site: Site, ser
     assert stems == {"case", "\u00e9te", "file"}, stems
     for stem, count in (("case", 4), ("\u00e9te", 2), ("file", 2)):
         assert len(feedparser.parse((site.output / "tags" / f"{stem}.atom.xml").read_bytes()).entries) == count
+
+
+@pytest.mark.parametrize("tail", ["", "\x00"], ids=["well-formed", "malformed"])
+def test_names_read_from_a_malformed_feed_are_text_as_from_a_well_formed_one(tail: str) -> None:
+    creator = '<dc:creator xmlns:dc="http://purl.org/dc/elements/1.1/">A &amp; B</dc:creator>'
+    one = item(1, category="x &amp; &lt;y&gt;", enclosure="")
+    body = rss([one]).replace("<enclosure></enclosure>", creator
+                              + '<enclosure url="https://e.example/m?a=1&amp;b=2" type="audio/mpeg" length="1"/>')
+    feed = parse_feed((body + tail).encode(), {}, "https://f.example/feed")
+    assert (feed.problem is not None) == bool(tail)
+    (parsed,) = feed.items
+    assert parsed.tags == ("x & <y>",)
+    assert [a.name for a in parsed.authors] == ["A & B"]
+    assert [e.url for e in parsed.enclosures] == ["https://e.example/m?a=1&b=2"]
