@@ -188,8 +188,8 @@ def _fill_entry(fe: Any, entry: SafeEntry, fmt: str, home_url: str) -> None:
         for author in entry.authors:
             fe.author({k: v for k, v in (("name", author.name), ("email", author.email),
                                          ("uri", author.uri)) if v})
-        if entry.summary:
-            fe.summary(entry.summary)
+        if entry.summary or not content:  # an entry whose content was all removed says its title
+            fe.summary(entry.summary or entry.title)
         if content:
             fe.content(content, type="html")
     else:

@@ -125,3 +125,17 @@ def test_names_read_from_a_malformed_feed_are_text_as_from_a_well_formed_one(tai
     assert parsed.tags == ("x & <y>",)
     assert [a.name for a in parsed.authors] == ["A & B"]
     assert [e.url for e in parsed.enclosures] == ["https://e.example/m?a=1&b=2"]
+
+
+def test_an_entry_whose_content_is_all_removed_still_has_text(site: Site, server: FeedServer) -> None:
+    removed = ["&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;iframe src=x&gt;&lt;/iframe&gt;", ""]
+    server.routes["/empty"] = feed_response(rss([item(n, description=d) for n, d in enumerate(removed)]))
+    _configure(site, {"empty": server.url("/empty")})
+
+    site.generate()
+
+    entries = etree.parse(str(site.output / "all.atom.xml")).getroot().findall(f"{ATOM}entry")
+    assert len(entries) == 3
+    for e in entries:
+        texts = [e.findtext(f"{ATOM}{name}") for name in ("summary", "content")]
+        assert any(t and t.strip() for t in texts), etree.tostring(e)
