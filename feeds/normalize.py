@@ -8,6 +8,7 @@ built.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,10 +48,19 @@ def key_line(raw: RawPost, key: str) -> int:
     return raw.front_line
 
 
+#: Dates before this are not dates: "0001-01-01" and "1900-01-01" are placeholders, and years
+#: before 1000 cannot be written as RFC 822 or RFC 3339 dates that readers agree on.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+#: Dates after this are not dates either: readers that keep times in 32 bits (newsboat) wrap
+#: them around to another year.
+LATEST = datetime(2038, 1, 19, 3, 14, 7, tzinfo=UTC)
+
+
 def parse_datetime(value: Any, zone: tzinfo) -> datetime:
     """A date as written in front matter to aware UTC; naive times are in ``zone``.
 
-    Raises ValueError when ``value`` is not a date.
+    Raises ValueError when ``value`` is not a date, or one before 1970 (:data:`EARLIEST`) or
+    after 2038-01-19 (:data:`LATEST`).
     """
     if isinstance(value, datetime):
         when = value
@@ -58,14 +68,22 @@ def parse_datetime(value: Any, zone: tzinfo) -> datetime:
         when = datetime.combine(value, time())
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            when = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError) as exc:
+            raise ValueError(f"not a time: {value}") from exc
     elif isinstance(value, str):
         when = _parse_date_string(value.strip())
     else:
         raise ValueError(f"expected a date, got {type(value).__name__}")
     if when.tzinfo is None:
         when = when.replace(tzinfo=zone)
-    return when.astimezone(UTC)
+    if when.year < EARLIEST.year:  # before converting: year 1 in a zone east of UTC overflows
+        raise ValueError(f"year {when.year} is before {EARLIEST.year}")
+    when = max(when.astimezone(UTC), EARLIEST)
+    if when > LATEST:
+        raise ValueError(f"{when:%Y-%m-%d} is after {LATEST:%Y-%m-%d}, more than readers can hold")
+    return when
 
 
 def _parse_date_string(text: str) -> datetime:
@@ -191,7 +209,10 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
     if published is None:
         m = _EPOCH_COMMENT.match(raw.body)
         if m:
-            published = parse_datetime(int(m[1]), zone)
+            try:
+                published = parse_datetime(int(m[1]), zone)
+            except ValueError as exc:
+                raise PostError(f"invalid date in the leading comment: {exc}", where=raw.name) from None
     if published is None:
         raise PostError("the post has no date (front matter `date`, a YYYY-MM-DD- file name, "
                         "or a leading <!--epoch-ms--> comment)", where=raw.name, line=raw.front_line)
@@ -365,12 +386,11 @@ class ItemLimits:
 
 
 def _item_date(text: str | None, parsed: datetime | None, zone: tzinfo) -> datetime | None:
+    when = parsed
     if text:
-        try:
-            return parse_datetime(text, zone)  # sees naive times, which feedparser takes as UTC
-        except (ValueError, OverflowError, OSError):
-            pass
-    return parsed
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            when = parse_datetime(text, zone)  # sees naive times, which feedparser takes as UTC
+    return when if when is not None and when >= EARLIEST else None
 
 
 def _capped(text: str | None, length: int) -> str | None:
@@ -418,7 +438,8 @@ def entry_from_item(
     """The entry for one item of a source feed.
 
     Dates written without a zone are read in ``zone``; an item without a date is
-    dated when it was first seen; dates in the future are brought back to ``now``.
+    dated when it was first seen; dates in the future are brought back to ``now``,
+    dates before 1970 are read as missing.
     What comes out is always well-typed and safe, whatever the item held: every
     URL is absolute http(s) or left out, texts are XML-safe single lines of
     bounded length, numbers are non-negative ints. Content over its cap

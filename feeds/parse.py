@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+from html import escape, unescape
 from typing import Any
 
 import feedparser
@@ -200,7 +200,9 @@ def _own(d: Mapping[str, Any], key: str) -> Any:
     return dict.get(d, key) if isinstance(d, dict) else d.get(key)
 
 
-def _item(entry: Mapping[str, Any]) -> ParsedItem:
+def _item(entry: Mapping[str, Any], *, loose: bool = False) -> ParsedItem:
+    if loose:
+        entry = _unescaped_names(entry)
     contents = [_mapping(c) for c in _list(entry.get("content"))]
     content = next((_str(c.get("value")) for c in contents if "html" in str(c.get("type", ""))), None)
     if content is None and contents:
@@ -222,6 +224,22 @@ def _item(entry: Mapping[str, Any]) -> ParsedItem:
         image=_image(entry),
         language=_str(entry.get("language")),
     )
+
+
+def _unescaped_names(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The entry with its tags' and authors' names as text. The forgiving parser (used for a
+    malformed document) leaves them escaped, "A &amp; B", where the strict one unescapes."""
+    out: dict[str, Any] = feedparser.FeedParserDict(entry)  # derives "enclosures" from "links"
+
+    def plain(value: Any) -> Any:
+        return unescape(value) if isinstance(value, str) else value
+
+    out["tags"] = [{k: plain(v) if k in ("term", "label") else v for k, v in _mapping(t).items()}
+                   for t in _list(entry.get("tags"))[:_MANY]]
+    out["authors"] = [{k: plain(v) if k in ("name", "email") else v for k, v in _mapping(a).items()}
+                      for a in _list(entry.get("authors"))[:_MANY]]
+    out["author"] = plain(entry.get("author"))
+    return out
 
 
 def _looks_like_json(body: bytes, headers: Mapping[str, str]) -> bool:
@@ -302,6 +320,40 @@ def _bound_feedparser_tags() -> None:
 _bound_feedparser_tags()
 
 
+_CHARREF = re.compile(r"(?:x[0-9a-f]{1,8}|[0-9]{1,10})", re.IGNORECASE)
+
+
+def _a_character(ref: str) -> bool:
+    """Whether a character reference's ``ref`` ("233", "xE9") names a Unicode scalar value."""
+    if not _CHARREF.fullmatch(ref):
+        return False
+    c = int(ref[1:], 16) if ref[:1] in "xX" else int(ref)
+    return c <= 0x10FFFF and not 0xD800 <= c <= 0xDFFF
+
+
+def _guard_feedparser_charrefs() -> None:
+    """feedparser's forgiving parser turns ``&#xD800;``, ``&#x110000;`` or a reference of
+    thousands of digits into an exception that loses the whole feed. Such a reference is
+    left out instead, in the feed's text and in the HTML inside it (the characters XML
+    forbids but Unicode has, like ``&#1;``, are removed later with the rest)."""
+    owners = (getattr(getattr(feedparser, "mixin", None), "_FeedParserMixin", None),
+              getattr(getattr(feedparser, "html", None), "_BaseHTMLProcessor", None))
+    for owner in owners:
+        original = getattr(owner, "handle_charref", None) if owner is not None else None
+        if original is None or getattr(original, "guarded", False):
+            continue
+
+        def guarded(self: Any, ref: str, _original: Any = original) -> None:
+            if _a_character(ref):
+                _original(self, ref)
+
+        guarded.guarded = True  # type: ignore[attr-defined]
+        owner.handle_charref = guarded  # type: ignore[union-attr]
+
+
+_guard_feedparser_charrefs()
+
+
 def _feedparser(body: bytes, headers: dict[str, str]) -> Any:
     # Sanitizing and resolving links are done later, for every source alike (``content``).
     # A stream, not bytes: feedparser opens bytes that name a file (b"/dev/zero") as that file.
@@ -344,7 +396,7 @@ def _parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str, max_items
         updated=_time(_own(feed, "updated_parsed")),
         ttl=_ttl(feed.get("ttl")),
         language=_str(feed.get("language")),
-        items=tuple(_item(_mapping(e)) for e in kept),
+        items=tuple(_item(_mapping(e), loose=problem is not None) for e in kept),
         problem=problem,
         dropped=len(entries) - len(kept) + (cut[1] if cut is not None else 0),
     )

@@ -160,19 +160,24 @@ def _feed(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict[s
     for entry in entries:
         fe = fg.add_entry(order="append")
         try:
-            _fill_entry(fe, entry, fmt)
+            _fill_entry(fe, entry, fmt, head.home_url)
         except Exception as exc:  # feedgen's own checks: one entry, not the feed
             fg.remove_entry(fe)
             failed.setdefault(entry.id, f"{entry.id}: entry left out: {type(exc).__name__}: {exc}")
     return fg
 
 
-def _fill_entry(fe: Any, entry: SafeEntry, fmt: str) -> None:
-    fe.attribution.origin = _origin(entry)
+def _fill_entry(fe: Any, entry: SafeEntry, fmt: str, home_url: str) -> None:
+    origin = fe.attribution.origin = _origin(entry)
     fe.id(entry.id)
     fe.title(entry.title)
     if entry.link:
         fe.link(href=entry.link, rel="alternate")
+    elif fmt == "atom":
+        # Readers take an Atom entry's id as its link when it has none (some do, some do not):
+        # an entry without a link of its own points to where it came from.
+        upstream = web_url(origin.feed_link) if origin is not None and origin.feed_link else None
+        fe.link(href=upstream or home_url, rel="alternate")
     fe.published(_AtomTime.of(entry.published))
     fe.updated(_AtomTime.of(entry.updated))
     names = entry.tags + tuple(c for c in entry.categories if c not in entry.tags)
@@ -184,8 +189,8 @@ def _fill_entry(fe: Any, entry: SafeEntry, fmt: str) -> None:
         for author in entry.authors:
             fe.author({k: v for k, v in (("name", author.name), ("email", author.email),
                                          ("uri", author.uri)) if v})
-        if entry.summary:
-            fe.summary(entry.summary)
+        if entry.summary or not content:  # an entry whose content was all removed says its title
+            fe.summary(entry.summary or entry.title)
         if content:
             fe.content(content, type="html")
     else:
@@ -320,7 +325,7 @@ def render_json(head: FeedHead, entries: Sequence[SafeEntry]) -> bytes:
 def rfc3339(when: datetime) -> str:
     """``2021-09-03T13:37:42.888Z``: UTC, "Z", and only as many fractional digits as needed."""
     when = when.astimezone(UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{when.year:04d}-" + when.strftime("%m-%dT%H:%M:%S")  # %Y writes year 1 as "1"
     if when.microsecond:
         text += f".{when.microsecond:06d}".rstrip("0")
     return text + "Z"

@@ -1,6 +1,6 @@
 """Tags and categories: merging spellings, and safe, stable file-name slugs.
 
-Pure functions. Case variants are one term; the alias map merges other
+Pure functions. Case, width and composition variants are one term; the alias map merges other
 spellings. A term's slug keeps its script (``联合早报``) and can never name a
 path outside its folder. Slugs are capped in UTF-8 bytes, not characters, so that
 the longest file made from one (with its suffix and a temporary name's prefix
@@ -44,8 +44,10 @@ class Term:
 
 @lru_cache(maxsize=65536)
 def term_key(name: str) -> str:
-    """The identity of a term: spacing and case do not matter."""
-    return " ".join(name.split()).casefold()
+    """The identity of a term: spacing, case and Unicode's compatibility forms do not matter
+    (full-width "CASE" is "case", "e" with a combining accent is "é", the "fi" ligature is "fi")."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join(folded.split())
 
 
 def make_slug(name: str) -> str:
