@@ -330,6 +330,9 @@ def split_post(text: str, name: str, digest: str) -> RawPost:
 #: control systems call it).
 RACY_WINDOW_NS = 2_000_000_000
 _READ_ATTEMPTS = 3
+#: The largest post file read (bytes). A bigger one is a mistake (a log, a dump, a disk
+#: image named .md); reading it would take its size in memory, several times over.
+MAX_POST_BYTES = 16 * 1024 * 1024
 
 
 class PostUnreadableError(PostError):
@@ -360,6 +363,9 @@ def _read_once(post: PostFile) -> Snapshot | None:
         if not stat.S_ISREG(before.st_mode):
             raise PostUnreadableError(f"cannot read: {_kind(before.st_mode)}, not a regular file",
                                       where=post.name)
+        if before.st_size > MAX_POST_BYTES:
+            raise PostError(f"skipped: {before.st_size} bytes is over the post size limit of "
+                            f"{MAX_POST_BYTES} bytes", where=post.name)
         chunks, left = [], before.st_size + 1  # one byte more than its size tells it grew
         while left > 0 and (chunk := os.read(fd, left)):
             chunks.append(chunk)
