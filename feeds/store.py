@@ -397,6 +397,23 @@ class ItemHead(NamedTuple):
 BUSY_TIMEOUT_MS = 60_000
 
 
+def _refuse_foreign(path: Path) -> None:
+    """Refuse another program's database before anything is written to it (even the
+    switch to WAL rewrites its header). Damage is left for the normal open to report."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return
+    if tables and not tables & set(_md.tables):
+        raise StorageError(f"not a feeds state database (it has the tables {', '.join(sorted(tables)[:5])}); "
+                           "set state: to another file", where=str(path))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # First, so that even switching to WAL waits for a run that holds the database.
@@ -454,6 +471,8 @@ class Store:
         if st is not None and not stat.S_ISREG(st.st_mode):
             kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise DamagedStateError(f"is {kind}, not a state database", where=str(path))
+        if st is not None and st.st_size:
+            _refuse_foreign(path)
         self._engine: Engine = sa.create_engine(f"sqlite:///{path}",
                                                 connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         sa.event.listen(self._engine, "connect", _sqlite_pragmas)
@@ -487,13 +506,6 @@ class Store:
             raise _database_error(exc, self.path) from None
 
     def _migrate(self, conn: Connection) -> None:
-        tables = {r[0] for r in conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")} \
-            if conn.dialect.name == "sqlite" else set()
-        if tables and not tables & set(_md.tables):
-            # Another program's database: neither written into nor moved aside.
-            raise StorageError(f"not a feeds state database (it has the tables {', '.join(sorted(tables)[:5])}); "
-                               "set state: to another file", where=str(self.path))
         _md.create_all(conn)
         for table in _md.tables.values():
             have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
