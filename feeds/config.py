@@ -464,7 +464,9 @@ def unsafe_output_dir(config: Config) -> str | None:
     if out in state.parents:
         return "must not hold the state database (state)"
     for index, folder in enumerate(config.posts):
-        base, recursive = _glob_base(folder.path)
+        # A folder whose name has glob characters is that folder, as posts reads it.
+        base, recursive = (folder.path, True) if os.path.lexists(config.resolve(folder.path)) \
+            else _glob_base(folder.path)
         posts = Path(os.path.realpath(config.resolve(base)))
         if out == posts or out in posts.parents or (recursive and posts in out.parents):
             return f"must not be a posts folder, inside one or hold one (posts[{index}].path)"

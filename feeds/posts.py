@@ -219,6 +219,12 @@ def input_base(pattern: str, root: Path) -> Path:
     return base if base.is_absolute() else root / base
 
 
+def _is_glob(path: Path) -> bool:
+    """Whether a posts path is a glob: it has glob characters and is not the name of
+    something that exists (a folder may be called ``drafts[old]``)."""
+    return glob.has_magic(str(path)) and not os.path.lexists(path)
+
+
 def scan_posts(pattern: str, root: Path) -> PostScan:
     """Post files under a folder (recursively), matching a glob, or one post file, sorted by name.
 
@@ -227,7 +233,7 @@ def scan_posts(pattern: str, root: Path) -> PostScan:
     walk = _Walk(root)
     base = input_base(pattern, root)
     text = str(base)
-    if glob.has_magic(text):
+    if _is_glob(base):
         fixed = Path(*[part for part in itertools.takewhile(lambda p: not glob.has_magic(p), base.parts)])
         try:
             st = os.stat(fixed)
@@ -274,8 +280,9 @@ def find_posts(pattern: str, root: Path) -> list[PostFile]:
 
 def input_matcher(pattern: str, root: Path) -> Callable[[str], bool]:
     """Whether a post of a given name (as in :attr:`PostFile.name`) is found through this posts input."""
-    base = _Walk(root).name(str(input_base(pattern, root)))
-    if glob.has_magic(base):
+    path = input_base(pattern, root)
+    base = _Walk(root).name(str(path))
+    if _is_glob(path):
         return lambda name: fnmatch.fnmatchcase(name, base)
     folder = base.rstrip("/") + "/"
     return lambda name: name == base or name.startswith(folder)

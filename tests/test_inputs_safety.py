@@ -258,3 +258,21 @@ def test_a_post_over_the_size_limit_is_skipped_without_reading_it(tmp_path: Path
     # Made small again, it is read (the refusal was not cached beyond its size).
     huge.write_text("---\ntitle: Huge\ndate: 2021-02-02\n---\nsmall now\n")
     assert cli(root).returncode == 0 and "Huge" in entry_ids(root)
+
+
+def test_a_posts_folder_named_with_glob_characters_is_that_folder(tmp_path: Path) -> None:
+    """``posts/[old]`` that exists is read as the folder, not as a glob matching
+    ``posts/o``; and output.dir inside it is refused like any posts folder."""
+    root = tmp_path / "site"
+    root.mkdir()
+    write_config(root, posts="'posts/[old]'")
+    write_posts(root / "posts" / "[old]", 4)
+    write_posts(root / "posts" / "o", 2, start=10)  # what the glob would match
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert sorted(entry_ids(root)) == [f"Post {i}" for i in range(4)]
+    config = (root / "config.yaml").read_text()
+    (root / "config.yaml").write_text(config.replace("  dir: output\n", "  dir: 'posts/[old]/out'\n"))
+    result = cli(root)
+    assert result.returncode == 2 and "must not be a posts folder" in result.stderr, result.stderr
+    assert not (root / "posts" / "[old]" / "out").exists()
