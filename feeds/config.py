@@ -464,10 +464,22 @@ def unsafe_output_dir(config: Config) -> str | None:
     if out in state.parents:
         return "must not hold the state database (state)"
     for index, folder in enumerate(config.posts):
-        base, recursive = _glob_base(folder.path)
+        # A folder whose name has glob characters is that folder, as posts reads it.
+        base, recursive = (folder.path, True) if os.path.lexists(config.resolve(folder.path)) \
+            else _glob_base(folder.path)
         posts = Path(os.path.realpath(config.resolve(base)))
         if out == posts or out in posts.parents or (recursive and posts in out.parents):
             return f"must not be a posts folder, inside one or hold one (posts[{index}].path)"
+    # Inputs that are single files: stale removal never touches them (they are not recorded),
+    # but a local source named like an output (all.rss.xml) would be overwritten.
+    inputs = [(f"sources[{i}].url", s.url.removeprefix("file://")) for i, s in enumerate(config.sources)
+              if urlsplit(s.url).scheme not in ("http", "https")]
+    if config.output.templates:
+        inputs.append(("output.templates", config.output.templates))
+    for key, path in inputs:
+        target = Path(os.path.realpath(config.resolve(path)))
+        if out == target or out in target.parents:
+            return f"must not be or hold an input ({key})"
     return None
 
 

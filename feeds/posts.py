@@ -219,6 +219,12 @@ def input_base(pattern: str, root: Path) -> Path:
     return base if base.is_absolute() else root / base
 
 
+def _is_glob(path: Path) -> bool:
+    """Whether a posts path is a glob: it has glob characters and is not the name of
+    something that exists (a folder may be called ``drafts[old]``)."""
+    return glob.has_magic(str(path)) and not os.path.lexists(path)
+
+
 def scan_posts(pattern: str, root: Path) -> PostScan:
     """Post files under a folder (recursively), matching a glob, or one post file, sorted by name.
 
@@ -227,7 +233,7 @@ def scan_posts(pattern: str, root: Path) -> PostScan:
     walk = _Walk(root)
     base = input_base(pattern, root)
     text = str(base)
-    if glob.has_magic(text):
+    if _is_glob(base):
         fixed = Path(*[part for part in itertools.takewhile(lambda p: not glob.has_magic(p), base.parts)])
         try:
             st = os.stat(fixed)
@@ -274,8 +280,9 @@ def find_posts(pattern: str, root: Path) -> list[PostFile]:
 
 def input_matcher(pattern: str, root: Path) -> Callable[[str], bool]:
     """Whether a post of a given name (as in :attr:`PostFile.name`) is found through this posts input."""
-    base = _Walk(root).name(str(input_base(pattern, root)))
-    if glob.has_magic(base):
+    path = input_base(pattern, root)
+    base = _Walk(root).name(str(path))
+    if _is_glob(path):
         return lambda name: fnmatch.fnmatchcase(name, base)
     folder = base.rstrip("/") + "/"
     return lambda name: name == base or name.startswith(folder)
@@ -330,6 +337,9 @@ def split_post(text: str, name: str, digest: str) -> RawPost:
 #: control systems call it).
 RACY_WINDOW_NS = 2_000_000_000
 _READ_ATTEMPTS = 3
+#: The largest post file read (bytes). A bigger one is a mistake (a log, a dump, a disk
+#: image named .md); reading it would take its size in memory, several times over.
+MAX_POST_BYTES = 16 * 1024 * 1024
 
 
 class PostUnreadableError(PostError):
@@ -360,6 +370,9 @@ def _read_once(post: PostFile) -> Snapshot | None:
         if not stat.S_ISREG(before.st_mode):
             raise PostUnreadableError(f"cannot read: {_kind(before.st_mode)}, not a regular file",
                                       where=post.name)
+        if before.st_size > MAX_POST_BYTES:
+            raise PostError(f"skipped: {before.st_size} bytes is over the post size limit of "
+                            f"{MAX_POST_BYTES} bytes", where=post.name)
         chunks, left = [], before.st_size + 1  # one byte more than its size tells it grew
         while left > 0 and (chunk := os.read(fd, left)):
             chunks.append(chunk)

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import DamagedStateError, StorageError
+from .errors import Busy, DamagedStateError, StorageError
 from .models import Author, Enclosure, Entry, PostMeta, Provenance
 from .schedule import SourceState
 
@@ -170,6 +170,27 @@ def _decoding(what: str) -> Iterator[None]:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         raise DamagedStateError(f"the state database has a garbled {what} row "
                                 f"({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _output_path(path: object) -> str:
+    """A recorded output path, which is only ever relative, inside the output folder."""
+    if not isinstance(path, str) or not path or "\0" in path or path.startswith("/") \
+            or any(part in ("", ".", "..") for part in path.split("/")):
+        raise ValueError(f"not a path inside the output folder: {str(path)[:60]!r}")
+    return path
+
+
+def _database_error(exc: sa.exc.SQLAlchemyError, path: Path) -> StorageError | Busy:
+    """The one-line error for a failed database operation."""
+    reason = getattr(exc, "orig", None) or exc
+    if _damaged(reason):
+        return DamagedStateError(f"the state database is damaged ({reason})", where=str(path))
+    if isinstance(reason, sqlite3.OperationalError) and \
+            str(reason).startswith(("database is locked", "database table is locked")):
+        # Another program holds a write transaction longer than the busy timeout.
+        return Busy(f"the state database stayed locked by another program for {BUSY_TIMEOUT_MS // 1000} s; "
+                    "try again later", where=str(path))
+    return StorageError(f"database error: {reason}", where=str(path))
 
 
 @contextmanager
@@ -376,6 +397,23 @@ class ItemHead(NamedTuple):
 BUSY_TIMEOUT_MS = 60_000
 
 
+def _refuse_foreign(path: Path) -> None:
+    """Refuse another program's database before anything is written to it (even the
+    switch to WAL rewrites its header). Damage is left for the normal open to report."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return
+    if tables and not tables & set(_md.tables):
+        raise StorageError(f"not a feeds state database (it has the tables {', '.join(sorted(tables)[:5])}); "
+                           "set state: to another file", where=str(path))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # First, so that even switching to WAL waits for a run that holds the database.
@@ -433,12 +471,14 @@ class Store:
         if st is not None and not stat.S_ISREG(st.st_mode):
             kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise DamagedStateError(f"is {kind}, not a state database", where=str(path))
+        if st is not None and st.st_size:
+            _refuse_foreign(path)
         self._engine: Engine = sa.create_engine(f"sqlite:///{path}",
                                                 connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         try:
             self._create_schema()
-        except StorageError:
+        except (StorageError, Busy):
             self._engine.dispose()
             raise
 
@@ -451,10 +491,7 @@ class Store:
             with self._engine.begin() as conn, decoding_in(self.path):
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            if _damaged(reason):
-                raise DamagedStateError(f"the state database is damaged ({reason})", where=str(self.path)) from None
-            raise StorageError(f"database error: {reason}", where=str(self.path)) from None
+            raise _database_error(exc, self.path) from None
 
     def _create_schema(self) -> None:
         """Create or migrate the tables in one write transaction, taken before looking at
@@ -466,10 +503,7 @@ class Store:
                 self._migrate(conn)
                 conn.commit()
         except sa.exc.SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            if _damaged(reason):
-                raise DamagedStateError(f"the state database is damaged ({reason})", where=str(self.path)) from None
-            raise StorageError(f"database error: {reason}", where=str(self.path)) from None
+            raise _database_error(exc, self.path) from None
 
     def _migrate(self, conn: Connection) -> None:
         _md.create_all(conn)
@@ -565,7 +599,9 @@ class Store:
     def load_outputs(self) -> dict[str, OutputRecord]:
         with self._begin() as conn:
             rows = conn.execute(sa.select(_outputs)).all()
-        return {r.path: OutputRecord(r.path, r.signature, r.size, r.mtime_ns) for r in rows}
+        with decoding_in(self.path), _decoding("outputs"):
+            return {_output_path(r.path): OutputRecord(r.path, r.signature, r.size, int(r.mtime_ns))
+                    for r in rows}
 
     def save_outputs(self, records: Iterable[OutputRecord], forget: Iterable[str] = ()) -> None:
         with self._begin() as conn:

@@ -239,3 +239,40 @@ def test_unreadable_folder_subfolder_and_file(tmp_path: Path) -> None:
     finally:
         for path in [posts, *posts.rglob("*")]:
             path.chmod(0o755)
+
+
+def test_a_post_over_the_size_limit_is_skipped_without_reading_it(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A huge file named .md (a log, a dump) is one line and is never read into memory;
+    the size limit is lowered here so that the file stays small."""
+    from feeds import posts
+
+    monkeypatch.setattr(posts, "MAX_POST_BYTES", 4096)
+    root = make_site(tmp_path / "site", 5)
+    huge = root / "posts" / "2021-02-02-huge.md"
+    huge.write_text("---\ntitle: Huge\ndate: 2021-02-02\n---\n" + "x" * 5000)
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert "posts/2021-02-02-huge.md: skipped:" in result.stderr and "over the post size limit" in result.stderr
+    assert "Huge" not in entry_ids(root) and len(entry_ids(root)) == 5
+    # Made small again, it is read (the refusal was not cached beyond its size).
+    huge.write_text("---\ntitle: Huge\ndate: 2021-02-02\n---\nsmall now\n")
+    assert cli(root).returncode == 0 and "Huge" in entry_ids(root)
+
+
+def test_a_posts_folder_named_with_glob_characters_is_that_folder(tmp_path: Path) -> None:
+    """``posts/[old]`` that exists is read as the folder, not as a glob matching
+    ``posts/o``; and output.dir inside it is refused like any posts folder."""
+    root = tmp_path / "site"
+    root.mkdir()
+    write_config(root, posts="'posts/[old]'")
+    write_posts(root / "posts" / "[old]", 4)
+    write_posts(root / "posts" / "o", 2, start=10)  # what the glob would match
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert sorted(entry_ids(root)) == [f"Post {i}" for i in range(4)]
+    config = (root / "config.yaml").read_text()
+    (root / "config.yaml").write_text(config.replace("  dir: output\n", "  dir: 'posts/[old]/out'\n"))
+    result = cli(root)
+    assert result.returncode == 2 and "must not be a posts folder" in result.stderr, result.stderr
+    assert not (root / "posts" / "[old]" / "out").exists()

@@ -21,6 +21,8 @@ from feeds.publish import is_temp_name
 
 from .conftest import CONFIG, Site
 from .httpserver import item, rss
+from .safety import cli as safety_cli
+from .safety import make_site
 
 
 def run_cli(site: Site, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -338,3 +340,26 @@ def test_unwritable_output_folder_keeps_what_is_published(site: Site) -> None:
     finally:
         for folder in (site.output, site.output / "tags"):
             folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("key", ["source", "templates"])
+def test_an_output_folder_holding_an_input_file_is_refused(tmp_path: Path, key: str) -> None:
+    """A local source (or the templates folder) inside output.dir, even one named like an
+    output (all.rss.xml), would be overwritten by the run: refused, and nothing is touched."""
+    feeds_xml = rss([item(1)], title="Wire").encode()
+    extra = ("sources:\n  - {name: wire, url: inbox/all.rss.xml}\n" if key == "source"
+             else "sources: []\n")
+    root = make_site(tmp_path / "site", 3, extra=extra)
+    config = (root / "config.yaml").read_text().replace("  dir: output\n", "  dir: inbox\n")
+    if key == "templates":
+        config = config.replace("  dir: inbox\n", "  dir: inbox\n  templates: inbox/mine\n")
+        (root / "inbox" / "mine").mkdir(parents=True)
+        (root / "inbox" / "mine" / "index.html").write_text("<p>{{ site.title }}</p>")
+    (root / "config.yaml").write_text(config)
+    (root / "inbox").mkdir(exist_ok=True)
+    (root / "inbox" / "all.rss.xml").write_bytes(feeds_xml)
+    before = {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    result = safety_cli(root, "generate")
+    assert result.returncode == 2, result.stderr
+    assert "output.dir: must not be or hold an input" in result.stderr and result.stderr.count("\n") == 1
+    assert {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} == before

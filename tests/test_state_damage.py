@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +60,10 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "setting of the wrong shape": _sql("UPDATE settings SET value = '[1]' WHERE key = 'post_inputs'"),
     "garbled schema version": _sql("UPDATE settings SET value = 'one' WHERE key = 'schema_version'"),
     "wrong schema": _sql("DROP TABLE items", "CREATE TABLE items (source TEXT, what TEXT)"),
+    "an output path outside the output folder":
+        _sql("UPDATE outputs SET path = '../../victim' WHERE path = 'all.atom.xml'"),
+    "an absolute output path": _sql("UPDATE outputs SET path = '/tmp/victim' WHERE path = 'all.rss.xml'"),
+    "a garbled output time": _sql("UPDATE outputs SET mtime_ns = 'soon'"),
 }
 
 
@@ -99,3 +105,50 @@ def test_rebuild_of_a_healthy_state_keeps_ids_of_posts_without_id_or_link(tmp_pa
     assert entry_ids(root) == ids and outputs(root) == before
     shutil.rmtree(root / "state")
     assert cli(root).returncode == 0 and entry_ids(root) == ids
+
+
+def test_another_programs_database_is_neither_written_nor_moved(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site", 3)
+    db = root / "state" / "feeds.db"
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE invoices (n INTEGER)")
+    conn.execute("INSERT INTO invoices VALUES (7)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    for command in (("generate",), ("status",)):
+        result = cli(root, *command)
+        assert result.returncode == 1, result.stderr
+        assert "feeds.db: not a feeds state database (it has the tables invoices)" in result.stderr
+    assert db.read_bytes() == before and not outputs(root)
+
+
+def test_a_database_held_locked_by_another_process_is_the_busy_exit(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holding a write transaction longer than the busy timeout (lowered
+    here) is one line and exit 75, and what is published stays."""
+    from feeds import store
+
+    root = make_site(tmp_path / "site", 3)
+    assert cli(root, "generate").returncode == 0
+    before = outputs(root)
+    next(iter((root / "posts").iterdir())).write_text("---\ntitle: Changed\ndate: 2021-05-05\n---\nx\n")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE'); c.execute(\"DELETE FROM settings WHERE key = 'none'\")\n"
+        "print('held', flush=True); time.sleep(120)\n"), str(root / "state" / "feeds.db")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 300)
+        result = cli(root, "generate")
+        assert result.returncode == 75, result.stderr
+        assert result.stderr.count("\n") == 1 and "feeds.db: the state database stayed locked" in result.stderr
+        assert outputs(root) == before
+    finally:
+        holder.kill()
+        holder.communicate()
+    monkeypatch.undo()
+    assert cli(root, "generate").returncode == 0 and "Changed" in entry_ids(root)
