@@ -99,15 +99,17 @@ class Daemon:
         )
         self.fetcher = SharedFetcher(config)
         self.store = Store(config.state_path)
+        #: Stores left behind by reloads that moved the state database; jobs may still use them.
+        self.old_stores: list[Store] = []
 
     # -- jobs ------------------------------------------------------------------
 
     def fetch_job(self, name: str) -> None:
         if self.stopping.is_set():
             return
-        config = self.config
+        config, store = self.config, self.store
         try:
-            outcomes = update_sources(config, self.store, now=datetime.now(UTC), only=[name],
+            outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
                                       fetch=self.fetcher.fetch)
         except concurrent.futures.CancelledError:
             return
@@ -201,6 +203,15 @@ class Daemon:
         except FeedsError as exc:
             log.error("reload: %s; keeping the running configuration", exc)
             return
+        if config.state_path != self.config.state_path:
+            # Fetches must store where generations read: the new state database.
+            try:
+                store = Store(config.state_path)
+            except FeedsError as exc:
+                log.error("reload: %s; keeping the running configuration", exc)
+                return
+            self.old_stores.append(self.store)
+            self.store = store
         self.config = config
         self.schedule_all()
         log.info("reload: %s loaded, %d sources", self.config_path, len(config.sources))
@@ -245,7 +256,8 @@ class Daemon:
         self.fetcher.close()
         if server is not None:
             server.stop()
-        self.store.close()
+        for store in [*self.old_stores, self.store]:
+            store.close()
         log.info("run: stopped")
         return 0
 
