@@ -212,6 +212,9 @@ class Generator:
         self.report = Report()
         #: Accept posts inputs that vanished or shrank as they are now (--allow-shrink).
         self.allow_shrink = False
+        #: Read every post again, trusting no cached row (--check: a file rewritten with its old
+        #: size and mtime looks unchanged to the cache).
+        self.reread = False
         self._post_cache: dict[str, PostRow] | None = None
         #: Posts not found on disk whose input is missing: published from their cached rows.
         self.kept: set[str] = set()
@@ -312,7 +315,7 @@ class Generator:
             hit = cache.get(f.name)
             same = hit is not None and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size,
                                                                                       self.fingerprint)
-            if hit is not None and (same or f.name in self.kept):
+            if hit is not None and ((same and not self.reread) or f.name in self.kept):
                 keep.append(hit)
             else:
                 folder = self.config.posts[index]
@@ -586,6 +589,7 @@ class Generator:
             self.wait_for_writes()
 
     def _run(self, check: bool) -> Report:
+        self.reread = self.reread or check
         clock = _Stopwatch()
         files = self.scan()
         clock.lap("scan %d post files", len(files))
@@ -658,6 +662,9 @@ class Generator:
             self.report.outdated.extend(name for name, data in extra.items()
                                         if read_bytes(safe_target(output_dir, name)) != data)
             self.report.outdated.extend(p for p in stale if _removable(safe_target(output_dir, p)))
+            if self.report.outdated:
+                # The next run must do the work, even if no file's size or mtime moved.
+                self.store.set_setting("last_run", json.dumps({"snapshot": ""}))
             return self.report
 
         self.claim_output(records, every)

@@ -276,3 +276,26 @@ def test_a_posts_folder_named_with_glob_characters_is_that_folder(tmp_path: Path
     result = cli(root)
     assert result.returncode == 2 and "must not be a posts folder" in result.stderr, result.stderr
     assert not (root / "posts" / "[old]" / "out").exists()
+
+
+def test_check_sees_a_post_rewritten_with_its_old_size_and_mtime(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    before = built(root, 6)
+    post = root / "posts" / "2021-01-01-post-3.md"
+    st = post.stat()
+    text = post.read_text(encoding="utf-8")
+    changed = text.replace("Post 3", "Tsop 3")
+    assert changed != text and len(changed.encode()) == len(text.encode())
+    post.write_text(changed, encoding="utf-8")
+    os.utime(post, ns=(st.st_atime_ns, st.st_mtime_ns))  # as `cp -p`, rsync -t or a restore leave it
+    # An ordinary run trusts size and mtime and sees nothing; --check reads every post.
+    assert outputs(root) == before
+    checked = cli(root, "generate", "--check")
+    no_traceback(checked)
+    assert checked.returncode == 1 and "all.atom.xml: not up to date" in checked.stderr
+    assert outputs(root) == before, "--check wrote something"
+    # What --check found, the next run publishes.
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    assert b"Tsop 3" in outputs(root)["all.atom.xml"]
+    assert cli(root, "generate", "--check").returncode == 0
