@@ -98,17 +98,32 @@ class Daemon:
             timezone=UTC,
         )
         self.fetcher = SharedFetcher(config)
+        self.store_lock = threading.Lock()
         self.store = Store(config.state_path)
-        #: Stores left behind by reloads that moved the state database; jobs may still use them.
+        self.store_file = _identity(config.state_path)
+        #: Stores of state databases no longer in use (moved by a reload, or aside by another
+        #: run's --rebuild-state); jobs may still be using them.
         self.old_stores: list[Store] = []
+
+    def current_store(self) -> Store:
+        """The store of the configured state database, reopened when the file at its path
+        is no longer the one open: fetches must be stored where generations read."""
+        path = self.config.state_path
+        with self.store_lock:
+            if self.store.path != path or _identity(path) != self.store_file:
+                store = Store(path)
+                self.old_stores.append(self.store)
+                self.store, self.store_file = store, _identity(path)
+            return self.store
 
     # -- jobs ------------------------------------------------------------------
 
     def fetch_job(self, name: str) -> None:
         if self.stopping.is_set():
             return
-        config, store = self.config, self.store
+        config = self.config
         try:
+            store = self.current_store()
             outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
                                       fetch=self.fetcher.fetch)
         except concurrent.futures.CancelledError:
@@ -169,7 +184,7 @@ class Daemon:
     def schedule_all(self) -> None:
         """Make the jobs match the config: add, move or drop one job per source."""
         config = self.config
-        states = self.store.load_sources()
+        states = self.current_store().load_sources()
         now = datetime.now(UTC)
         wanted = set()
         for source in config.sources:
@@ -203,16 +218,14 @@ class Daemon:
         except FeedsError as exc:
             log.error("reload: %s; keeping the running configuration", exc)
             return
-        if config.state_path != self.config.state_path:
-            # Fetches must store where generations read: the new state database.
-            try:
-                store = Store(config.state_path)
-            except FeedsError as exc:
-                log.error("reload: %s; keeping the running configuration", exc)
-                return
-            self.old_stores.append(self.store)
-            self.store = store
+        running = self.config
         self.config = config
+        try:
+            self.current_store()
+        except FeedsError as exc:
+            self.config = running
+            log.error("reload: %s; keeping the running configuration", exc)
+            return
         self.schedule_all()
         log.info("reload: %s loaded, %d sources", self.config_path, len(config.sources))
 
@@ -260,6 +273,15 @@ class Daemon:
             store.close()
         log.info("run: stopped")
         return 0
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (device and inode), or None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def run_daemon(config_path: Path, config: Config, serve: tuple[str, int] | None = None) -> int:

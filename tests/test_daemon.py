@@ -231,3 +231,18 @@ def test_sighup_moving_the_state_database_stores_fetches_where_generation_reads(
         assert run.stop() == 0
     with sqlite3.connect(site.root / "moved" / "other.db") as db:
         assert db.execute("SELECT count(*) FROM items").fetchone()[0] >= 2
+
+
+def test_state_rebuilt_by_another_run_gets_the_daemons_fetches(site: Site, server: FeedServer) -> None:
+    server.routes["/wire.xml"] = feed_response(rss([item(1)]), etag='"1"')
+    daemon_config(site, server)
+    run = Running(site)
+    try:
+        wait_for(lambda: run.titles("/all.atom.xml") == ["Story 1"], 20, "the first generation")
+        rebuilt = subprocess.run([sys.executable, "-m", "feeds", "generate", "--rebuild-state", "--wait", "30",
+                                  "--config", str(site.root / "config.yaml")], capture_output=True, text=True)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        server.routes["/wire.xml"] = feed_response(rss([item(1), item(2)]), etag='"2"')
+        wait_for(lambda: "Story 2" in run.titles("/all.atom.xml"), 20, "the entry fetched after the rebuild")
+    finally:
+        assert run.stop() == 0
