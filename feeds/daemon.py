@@ -86,6 +86,7 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.serve = serve
+        self.server: BackgroundServer | None = None
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
         self.generate_lock = threading.Lock()
@@ -226,6 +227,10 @@ class Daemon:
             self.config = running
             log.error("reload: %s; keeping the running configuration", exc)
             return
+        if self.server is not None and config.output_dir != running.output_dir:
+            # The old folder is left as it is: nothing published there is removed.
+            self.server.set_root(config.output_dir)
+            log.info("serve: now %s (%s left as it was)", config.output_dir, running.output_dir)
         self.schedule_all()
         log.info("reload: %s loaded, %d sources", self.config_path, len(config.sources))
 
@@ -239,7 +244,7 @@ class Daemon:
         server = None
         if self.serve is not None:
             host, port = self.serve
-            server = BackgroundServer(self.config.output_dir, host, port)
+            server = self.server = BackgroundServer(self.config.output_dir, host, port)
             log.info("serve: http://%s:%d/ (%s)", host, server.port, self.config.output_dir)
 
         def on_stop(signum: int, frame: FrameType | None) -> None:

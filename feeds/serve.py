@@ -343,6 +343,10 @@ class BackgroundServer:
             self.loop.call_soon_threadsafe(self.loop.stop)
             raise
 
+    def set_root(self, root: Path) -> None:
+        """Serve another folder from now on (cached files are checked against the new one)."""
+        self.loop.call_soon_threadsafe(setattr, self.server, "root", os.path.abspath(root))
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(timeout=GRACE + 2)

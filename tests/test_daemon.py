@@ -214,21 +214,25 @@ def test_newsboat_reads_the_served_feeds(site: Site, server: FeedServer, tmp_pat
         assert run.stop() == 0
 
 
-def test_sighup_moving_the_state_database_stores_fetches_where_generation_reads(site: Site,
-                                                                               server: FeedServer) -> None:
+def test_sighup_moving_state_and_output_stores_and_serves_where_generation_works(site: Site,
+                                                                                server: FeedServer) -> None:
     server.routes["/wire.xml"] = feed_response(rss([item(1)]), etag='"1"')
     daemon_config(site, server)
     run = Running(site)
     try:
         wait_for(lambda: run.titles("/all.atom.xml") == ["Story 1"], 20, "the first generation")
         text = (site.root / "config.yaml").read_text()
-        site.write_config(text.replace("state: state/feeds.db", "state: moved/other.db"))
+        site.write_config(text.replace("state: state/feeds.db", "state: moved/other.db")
+                          .replace("dir: output", "dir: output2"))
         run.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload:" in run.log.read_text(), 5, "the reload")
         server.routes["/wire.xml"] = feed_response(rss([item(1), item(2)]), etag='"2"')
         wait_for(lambda: "Story 2" in run.titles("/all.atom.xml"), 20, "the entry fetched after the reload")
+        assert (site.root / "output2" / "all.atom.xml").is_file()
     finally:
         assert run.stop() == 0
+    # The folder published before the reload is left as it was.
+    assert [e.title for e in feedparser.parse(site.output / "all.atom.xml").entries] == ["Story 1"]
     with sqlite3.connect(site.root / "moved" / "other.db") as db:
         assert db.execute("SELECT count(*) FROM items").fetchone()[0] >= 2
 
