@@ -336,6 +336,10 @@ def split_post(text: str, name: str, digest: str) -> RawPost:
 #: what was read from it is not trusted to stay current ("racily clean", as version
 #: control systems call it).
 RACY_WINDOW_NS = 2_000_000_000
+#: An mtime this far (ns) ahead of the clock was set on purpose (restored, extracted, touched),
+#: not written by a clock a little ahead: a later save with the clock moves it, so it is
+#: trusted like an old one (else the post is read again, and the site regenerated, forever).
+FUTURE_MTIME_NS = 86_400 * 10**9
 _READ_ATTEMPTS = 3
 #: The largest post file read (bytes). A bigger one is a mistake (a log, a dump, a disk
 #: image named .md); reading it would take its size in memory, several times over.
@@ -384,7 +388,8 @@ def _read_once(post: PostFile) -> Snapshot | None:
     if (before.st_mtime_ns, before.st_size, before.st_ino) != (after.st_mtime_ns, after.st_size, after.st_ino) \
             or len(data) != after.st_size:
         return None
-    return Snapshot(data, after.st_mtime_ns, after.st_size, after.st_mtime_ns >= started - RACY_WINDOW_NS)
+    racy = started - RACY_WINDOW_NS <= after.st_mtime_ns <= started + FUTURE_MTIME_NS
+    return Snapshot(data, after.st_mtime_ns, after.st_size, racy)
 
 
 def read_snapshot(post: PostFile) -> Snapshot:
