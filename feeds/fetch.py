@@ -65,6 +65,7 @@ from .addresses import (
 )
 from .decoding import BodyDecoder, DecodeError, TooLarge
 from .identity import is_web_url
+from .posts import is_racy
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
@@ -580,6 +581,7 @@ def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
     opened without blocking, then checked)."""
     path = Path(request.url.removeprefix("file://"))
     started = time.monotonic()
+    read_at = time.time_ns()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         st = os.fstat(fd)
@@ -603,6 +605,10 @@ def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
         return FetchResult(request.source, request.url, request.url,
                            error=f"file is over the size limit of {max_bytes} bytes")
     headers = {"last-modified": modified, "content-location": path.resolve().as_uri()}
+    if is_racy(st.st_mtime_ns, read_at):
+        # Saved again within the same second, it would keep this Last-Modified: not kept, so
+        # the next fetch reads the file again.
+        del headers["last-modified"]
     return FetchResult(request.source, request.url, request.url, status=200, body=body, headers=headers,
                        seconds=time.monotonic() - started)
 

@@ -340,6 +340,11 @@ RACY_WINDOW_NS = 2_000_000_000
 #: not written by a clock a little ahead: a later save with the clock moves it, so it is
 #: trusted like an old one (else the post is read again, and the site regenerated, forever).
 FUTURE_MTIME_NS = 86_400 * 10**9
+
+
+def is_racy(mtime_ns: int, read_at_ns: int) -> bool:
+    """Whether a file with this mtime, read at ``read_at_ns``, may be saved again unseen."""
+    return read_at_ns - RACY_WINDOW_NS <= mtime_ns <= read_at_ns + FUTURE_MTIME_NS
 _READ_ATTEMPTS = 3
 #: The largest post file read (bytes). A bigger one is a mistake (a log, a dump, a disk
 #: image named .md); reading it would take its size in memory, several times over.
@@ -388,8 +393,7 @@ def _read_once(post: PostFile) -> Snapshot | None:
     if (before.st_mtime_ns, before.st_size, before.st_ino) != (after.st_mtime_ns, after.st_size, after.st_ino) \
             or len(data) != after.st_size:
         return None
-    racy = started - RACY_WINDOW_NS <= after.st_mtime_ns <= started + FUTURE_MTIME_NS
-    return Snapshot(data, after.st_mtime_ns, after.st_size, racy)
+    return Snapshot(data, after.st_mtime_ns, after.st_size, is_racy(after.st_mtime_ns, started))
 
 
 def read_snapshot(post: PostFile) -> Snapshot:

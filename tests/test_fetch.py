@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
 import time
 
 import httpx
@@ -139,6 +140,7 @@ def test_global_limit_with_a_mock_transport() -> None:
 def test_local_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "feed.xml"
     path.write_text(rss([item(1)]))
+    os.utime(path, (1_600_000_000, 1_600_000_000))  # settled: a file just saved is read again each time
     first = fetch_all([FetchRequest("s", str(path))], FAST)[0]
     assert first.error is None and first.body and first.last_modified
     again = fetch_all([FetchRequest("s", str(path), last_modified=first.last_modified)], FAST)[0]

@@ -319,3 +319,26 @@ def test_a_post_dated_far_ahead_or_at_the_epoch_is_read_once_and_its_edits_seen(
     post.write_text(post.read_text(encoding="utf-8").replace("Strange clock", "Clock fixed"), encoding="utf-8")
     assert generate(load_config(root / "config.yaml")).parsed == 1
     assert b"Clock fixed" in outputs(root)["all.atom.xml"]
+
+
+def test_local_source_rewritten_within_the_second_it_was_read_is_read_again(tmp_path: Path) -> None:
+    from feeds.fetch import FetchRequest, read_local
+    from feeds.posts import FUTURE_MTIME_NS
+
+    wire = tmp_path / "wire.xml"
+    wire.write_text(WIRE)
+    second = (time.time_ns() // 10**9 + 1) * 10**9  # a whole second a little ahead, as a clock slightly fast
+    os.utime(wire, ns=(second + 100_000_000, second + 100_000_000))
+    assert FUTURE_MTIME_NS > 10 * 10**9
+    first = read_local(FetchRequest("wire", str(wire)), 10**6)
+    assert first.status == 200
+    # Rewritten in the same second: Last-Modified (whole seconds) cannot tell the versions apart.
+    wire.write_text(WIRE.replace("Wire one", "Wire two"))
+    os.utime(wire, ns=(second + 600_000_000, second + 600_000_000))
+    again = read_local(FetchRequest("wire", str(wire), last_modified=first.last_modified), 10**6)
+    assert again.status == 200 and b"Wire two" in (again.body or b"")
+    # Once it is settled, an unchanged file is answered "not modified" as before.
+    os.utime(wire, ns=(10**18, 10**18))
+    settled = read_local(FetchRequest("wire", str(wire)), 10**6)
+    assert settled.last_modified
+    assert read_local(FetchRequest("wire", str(wire), last_modified=settled.last_modified), 10**6).not_modified
