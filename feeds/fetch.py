@@ -92,6 +92,9 @@ class FetchSettings:
     user_agent: str = USER_AGENT
     #: Follow redirects from public addresses to loopback, private, link-local... ones, and to user:pass@ URLs.
     allow_private_redirects: bool = False
+    #: Longest a 429's Retry-After keeps a whole host alone (``fetch.max_backoff``): one source
+    #: there asking for a month must not silence the host's other sources for a month.
+    longest_host_block: float = 86400.0
     #: How an address is judged (``addresses.address_class``); tests pass one that calls a
     #: loopback address public, as no test may reach a real public address.
     classify: Classify = field(default=address_class, compare=False, repr=False)
@@ -501,7 +504,7 @@ class Fetcher:
                 # 429 is about how often this client asks the host: it holds for every source there.
                 # A 503 may be one site among many on a shared host, so it holds for its source only.
                 if result.status == 429 and result.retry_after:
-                    host.blocked_until = time.monotonic() + result.retry_after
+                    host.blocked_until = time.monotonic() + min(result.retry_after, s.longest_host_block)
                 return result
             pause = False
             return (*result, hop_classes)
