@@ -435,6 +435,10 @@ class Fetcher:
                                          spent=spent)
             except TimeoutError:
                 return failed(f"took too long (total timeout of {s.total_timeout:g} s)")
+            except httpx.InvalidURL:
+                # ``target`` is already a parsed URL: only a redirect's Location can be invalid here
+                # (httpx reads it before handing the answer over, e.g. "javascript:alert(1)").
+                return failed("redirect to an unusable URL (a Location that is not an http(s) address)")
             except Exception as exc:
                 return failed(_describe(exc, s.total_timeout))
             if isinstance(result, FetchResult):

@@ -216,6 +216,8 @@ def test_redirect_to_an_unusable_url_is_one_line(server: FeedServer, location: s
     result = get(server, "/r")
     assert result.body is None
     one_line(result)
+    if location.startswith(("javascript:", "data:", "mailto:", "gopher:", "ftp:", "file:")):
+        assert "redirect" in one_line(result)
 
 
 @pytest.mark.parametrize("url", ["data:text/plain,hello", "javascript:alert(1)", "ftp://127.0.0.1/feed",
