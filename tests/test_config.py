@@ -33,7 +33,7 @@ def test_valid_config_gets_defaults() -> None:
     (GOOD + "output:\n  formats: [atom, pdf]\n", 7, "output.formats[1]"),
     (GOOD.replace("https://example.org/feeds", "example.org"), 3, "site.base_url: must be an absolute"),
     ("site:\n  title: T\n", 1, "site.base_url: required key is missing"),
-    (GOOD.replace("https://example.org/feeds", "https://example.org/feeds/?q=1&x=y"), 3, "site.base_url: must be a folder"),
+    (GOOD.replace("https://example.org/feeds", "https://example.org/f/?q=1"), 3, "site.base_url: must be a folder"),
     (GOOD.replace("https://example.org/feeds", "https://example.org/feeds/#top"), 3, "site.base_url: must be a folder"),
     (GOOD.replace("https://example.org/feeds", "https://example.org/feeds?"), 3, "site.base_url: must be a folder"),
     (GOOD + "    clean: {remove: ['div[']}\n", 6, "posts[0].clean.remove: invalid CSS selector 'div['"),
