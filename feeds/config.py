@@ -57,6 +57,10 @@ class Site(_Strict):
     @field_validator("base_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            # Feed addresses are this plus a file name: after a query or fragment they name no file.
+            raise ValueError("must be a folder URL, without a query (?) or fragment (#)")
         return value if value.endswith("/") else value + "/"
 
     @field_validator("timezone")

@@ -93,6 +93,9 @@ class FetchSettings:
     user_agent: str = USER_AGENT
     #: Follow redirects from public addresses to loopback, private, link-local... ones, and to user:pass@ URLs.
     allow_private_redirects: bool = False
+    #: Longest a 429's Retry-After keeps a whole host alone (``fetch.max_backoff``): one source
+    #: there asking for a month must not silence the host's other sources for a month.
+    longest_host_block: float = 86400.0
     #: How an address is judged (``addresses.address_class``); tests pass one that calls a
     #: loopback address public, as no test may reach a real public address.
     classify: Classify = field(default=address_class, compare=False, repr=False)
@@ -433,6 +436,10 @@ class Fetcher:
                                          spent=spent)
             except TimeoutError:
                 return failed(f"took too long (total timeout of {s.total_timeout:g} s)")
+            except httpx.InvalidURL:
+                # ``target`` is already a parsed URL: only a redirect's Location can be invalid here
+                # (httpx reads it before handing the answer over, e.g. "javascript:alert(1)").
+                return failed("redirect to an unusable URL (a Location that is not an http(s) address)")
             except Exception as exc:
                 return failed(_describe(exc, s.total_timeout))
             if isinstance(result, FetchResult):
@@ -502,7 +509,7 @@ class Fetcher:
                 # 429 is about how often this client asks the host: it holds for every source there.
                 # A 503 may be one site among many on a shared host, so it holds for its source only.
                 if result.status == 429 and result.retry_after:
-                    host.blocked_until = time.monotonic() + result.retry_after
+                    host.blocked_until = time.monotonic() + min(result.retry_after, s.longest_host_block)
                 return result
             pause = False
             return (*result, hop_classes)

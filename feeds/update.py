@@ -81,7 +81,8 @@ def settings_of(config: Config) -> FetchSettings:
     f = config.fetch
     return FetchSettings(concurrency=f.concurrency, host_gap=f.host_gap, connect_timeout=f.connect_timeout,
                          read_timeout=f.read_timeout, total_timeout=f.total_timeout, max_bytes=f.max_bytes,
-                         max_redirects=f.max_redirects, allow_private_redirects=f.allow_private_redirects)
+                         max_redirects=f.max_redirects, allow_private_redirects=f.allow_private_redirects,
+                         longest_host_block=f.max_backoff)
 
 
 def due_sources(config: Config, states: dict[str, SourceState], now: datetime,

@@ -174,6 +174,16 @@ def test_retry_after_leaves_the_host_alone_for_the_run(server: FeedServer) -> No
         assert "Retry-After" in one_line(r) and r.retry_after is not None and 100 < r.retry_after <= 120
 
 
+def test_a_month_long_retry_after_keeps_the_host_alone_no_longer_than_max_backoff(server: FeedServer) -> None:
+    server.routes["/f"] = Response(429, b"slow down", {"Retry-After": "99999999999999999999"})
+    results = fetch_all([FetchRequest(f"s{n}", server.url(f"/f?{n}")) for n in range(3)],
+                        FetchSettings(host_gap=0, longest_host_block=600))
+    assert len(server.seen) == 1
+    for r in results[1:]:
+        assert r.retry_after is not None and 0 < r.retry_after <= 600
+        assert "600 s" in one_line(r) or "599 s" in one_line(r)
+
+
 @pytest.mark.parametrize("value", ["-5", "99999999999999999999999", "1e9", "soon", "",
                                    "Fri, 01 Jan 1990 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
                                    "Fri, 31 Dec 9999 23:59:59 -0000", "Mon, 99 Foo 2020 99:99:99 GMT"])
@@ -206,6 +216,8 @@ def test_redirect_to_an_unusable_url_is_one_line(server: FeedServer, location: s
     result = get(server, "/r")
     assert result.body is None
     one_line(result)
+    if location.startswith(("javascript:", "data:", "mailto:", "gopher:", "ftp:", "file:")):
+        assert "redirect" in one_line(result)
 
 
 @pytest.mark.parametrize("url", ["data:text/plain,hello", "javascript:alert(1)", "ftp://127.0.0.1/feed",
