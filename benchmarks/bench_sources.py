@@ -61,8 +61,8 @@ def run_feeds(folder: Path, hosts: int) -> None:
     from datetime import UTC, datetime, timedelta
 
     from feeds.config import load_config
+    from feeds.sources.update import update_sources
     from feeds.store import Store
-    from feeds.update import update_sources
 
     config = load_config(folder / "config.yaml")
     store = Store(config.state_path)

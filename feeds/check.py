@@ -16,9 +16,9 @@ from lxml import etree
 from .config import Config
 from .errors import PostError
 from .normalize import is_draft, meta_from_post
+from .output.publish import MANAGED_FOLDERS
 from .posts import read_post, scan_posts
-from .publish import MANAGED_FOLDERS
-from .render import feed_url
+from .render.feed import feed_url
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -276,7 +276,7 @@ def run_command(config_path: Path, with_server: bool, host: str, port: int, log_
 @verbosity_options
 def serve_command(config_path: Path, host: str, port: int, workers: int, quiet: bool, verbose: bool) -> None:
     """Serve the output folder for feed readers (ETag, Last-Modified, 304, gzip); SIGTERM stops it."""
-    from .serve import serve_forever
+    from .output.serve import serve_forever
 
     _setup_logging(-1 if quiet else 1 if verbose else 0, "daemon")
     config = _load(config_path)

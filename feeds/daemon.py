@@ -34,14 +34,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import websub, workers
+from . import workers
 from .config import Config, load_config
 from .errors import Cancelled, FeedsError
-from .fetch import Fetcher, FetchRequest, FetchResult
+from .output import websub
+from .output.serve import BackgroundServer
 from .pipeline import generate
-from .serve import BackgroundServer
+from .sources.fetch import Fetcher, FetchRequest, FetchResult
+from .sources.update import settings_of, update_sources
 from .store import Store
-from .update import settings_of, update_sources
 
 log = logging.getLogger("feeds")
 

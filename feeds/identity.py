@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from collections.abc import Mapping
+from typing import Literal, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 _TRACKING = re.compile(
@@ -205,3 +207,86 @@ def id_from_content(*parts: str) -> str:
     """A name-based URN for an entry with neither an id nor a link."""
     return "urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, "content:" + "\x1f".join(parts)))
 
+
+
+# -- the ledger: ids minted once and kept ---------------------------------------
+
+LedgerKind = Literal["content", "path", "link"]
+# How each kind of key is spelled in the store (kept as the first versions wrote them).
+_STORED_PREFIX: dict[LedgerKind, str] = {"content": "key:", "path": "path:", "link": "link:"}
+
+
+class LedgerKey(NamedTuple):
+    """What an id is remembered under: a post's natural content id ("content"), a
+    post file ("path"), or a story's canonical link ("link")."""
+
+    kind: LedgerKind
+    value: str
+
+    def stored(self) -> str:
+        return _STORED_PREFIX[self.kind] + self.value
+
+    @classmethod
+    def from_stored(cls, text: str) -> LedgerKey | None:
+        for kind, prefix in _STORED_PREFIX.items():
+            if text.startswith(prefix):
+                return cls(kind, text[len(prefix):])
+        return None
+
+
+class Ledger:
+    """The first id each key was given, so later edits never mint a new one.
+
+    Loaded from the store, consulted and extended in memory by pure code, and its
+    :meth:`added` keys saved back (a key already stored keeps its first id)."""
+
+    def __init__(self, known: Mapping[LedgerKey, str] | None = None) -> None:
+        self._ids: dict[LedgerKey, str] = dict(known or {})
+        self._added: dict[LedgerKey, str] = {}
+
+    def get(self, key: LedgerKey) -> str | None:
+        return self._ids.get(key)
+
+    def first(self, *keys: LedgerKey) -> str | None:
+        """The id under the first of ``keys`` that has one."""
+        for key in keys:
+            found = self._ids.get(key)
+            if found is not None:
+                return found
+        return None
+
+    def remember(self, entry_id: str, *keys: LedgerKey) -> None:
+        """Give every key not known yet ``entry_id``; known keys keep theirs."""
+        for key in keys:
+            if key not in self._ids:
+                self._ids[key] = self._added[key] = entry_id
+
+    def claim(self, key: LedgerKey, entry_id: str) -> str:
+        """The id ``key`` stands for: its known one, else ``entry_id`` (remembered)."""
+        self.remember(entry_id, key)
+        return self._ids[key]
+
+    def added(self) -> dict[LedgerKey, str]:
+        """Keys given an id since loading (or since :meth:`saved`)."""
+        return dict(self._added)
+
+    def saved(self) -> None:
+        self._added.clear()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def post_id(explicit_id: str | None, link: str | None, title: str, published: str, path: str,
+            ledger: Ledger) -> str:
+    """A post's entry id: the id its author gave, else its canonical link, else a name
+    of its content remembered per file, so a later fix of the title or date keeps it."""
+    if explicit_id:
+        return id_from_value(explicit_id)
+    if link:
+        return link
+    natural = id_from_content(title, published)
+    keys = (LedgerKey("content", natural), LedgerKey("path", path))
+    entry_id = ledger.first(*keys) or natural
+    ledger.remember(entry_id, *keys)
+    return entry_id

@@ -27,15 +27,37 @@ import httpx
 import jinja2
 
 from . import __version__
+from .build.group import Candidate, FeedPlan, plan_feeds
+from .build.health import problems, status_entries, status_json
+from .build.taxonomy import Term, Vocabulary, term_key
 from .config import Config, Policy
 from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PostError, PublishError, StorageError
-from .group import Candidate, FeedPlan, plan_feeds
-from .health import problems, status_entries, status_json
-from .identity import id_from_content, id_from_value, is_web_url
+from .identity import is_web_url, post_id
 from .lock import lock_path, writer_lock
 from .models import Entry, PostMeta
 from .normalize import entry_from_post, is_draft, meta_from_post, post_content
-from .pages import (
+from .output.publish import (
+    MANAGED_FOLDERS,
+    read_bytes,
+    remove_files,
+    remove_leftover_temps,
+    safe_target,
+    unknown_files,
+    write_all,
+    write_if_changed,
+)
+from .posts import (
+    PostChangedError,
+    PostFile,
+    PostScan,
+    PostUnreadableError,
+    input_matcher,
+    read_body,
+    read_post_snapshot,
+    scan_posts,
+)
+from .render.feed import FORMATS, FeedHead, Rendered, feed_url, render_checked, render_feed
+from .render.pages import (
     INDEX_NAME,
     LINK_TYPES,
     OPML_NAME,
@@ -51,29 +73,9 @@ from .pages import (
     stylesheet,
     template_stats,
 )
-from .posts import (
-    PostChangedError,
-    PostFile,
-    PostScan,
-    PostUnreadableError,
-    input_matcher,
-    read_body,
-    read_post_snapshot,
-    scan_posts,
-)
-from .publish import (
-    MANAGED_FOLDERS,
-    read_bytes,
-    remove_files,
-    remove_leftover_temps,
-    safe_target,
-    unknown_files,
-    write_all,
-    write_if_changed,
-)
-from .render import FORMATS, FeedHead, Rendered, feed_url, render_checked, render_feed
-from .safe import safe_entries
-from .schedule import new_state
+from .render.safe import safe_entries
+from .sources.schedule import new_state
+from .sources.update import SourceOutcome, update_sources
 from .store import (
     CachedContent,
     ItemHead,
@@ -85,8 +87,6 @@ from .store import (
     meta_to_json,
     move_aside,
 )
-from .taxonomy import Term, Vocabulary, term_key
-from .update import SourceOutcome, update_sources
 from .workers import Progress, run_jobs
 
 log = logging.getLogger("feeds")
@@ -354,24 +354,11 @@ class Generator:
 
     def stories(self, metas: list[tuple[int, PostFile, PostMeta]], items: list[ItemHead]) -> list[_Story]:
         ledger = self.store.load_ledger()
-        new_keys: dict[str, str] = {}
         posts: dict[str, list[tuple[int, PostMeta]]] = {}
         for index, _f, meta in metas:
-            if meta.explicit_id:
-                entry_id = id_from_value(meta.explicit_id)
-            elif meta.link:
-                entry_id = meta.link
-            else:
-                # No id, no link: name it by its content, and remember the name per file,
-                # so a later fix of the title or date does not make it a new entry.
-                natural = id_from_content(meta.title, meta.published.isoformat())
-                key, path_key = "key:" + natural, "path:" + meta.path
-                entry_id = ledger.get(key) or ledger.get(path_key) or natural
-                for k in (key, path_key):
-                    if k not in ledger:
-                        new_keys[k] = ledger[k] = entry_id
+            entry_id = post_id(meta.explicit_id, meta.link, meta.title, meta.published.isoformat(), meta.path, ledger)
             posts.setdefault(entry_id, []).append((index, meta))
-        self.store.save_ledger(new_keys)
+        self.store.save_ledger(ledger)
 
         # Items of source feeds join the post with their id or link; the rest group by id.
         post_links = {m.link: entry_id for entry_id, group in posts.items() for _, m in group if m.link}

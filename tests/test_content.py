@@ -7,7 +7,7 @@ from pathlib import Path
 import lxml.html
 import pytest
 
-from feeds.content import clean_html, html_to_text, render_markdown, shorten, xml_safe
+from feeds.normalize.content import clean_html, html_to_text, render_markdown, shorten, xml_safe
 from feeds.posts import split_post
 
 DATA = Path(__file__).parent / "data"

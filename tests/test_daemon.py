@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 import feedparser
 import pytest
 
-from feeds import websub
+from feeds.output import websub
 
 from .conftest import Site
 from .httpserver import FeedServer, feed_response, item, rss

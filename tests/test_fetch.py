@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from feeds.fetch import USER_AGENT, FetchRequest, FetchSettings, fetch_all
+from feeds.sources.fetch import USER_AGENT, FetchRequest, FetchSettings, fetch_all
 
 from .httpserver import FeedServer, Response, feed_response, item, rss
 

@@ -27,14 +27,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feeds import fetch
-from feeds.addresses import IPAddress, address_class, after_hop, refusal, trusted_classes
 from feeds.config import parse_config
-from feeds.decoding import MAX_LAYERS, DecodeError, decode_all
 from feeds.errors import InputError
-from feeds.fetch import LONGEST_WAIT, FetchRequest, FetchResult, FetchSettings, GuardedBackend, fetch_all
-from feeds.parse import parse_feed
-from feeds.schedule import after_fetch, new_state
+from feeds.sources import fetch
+from feeds.sources.addresses import IPAddress, address_class, after_hop, refusal, trusted_classes
+from feeds.sources.decoding import MAX_LAYERS, DecodeError, decode_all
+from feeds.sources.fetch import LONGEST_WAIT, FetchRequest, FetchResult, FetchSettings, GuardedBackend, fetch_all
+from feeds.sources.parse import parse_feed
+from feeds.sources.schedule import after_fetch, new_state
 
 from .conftest import Site
 from .httpserver import FeedServer, Response, feed_response, item, rss, running

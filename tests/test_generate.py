@@ -13,8 +13,8 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feeds import publish
 from feeds.errors import PublishError
+from feeds.output import publish
 
 from .conftest import DATA, ROOT, Site
 

@@ -8,7 +8,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feeds.parse import parse_feed
+from feeds.sources.parse import parse_feed
 
 from .conftest import Site
 from .httpserver import FeedServer, feed_response, item, rss

@@ -8,7 +8,7 @@ from email.utils import formatdate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feeds.negotiate import accepts_gzip, etag_matches, http_date, is_fresh, request_target
+from feeds.output.negotiate import accepts_gzip, etag_matches, http_date, is_fresh, request_target
 
 SETTINGS = settings(deadline=None, max_examples=150)
 NOW = 1_800_000_000.0

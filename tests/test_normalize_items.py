@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from feeds.normalize import entry_from_item, id_mode, item_key, natural_item_id
-from feeds.parse import ParsedFeed, ParsedItem, parse_feed
+from feeds.sources.parse import ParsedFeed, ParsedItem, parse_feed
 
 from .httpserver import item, rss
 

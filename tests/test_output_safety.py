@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feeds import identity
-from feeds.content import clean_html, display_text, safe_html
+from feeds.build.taxonomy import MAX_SLUG_BYTES, make_slug
 from feeds.identity import safe_id, web_url
-from feeds.taxonomy import MAX_SLUG_BYTES, make_slug
+from feeds.normalize.content import clean_html, display_text, safe_html
 
 from .conftest import Site
 from .httpserver import FeedServer, feed_response
@@ -514,8 +514,8 @@ def test_urls_taken_as_they_are_are_what_the_full_check_gives(url: str) -> None:
 def test_an_entry_that_cannot_be_written_fails_alone_not_its_feed() -> None:
     from datetime import UTC, datetime
 
-    from feeds.render import FeedHead, render_checked
-    from feeds.safe import SafeEntry
+    from feeds.render.feed import FeedHead, render_checked
+    from feeds.render.safe import SafeEntry
 
     when = datetime(2021, 1, 1, tzinfo=UTC)
     head = FeedHead("T", "D", "https://site.example/all.atom.xml", "https://site.example/", None, "A")

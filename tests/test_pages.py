@@ -16,8 +16,8 @@ import feedparser
 import pytest
 from lxml import etree, html
 
+from feeds.output.serve import make_server
 from feeds.pipeline import generate
-from feeds.serve import make_server
 
 from .conftest import DATA, Site
 from .httpserver import FeedServer, Response

@@ -18,15 +18,14 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feeds import content
 from feeds.config import Source
 from feeds.errors import InputError
-from feeds.fetch import FetchResult
 from feeds.models import Entry
-from feeds.normalize import entry_from_item, natural_item_id
-from feeds.parse import ParsedFeed, parse_feed
+from feeds.normalize import content, entry_from_item, natural_item_id
+from feeds.sources.fetch import FetchResult
+from feeds.sources.parse import ParsedFeed, parse_feed
+from feeds.sources.update import _digest_job, update_sources
 from feeds.store import Store
-from feeds.update import _digest_job, update_sources
 from feeds.workers import JobFailed, run_jobs
 
 from .conftest import Site

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from feeds.config import Limits, Source
 from feeds.errors import FeedsError
-from feeds.fetch import FetchResult
+from feeds.sources.fetch import FetchResult
+from feeds.sources.update import FeedDigest, digest_feed
 from feeds.store import entry_from_json
-from feeds.update import FeedDigest, digest_feed
 
 from .test_parse_hostile import assert_well_typed
 

@@ -16,8 +16,8 @@ import pytest
 
 from feeds.config import load_config
 from feeds.errors import ConfigError
+from feeds.output.publish import is_temp_name
 from feeds.pipeline import generate
-from feeds.publish import is_temp_name
 
 from .conftest import CONFIG, Site
 from .httpserver import item, rss

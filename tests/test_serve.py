@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.serve import BackgroundServer
+from feeds.output.serve import BackgroundServer
 
 FEED = "<feed>" + "x" * 2000 + "</feed>"
 
@@ -512,7 +512,7 @@ def test_an_output_folder_swapped_by_symlink_is_followed(tmp_path: Path) -> None
 @pytest.mark.parametrize("cached", [True, False])
 def test_clients_that_never_read_hold_at_most_a_chunk_each_and_a_small_kernel_buffer(tmp_path: Path, cached: bool,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from feeds import http1, serve
+    from feeds.output import http1, serve
 
     # Larger than the kernel's socket buffers can take (4 MB), held in memory or streamed from disk.
     size = 6_000_000
@@ -581,7 +581,7 @@ def test_a_name_is_found_in_either_unicode_normal_form(served: Served, stored: s
 
 
 def test_pipelined_requests_waiting_in_line_hold_little_memory(tmp_path: Path) -> None:
-    from feeds import http1
+    from feeds.output import http1
 
     s = start(tmp_path)
     (s.root / "large.atom.xml").write_bytes(b"<feed>" + b"x" * 6_000_000 + b"</feed>")

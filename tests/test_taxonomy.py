@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from feeds.taxonomy import Vocabulary, make_slug, term_key
+from feeds.build.taxonomy import Vocabulary, make_slug, term_key
 
 
 @pytest.mark.parametrize(("name", "slug"), [

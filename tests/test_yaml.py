@@ -12,11 +12,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from feeds import simpleyaml
-from feeds.config import parse_config
+from feeds.config import parse_config, simpleyaml
+from feeds.config.yamlload import EXPANSION_FLOOR, expanded_size, load_bounded
 from feeds.errors import ConfigError, PostError
 from feeds.posts import _YAMLLoader, split_post
-from feeds.yamlload import EXPANSION_FLOOR, expanded_size, load_bounded
 
 from .safety import cli, make_site, no_traceback
 

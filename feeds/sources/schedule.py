@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from .fetch import FetchResult
+from ..sources.fetch import FetchResult
 
 ADOPT_AFTER = 3  # consecutive sightings of the same permanent redirect
 

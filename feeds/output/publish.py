@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .errors import PublishError
+from ..errors import PublishError
 
 # Folders this program writes feeds into (besides the top of the output folder).
 MANAGED_FOLDERS = ("tags", "categories")

@@ -30,9 +30,10 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import Busy, DamagedStateError, StorageError
-from .models import Author, Enclosure, Entry, PostMeta, Provenance
-from .schedule import SourceState
+from ..errors import Busy, DamagedStateError, StorageError
+from ..identity import Ledger, LedgerKey
+from ..models import Author, Enclosure, Entry, PostMeta, Provenance
+from ..sources.schedule import SourceState
 
 SCHEMA_VERSION = 1
 
@@ -582,17 +583,25 @@ class Store:
 
     # -- id ledger -----------------------------------------------------------
 
-    def load_ledger(self) -> dict[str, str]:
+    def load_ledger(self) -> Ledger:
         with self._begin() as conn:
-            return {r.key: r.entry_id for r in conn.execute(sa.select(_ledger))}
+            rows = conn.execute(sa.select(_ledger)).all()
+        known = {}
+        for r in rows:
+            key = LedgerKey.from_stored(r.key)
+            if key is not None and isinstance(r.entry_id, str):
+                known[key] = r.entry_id
+        return Ledger(known)
 
-    def save_ledger(self, items: dict[str, str]) -> None:
-        """Record new ledger keys; existing keys keep their first id (even against a
+    def save_ledger(self, ledger: Ledger) -> None:
+        """Record the ledger's new keys; existing keys keep their first id (even against a
         concurrent writer)."""
+        items = ledger.added()
         if not items:
             return
         with self._begin() as conn:
-            _insert_new(conn, _ledger, list(items.items()))
+            _insert_new(conn, _ledger, [(key.stored(), entry_id) for key, entry_id in items.items()])
+        ledger.saved()
 
     # -- outputs -------------------------------------------------------------
 

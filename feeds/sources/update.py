@@ -25,11 +25,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from .config import Config, Limits, Source
-from .errors import FeedsError, InputError
-from .fetch import FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
-from .identity import canonical_link
-from .normalize import (
+from ..config import Config, Limits, Source
+from ..errors import FeedsError, InputError
+from ..identity import Ledger, LedgerKey, canonical_link
+from ..normalize import (
     ItemLimits,
     content_capped,
     entry_from_item,
@@ -38,10 +37,11 @@ from .normalize import (
     natural_item_id,
     tags_capped,
 )
-from .parse import ParsedItem, parse_feed
-from .schedule import SourceState, after_fetch, new_state
-from .store import ItemRow, Known, Store
-from .workers import run_jobs
+from ..sources.fetch import FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
+from ..sources.parse import ParsedItem, parse_feed
+from ..sources.schedule import SourceState, after_fetch, new_state
+from ..store import ItemRow, Known, Store
+from ..workers import run_jobs
 
 log = logging.getLogger("feeds")
 
@@ -128,7 +128,7 @@ def _source_tags(items: Sequence[ParsedItem], per_entry: int, per_source: int) -
     return set(list(allowed)[:per_source]), len(allowed)
 
 
-def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], ledger: dict[str, str], *,
+def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], ledger: Ledger, *,
                 site_zone: str, now: datetime, fingerprint: str, summary_length: int,
                 limits: Limits | None = None) -> FeedDigest:
     """Parse a fetched body and normalize its items; :class:`InputError` if it is no feed.
@@ -178,7 +178,8 @@ def digest_feed(source: Source, result: FetchResult, known: dict[str, Known], le
             else:
                 # A story already known under its link (from another source, a post, or
                 # before this feed changed its guids) keeps its id.
-                entry_id = (ledger.get("link:" + link) if link else None) or natural_item_id(item, mode, feed.link)
+                known_id = ledger.get(LedgerKey("link", link)) if link else None
+                entry_id = known_id or natural_item_id(item, mode, feed.link)
             first_seen = old.first_seen if old is not None else stamp
             entry = entry_from_item(
                 item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone, now=now,
@@ -264,7 +265,7 @@ class Updater:
                                          state.etag, state.last_modified))
         results = self.fetch(requests)
         digests = self.digest_all(due, states, results)
-        ledger = self.store.load_ledger() if digests else {}
+        ledger = self.store.load_ledger() if digests else Ledger()
         outcomes = []
         for source, result in zip(due, results, strict=True):
             try:
@@ -310,7 +311,7 @@ class Updater:
         return {source.name: d for (source, _), d in zip(todo, done, strict=True)}
 
     def handle(self, source: Source, state: SourceState, result: FetchResult, digest: FeedDigest | str | None,
-               ledger: dict[str, str]) -> SourceOutcome:
+               ledger: Ledger) -> SourceOutcome:
         notes: list[str] = []
         if isinstance(digest, str):
             result = replace(result, body=None, error=digest)
@@ -336,15 +337,17 @@ class Updater:
             notes.append("items have missing or repeated guids; telling them apart by "
                          + ("link" if digest.mode == "link" else "content"))
         # Stories new in this run may have reached another source first: one id per link.
-        rows, new_links = [], {}
+        rows = []
         for row in digest.rows:
-            key = "link:" + row.link if row.link else None
-            if key and key in ledger and ledger[key] != row.entry_id and row.first_seen == self.now.timestamp():
-                row = row._replace(entry_id=ledger[key])
-            elif key and key not in ledger:
-                ledger[key] = new_links[key] = row.entry_id
+            if row.link:
+                key = LedgerKey("link", row.link)
+                known = ledger.get(key)
+                if known is not None and known != row.entry_id and row.first_seen == self.now.timestamp():
+                    row = row._replace(entry_id=known)
+                else:
+                    ledger.remember(row.entry_id, key)
             rows.append(row)
-        self.store.save_ledger(new_links)
+        self.store.save_ledger(ledger)
         assert result.body is not None
         state = replace(state, body_hash=hashlib.sha1(result.body).hexdigest(), id_mode=digest.mode,
                         entries=len(digest.keys))

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import jinja2
 
-from .budget import fit_count
-from .config import Site
-from .identity import web_url
-from .models import Entry
-from .safe import text
+from ..config import Site
+from ..identity import web_url
+from ..models import Entry
+from ..render.budget import fit_count
+from ..render.safe import text
 
 LINK_TYPES = {"atom": ("Atom", "application/atom+xml"), "rss": ("RSS", "application/rss+xml"),
               "json": ("JSON", "application/feed+json")}

@@ -24,9 +24,9 @@ from typing import Any
 
 import feedparser
 
-from . import content as html
-from .errors import InputError
-from .models import Author, Enclosure
+from ..errors import InputError
+from ..models import Author, Enclosure
+from ..normalize import content as html
 
 # bozo exceptions that mean "parsed fine, but the bytes were not quite as declared".
 _BENIGN = ("CharacterEncodingOverride", "NonXMLContentType")

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .content import display_text, plain_line, safe_html, xml_safe
-from .errors import InputError
-from .identity import safe_id, web_url
-from .models import Author, Enclosure, Entry, Provenance
+from ..errors import InputError
+from ..identity import safe_id, web_url
+from ..models import Author, Enclosure, Entry, Provenance
+from ..normalize.content import display_text, plain_line, safe_html, xml_safe
 
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _LANGUAGE = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")

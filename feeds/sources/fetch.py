@@ -52,8 +52,10 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
-from . import PROJECT_URL, __version__
-from .addresses import (
+from .. import PROJECT_URL, __version__
+from ..identity import is_web_url
+from ..posts import is_racy
+from ..sources.addresses import (
     Classify,
     IPAddress,
     address_class,
@@ -63,9 +65,7 @@ from .addresses import (
     refusal,
     trusted_classes,
 )
-from .decoding import BodyDecoder, DecodeError, TooLarge
-from .identity import is_web_url
-from .posts import is_racy
+from ..sources.decoding import BodyDecoder, DecodeError, TooLarge
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple, TypeVar
 
-from .content import shorten
-from .errors import InputError
-from .models import Entry
+from ..errors import InputError
+from ..models import Entry
+from ..normalize.content import shorten
 
 E = TypeVar("E", bound=Entry)
 

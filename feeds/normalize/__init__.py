@@ -17,12 +17,12 @@ from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from ..errors import PostError
+from ..identity import absolute_url, canonical_link, id_from_content, id_from_value
+from ..models import Author, Enclosure, Entry, PostMeta, Provenance
+from ..posts import RawPost
+from ..sources.parse import ParsedFeed, ParsedItem
 from . import content as html
-from .errors import PostError
-from .identity import absolute_url, canonical_link, id_from_content, id_from_value
-from .models import Author, Enclosure, Entry, PostMeta, Provenance
-from .parse import ParsedFeed, ParsedItem
-from .posts import RawPost
 
 UPDATED_KEYS = ("updated", "last_modified_at", "lastmod", "modified", "last_modified")
 LINK_KEYS = ("from", "link", "canonical_url", "source_url", "canonical", "url")

@@ -21,8 +21,8 @@ import yaml
 from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from .errors import ConfigError
-from .yamlload import load_bounded
+from ..config.yamlload import load_bounded
+from ..errors import ConfigError
 
 
 class _Strict(BaseModel):

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import httpx
 
-from .fetch import USER_AGENT
-from .render import feed_url
+from ..render.feed import feed_url
+from ..sources.fetch import USER_AGENT
 
 log = logging.getLogger("feeds")
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from .config import Config
-from .identity import ID_NAMESPACE, is_web_url
-from .models import Entry
-from .schedule import SourceState
+from ..config import Config
+from ..identity import ID_NAMESPACE, is_web_url
+from ..models import Entry
+from ..sources.schedule import SourceState
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -22,7 +22,7 @@ from cssselect import GenericTranslator
 from lxml import etree
 from markdown_it import MarkdownIt
 
-from .identity import web_url
+from ..identity import web_url
 
 # Characters XML 1.0 forbids, plus C1 controls and non-characters readers choke on.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")

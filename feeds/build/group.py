@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from .config import Policy
-from .taxonomy import Term
+from ..build.taxonomy import Term
+from ..config import Policy
 
 FeedKind = Literal["all", "tag", "category"]
 

@@ -27,9 +27,9 @@ import frontmatter
 import yaml
 from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
 
-from . import simpleyaml
-from .errors import PostError
-from .yamlload import load_bounded
+from ..config import simpleyaml
+from ..config.yamlload import load_bounded
+from ..errors import PostError
 
 POST_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm")
 
