@@ -15,10 +15,9 @@ from lxml import etree
 
 from .config import Config
 from .errors import PostError
+from .layout import MANAGED_FOLDERS, feed_url, is_feed_file
 from .normalize import is_draft, meta_from_post
-from .output.publish import MANAGED_FOLDERS
 from .posts import read_post, scan_posts
-from .render.feed import feed_url
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -60,7 +59,7 @@ def _feed_files(output: Path) -> list[Path]:
     for folder in ("", *MANAGED_FOLDERS):
         directory = output / folder
         if directory.is_dir():
-            found += sorted(p for p in directory.iterdir() if p.name.endswith((".atom.xml", ".rss.xml")))
+            found += sorted(p for p in directory.iterdir() if is_feed_file(p.name, ("atom", "rss")))
     return found
 
 

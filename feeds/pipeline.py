@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -33,11 +32,23 @@ from .build.taxonomy import Term, Vocabulary, term_key
 from .config import Config, Policy
 from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PostError, PublishError, StorageError
 from .identity import is_web_url, post_id
+from .layout import (
+    INDEX_NAME,
+    LINK_TYPES,
+    OPML_NAME,
+    STATUS_ATOM,
+    STATUS_JSON,
+    XSL_NAME,
+    feed_file,
+    feed_url,
+    href,
+    looks_like_ours,
+    stylesheet_href,
+)
 from .lock import lock_path, writer_lock
 from .models import Entry, PostMeta
 from .normalize import entry_from_post, is_draft, meta_from_post, post_content
 from .output.publish import (
-    MANAGED_FOLDERS,
     read_bytes,
     remove_files,
     remove_leftover_temps,
@@ -56,12 +67,8 @@ from .posts import (
     read_post_snapshot,
     scan_posts,
 )
-from .render.feed import FORMATS, FeedHead, Rendered, feed_url, render_checked, render_feed
+from .render.feed import FeedHead, Rendered, render_checked, render_feed
 from .render.pages import (
-    INDEX_NAME,
-    LINK_TYPES,
-    OPML_NAME,
-    XSL_NAME,
     Group,
     Link,
     Listing,
@@ -424,8 +431,7 @@ class Generator:
             description = policy.description.replace("{name}", name).replace("{site}", site.title)
         stylesheet = None
         if self.config.output.stylesheet:
-            # Relative, so it resolves wherever output/ is served (and stays same-origin, as XSLT needs).
-            stylesheet = "../" * relative.count("/") + XSL_NAME
+            stylesheet = stylesheet_href(relative)
         return FeedHead(title=title, description=description, self_url=feed_url(site.base_url, relative),
                         home_url=site.link or site.base_url, language=site.language,
                         author=site.author or site.title, hub=self.config.websub.hub, stylesheet=stylesheet,
@@ -603,7 +609,7 @@ class Generator:
         pages = self.config.output.pages
         for plan in plans:
             for fmt in [*(plan.policy.formats or ()), *(["html"] if pages else [])]:
-                relative = plan.stem + (FORMATS[fmt] if fmt != "html" else ".html")
+                relative = feed_file(plan.stem, fmt)
                 keep.append(relative)
                 head = self.head(plan, relative)
                 signature = self.signature(plan, fmt, head, stories)
@@ -691,7 +697,7 @@ class Generator:
             # What was recorded is another folder's: nothing here is known to be ours.
             self.store.save_outputs([], forget=list(self.store.load_outputs()))
         if not self.config.output.allow_foreign_files:
-            found = unknown_files(output_dir, lambda rel: rel in every or _looks_like_ours(rel))
+            found = unknown_files(output_dir, lambda rel: rel in every or looks_like_ours(rel))
             if found:
                 name, line = self.config.where("output.dir")
                 raise ConfigError(
@@ -710,14 +716,14 @@ class Generator:
         site = self.config.site
         formats = plan.policy.formats or []
         links = tuple(Link(LINK_TYPES[f][0], LINK_TYPES[f][1],
-                           feed_url(site.base_url, plan.stem + FORMATS[f]) if absolute
-                           else quote(plan.stem + FORMATS[f])) for f in formats)
+                           feed_url(site.base_url, feed_file(plan.stem, f)) if absolute
+                           else href(feed_file(plan.stem, f))) for f in formats)
         xml_format = next((f for f in ("atom", "rss", "json") if f in formats), None)
         newest = stories[plan.entry_ids[0]].published.astimezone(self.config.zone) if plan.entry_ids else None
         name = plan.term.name if plan.term else "All entries"
-        page = quote(plan.stem + ".html") if self.config.output.pages else None
+        page = href(feed_file(plan.stem, "html")) if self.config.output.pages else None
         return Listing(plan.kind, name, self.head(plan, plan.stem).title, plan.total, newest_label(newest), links,
-                       feed_url(site.base_url, plan.stem + FORMATS[xml_format]) if xml_format else None, page)
+                       feed_url(site.base_url, feed_file(plan.stem, xml_format)) if xml_format else None, page)
 
     def page(self, plan: FeedPlan, head: FeedHead, entries: dict[str, Entry], stories: dict[str, _Story]) -> Rendered:
         listing = self.listing(plan, stories, absolute=True)
@@ -769,11 +775,11 @@ class Generator:
             self.store.set_setting("health", json.dumps(since, ensure_ascii=False))
         # With no problem the feed has no date of its own: a fixed one keeps it byte-stable.
         head = FeedHead(title=f"{site.title}: source health", description="One entry per source problem",
-                        self_url=feed_url(site.base_url, "status.atom"), home_url=site.link or site.base_url,
+                        self_url=feed_url(site.base_url, STATUS_ATOM), home_url=site.link or site.base_url,
                         language=None, author=site.author or site.title, empty_updated=HEALTHY_SINCE,
                         max_bytes=self.config.output.max_bytes, max_entry_bytes=self.config.output.max_entry_bytes)
-        return {"status.atom": render_feed(head, status_entries(found, since, head.self_url), "atom"),
-                "status.json": status_json(found, since)}
+        return {STATUS_ATOM: render_feed(head, status_entries(found, since, head.self_url), "atom"),
+                STATUS_JSON: status_json(found, since)}
 
     def publish_extra(self, files: dict[str, bytes]) -> list[OutputRecord]:
         """Write the front door and status files that changed; their records."""
@@ -854,15 +860,6 @@ def _from_timestamp(value: float) -> datetime:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError, TypeError):
         return datetime(1970, 1, 1, tzinfo=UTC)
-def _looks_like_ours(relative: str) -> bool:
-    """A name in the shape of what this program writes (a feed, its page, the front door)."""
-    folder, _, name = relative.rpartition("/")
-    if folder in MANAGED_FOLDERS:
-        return name.endswith((*FORMATS.values(), ".html"))
-    return not folder and (name.endswith(tuple(FORMATS.values())) or
-                           name in (INDEX_NAME, OPML_NAME, XSL_NAME, "status.atom", "status.json"))
-
-
 def _removable(path: Path) -> bool:
     """A stale output still there, as the next run would remove it (a folder there is left)."""
     return path.is_symlink() or path.is_file()

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ..build.taxonomy import Term
 from ..config import Policy
+from ..layout import feed_stem
+from .taxonomy import Term
 
 FeedKind = Literal["all", "tag", "category"]
 
@@ -79,15 +80,15 @@ def plan_feeds(
             by_category.setdefault(key, []).append(c)
     policy = policy_of("all", None)
     admitted = _admitted(everything, policy)
-    plans = [FeedPlan("all", None, "all", _newest(admitted, policy.max_entries or 50), policy, len(admitted))]
-    for kind, folder, members, terms in (("tag", "tags", by_tag, tags),
-                                          ("category", "categories", by_category, categories)):
+    plans = [FeedPlan("all", None, feed_stem("all"), _newest(admitted, policy.max_entries or 50), policy,
+                      len(admitted))]
+    for kind, members, terms in (("tag", by_tag, tags), ("category", by_category, categories)):
         for key, items in sorted(members.items(), key=lambda kv: terms[kv[0]].slug):
             term = terms[key]
             policy = policy_of(kind, term)  # type: ignore[arg-type]
             admitted = _admitted(items, policy)
             if not admitted or len(admitted) < (policy.min_entries or 1):
                 continue
-            plans.append(FeedPlan(kind, term, f"{folder}/{term.slug}",  # type: ignore[arg-type]
+            plans.append(FeedPlan(kind, term, feed_stem(kind, term.slug),  # type: ignore[arg-type]
                                   _newest(admitted, policy.max_entries or 50), policy, len(admitted)))
     return plans

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,8 +21,8 @@ import yaml
 from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from ..config.yamlload import load_bounded
 from ..errors import ConfigError
+from .yamlload import load_bounded
 
 
 class _Strict(BaseModel):
@@ -395,6 +395,23 @@ class Config(_Strict):
             data = self.model_dump(mode="json", exclude={"root"})
             blob = json.dumps([data, parts], sort_keys=True, ensure_ascii=False)
             cached = self._fingerprints[parts] = hashlib.sha1(blob.encode()).hexdigest()[:16]
+        return cached
+
+    def settings_key(self, *paths: str, version: str = "") -> str:
+        """A short hash of only the settings at ``paths`` (dotted, e.g. "site.timezone" or
+        "posts"), so what is cached under it survives an edit of any other setting."""
+        key = ("\0settings", version, *paths)
+        cached = self._fingerprints.get(key)
+        if cached is None:
+            data = self.model_dump(mode="json", exclude={"root"})
+            picked = []
+            for path in paths:
+                node: Any = data
+                for part in path.split("."):
+                    node = node.get(part) if isinstance(node, dict) else None
+                picked.append([path, node])
+            blob = json.dumps([version, picked], sort_keys=True, ensure_ascii=False)
+            cached = self._fingerprints[key] = hashlib.sha1(blob.encode()).hexdigest()[:16]
         return cached
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from ..render.feed import feed_url
+from ..layout import feed_url, is_announced
 from ..sources.fetch import USER_AGENT
 
 log = logging.getLogger("feeds")
@@ -20,7 +20,7 @@ log = logging.getLogger("feeds")
 def announce(hub: str, base_url: str, written: Sequence[str], *,
              transport: httpx.BaseTransport | None = None) -> bool:
     """Announce the changed feed files (paths relative to the output folder); True if the hub took it."""
-    urls = [feed_url(base_url, path) for path in written if path.endswith((".atom.xml", ".rss.xml"))]
+    urls = [feed_url(base_url, path) for path in written if is_announced(path)]
     if not urls:
         return True
     try:

@@ -29,12 +29,11 @@ from .. import PROJECT_URL
 from ..errors import InputError
 from ..identity import safe_id, web_url
 from ..models import Entry, Provenance
-from ..render.budget import Fitted, fit_entries
-from ..render.safe import SafeEntry, safe_entry, text
+from .budget import Fitted, fit_entries
+from .safe import SafeEntry, safe_entry, text
 
 # The date of an empty feed: fixed, so that an empty feed is byte-stable too.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FORMATS = {"atom": ".atom.xml", "rss": ".rss.xml", "json": ".feed.json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +68,6 @@ class Rendered(NamedTuple):
 
     data: bytes | None
     notes: tuple[str, ...] = ()
-
-
-def feed_url(base_url: str, relative_path: str) -> str:
-    """The published URL of an output file: each path segment percent-encoded."""
-    return base_url + quote(relative_path, safe="/")
 
 
 class _Attribution(BaseExtension):  # type: ignore[misc]

@@ -22,15 +22,10 @@ import jinja2
 
 from ..config import Site
 from ..identity import web_url
+from ..layout import INDEX_NAME, OPML_NAME, XSL_NAME
 from ..models import Entry
-from ..render.budget import fit_count
-from ..render.safe import text
-
-LINK_TYPES = {"atom": ("Atom", "application/atom+xml"), "rss": ("RSS", "application/rss+xml"),
-              "json": ("JSON", "application/feed+json")}
-XSL_NAME = "feed.xsl"
-OPML_NAME = "feeds.opml"
-INDEX_NAME = "index.html"
+from .budget import fit_count
+from .safe import text
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ import httpx
 from .. import PROJECT_URL, __version__
 from ..identity import is_web_url
 from ..posts import is_racy
-from ..sources.addresses import (
+from .addresses import (
     Classify,
     IPAddress,
     address_class,
@@ -65,7 +65,7 @@ from ..sources.addresses import (
     refusal,
     trusted_classes,
 )
-from ..sources.decoding import BodyDecoder, DecodeError, TooLarge
+from .decoding import BodyDecoder, DecodeError, TooLarge
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from ..sources.fetch import FetchResult
+from .fetch import FetchResult
 
 ADOPT_AFTER = 3  # consecutive sightings of the same permanent redirect
 

@@ -37,11 +37,11 @@ from ..normalize import (
     natural_item_id,
     tags_capped,
 )
-from ..sources.fetch import FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
-from ..sources.parse import ParsedItem, parse_feed
-from ..sources.schedule import SourceState, after_fetch, new_state
 from ..store import ItemRow, Known, Store
 from ..workers import run_jobs
+from .fetch import FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
+from .parse import ParsedItem, parse_feed
+from .schedule import SourceState, after_fetch, new_state
 
 log = logging.getLogger("feeds")
 

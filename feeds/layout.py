@@ -1,0 +1,85 @@
+"""The output layout: every file name, folder, suffix and URL of what feeds publishes.
+
+The one place that knows where things go in ``output/`` and how they are linked:
+rendering, publishing, ``feeds check``, ``feeds serve`` and WebSub all ask here.
+Pure: touches no file, network, database or clock.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import quote
+
+FeedFormat = Literal["atom", "rss", "json"]
+FeedKind = Literal["all", "tag", "category"]
+
+#: Each feed format and the suffix of its file.
+FORMATS: dict[str, str] = {"atom": ".atom.xml", "rss": ".rss.xml", "json": ".feed.json"}
+#: What readers are told each format is (also the links of the index and the pages).
+LINK_TYPES: dict[str, tuple[str, str]] = {"atom": ("Atom", "application/atom+xml"),
+                                          "rss": ("RSS", "application/rss+xml"),
+                                          "json": ("JSON", "application/feed+json")}
+#: The suffix of a feed's HTML page (``output.pages``).
+PAGE_SUFFIX = ".html"
+
+#: The feed of everything, at the top of the output folder.
+ALL_STEM = "all"
+#: The folder of each kind of grouped feed.
+FOLDERS: dict[str, str] = {"tag": "tags", "category": "categories"}
+#: The only folders feeds writes into (or walks when it looks for files of its own).
+MANAGED_FOLDERS = tuple(FOLDERS.values())
+
+INDEX_NAME = "index.html"
+OPML_NAME = "feeds.opml"
+XSL_NAME = "feed.xsl"
+STATUS_ATOM = "status.atom"
+STATUS_JSON = "status.json"
+#: Files at the top of the output folder that are not feeds of entries.
+FRONT_DOOR = (INDEX_NAME, OPML_NAME, XSL_NAME)
+STATUS_FILES = (STATUS_ATOM, STATUS_JSON)
+
+
+def feed_stem(kind: str, slug: str | None = None) -> str:
+    """A feed's path without its suffix: "all", "tags/<slug>", "categories/<slug>"."""
+    if kind == "all":
+        return ALL_STEM
+    assert slug is not None
+    return f"{FOLDERS[kind]}/{slug}"
+
+
+def feed_file(stem: str, fmt: str) -> str:
+    """The relative path of a feed in ``fmt`` ("atom", "rss", "json", or "html" for its page)."""
+    return stem + (PAGE_SUFFIX if fmt == "html" else FORMATS[fmt])
+
+
+def feed_url(base_url: str, relative_path: str) -> str:
+    """The published URL of an output file: each path segment percent-encoded."""
+    return base_url + quote(relative_path, safe="/")
+
+
+def href(relative_path: str) -> str:
+    """A link to an output file from a page at the top of the output folder."""
+    return quote(relative_path)
+
+
+def stylesheet_href(relative_path: str) -> str:
+    """The stylesheet as a feed at ``relative_path`` links it: relative, so it resolves
+    wherever output/ is served (and stays same-origin, as XSLT needs)."""
+    return "../" * relative_path.count("/") + XSL_NAME
+
+
+def is_feed_file(name: str, formats: tuple[str, ...] = ("atom", "rss", "json")) -> bool:
+    return name.endswith(tuple(FORMATS[f] for f in formats))
+
+
+def is_announced(relative_path: str) -> bool:
+    """A file a WebSub hub is told about when it changes: every feed (JSON Feed too)."""
+    return is_feed_file(relative_path)
+
+
+def looks_like_ours(relative_path: str) -> bool:
+    """A name in the shape of what this program writes (a feed, its page, the front door)."""
+    folder, _, name = relative_path.rpartition("/")
+    if folder in MANAGED_FOLDERS:
+        return name.endswith((*FORMATS.values(), PAGE_SUFFIX))
+    return not folder and (is_feed_file(name) or name in FRONT_DOOR + STATUS_FILES)
