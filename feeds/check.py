@@ -1,7 +1,8 @@
 """``feeds check``: find every problem in the posts and the written feeds, not just the first.
 
-Reads post files and output files; writes nothing, fetches nothing. Each problem
-is one line naming the file (and line) it is about.
+Reads post files, output files and (to know which output files are this program's)
+the state database's record of what it published; writes nothing, fetches nothing.
+Each problem is one line naming the file (and line) it is about.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import feedparser
 from lxml import etree
 
 from .config import Config
-from .errors import PostError
-from .layout import MANAGED_FOLDERS, feed_url, is_feed_file
+from .errors import FeedsError, PostError
+from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_feed_file, listing_order
 from .normalize import is_draft, meta_from_post
 from .posts import read_post, scan_posts
+from .store import Store
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -54,12 +56,39 @@ def check_posts(config: Config, report: CheckReport) -> None:
                 report.problems.append(str(exc))
 
 
-def _feed_files(output: Path) -> list[Path]:
+def _published_feeds(config: Config) -> list[str] | None:
+    """The XML feeds this program recorded publishing (relative paths, in listing order), or
+    None when there is no record to go by: no state database, an unreadable one, one that
+    has never recorded an output, or one whose record is of another output folder."""
+    path = config.state_path
+    if not path.is_file():
+        return None  # opening a store would create one: ``feeds check`` writes nothing
+    try:
+        store = Store(path)
+    except FeedsError:
+        return None
+    try:
+        if store.get_setting("output_dir") not in (None, str(config.output_dir.resolve())):
+            return None
+        recorded = store.load_outputs()
+    except FeedsError:
+        return None
+    finally:
+        store.close()
+    if not recorded:
+        return None
+    return sorted((p for p in recorded if p.rpartition("/")[0] in FEED_FOLDERS and is_feed_file(p, XML_FORMATS)),
+                  key=listing_order)
+
+
+def _feed_files_by_name(output: Path) -> list[str]:
+    """Without a record: every file named like an XML feed in the folders feeds are written to."""
     found = []
-    for folder in ("", *MANAGED_FOLDERS):
+    for folder in FEED_FOLDERS:
         directory = output / folder
         if directory.is_dir():
-            found += sorted(p for p in directory.iterdir() if is_feed_file(p.name, ("atom", "rss")))
+            found += sorted(p.relative_to(output).as_posix() for p in directory.iterdir()
+                            if is_feed_file(p.name, XML_FORMATS))
     return found
 
 
@@ -68,8 +97,11 @@ def check_outputs(config: Config, report: CheckReport) -> None:
     if not output.is_dir():
         report.problems.append(f"{output}: no output yet (run feeds generate)")
         return
-    for path in _feed_files(output):
-        relative = path.relative_to(output).as_posix()
+    published = _published_feeds(config)
+    for relative in _feed_files_by_name(output) if published is None else published:
+        path = output / relative
+        if published is not None and not path.is_file():
+            continue  # removed since (by hand): nothing to check, and the next run writes it again
         report.feeds += 1
         data = path.read_bytes()
         try:

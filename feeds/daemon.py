@@ -9,7 +9,16 @@ once; runs missed while the machine slept are coalesced into one.
 
 Signals: SIGTERM and SIGINT stop scheduling, cancel fetches in flight, let a
 generation that is writing finish, and exit 0; SIGHUP reloads the config file
-(an invalid one is reported and the running one kept).
+(an invalid one is reported and the running one kept), and regenerates at once
+only when a setting that shapes the output changed (``OUTPUT_SETTINGS``; not the
+schedule, the fetch settings or a source's interval).
+
+Everything else is behind one call: ``sources.update.update_sources`` fetches
+and stores a source, ``pipeline.generate`` generates, publishes and announces to
+the WebSub hub; ``--serve`` runs ``output.serve.BackgroundServer`` beside them.
+This module itself never fetches, parses, renders or writes a file; it keeps a
+store open only to read when each source is due, and to hand the updater the
+database a generation reads (reopened when the file at its path is another).
 
 All fetch jobs share one fetcher on one event loop thread, so the global limit
 and the per-host politeness hold across jobs.
@@ -37,14 +46,46 @@ from apscheduler.triggers.interval import IntervalTrigger
 from . import workers
 from .config import Config, load_config
 from .errors import Cancelled, FeedsError
-from .output import websub
 from .output.serve import BackgroundServer
 from .pipeline import generate
 from .sources.fetch import Fetcher, FetchRequest, FetchResult
-from .sources.update import settings_of, update_sources
+from .sources.update import SourceOutcome, settings_of, update_sources
 from .store import Store
 
 log = logging.getLogger("feeds")
+
+#: The settings whose edit changes what a generation writes. Not ``schedule`` nor ``fetch``
+#: (they say when and how sources are fetched; what a fetch changes regenerates by itself),
+#: nor a source's ``every`` (see :func:`output_changed`).
+OUTPUT_SETTINGS = ("site", "output", "state", "posts", "feeds", "websub", "tags", "categories")
+#: A source's keys that only say when it is fetched.
+SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every"})
+
+
+def output_changed(running: Config, loaded: Config) -> bool:
+    """Whether a reload from ``running`` to ``loaded`` changes what a generation would write."""
+    if running.settings_key(*OUTPUT_SETTINGS) != loaded.settings_key(*OUTPUT_SETTINGS):
+        return True
+
+    def sources(config: Config) -> list[dict[str, object]]:
+        return [s.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS)) for s in config.sources]
+
+    return sources(running) != sources(loaded)
+
+
+def brought_news(outcomes: Sequence[SourceOutcome]) -> bool:
+    """Whether a fetch job stored something a generation would publish."""
+    return any(o.new or o.changed for o in outcomes)
+
+
+def moved_run_time(scheduled: datetime | None, due: datetime | None, every: float,
+                   now: datetime) -> datetime | None:
+    """When a fetch job should run instead of ``scheduled``, as the stored state says the
+    source is ``due`` (backoff, Retry-After, ttl); None to leave it. Differences under
+    half the interval are the trigger's own jitter and are left alone."""
+    if due is None or scheduled is None or abs((scheduled - due).total_seconds()) <= every * 0.5:
+        return None
+    return max(due, now + timedelta(seconds=1))
 
 
 class SharedFetcher:
@@ -137,15 +178,14 @@ class Daemon:
             log.exception("%s: the fetch job failed", name)
             return
         due = next((o.next_due for o in outcomes if o.next_due is not None), None)
-        if due is not None and not self.stopping.is_set():
-            # The stored state decides when next: backoff, Retry-After and ttl move the job.
-            job = self.scheduler.get_job(f"fetch:{name}")
+        job = self.scheduler.get_job(f"fetch:{name}")
+        if job is not None and not self.stopping.is_set():
             source = config.sources_by_name.get(name)
-            every = source.every if source is not None else 60.0
-            if job is not None and job.next_run_time is not None and abs(
-                    (job.next_run_time - due).total_seconds()) > every * 0.5:
-                job.modify(next_run_time=max(due, datetime.now(UTC) + timedelta(seconds=1)))
-        if any(o.new or o.changed for o in outcomes):
+            when = moved_run_time(job.next_run_time, due, source.every if source is not None else 60.0,
+                                  datetime.now(UTC))
+            if when is not None:
+                job.modify(next_run_time=when)
+        if brought_news(outcomes):
             self.generate_soon()
 
     def generate_soon(self) -> None:
@@ -178,13 +218,12 @@ class Daemon:
             log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs",
                      report.entries, report.feeds, len(report.written), len(report.removed),
                      len(report.warnings), seconds)
-            if config.websub.hub and report.written:
-                websub.announce(config.websub.hub, config.site.base_url, report.written)
 
     # -- scheduling --------------------------------------------------------------
 
-    def schedule_all(self) -> None:
-        """Make the jobs match the config: add, move or drop one job per source."""
+    def schedule_all(self, *, generate_now: bool = True) -> None:
+        """Make the jobs match the config: add, move or drop one job per source; the
+        generation job runs at once, or (``generate_now`` False) keeps its turn."""
         config = self.config
         states = self.current_store().load_sources()
         now = datetime.now(UTC)
@@ -210,9 +249,15 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
-        self.scheduler.add_job(self.generate_job, IntervalTrigger(seconds=config.schedule.generate, timezone=UTC),
-                               id="generate", executor="generate", replace_existing=True,
-                               next_run_time=now)
+        every = IntervalTrigger(seconds=config.schedule.generate, timezone=UTC)
+        job = self.scheduler.get_job("generate")
+        if generate_now or job is None or job.next_run_time is None:
+            self.scheduler.add_job(self.generate_job, every, id="generate", executor="generate",
+                                   replace_existing=True, next_run_time=now)
+        else:
+            # A shorter interval brings the next turn closer; a longer one never delays it.
+            job.modify(trigger=every,
+                       next_run_time=min(job.next_run_time, now + timedelta(seconds=config.schedule.generate)))
 
     def reload(self) -> None:
         try:
@@ -232,7 +277,7 @@ class Daemon:
             # The old folder is left as it is: nothing published there is removed.
             self.server.set_root(config.output_dir)
             log.info("serve: now %s (%s left as it was)", config.output_dir, running.output_dir)
-        self.schedule_all()
+        self.schedule_all(generate_now=output_changed(running, config))
         log.info("reload: %s loaded, %d sources", self.config_path, len(config.sources))
 
     # -- the process -----------------------------------------------------------

@@ -1,7 +1,9 @@
-"""The output layout: every file name, folder, suffix and URL of what feeds publishes.
+"""The output layout: every file name, folder, suffix, media type and URL of what feeds publishes.
 
-The one place that knows where things go in ``output/`` and how they are linked:
-rendering, publishing, ``feeds check``, ``feeds serve`` and WebSub all ask here.
+The one place that knows where things go in ``output/``, what each file is served
+as, and how files are linked: rendering, publishing, ``feeds check``,
+``feeds serve`` and WebSub all ask here, and spell no name of their own.
+
 Pure: touches no file, network, database or clock.
 """
 
@@ -15,6 +17,8 @@ FeedKind = Literal["all", "tag", "category"]
 
 #: Each feed format and the suffix of its file.
 FORMATS: dict[str, str] = {"atom": ".atom.xml", "rss": ".rss.xml", "json": ".feed.json"}
+#: The formats that are XML (what ``feeds check`` parses, what a browser sees through the stylesheet).
+XML_FORMATS: tuple[FeedFormat, ...] = ("atom", "rss")
 #: What readers are told each format is (also the links of the index and the pages).
 LINK_TYPES: dict[str, tuple[str, str]] = {"atom": ("Atom", "application/atom+xml"),
                                           "rss": ("RSS", "application/rss+xml"),
@@ -28,15 +32,35 @@ ALL_STEM = "all"
 FOLDERS: dict[str, str] = {"tag": "tags", "category": "categories"}
 #: The only folders feeds writes into (or walks when it looks for files of its own).
 MANAGED_FOLDERS = tuple(FOLDERS.values())
+#: Every folder holding feeds, in the order they are listed: the top ("") first.
+FEED_FOLDERS = ("", *MANAGED_FOLDERS)
 
 INDEX_NAME = "index.html"
 OPML_NAME = "feeds.opml"
 XSL_NAME = "feed.xsl"
 STATUS_ATOM = "status.atom"
 STATUS_JSON = "status.json"
+#: The template a feed's page is rendered from (beside ``INDEX_NAME``, ``OPML_NAME``, ``XSL_NAME``).
+PAGE_TEMPLATE = "feed" + PAGE_SUFFIX
 #: Files at the top of the output folder that are not feeds of entries.
 FRONT_DOOR = (INDEX_NAME, OPML_NAME, XSL_NAME)
 STATUS_FILES = (STATUS_ATOM, STATUS_JSON)
+
+#: What ``feeds serve`` answers each file as, by the end of its name; the first match wins,
+#: so longer suffixes come before the shorter ones they end with.
+MEDIA_TYPES: dict[str, str] = {
+    FORMATS["atom"]: "application/atom+xml; charset=utf-8",
+    FORMATS["rss"]: "application/rss+xml; charset=utf-8",
+    PAGE_SUFFIX: "text/html; charset=utf-8",
+    ".opml": "text/x-opml; charset=utf-8",
+    ".json": "application/feed+json; charset=utf-8",
+    ".xsl": "text/xsl; charset=utf-8",
+    ".xml": "application/xml; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
+#: Anything else.
+BINARY_TYPE = "application/octet-stream"
 
 
 def feed_stem(kind: str, slug: str | None = None) -> str:
@@ -63,12 +87,21 @@ def href(relative_path: str) -> str:
 
 
 def stylesheet_href(relative_path: str) -> str:
-    """The stylesheet as a feed at ``relative_path`` links it: relative, so it resolves
-    wherever output/ is served (and stays same-origin, as XSLT needs)."""
-    return "../" * relative_path.count("/") + XSL_NAME
+    """The stylesheet as the feed at ``relative_path`` links it, percent-encoded: relative,
+    so it resolves wherever output/ is served (and stays same-origin, as XSLT needs)."""
+    return quote("../" * relative_path.count("/") + XSL_NAME, safe="/.-_")
 
 
-def is_feed_file(name: str, formats: tuple[str, ...] = ("atom", "rss", "json")) -> bool:
+def media_type(name: str) -> str:
+    """The Content-Type of the file ``name`` (its suffix decides)."""
+    for suffix, kind in MEDIA_TYPES.items():
+        if name.endswith(suffix):
+            return kind
+    return BINARY_TYPE
+
+
+def is_feed_file(name: str, formats: tuple[str, ...] = tuple(FORMATS)) -> bool:
+    """Whether ``name`` ends as a feed in one of ``formats`` does."""
     return name.endswith(tuple(FORMATS[f] for f in formats))
 
 
@@ -83,3 +116,9 @@ def looks_like_ours(relative_path: str) -> bool:
     if folder in MANAGED_FOLDERS:
         return name.endswith((*FORMATS.values(), PAGE_SUFFIX))
     return not folder and (is_feed_file(name) or name in FRONT_DOOR + STATUS_FILES)
+
+
+def listing_order(relative_path: str) -> tuple[int, str]:
+    """Sort key listing feeds folder by folder (the top, then ``FEED_FOLDERS``' order), by name within."""
+    folder, _, name = relative_path.rpartition("/")
+    return (FEED_FOLDERS.index(folder) if folder in FEED_FOLDERS else len(FEED_FOLDERS)), name

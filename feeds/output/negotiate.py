@@ -1,7 +1,7 @@
 """What to answer for one request to `feeds serve`, decided from the request's text alone.
 
 Pure functions: which file a request target names (or that it names none), the
-Content-Type of a file, whether the client takes gzip (q-values honoured), and
+Content-Type of a file (the layout's table, by suffix), whether the client takes gzip (q-values honoured), and
 whether the client's copy is still fresh (If-None-Match, If-Modified-Since).
 They touch no file, socket or clock; the caller passes the current time.
 Any input, however odd, gives an answer and never an exception.
@@ -15,22 +15,13 @@ from email.utils import mktime_tz, parsedate_tz
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
-TYPES = {
-    ".atom.xml": "application/atom+xml; charset=utf-8",
-    ".rss.xml": "application/rss+xml; charset=utf-8",
-    ".html": "text/html; charset=utf-8",
-    ".opml": "text/x-opml; charset=utf-8",
-    ".json": "application/feed+json; charset=utf-8",
-    ".xsl": "text/xsl; charset=utf-8",
-    ".xml": "application/xml; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-}
-BINARY = "application/octet-stream"
-FEED_TYPES = ("application/atom+xml", "application/rss+xml")
+from ..layout import BINARY_TYPE, LINK_TYPES, MEDIA_TYPES, XML_FORMATS, media_type
+
+BINARY = BINARY_TYPE
+FEED_TYPES = tuple(LINK_TYPES[f][1] for f in XML_FORMATS)
 # A browser asking for a feed gets it as generic XML, so that it applies the feed's XSL view;
 # given the feed types it would show the raw text or offer a download.
-BROWSER_FEED_TYPE = "application/xml; charset=utf-8"
+BROWSER_FEED_TYPE = MEDIA_TYPES[".xml"]
 
 _QVALUE = re.compile(r"(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)")
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
@@ -88,10 +79,8 @@ def spellings(name: str) -> list[str]:
 
 
 def content_type(name: str) -> str:
-    for suffix, kind in TYPES.items():
-        if name.endswith(suffix):
-            return kind
-    return BINARY
+    """The Content-Type of file ``name``, from the layout's table."""
+    return media_type(name)
 
 
 def response_type(name: str, accept: str | None) -> str:

@@ -1,8 +1,9 @@
 """Serve the output folder over HTTP, for feed readers and previews.
 
-Reads files in the output folder and nothing else. :mod:`feeds.http1` speaks
+Reads files in the output folder and nothing else. :mod:`feeds.output.http1` speaks
 HTTP (parsing, keep-alive, pipelining, limits, timeouts); this module decides
-what each request gets (with the pure rules in :mod:`feeds.negotiate`): the
+what each request gets (with the pure rules in :mod:`feeds.output.negotiate`, and
+the names and media types of :mod:`feeds.layout`): the
 right Content-Type, a strong ETag and
 Last-Modified with 304 answers, HEAD, gzip when the client accepts it, 405 for
 other methods, and nothing outside the folder or hidden in it.
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..layout import INDEX_NAME
 from . import http1, negotiate
 
 log = logging.getLogger("feeds")
@@ -256,8 +258,8 @@ class FileServer:
                 if not target.folder:
                     inside = os.path.realpath(path).startswith(self.prefix())
                     return _Redirect(quote(name.rsplit("/", 1)[-1]) + "/") if inside else None
-                name = f"{name}/index.html" if name else "index.html"
-                path = os.path.join(path, "index.html")
+                name = f"{name}/{INDEX_NAME}" if name else INDEX_NAME
+                path = os.path.join(path, INDEX_NAME)
                 st = os.stat(path)
         except (OSError, ValueError):
             self.cache.drop(name)

@@ -1,7 +1,9 @@
 """Tell a WebSub hub which feeds changed, so subscribers get them at once.
 
-Only feeds whose bytes changed are announced (``hub.mode=publish``). A hub that
-cannot be reached is reported and does not fail the run.
+Only feeds whose bytes changed are announced (``hub.mode=publish``), in every
+format (Atom, RSS and JSON Feed all name the hub). The POST goes through the one
+HTTP module (``sources.fetch.post_form``). A hub that cannot be reached or that
+refuses is a warning and never fails the run. Reads and writes no file.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from collections.abc import Sequence
 import httpx
 
 from ..layout import feed_url, is_announced
-from ..sources.fetch import USER_AGENT
+from ..sources.fetch import post_form
 
 log = logging.getLogger("feeds")
+
+#: Seconds for each phase of the POST (connecting, sending, waiting for the answer).
+TIMEOUT = 10.0
 
 
 def announce(hub: str, base_url: str, written: Sequence[str], *,
@@ -23,15 +28,12 @@ def announce(hub: str, base_url: str, written: Sequence[str], *,
     urls = [feed_url(base_url, path) for path in written if is_announced(path)]
     if not urls:
         return True
-    try:
-        with httpx.Client(timeout=10, headers={"User-Agent": USER_AGENT}, transport=transport,
-                          trust_env=False) as client:
-            response = client.post(hub, data={"hub.mode": "publish", "hub.url": urls})
-    except httpx.HTTPError as exc:
-        log.warning("websub: cannot reach the hub %s: %s", hub, exc)
+    result = post_form(hub, {"hub.mode": "publish", "hub.url": urls}, timeout=TIMEOUT, transport=transport)
+    if result.status is None:
+        log.warning("websub: cannot reach the hub %s: %s", hub, result.error)
         return False
-    if response.status_code >= 300:
-        log.warning("websub: the hub %s answered HTTP %d", hub, response.status_code)
+    if result.status >= 300:
+        log.warning("websub: the hub %s answered HTTP %d", hub, result.status)
         return False
     log.info("websub: announced %d changed feeds to %s", len(urls), hub)
     return True

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html import escape
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -51,7 +50,8 @@ class FeedHead:
     author: str
     #: WebSub hub announcing this feed's changes, if any.
     hub: str | None = None
-    #: URL of the XSL stylesheet that makes the feed readable in a browser, if any.
+    #: URL of the XSL stylesheet that makes the feed readable in a browser, if any
+    #: (percent-encoded, as ``layout.stylesheet_href`` makes it).
     stylesheet: str | None = None
     #: Whether entries carry full content (else only their summary).
     full_content: bool = True
@@ -261,7 +261,7 @@ def _render(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict
     if head.stylesheet:
         # Browsers show the feed through the stylesheet; feed readers ignore the instruction.
         declaration, _, rest = data.partition(b"\n")
-        pi = f'<?xml-stylesheet type="text/xsl" href="{escape(quote(head.stylesheet, safe="/.-_"))}"?>'.encode()
+        pi = f'<?xml-stylesheet type="text/xsl" href="{escape(head.stylesheet)}"?>'.encode()
         data = declaration + b"\n" + pi + b"\n" + rest
     return data
 

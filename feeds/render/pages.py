@@ -22,7 +22,7 @@ import jinja2
 
 from ..config import Site
 from ..identity import web_url
-from ..layout import INDEX_NAME, OPML_NAME, XSL_NAME
+from ..layout import INDEX_NAME, OPML_NAME, PAGE_TEMPLATE, XSL_NAME
 from ..models import Entry
 from .budget import fit_count
 from .safe import text
@@ -32,7 +32,7 @@ from .safe import text
 class Link:
     label: str
     type: str
-    #: Relative to the output folder's root (where index.html is).
+    #: Relative to the output folder's root (where the index is).
     href: str
 
 
@@ -116,7 +116,7 @@ def render_opml(env: jinja2.Environment, site: Site, groups: Sequence[Group], ma
 def render_feed_page(env: jinja2.Environment, site: Site, feed: Listing, entries: Sequence[Entry],
                      home: str, max_bytes: int | None = None) -> tuple[bytes, int]:
     """The page, and how many of ``entries`` (newest first) it shows."""
-    template = env.get_template("feed.html")
+    template = env.get_template(PAGE_TEMPLATE)
     shown = _shown(feed)
     return fit_count(len(entries), lambda n: template.render(site=site, feed=shown, entries=entries[:n],
                                                              home=web_url(home) or "").encode("utf-8"), max_bytes)

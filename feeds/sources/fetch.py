@@ -635,3 +635,32 @@ def resolve_local(url: str, root: Path) -> str:
     path = Path(url.removeprefix("file://")).expanduser()
     return str(path if path.is_absolute() else (root / path).resolve())
 
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    """What a form POST (a WebSub hub's ``hub.mode=publish``) came to."""
+
+    url: str
+    #: HTTP status of the answer; None when none came.
+    status: int | None = None
+    #: One line saying why no answer came, or None.
+    error: str | None = None
+
+
+def post_form(url: str, form: dict[str, str | list[str]], *, timeout: float,
+              transport: httpx.BaseTransport | None = None) -> PostResult:
+    """POST ``form`` (a list value repeats its field) to the configured ``url``: the fetcher's
+    User-Agent, no cookies, no proxy from the environment, no redirect followed, the answer's
+    body never read. Whatever happens, never an exception. ``transport`` is for tests."""
+    target = parse_url(url)
+    if isinstance(target, str):
+        return PostResult(url, error=target)
+    try:
+        with httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False,
+                          transport=transport, trust_env=False, verify=_tls_context(),
+                          cookies=http.cookiejar.CookieJar(policy=_NoCookies())) as client, \
+                client.stream("POST", target, data=form) as response:
+            return PostResult(url, status=response.status_code)
+    except Exception as exc:  # the promise: a bad hub or URL is a result, not an exception
+        return PostResult(url, error=_describe(exc, timeout))
