@@ -121,6 +121,8 @@ class SharedFetcher:
             asyncio.run_coroutine_threadsafe(self.fetcher.aclose(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class Daemon:
