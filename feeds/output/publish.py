@@ -28,8 +28,6 @@ from pathlib import Path
 from ..errors import PublishError
 from ..layout import MANAGED_FOLDERS
 
-# Folders this program writes feeds into (besides the top of the output folder).
-
 _TEMP = re.compile(r"^\..*\.feeds-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 #: A temporary file older than this is a leftover even if its pid is alive (pids are reused).
 TEMP_MAX_AGE = 3600.0
