@@ -15,7 +15,7 @@ from lxml import etree
 
 from .config import Config
 from .errors import PostError
-from .normalize import is_draft, meta_from_post
+from .normalize.posts import is_draft, meta_from_post
 from .output.publish import MANAGED_FOLDERS
 from .posts import read_post, scan_posts
 from .render.feed import feed_url

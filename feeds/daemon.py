@@ -40,8 +40,8 @@ from .errors import Cancelled, FeedsError
 from .output import websub
 from .output.serve import BackgroundServer
 from .pipeline import generate
-from .sources.fetch import Fetcher, FetchRequest, FetchResult
-from .sources.update import settings_of, update_sources
+from .sources.fetch import Fetcher, FetchRequest, FetchResult, FetchSettings
+from .sources.update import update_sources
 from .store import Store
 
 log = logging.getLogger("feeds")
@@ -53,7 +53,7 @@ class SharedFetcher:
     def __init__(self, config: Config) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
-        self.fetcher = Fetcher(settings_of(config))
+        self.fetcher = Fetcher(FetchSettings.from_config(config.fetch))
         self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
         self.lock = threading.Lock()
         self.thread.start()

@@ -35,7 +35,7 @@ from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PostE
 from .identity import is_web_url, post_id
 from .lock import lock_path, writer_lock
 from .models import Entry, PostMeta
-from .normalize import entry_from_post, is_draft, meta_from_post, post_content
+from .normalize.posts import entry_from_post, is_draft, meta_from_post, post_content
 from .output.publish import (
     MANAGED_FOLDERS,
     read_bytes,
@@ -74,8 +74,9 @@ from .render.pages import (
     template_stats,
 )
 from .render.safe import safe_entries
+from .sources.decide import SourceOutcome
 from .sources.schedule import new_state
-from .sources.update import SourceOutcome, update_sources
+from .sources.update import update_sources
 from .store import (
     CachedContent,
     ItemHead,

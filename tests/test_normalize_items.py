@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from feeds.normalize import entry_from_item, id_mode, item_key, natural_item_id
+from feeds.identity import id_mode, item_key, natural_item_id
+from feeds.normalize.items import entry_from_item
 from feeds.sources.parse import ParsedFeed, ParsedItem, parse_feed
 
 from .httpserver import item, rss
