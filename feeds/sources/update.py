@@ -148,7 +148,9 @@ class Updater:
         if not todo:
             return {}
         known = self.store.known_items([decider.source.name for decider, _ in todo])
-        shared = {"jobs": [(decider, result, known.get(decider.source.name, {})) for decider, result in todo]}
+        jobs: list[tuple[Decider, FetchResult, Mapping[str, KnownItem]]] = [
+            (decider, result, known.get(decider.source.name, {})) for decider, result in todo]
+        shared = {"jobs": jobs}
         try:
             done = run_jobs(_read_job, list(range(len(todo))), PARALLEL_FEEDS, shared=shared)
         except BrokenProcessPool:  # a worker was killed (out of memory?): once more, one source at a time
