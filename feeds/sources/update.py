@@ -82,7 +82,7 @@ def _read_job(index: int, shared: dict[str, Any]) -> FeedReading | FetchFailure:
         return decider.read(result, feed, known)
     except Exception as exc:
         if not isinstance(exc, InputError):
-            log.debug("%s: reading failed", decider.source.name, exc_info=True)
+            log.debug("%s: digest failed", decider.source.name, exc_info=True)
         return FetchFailure("feed", failure_text(exc))
 
 
