@@ -17,7 +17,7 @@ from lxml import etree
 from .config import Config
 from .errors import FeedsError, PostError
 from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_feed_file, listing_order
-from .normalize import is_draft, meta_from_post
+from .normalize.posts import is_draft, meta_from_post
 from .posts import read_post, scan_posts
 from .store import Store
 

@@ -48,8 +48,9 @@ from .config import Config, load_config
 from .errors import Cancelled, FeedsError
 from .output.serve import BackgroundServer
 from .pipeline import generate
-from .sources.fetch import Fetcher, FetchRequest, FetchResult
-from .sources.update import SourceOutcome, settings_of, update_sources
+from .sources.decide import SourceOutcome
+from .sources.fetch import Fetcher, FetchRequest, FetchResult, FetchSettings
+from .sources.update import update_sources
 from .store import Store
 
 log = logging.getLogger("feeds")
@@ -94,7 +95,7 @@ class SharedFetcher:
     def __init__(self, config: Config) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
-        self.fetcher = Fetcher(settings_of(config))
+        self.fetcher = Fetcher(FetchSettings.from_config(config.fetch))
         self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
         self.lock = threading.Lock()
         self.thread.start()

@@ -1,9 +1,12 @@
-"""Links and ids: canonical URLs and ids that never change.
+"""Links and ids: canonical URLs, and ids that never change, for posts and items alike.
 
-Pure functions. An entry's id is, in order: the id its author gave it, else
-its canonical link (tracking parameters stripped), else a name-based UUID of
-its stable content (title and date). The store's ledger keeps the first id an
-entry got, so later edits do not mint a new one.
+Pure functions, and the :class:`Ledger` they consult (loaded and saved by the store,
+never here). An entry's id is, in order: the id its author gave it, else its canonical
+link (tracking parameters stripped), else a name-based UUID of its stable content. The
+ledger keeps the first id each key got, so later edits never mint a new one: a post's
+content and file (:func:`post_id`), a story's link (:func:`item_id`, one id per link
+across sources). Within a source, items are told apart by guid, else link, else content
+(:func:`id_mode`, :func:`item_key`).
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from .sources.parse import ParsedItem
 
 _TRACKING = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|yclid|igshid|_ga|_gl|"
@@ -238,19 +244,25 @@ class Ledger:
     """The first id each key was given, so later edits never mint a new one.
 
     Loaded from the store, consulted and extended in memory by pure code, and its
-    :meth:`added` keys saved back (a key already stored keeps its first id)."""
+    :meth:`added` keys saved back (a key already stored keeps its first id). A
+    :meth:`draft` reads through to its ledger and keeps what it learns apart, so a
+    decision can be made without changing the ledger, and applied with :meth:`learn`."""
 
-    def __init__(self, known: Mapping[LedgerKey, str] | None = None) -> None:
+    def __init__(self, known: Mapping[LedgerKey, str] | None = None, *, base: Ledger | None = None) -> None:
         self._ids: dict[LedgerKey, str] = dict(known or {})
         self._added: dict[LedgerKey, str] = {}
+        self._base = base
 
     def get(self, key: LedgerKey) -> str | None:
-        return self._ids.get(key)
+        found = self._ids.get(key)
+        if found is None and self._base is not None:
+            return self._base.get(key)
+        return found
 
     def first(self, *keys: LedgerKey) -> str | None:
         """The id under the first of ``keys`` that has one."""
         for key in keys:
-            found = self._ids.get(key)
+            found = self.get(key)
             if found is not None:
                 return found
         return None
@@ -258,13 +270,25 @@ class Ledger:
     def remember(self, entry_id: str, *keys: LedgerKey) -> None:
         """Give every key not known yet ``entry_id``; known keys keep theirs."""
         for key in keys:
-            if key not in self._ids:
+            if self.get(key) is None:
                 self._ids[key] = self._added[key] = entry_id
 
     def claim(self, key: LedgerKey, entry_id: str) -> str:
         """The id ``key`` stands for: its known one, else ``entry_id`` (remembered)."""
-        self.remember(entry_id, key)
-        return self._ids[key]
+        known = self.get(key)
+        if known is not None:
+            return known
+        self._ids[key] = self._added[key] = entry_id
+        return entry_id
+
+    def learn(self, added: Mapping[LedgerKey, str]) -> None:
+        """Remember what a :meth:`draft` learnt (keys known meanwhile keep their id)."""
+        for key, entry_id in added.items():
+            self.remember(entry_id, key)
+
+    def draft(self) -> Ledger:
+        """A ledger that reads this one and keeps its own additions (its :meth:`added`)."""
+        return Ledger(base=self)
 
     def added(self) -> dict[LedgerKey, str]:
         """Keys given an id since loading (or since :meth:`saved`)."""
@@ -274,7 +298,7 @@ class Ledger:
         self._added.clear()
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._ids) + (len(self._base) if self._base is not None else 0)
 
 
 def post_id(explicit_id: str | None, link: str | None, title: str, published: str, path: str,
@@ -290,3 +314,78 @@ def post_id(explicit_id: str | None, link: str | None, title: str, published: st
     entry_id = ledger.first(*keys) or natural
     ledger.remember(entry_id, *keys)
     return entry_id
+
+
+# -- items of source feeds -------------------------------------------------------
+
+IdMode = Literal["guid", "link", "hash"]
+
+
+def id_mode(items: Sequence[ParsedItem]) -> IdMode:
+    """How a feed's items are told apart: "guid", else "link", else "hash".
+
+    A feed whose guids are missing or repeated cannot be trusted with them; one
+    whose links are also missing or repeated is identified by content.
+    """
+    def consistent(pairs: Iterable[tuple[str | None, object]]) -> bool:
+        seen: dict[str, object] = {}
+        return all(key and seen.setdefault(key, other) == other for key, other in pairs)
+
+    # A guid listed twice for the same story is a duplicate item, not a broken scheme.
+    if consistent((i.guid, (i.link, i.title)) for i in items):
+        return "guid"
+    if consistent((i.link, i.title) for i in items):
+        return "link"
+    return "hash"
+
+
+def _content_text(item: ParsedItem) -> str:
+    # Imported here: ``normalize.content`` checks every URL it keeps with ``web_url`` above.
+    from .normalize.content import html_to_text
+
+    return html_to_text(item.content_html or item.summary_html or "")[:500]
+
+
+def item_key(item: ParsedItem, mode: IdMode, feed_link: str | None) -> str:
+    """What identifies an item within its source, under ``mode``."""
+    if mode == "guid" and item.guid:
+        return "guid:" + item.guid
+    if mode in ("guid", "link") and item.link:
+        return "link:" + (canonical_link(item.link, feed_link) or item.link)
+    return "hash:" + id_from_content(item.title, item.link or "", _content_text(item))
+
+
+_UNSAFE_ID_SCHEMES = {"javascript", "vbscript", "data", "file", "about", "blob", "filesystem"}
+
+
+def natural_item_id(item: ParsedItem, mode: IdMode, feed_link: str | None) -> str:
+    """The id an item gets when nothing is known of it yet.
+
+    A guid that reads as a script or local URI (``javascript:``, ``data:``, ``file:``...)
+    is never an id as it is: it is named by a URN instead."""
+    if mode == "guid" and item.guid:
+        minted = id_from_value(item.guid)
+        if minted.split(":", 1)[0].lower() in _UNSAFE_ID_SCHEMES:
+            minted = id_from_content("guid", item.guid)
+        return minted
+    link = canonical_link(item.link, feed_link) if item.link else None
+    if mode in ("guid", "link") and link:
+        return link
+    return item_key(item, "hash", feed_link).removeprefix("hash:")
+
+
+def item_id(candidate: str, link: str | None, ledger: Ledger, *, new: bool) -> str:
+    """The id an item of a source is stored under, and what its link remembers.
+
+    ``candidate`` is the id the item is stored under, or its :func:`natural_item_id` when
+    it was never stored. An item first seen now whose (canonical) link already has an id
+    (from another source, a post, or this feed before it changed its guids) takes that
+    id: one id per story. Otherwise it keeps ``candidate``, and its link remembers it
+    when the link has no id yet."""
+    if link is None:
+        return candidate
+    key = LedgerKey("link", link)
+    if new:
+        return ledger.claim(key, candidate)
+    ledger.remember(candidate, key)
+    return candidate

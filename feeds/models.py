@@ -8,8 +8,15 @@ these records are always aware and in UTC; the boundary that builds them
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
+
+#: 1970-01-01 UTC: the earliest date an entry can carry (``normalize.dates``), and the date
+#: of a feed or report with nothing in it.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The latest date an entry can carry: readers that keep times in 32 bits (newsboat) wrap
+#: later ones around to another year.
+LATEST = datetime(2038, 1, 19, 3, 14, 7, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from .layout import (
 )
 from .lock import lock_path, writer_lock
 from .models import Entry, PostMeta
-from .normalize import entry_from_post, is_draft, meta_from_post, post_content
+from .normalize.posts import entry_from_post, is_draft, meta_from_post, post_content
 from .output.publish import (
     read_bytes,
     remove_files,
@@ -81,8 +81,9 @@ from .render.pages import (
     template_stats,
 )
 from .render.safe import safe_entries
+from .sources.decide import SourceOutcome
 from .sources.schedule import new_state
-from .sources.update import SourceOutcome, update_sources
+from .sources.update import update_sources
 from .store import (
     CachedContent,
     ItemHead,

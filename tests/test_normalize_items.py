@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from feeds.normalize import entry_from_item, id_mode, item_key, natural_item_id
+from feeds.identity import Ledger, LedgerKey, id_mode, item_id, item_key, natural_item_id
+from feeds.normalize.items import entry_from_item
 from feeds.sources.parse import ParsedFeed, ParsedItem, parse_feed
 
 from .httpserver import item, rss
@@ -50,3 +51,31 @@ def test_entry_from_item_cleans_and_dates() -> None:
     assert e.content is not None and "script" not in e.content
     assert 'src="https://site.example/i.png"' in e.content
     assert e.provenance[0].feed_title == "Test feed" and e.provenance[0].feed_url == "https://f.example/feed"
+
+
+def test_item_id_gives_one_id_per_link() -> None:
+    link = LedgerKey("link", "https://x/1")
+    ledger = Ledger({LedgerKey("link", "https://x/known"): "urn:x:known"})
+    assert item_id("urn:x:a", None, ledger, new=True) == "urn:x:a" and ledger.added() == {}
+    # A new story whose link has no id yet names it.
+    assert item_id("urn:x:a", "https://x/1", ledger, new=True) == "urn:x:a"
+    assert ledger.added() == {link: "urn:x:a"}
+    # The next new story with that link takes its id; a stored one keeps its own.
+    assert item_id("urn:x:b", "https://x/1", ledger, new=True) == "urn:x:a"
+    assert item_id("urn:x:c", "https://x/1", ledger, new=False) == "urn:x:c"
+    assert item_id("urn:x:d", "https://x/known", ledger, new=True) == "urn:x:known"
+    assert ledger.added() == {link: "urn:x:a"}
+
+
+def test_a_ledger_draft_reads_through_and_keeps_its_additions_apart() -> None:
+    known = LedgerKey("link", "https://x/known")
+    ledger = Ledger({known: "urn:x:known"})
+    draft = ledger.draft()
+    assert draft.get(known) == "urn:x:known"
+    draft.remember("urn:x:new", known, LedgerKey("link", "https://x/new"))
+    assert draft.added() == {LedgerKey("link", "https://x/new"): "urn:x:new"}
+    assert ledger.get(LedgerKey("link", "https://x/new")) is None and ledger.added() == {}
+    ledger.remember("urn:x:first", LedgerKey("link", "https://x/new"))  # meanwhile, someone else
+    ledger.learn(draft.added())
+    assert ledger.get(LedgerKey("link", "https://x/new")) == "urn:x:first"
+    assert len(ledger) == 2

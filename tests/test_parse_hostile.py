@@ -18,13 +18,16 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feeds.config import Source
+from feeds.config import Limits, Source
 from feeds.errors import InputError
+from feeds.identity import natural_item_id
 from feeds.models import Entry
-from feeds.normalize import content, entry_from_item, natural_item_id
-from feeds.sources.fetch import FetchResult
+from feeds.normalize import content
+from feeds.normalize.items import entry_from_item
+from feeds.sources.decide import Decider
+from feeds.sources.fetch import FetchFailure, FetchResult
 from feeds.sources.parse import ParsedFeed, parse_feed
-from feeds.sources.update import _digest_job, update_sources
+from feeds.sources.update import _read_job, update_sources
 from feeds.store import Store
 from feeds.workers import JobFailed, run_jobs
 
@@ -192,17 +195,17 @@ def test_worker_exceptions_come_back_as_text() -> None:
         run_jobs(unpicklable, list(range(8)), 1, shared={"x": 1})
 
 
-def digest_shared(zone: str) -> dict[str, Any]:
-    source = Source(name="s", url=URL)
+def read_shared(zone: str) -> dict[str, Any]:
+    decider = Decider(Source(name="s", url=URL), Limits(), NOW, zone, 100, 86400.0, "f")
     result = FetchResult("s", URL, URL, 200, rss([item(1)]).encode())
-    return {"jobs": [(source, result, {}, None)], "ledger": {},
-            "settings": {"site_zone": zone, "now": NOW, "fingerprint": "f", "summary_length": 100}}
+    return {"jobs": [(decider, result, {})]}
 
 
-def test_digest_job_turns_any_failure_into_the_sources_line() -> None:
-    message = _digest_job(0, digest_shared("No/Such_Zone"))
-    assert isinstance(message, str) and "ZoneInfoNotFoundError" in message and "\n" not in message
-    assert not isinstance(_digest_job(0, digest_shared("UTC")), str)
+def test_read_job_turns_any_failure_into_the_sources_line() -> None:
+    failure = _read_job(0, read_shared("No/Such_Zone"))
+    assert isinstance(failure, FetchFailure) and failure.kind == "feed"
+    assert "ZoneInfoNotFoundError" in failure.message and "\n" not in failure.message
+    assert not isinstance(_read_job(0, read_shared("UTC")), FetchFailure)
 
 
 def configure(site: Site, server: FeedServer, names: list[str], extra: str = "") -> None:

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from feeds.config import Limits, Source
 from feeds.errors import FeedsError
+from feeds.sources.decide import Decider, FeedReading
 from feeds.sources.fetch import FetchResult
-from feeds.sources.update import FeedDigest, digest_feed
-from feeds.store import entry_from_json
+from feeds.sources.parse import parse_feed
+from feeds.store import entry_from_json, entry_to_json
 
 from .test_parse_hostile import assert_well_typed
 
@@ -177,12 +178,11 @@ def json_feed(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
 # -- the properties ------------------------------------------------------------
 
 
-def digest(body: bytes, headers: dict[str, str]) -> FeedDigest | None:
-    source = Source(name="s", url=URL, tags=["Extra"])
+def digest(body: bytes, headers: dict[str, str]) -> FeedReading | None:
+    decider = Decider(Source(name="s", url=URL, tags=["Extra"]), LIMITS, NOW, "Asia/Tokyo", 120, 86400.0, "f")
     result = FetchResult("s", URL, URL, 200, body, headers)
     try:
-        return digest_feed(source, result, {}, {}, site_zone="Asia/Tokyo", now=NOW, fingerprint="f",
-                           summary_length=120, limits=LIMITS)
+        return decider.read(result, parse_feed(body, headers, URL, max_items=LIMITS.items_per_fetch), {})
     except FeedsError as exc:
         assert "\n" not in str(exc) and str(exc).startswith(URL + ": ")
         return None
@@ -192,11 +192,12 @@ def check(body: bytes, headers: dict[str, str]) -> None:
     done = digest(body, headers)
     if done is None:
         return
-    assert len(done.keys) <= LIMITS.items_per_fetch
+    assert len(done.listed) <= LIMITS.items_per_fetch
     tags: set[str] = set()
-    for row in done.rows:
-        entry = entry_from_json(row.data)
-        assert entry_from_json(row.data) == entry
+    for item in done.items:
+        data = entry_to_json(item.entry)
+        entry = entry_from_json(data)
+        assert entry_from_json(data) == entry
         assert_well_typed(entry)
         assert entry.published <= NOW
         assert len(entry.title) <= 500 and "\n" not in entry.title

@@ -9,7 +9,8 @@ import pytest
 
 from feeds.errors import PostError
 from feeds.models import Author, PostMeta
-from feeds.normalize import is_draft, meta_from_post, parse_datetime
+from feeds.normalize.dates import parse_datetime
+from feeds.normalize.posts import is_draft, meta_from_post
 from feeds.posts import split_post
 
 SGT = ZoneInfo("Asia/Singapore")

@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 
 from ..config import Config
 from ..identity import ID_NAMESPACE, is_web_url
-from ..models import Entry
+from ..models import EPOCH, Entry
 from ..sources.schedule import SourceState
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def problems(config: Config, states: dict[str, SourceState]) -> list[dict[str, str]]:

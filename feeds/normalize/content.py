@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from html import unescape
+from typing import Any
 
 import lxml.html
 import nh3
@@ -67,6 +68,27 @@ def plain_line(text: str) -> str:
     """One line of plain text: XML-safe, whitespace collapsed."""
     text = " ".join(text.split())
     return text if text.isprintable() else xml_safe(text)
+
+
+def name_list(value: Any) -> list[str]:
+    """Distinct names (tags, categories), each a plain line, from a YAML list or a space or
+    comma separated string; the first spelling of a name, compared case-insensitively, wins."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        parts = value.split(",") if "," in value else value.split()
+    elif isinstance(value, list | tuple):
+        parts = [str(v) for v in value if v is not None and not isinstance(v, dict | list)]
+    else:
+        parts = [str(value)]
+    out: list[str] = []
+    seen: set[str] = set()
+    for part in parts:
+        name = plain_line(part)
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
+            out.append(name)
+    return out
 
 
 # Text a reader that takes it for HTML would parse as a tag, comment or declaration, or

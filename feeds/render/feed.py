@@ -27,12 +27,9 @@ from lxml import etree
 from .. import PROJECT_URL
 from ..errors import InputError
 from ..identity import safe_id, web_url
-from ..models import Entry, Provenance
+from ..models import EPOCH, Entry, Provenance
 from .budget import Fitted, fit_entries
 from .safe import SafeEntry, safe_entry, text
-
-# The date of an empty feed: fixed, so that an empty feed is byte-stable too.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

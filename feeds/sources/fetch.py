@@ -22,8 +22,8 @@ to, both before a redirect is followed and when its connection is made.
 
 Local files (a source ``url`` that is a path) are read here too.
 
-Every failure becomes a :class:`FetchResult` with a one-line ``error``; nothing
-here raises for a bad server or a bad URL. Deciding what a result means for
+Every failure becomes a :class:`FetchResult` with a :class:`FetchFailure`: its kind,
+and a one-line message for the user; nothing here raises for a bad server or a bad URL. Deciding what a result means for
 the schedule is not done here (see ``schedule``).
 """
 
@@ -44,15 +44,17 @@ import stat
 import time
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urljoin
 
 import httpcore
 import httpx
 
 from .. import PROJECT_URL, __version__
+from ..config import Fetch
 from ..identity import is_web_url
 from ..posts import is_racy
 from .addresses import (
@@ -80,25 +82,66 @@ LONGEST_WAIT = 30 * 86400.0
 QUOTED_URL = 200
 
 
+_CONFIGURED = Fetch()
+
+
 @dataclass(frozen=True, slots=True)
 class FetchSettings:
-    concurrency: int = 16
-    #: Pause before the next request to a host after one that was not a 304 or a redirect.
-    host_gap: float = 0.2
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    total_timeout: float = 60.0
-    max_bytes: int = 16 * 1024 * 1024
-    max_redirects: int = 5
-    user_agent: str = USER_AGENT
-    #: Follow redirects from public addresses to loopback, private, link-local... ones, and to user:pass@ URLs.
-    allow_private_redirects: bool = False
+    """How the fetcher works: the ``fetch:`` settings it reads (their meaning and defaults
+    are the config's, :class:`feeds.config.Fetch`), and what only tests change."""
+
+    concurrency: int = _CONFIGURED.concurrency
+    host_gap: float = _CONFIGURED.host_gap
+    connect_timeout: float = _CONFIGURED.connect_timeout
+    read_timeout: float = _CONFIGURED.read_timeout
+    total_timeout: float = _CONFIGURED.total_timeout
+    max_bytes: int = _CONFIGURED.max_bytes
+    max_redirects: int = _CONFIGURED.max_redirects
+    allow_private_redirects: bool = _CONFIGURED.allow_private_redirects
     #: Longest a 429's Retry-After keeps a whole host alone (``fetch.max_backoff``): one source
     #: there asking for a month must not silence the host's other sources for a month.
-    longest_host_block: float = 86400.0
+    longest_host_block: float = _CONFIGURED.max_backoff
+    user_agent: str = USER_AGENT
     #: How an address is judged (``addresses.address_class``); tests pass one that calls a
     #: loopback address public, as no test may reach a real public address.
     classify: Classify = field(default=address_class, compare=False, repr=False)
+
+    @classmethod
+    def from_config(cls, fetch: Fetch) -> FetchSettings:
+        """The settings ``fetch:`` gives: every key of the same name, and ``max_backoff``."""
+        same = {f.name: getattr(fetch, f.name) for f in fields(cls) if f.name in Fetch.model_fields}
+        return cls(**same, longest_host_block=fetch.max_backoff)
+
+
+#: What went wrong with a source, from its URL to storing what it brought.
+FailureKind = Literal[
+    "url",         # not an address that can be fetched
+    "dns",         # its host name does not resolve
+    "connect",     # no connection could be made
+    "tls",         # the TLS handshake or certificate failed
+    "timeout",     # connecting, a read, or the whole fetch took too long
+    "refused",     # a redirect or an address the source may not go to
+    "redirect",    # a redirect chain that leads nowhere (loop, too many, no usable Location)
+    "http",        # an HTTP error status
+    "gone",        # HTTP 410: removed for good
+    "throttled",   # not asked: its host answered 429 with Retry-After and is left alone
+    "too large",   # the body or file is over the size limit
+    "decode",      # the body cannot be decompressed
+    "protocol",    # a broken HTTP answer
+    "file",        # a local file that cannot be read
+    "network",     # another error of the network
+    "unexpected",  # an error nobody foresaw while fetching
+    "feed",        # the body is no feed, or reading it failed (see ``update``)
+    "store",       # storing what the source brought failed (see ``update``)
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFailure:
+    """Why a source brought nothing: what kind of failure, and one line for the user."""
+
+    kind: FailureKind
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +170,24 @@ class FetchResult:
     not_modified: bool = False
     #: Where a permanent (301/308) redirect chain led, if the first hop was permanent.
     moved_to: str | None = None
-    #: One line saying what went wrong, or None.
-    error: str | None = None
+    #: What went wrong, or None.
+    failure: FetchFailure | None = None
     #: Seconds the server asked us to wait (Retry-After), if any.
     retry_after: float | None = None
     #: Cache-Control max-age, in seconds, if any.
     max_age: float | None = None
-    #: The source is gone for good (410).
-    gone: bool = False
     #: Seconds the source's requests took (waiting for the host's turn not included).
     seconds: float = 0.0
+
+    @property
+    def error(self) -> str | None:
+        """One line saying what went wrong, or None."""
+        return self.failure.message if self.failure is not None else None
+
+    @property
+    def gone(self) -> bool:
+        """The source is gone for good (410)."""
+        return self.failure is not None and self.failure.kind == "gone"
 
     @property
     def etag(self) -> str | None:
@@ -191,34 +242,39 @@ def _one_line(text: str) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
-def _describe(exc: BaseException, total: float) -> str:
-    """One line for the user about a transport failure."""
+def _describe(exc: BaseException, total: float) -> FetchFailure:
+    """What a transport failure was, in one line for the user."""
     if isinstance(exc, httpx.ConnectTimeout):
-        return "timed out connecting"
+        return FetchFailure("timeout", "timed out connecting")
     if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout):
-        return "timed out waiting for the server"
+        return FetchFailure("timeout", "timed out waiting for the server")
     if isinstance(exc, TimeoutError):
-        return f"took too long (total timeout of {total:g} s)"
+        return FetchFailure("timeout", f"took too long (total timeout of {total:g} s)")
     text = _one_line(str(exc)) or type(exc).__name__
-    if isinstance(exc, _Refused | DecodeError):
-        return text
+    if isinstance(exc, _Refused):
+        return FetchFailure("refused", text)
+    if isinstance(exc, TooLarge):
+        return FetchFailure("too large", text)
+    if isinstance(exc, DecodeError):
+        return FetchFailure("decode", text)
     if isinstance(exc, httpx.ConnectError):
+        # httpx says what failed only in its message.
         if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
-            return f"TLS error: {text}"
+            return FetchFailure("tls", f"TLS error: {text}")
         if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-            return f"cannot resolve host: {text}"
-        return f"cannot connect: {text}"
+            return FetchFailure("dns", f"cannot resolve host: {text}")
+        return FetchFailure("connect", f"cannot connect: {text}")
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host: {text}"
+        return FetchFailure("dns", f"cannot resolve host: {text}")
     if isinstance(exc, httpx.DecodingError):
-        return f"cannot decompress the body: {text}"
+        return FetchFailure("decode", f"cannot decompress the body: {text}")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
-        return f"broken HTTP answer: {text}"
+        return FetchFailure("protocol", f"broken HTTP answer: {text}")
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return f"invalid URL: {text}"
+        return FetchFailure("url", f"invalid URL: {text}")
     if isinstance(exc, OSError) and exc.strerror:
-        return f"network error: {exc.strerror}"
-    return f"{type(exc).__name__}: {text}"
+        return FetchFailure("network", f"network error: {exc.strerror}")
+    return FetchFailure("unexpected", f"{type(exc).__name__}: {text}")
 
 
 def parse_url(url: str) -> httpx.URL | str:
@@ -402,19 +458,20 @@ class Fetcher:
             if scheme not in ("http", "https"):
                 if scheme not in ("", "file"):
                     return FetchResult(request.source, request.url, request.url,
-                                       error=f"not an http(s) URL or a file: {_quote(request.url)}")
+                                       failure=FetchFailure("url", f"not an http(s) URL or a file: "
+                                                                   f"{_quote(request.url)}"))
                 return await asyncio.to_thread(read_local, request, self.settings.max_bytes)
             return await self._follow(client, request)
         except Exception as exc:  # the promise: a fetch never raises for a bad server or URL
             return FetchResult(request.source, request.url, request.url,
-                               error=_describe(exc, self.settings.total_timeout))
+                               failure=_describe(exc, self.settings.total_timeout))
 
     async def _follow(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
         s = self.settings
         url = request.url
         target = parse_url(url)
         if isinstance(target, str):
-            return FetchResult(request.source, request.url, url, error=target)
+            return FetchResult(request.source, request.url, url, failure=FetchFailure("url", target))
         seen = {url}
         moved_to: str | None = None
         permanent_chain = True
@@ -427,19 +484,20 @@ class Fetcher:
         if request.last_modified:
             conditional["If-Modified-Since"] = request.last_modified
 
-        def failed(error: str, status: int | None = None) -> FetchResult:
-            return FetchResult(request.source, request.url, url, status=status, error=error, seconds=spent[0])
+        def failed(failure: FetchFailure, status: int | None = None) -> FetchResult:
+            return FetchResult(request.source, request.url, url, status=status, failure=failure, seconds=spent[0])
 
         for hop in range(s.max_redirects + 1):
             try:
                 result = await self._hop(client, request, target, conditional, trusted, priority=0 if hop else 1,
                                          spent=spent)
             except TimeoutError:
-                return failed(f"took too long (total timeout of {s.total_timeout:g} s)")
+                return failed(FetchFailure("timeout", f"took too long (total timeout of {s.total_timeout:g} s)"))
             except httpx.InvalidURL:
                 # ``target`` is already a parsed URL: only a redirect's Location can be invalid here
                 # (httpx reads it before handing the answer over, e.g. "javascript:alert(1)").
-                return failed("redirect to an unusable URL (a Location that is not an http(s) address)")
+                return failed(FetchFailure("redirect", "redirect to an unusable URL (a Location that is not an "
+                                                       "http(s) address)"))
             except Exception as exc:
                 return failed(_describe(exc, s.total_timeout))
             if isinstance(result, FetchResult):
@@ -450,26 +508,28 @@ class Fetcher:
             nxt = _next_url(url, location)
             parsed = parse_url(nxt) if nxt is not None else f"invalid URL {_quote(location)!r}"
             if nxt is None or isinstance(parsed, str):
-                return failed(f"HTTP {status} redirect to an unusable URL: {parsed}", status)
+                return failed(FetchFailure("redirect", f"HTTP {status} redirect to an unusable URL: {parsed}"), status)
             if status in (301, 308):
                 if hop == 0 or permanent_chain:
                     moved_to = nxt
             else:
                 permanent_chain = False
             if nxt in seen:
-                return failed(f"redirect loop at {_quote(nxt)}", status)
+                return failed(FetchFailure("redirect", f"redirect loop at {_quote(nxt)}"), status)
             if not s.allow_private_redirects:
                 if parsed.userinfo:
-                    return failed(f"redirect to a URL with a user name or password refused: {_quote(nxt)}", status)
+                    return failed(FetchFailure("refused", "redirect to a URL with a user name or password refused: "
+                                                          + _quote(nxt)), status)
                 try:
                     if hop_classes is None:  # the configured URL: the classes it resolves to are trusted
                         hop_classes = await asyncio.wait_for(self._classes(target, check=None), s.connect_timeout)
                 except (OSError, TimeoutError) as exc:
-                    return failed(f"cannot resolve host: {_one_line(str(exc)) or type(exc).__name__}", status)
+                    return failed(FetchFailure("dns", "cannot resolve host: "
+                                                          + (_one_line(str(exc)) or type(exc).__name__)), status)
                 trusted = after_hop(trusted_classes(hop_classes) if trusted is None else trusted, hop_classes)
             seen.add(nxt)
             url, target = nxt, parsed
-        return failed(f"more than {s.max_redirects} redirects")
+        return failed(FetchFailure("redirect", f"more than {s.max_redirects} redirects"))
 
     async def _hop(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
                    conditional: dict[str, str], trusted: frozenset[str] | None, *, priority: int,
@@ -488,8 +548,8 @@ class Fetcher:
                 wait = host.blocked_until - now
                 pause = False
                 return FetchResult(request.source, request.url, str(target), retry_after=wait,
-                                   error=f"not fetched: {target.host} answered HTTP 429 with Retry-After; "
-                                         f"left alone for {wait:.0f} s")
+                                   failure=FetchFailure("throttled", f"not fetched: {target.host} answered HTTP 429 "
+                                                                     f"with Retry-After; left alone for {wait:.0f} s"))
             if host.free_at > now:
                 await asyncio.sleep(host.free_at - now)
             async with self._gate:
@@ -543,7 +603,7 @@ class Fetcher:
                 location = raw_headers.get("location", "").strip()
                 if not location:
                     return FetchResult(request.source, request.url, url, status=status, headers=headers,
-                                       error=f"HTTP {status} without a Location header")
+                                       failure=FetchFailure("http", f"HTTP {status} without a Location header"))
                 return status, location
             base = FetchResult(request.source, request.url, url, status=status, headers=headers,
                                retry_after=_retry_after(raw_headers.get("retry-after"), now),
@@ -551,10 +611,10 @@ class Fetcher:
             if status == 304:
                 return replace(base, not_modified=True)
             if status == 410:
-                return replace(base, gone=True, error="HTTP 410 Gone: the source was removed for good")
+                return replace(base, failure=FetchFailure("gone", "HTTP 410 Gone: the source was removed for good"))
             if status >= 400 or status < 200:
                 reason = f"HTTP {status} {_one_line(response.reason_phrase or '')[:100]}".strip()
-                return replace(base, error=reason)
+                return replace(base, failure=FetchFailure("http", reason))
             return replace(base, body=await self._read_body(response))
 
     async def _read_body(self, response: httpx.Response) -> bytes:
@@ -595,7 +655,8 @@ def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return FetchResult(request.source, request.url, request.url,
-                               error="not a regular file (a FIFO, device or folder cannot be a source)")
+                               failure=FetchFailure("file", "not a regular file (a FIFO, device or folder cannot "
+                                                            "be a source)"))
         with open(fd, "rb") as f:
             modified = email.utils.formatdate(st.st_mtime, usegmt=True)
             if request.last_modified == modified:
@@ -603,14 +664,15 @@ def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
                                    headers={"last-modified": modified})
             if st.st_size > max_bytes:
                 return FetchResult(request.source, request.url, request.url,
-                                   error=f"file of {st.st_size} bytes is over the size limit of {max_bytes} bytes")
+                                   failure=FetchFailure("too large", f"file of {st.st_size} bytes is over the size "
+                                                                     f"limit of {max_bytes} bytes"))
             body = f.read(max_bytes + 1)
     except OSError as exc:
         return FetchResult(request.source, request.url, request.url,
-                           error=f"cannot read: {exc.strerror or type(exc).__name__}")
+                           failure=FetchFailure("file", f"cannot read: {exc.strerror or type(exc).__name__}"))
     if len(body) > max_bytes:
         return FetchResult(request.source, request.url, request.url,
-                           error=f"file is over the size limit of {max_bytes} bytes")
+                           failure=FetchFailure("too large", f"file is over the size limit of {max_bytes} bytes"))
     headers = {"last-modified": modified, "content-location": path.resolve().as_uri()}
     if is_racy(st.st_mtime_ns, read_at):
         # Saved again within the same second, it would keep this Last-Modified: not kept, so
@@ -663,4 +725,4 @@ def post_form(url: str, form: dict[str, str | list[str]], *, timeout: float,
                 client.stream("POST", target, data=form) as response:
             return PostResult(url, status=response.status_code)
     except Exception as exc:  # the promise: a bad hub or URL is a result, not an exception
-        return PostResult(url, error=_describe(exc, timeout))
+        return PostResult(url, error=_describe(exc, timeout).message)

@@ -18,10 +18,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Literal
 
+from ..identity import IdMode
 from .fetch import FetchResult
 
 ADOPT_AFTER = 3  # consecutive sightings of the same permanent redirect
+
+#: Where a source stands: never fetched ("new"); its last fetch brought a feed ("ok"), a 304
+#: ("not modified") or the same bytes as before ("unchanged"); it failed ("error"), is asked
+#: to wait ("throttled"), or answered 410 ("gone").
+SourceStatus = Literal["new", "ok", "not modified", "unchanged", "error", "throttled", "gone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +45,15 @@ class SourceState:
     body_hash: str | None = None
     last_fetch: datetime | None = None
     last_success: datetime | None = None
-    #: "new", "ok", "not modified", "unchanged", "error", "throttled", "gone".
-    status: str = "new"
+    status: SourceStatus = "new"
     error: str | None = None
     failures: int = 0
     next_due: datetime | None = None
     #: A permanent redirect seen, and on how many fetches in a row.
     moved_to: str | None = None
     moved_seen: int = 0
-    #: How its items are told apart: "guid", "link" or "hash".
-    id_mode: str | None = None
+    #: How its items are told apart (``identity.id_mode``).
+    id_mode: IdMode | None = None
     #: Items in the last parsed body.
     entries: int = 0
 
@@ -83,7 +89,7 @@ def after_fetch(state: SourceState, result: FetchResult, *, every: float, now: d
                        next_due=now + timedelta(seconds=ceiling)), notes
     if result.error is None:
         wait = max(every, result.max_age or 0.0, (ttl_minutes or 0) * 60.0)
-        status = "not modified" if result.not_modified else "ok"
+        status: SourceStatus = "not modified" if result.not_modified else "ok"
         etag, modified = state.etag, state.last_modified
         if not result.not_modified:
             etag, modified = result.etag, result.last_modified
