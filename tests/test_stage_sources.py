@@ -75,7 +75,8 @@ def test_rss_categories_enclosures_authors_and_links() -> None:
     assert first.tags == ("Food", "Local Life", "From-src")
     assert [(e.url, e.type, e.length) for e in first.enclosures] == [
         ("https://cdn.news.example/audio/chips.mp3", "audio/mpeg", 123456)]
-    assert "<script" not in (first.content or "") and 'src="https://news.example/img/chips.jpg"' in (first.content or "")
+    content = first.content or ""
+    assert "<script" not in content and 'src="https://news.example/img/chips.jpg"' in content
     assert first.published == datetime(2026, 2, 28, 8, 30, tzinfo=UTC)
     assert second.link == "https://news.example/2026/02/ferry"  # relative, against the channel link
     assert second.id == second.link  # no guid: the canonical link
