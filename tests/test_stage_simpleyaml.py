@@ -183,7 +183,7 @@ def check(text: str, loader: type[yaml.SafeLoader]) -> bool:
 
 
 @pytest.mark.parametrize("loader", sorted(LOADERS))
-@settings(deadline=None, max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=700, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(DOCUMENT, plainish()))
 @example(text="title: Hello\ndate: 2021-09-03T13:37:42.888Z\ntags: [a, b]\n")
 @example(text="n: 0o17\nm: 0b101\nt: 1:30\nf: 1_000.5")
