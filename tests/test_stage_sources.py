@@ -3,7 +3,8 @@ and the entries they normalize to (``tests/data/stages/sources/<name>.expected.j
 
 Covers RSS 2.0, RSS 1.0 (RDF), Atom 1.0 and JSON Feed 1.1: categories, enclosures,
 authors, relative links, missing and repeated guids, HTML in titles, undated and
-future-dated items. See ``stage_golden`` for how to regenerate the expectations.
+future-dated items, and a malformed feed that can still be read. See ``stage_golden``
+for how to regenerate the expectations.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SAMPLES = {
     "rss20-categories.xml": ("https://news.example/feed.xml", "application/rss+xml"),
     "rss20-missing-guids.xml": ("http://blog.example/rss", "application/rss+xml"),
     "rss20-no-links.xml": ("https://notes.example/feed", "text/xml"),
+    "rss20-malformed.xml": ("https://sloppy.example/rss", "application/rss+xml"),
     "atom10.xml": ("https://atom.example/blog/atom.xml", "application/atom+xml"),
     "jsonfeed11.json": ("https://pod.example/feed.json", "application/feed+json"),
     "rdf10.xml": ("https://rdf.example/index.rdf", "application/rdf+xml"),
@@ -98,6 +100,13 @@ def test_repeated_guids_fall_back_to_links_and_missing_links_to_content() -> Non
     assert entries[1].title.startswith("A note with no title")
     assert entries[1].published == datetime(2026, 2, 2, 2, 0, tzinfo=UTC)  # naive: read in the zone
     assert entries[2].published == NOW  # the future is brought back to now
+
+
+def test_a_malformed_feed_still_gives_its_items_and_says_what_was_wrong() -> None:
+    feed, staged = stage("rss20-malformed.xml")
+    assert feed.problem and len(staged["items"]) == 1
+    entry = staged["items"][0]["entry"]
+    assert entry.link == "https://sloppy.example/cafe" and entry.tags == ("Food & Drink", "From-src")
 
 
 def test_atom_base_authors_and_html_titles() -> None:
