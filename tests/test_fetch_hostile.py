@@ -207,7 +207,28 @@ BAD_LOCATIONS = ["data:text/plain,hello", "file:///etc/passwd", "file:feed.xml",
                  "http://" + "a" * 70_000 + ".example/", "http://\u2603\u0000/"]
 
 
+@pytest.fixture
+def numeric_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Host names resolve only when they are addresses (or localhost): no query leaves the
+    machine, and any other name fails as a name that does not exist would."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family: int = 0, type: int = 0,
+                    proto: int = 0, flags: int = 0) -> object:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name == "localhost":
+            return real(host, port, family, type, proto, flags)
+        try:
+            return real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+
+
 @pytest.mark.parametrize("location", BAD_LOCATIONS, ids=lambda s: s[:30])
+@pytest.mark.usefixtures("numeric_resolver")
 def test_redirect_to_an_unusable_url_is_one_line(server: FeedServer, location: str) -> None:
     def answer(out: BinaryIO) -> None:
         out.write(b"HTTP/1.1 302 Found\r\nLocation: " + location.encode("utf-8") + b"\r\nContent-Length: 0\r\n\r\n")
@@ -218,6 +239,8 @@ def test_redirect_to_an_unusable_url_is_one_line(server: FeedServer, location: s
     one_line(result)
     if location.startswith(("javascript:", "data:", "mailto:", "gopher:", "ftp:", "file:")):
         assert "redirect" in one_line(result)
+    if location == "http://exa mple.org/":
+        assert one_line(result).startswith("cannot resolve host"), result.error
 
 
 @pytest.mark.parametrize("url", ["data:text/plain,hello", "javascript:alert(1)", "ftp://127.0.0.1/feed",

@@ -15,6 +15,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import feedparser
@@ -191,8 +192,8 @@ def test_no_spelling_of_a_dangerous_scheme_gets_through(url: str, base: str | No
     if got is not None:  # only a harmless relative path, resolved under the base
         assert base is not None and got.startswith(base.rsplit("/", 2)[0])
         assert not any(_squeezed(got).startswith(s) for s in SCHEMES)
-    assert_id(safe_id(url), url)
-    assert safe_id(url) == safe_id(url)
+    # Never kept as it is: the id is the name-based URN of the text, the same one every time.
+    assert safe_id(url) == "urn:uuid:" + str(uuid.uuid5(identity.ID_NAMESPACE, "id:" + url.strip()))
 
 
 @settings(deadline=None, max_examples=200)

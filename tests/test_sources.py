@@ -8,13 +8,16 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import feedparser
+import pytest
 from lxml import etree
 
 from feeds.pipeline import Report, generate, source_status
@@ -92,7 +95,20 @@ def test_not_due_sources_are_not_fetched(site: Site, server: FeedServer) -> None
     assert offline.sources == [] and len(server.hits("/a.xml")) == 1
 
 
-def test_one_failing_source_affects_nothing_else(site: Site, server: FeedServer) -> None:
+def test_one_failing_source_affects_nothing_else(site: Site, server: FeedServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A name that does not resolve, answered by a stub: no query leaves the machine.
+    real_getaddrinfo = socket.getaddrinfo
+    asked: list[str] = []
+
+    def getaddrinfo(host: object, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if isinstance(name, str) and name.endswith(".invalid"):
+            asked.append(name)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     server.routes["/good.xml"] = feed_response(rss([item(1)]))
     server.routes["/bad.xml"] = Response(500, b"oops")
     configure(site, server, {"good": "/good.xml", "bad": "/bad.xml", "dns": "http://no-such-host.invalid/f"})
@@ -100,7 +116,8 @@ def test_one_failing_source_affects_nothing_else(site: Site, server: FeedServer)
     by_name = {o.name: o for o in report.sources}
     assert by_name["good"].status == "ok"
     assert "HTTP 500" in (by_name["bad"].error or "")
-    assert by_name["dns"].error
+    assert "cannot resolve host" in (by_name["dns"].error or ""), by_name["dns"].error
+    assert asked and all(host == "no-such-host.invalid" for host in asked)
     assert [e.title for e in entries(site)] == ["Story 1"]
     assert sum("bad: error" in w for w in report.warnings) == 1
     # Failures back off: the next attempt waits longer each time, but never stops.

@@ -22,6 +22,8 @@ _ITEM = re.compile(r"([ ]*)-(?:[ ]+(.*))?$")
 # A plain scalar may not start with an indicator, nor hold ": " or " #" inside.
 _PLAIN_START = set("-?:,[]{}#&*!|>'\"%@`")
 _JSON_ESCAPES = re.compile(r'\\(?:["\\/bfnrt]|u[0-9A-Fa-f]{4})')
+# JSON joins an escaped surrogate pair (\ud83d\ude00) into one character, YAML keeps two: leave them to PyYAML.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Characters YAML refuses (not printable) or reads as line breaks (CR, NEL, LS, PS), and
 # the byte-order mark, which it allows only at the start: a document holding any goes to PyYAML.
 _UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
@@ -31,16 +33,17 @@ class _Unsure(Exception):
     """The text uses YAML beyond the plain subset; let PyYAML read it."""
 
 
-# Plain scalars repeat (authors, tags, layouts); their values are immutable, so cache them.
-_CACHE: dict[str, Any] = {}
+# Plain scalars repeat (authors, tags, layouts); their values are immutable, so cache them,
+# per loader class: two loaders may type the same text differently (an impossible date).
+_CACHES: dict[type, dict[str, Any]] = {}
 _CACHE_SIZE = 8192
 
 
-def _plain(text: str, loader: yaml.BaseLoader) -> Any:
+def _plain(text: str, loader: yaml.BaseLoader, cache: dict[str, Any]) -> Any:
     if not text:
         return None
     try:
-        return _CACHE[text]
+        return cache[text]
     except KeyError:
         pass
     if text[0] in _PLAIN_START or ": " in text or " #" in text or text.endswith(":") or "\t" in text:
@@ -49,16 +52,20 @@ def _plain(text: str, loader: yaml.BaseLoader) -> Any:
     if tag == "tag:yaml.org,2002:str":
         value: Any = text
     else:
+        node = yaml.ScalarNode(tag, text)
         try:
-            value = loader.construct_object(yaml.ScalarNode(tag, text), deep=True)
+            value = loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError):
             raise _Unsure from None  # PyYAML says what is wrong, with the line
-    if len(_CACHE) < _CACHE_SIZE:
-        _CACHE[text] = value
+        finally:
+            # The loader remembers every node it built until its next document: this one has none.
+            loader.constructed_objects.pop(node, None)
+    if len(cache) < _CACHE_SIZE:
+        cache[text] = value
     return value
 
 
-def _scalar(text: str, loader: yaml.BaseLoader) -> Any:
+def _scalar(text: str, loader: yaml.BaseLoader, cache: dict[str, Any]) -> Any:
     text = text.rstrip(" ")
     if not text:
         return None
@@ -67,7 +74,8 @@ def _scalar(text: str, loader: yaml.BaseLoader) -> Any:
         if len(text) < 2 or text[-1] != '"' or (text.endswith('\\"') and not text.endswith('\\\\"')):
             raise _Unsure
         inner = text[1:-1]
-        if "\\" in inner and _JSON_ESCAPES.sub("", inner.replace("\\\\", "")).count("\\"):
+        if "\\" in inner and (_JSON_ESCAPES.sub("", inner.replace("\\\\", "")).count("\\")
+                             or _SURROGATE_ESCAPE.search(inner)):
             raise _Unsure
         try:
             value = json.loads(text)
@@ -96,8 +104,8 @@ def _scalar(text: str, loader: yaml.BaseLoader) -> Any:
             items.pop()  # YAML allows a trailing comma
         if any(not item for item in items):
             raise _Unsure
-        return [_plain(item, loader) for item in items]
-    return _plain(text, loader)
+        return [_plain(item, loader, cache) for item in items]
+    return _plain(text, loader, cache)
 
 
 def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
@@ -107,6 +115,7 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
     """
     if _UNUSUAL.search(text):
         return None
+    cache = _CACHES.setdefault(type(loader), {})
     result: dict[str, Any] = {}
     pending: str | None = None  # a key whose value is a block list below it
     items: list[Any] = []
@@ -122,7 +131,7 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
                 if pending is None or (indent is not None and len(m[1]) != indent):
                     return None
                 indent = len(m[1])
-                items.append(_scalar(m[2] or "", loader))
+                items.append(_scalar(m[2] or "", loader, cache))
                 continue
             if line[0] == " ":
                 return None  # a continuation line or nested mapping
@@ -138,7 +147,7 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
             if value is None or not value.strip(" "):
                 pending = key
             else:
-                result[key] = _scalar(value, loader)
+                result[key] = _scalar(value, loader, cache)
         if pending is not None:
             result[pending] = items if items else None
     except _Unsure:
