@@ -8,9 +8,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 # Stage entry points, in one place (they move as the stages are split).
-from feeds.build.health import EPOCH, problems, status_entries, status_json
+from feeds.build.health import problems, status_entries, status_json
 from feeds.config import Config, parse_config
 from feeds.identity import ID_NAMESPACE
+from feeds.models import EPOCH
 from feeds.sources.schedule import SourceState, new_state
 
 STATUS_URL = "https://example.org/feeds/status.atom"

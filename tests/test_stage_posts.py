@@ -20,7 +20,7 @@ import pytest
 # Stage entry points, in one place (they move as the stages are split).
 from feeds.errors import PostError
 from feeds.identity import Ledger, post_id
-from feeds.normalize import entry_from_post, meta_from_post, post_content
+from feeds.normalize.posts import entry_from_post, meta_from_post, post_content
 from feeds.posts import POST_SUFFIXES, PostFile, read_post
 
 from .stage_golden import STAGES, check_json

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 # Stage entry points, in one place (they move as the stages are split).
-from feeds.sources.fetch import FetchResult
+from feeds.sources.fetch import FetchFailure, FetchResult
 from feeds.sources.schedule import ADOPT_AFTER, SourceState, after_fetch, new_state
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -45,8 +45,9 @@ def ok(**fields: object) -> FetchResult:
     return FetchResult("a", URL, URL, **{"status": 200, "body": b"<rss/>", **fields})  # type: ignore[arg-type]
 
 
-def failed(**fields: object) -> FetchResult:
-    return FetchResult("a", URL, URL, **{"status": 500, "error": "HTTP 500", **fields})  # type: ignore[arg-type]
+def failed(*, error: str = "HTTP 500", gone: bool = False, **fields: object) -> FetchResult:
+    failure = FetchFailure("gone" if gone else "http", error)
+    return FetchResult("a", URL, URL, **{"status": 500, "failure": failure, **fields})  # type: ignore[arg-type]
 
 
 def after(state: SourceState) -> float:

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 # Stage entry points, in one place (they move as the stages are split).
-from feeds.normalize import entry_from_item, id_mode, item_key, natural_item_id
+from feeds.identity import id_mode, item_key, natural_item_id
+from feeds.normalize.items import entry_from_item
 from feeds.sources.parse import ParsedFeed, parse_feed
 
 from .stage_golden import STAGES, check_json
