@@ -27,7 +27,7 @@ from lxml import etree
 from .. import PROJECT_URL
 from ..errors import InputError
 from ..identity import safe_id, web_url
-from ..models import EPOCH, Entry, Provenance
+from ..models import EPOCH, Enclosure, Entry, Provenance
 from .budget import Fitted, fit_entries
 from .safe import SafeEntry, safe_entry, text
 
@@ -81,12 +81,18 @@ class _Attribution(BaseExtension):  # type: ignore[misc]
 
 
 class _EntryAttribution(BaseEntryExtension):  # type: ignore[misc]
-    """Credits the upstream feed of an aggregated entry: Atom ``<source>``, RSS ``<source url>``."""
+    """Credits the upstream feed of an aggregated entry (Atom ``<source>``, RSS ``<source url>``)
+    and writes an Atom entry's enclosures."""
 
     def __init__(self) -> None:
         self.origin: Provenance | None = None
+        self.enclosures: tuple[Enclosure, ...] = ()
 
     def extend_atom(self, entry: etree._Element) -> etree._Element:
+        for enclosure in self.enclosures:
+            link = etree.SubElement(entry, "link", rel="enclosure", href=enclosure.url, type=enclosure.type)
+            if enclosure.length > 0:
+                link.set("length", str(enclosure.length))
         p = self.origin
         if p is None or not (p.feed_url or p.feed_link):
             return entry
@@ -169,6 +175,13 @@ def _fill_entry(fe: Any, entry: SafeEntry, fmt: str, home_url: str) -> None:
         # an entry without a link of its own points to where it came from.
         upstream = web_url(origin.feed_link) if origin is not None and origin.feed_link else None
         fe.link(href=upstream or home_url, rel="alternate")
+    # Media files (podcast audio...): each one in Atom (written by the extension: feedgen
+    # drops a link's rel and type there); RSS holds one per item, the first.
+    if fmt == "atom":
+        fe.attribution.enclosures = entry.enclosures
+    elif entry.enclosures:
+        first = entry.enclosures[0]
+        fe.link(href=first.url, rel="enclosure", type=first.type, length=str(max(first.length, 0)))
     fe.published(_AtomTime.of(entry.published))
     fe.updated(_AtomTime.of(entry.updated))
     names = entry.tags + tuple(c for c in entry.categories if c not in entry.tags)
