@@ -147,6 +147,8 @@ def _text(value: Any, kind: Any = None) -> str:
     if text is None:
         return ""
     text = text[:_TEXT_CHARS]
+    if kind == "text/plain":  # said to be plain (JSON Feed's titles): "<" is a character
+        return html.plain_line(text)
     if kind in ("text/html", "application/xhtml+xml", "html", "xhtml") or ("<" in text and ">" in text):
         return html.html_to_text(html.clean_html(text))
     return html.plain_line(text)
@@ -425,7 +427,7 @@ def _json_item(raw: Mapping[str, Any]) -> ParsedItem:
     return ParsedItem(
         guid=_guid(raw.get("id")),
         link=_url(raw.get("url")) or _url(raw.get("external_url")),
-        title=_text(_only_str(raw.get("title"))),
+        title=_text(_only_str(raw.get("title")), "text/plain"),
         published_text=published_text, published=published,
         updated_text=updated_text, updated=updated,
         authors=tuple(Author(html.plain_line(a["name"]), None, _url(a.get("url"))) for a in authors
@@ -459,7 +461,7 @@ def parse_json_feed(body: bytes, url: str, *, max_items: int | None = None) -> P
     kept = raws if max_items is None else raws[:max_items]
     return ParsedFeed(
         format="json" + html.plain_line(version.rsplit("/", 1)[-1].replace(".", ""))[:8],
-        title=_text(_only_str(data.get("title"))),
+        title=_text(_only_str(data.get("title")), "text/plain"),
         link=_url(data.get("home_page_url")),
         id=_url(data.get("feed_url")), updated=None, ttl=None,
         language=_only_str(data.get("language")),
