@@ -690,3 +690,30 @@ def test_state_url_names_the_state_path(name: str) -> None:
                                     "root": Path("/srv/site")})
     url = make_url(config.state_url)
     assert url.get_backend_name() == "sqlite" and url.database == str(config.state_path)
+
+
+# -- dialects --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgresql"])
+def test_upserts_are_each_dialects_own_construct(name: str) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from feeds.store import dialects, schema
+
+    dialect = {"sqlite": sqlite.dialect, "postgresql": postgresql.dialect}[name]()
+    update, _ = dialects._compiled(dialect, schema.outputs, "update")
+    nothing, _ = dialects._compiled(dialect, schema.ledger, "nothing")
+    assert update.startswith("INSERT INTO outputs (path, signature, size, mtime_ns) VALUES")
+    assert update.endswith("ON CONFLICT (path) DO UPDATE SET signature = excluded.signature, size = excluded.size, "
+                           "mtime_ns = excluded.mtime_ns")
+    assert nothing.endswith('ON CONFLICT ("key") DO NOTHING') or nothing.endswith("ON CONFLICT (key) DO NOTHING")
+
+
+def test_a_dialect_without_an_upsert_is_refused() -> None:
+    from sqlalchemy.dialects import mysql
+
+    from feeds.store import dialects, schema
+
+    with pytest.raises(StorageError, match="a mysql database is not supported"):
+        dialects._compiled(mysql.dialect(), schema.outputs, "update")

@@ -4,7 +4,8 @@ Entries and post metadata become JSON (the formats existing databases hold, kept
 byte for byte); times become seconds since the epoch. A stored value that cannot
 be read back is a damaged row: :func:`decoding` turns the decoder's exception
 into a :class:`DamagedStateError`, and :func:`decoding_in` names the database in
-it. Pure functions: nothing here opens a database, a file or reads the clock.
+it (and in any :class:`StorageError` raised without a name). Pure functions:
+nothing here opens a database, a file or reads the clock.
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ def decoding(what: str) -> Iterator[None]:
 
 @contextmanager
 def decoding_in(where: str | Path) -> Iterator[None]:
-    """Name the database in a :class:`DamagedStateError` raised without a file."""
+    """Name the database in a :class:`StorageError` (a :class:`DamagedStateError`...)
+    raised without one."""
     try:
         yield
-    except DamagedStateError as exc:
+    except StorageError as exc:
         if exc.where is not None:
             raise
-        raise DamagedStateError(exc.message, where=str(where)) from None
+        raise type(exc)(exc.message, where=str(where)) from None
 
 
 # -- times -------------------------------------------------------------------

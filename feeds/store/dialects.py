@@ -14,15 +14,23 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 from ..errors import StorageError
 
+
+def _postgresql_insert(table: sa.Table) -> Any:
+    # Imported when first needed: the dialect costs megabytes a SQLite run has no use for.
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert(table)
+
+
 #: Each dialect's ``INSERT`` that takes ``on_conflict_do_update`` / ``on_conflict_do_nothing``.
 _INSERTS: dict[str, Callable[[sa.Table], Any]] = {
     "sqlite": sqlite.insert,
-    "postgresql": postgresql.insert,
+    "postgresql": _postgresql_insert,
 }
 
 _OnConflict = Literal["update", "nothing"]

@@ -115,8 +115,9 @@ def _locate(target: str | Path) -> tuple[sa.URL, Path | None, str]:
     try:
         url = sa.make_url(target)
     except sa.exc.ArgumentError:
-        raise StorageError("not a database URL (sqlite:///path)", where=target.partition("://")[0] + "://...") \
-            from None
+        # Named as given, unless it may hold a password.
+        where = target if "@" not in target else target.partition("://")[0] + "://..."
+        raise StorageError("not a database URL (sqlite:///path)", where=where) from None
     where = url.render_as_string(hide_password=True)
     if url.get_backend_name() != "sqlite":
         raise StorageError("only sqlite is supported", where=where)
