@@ -717,3 +717,30 @@ def test_a_dialect_without_an_upsert_is_refused() -> None:
 
     with pytest.raises(StorageError, match="a mysql database is not supported"):
         dialects._compiled(mysql.dialect(), schema.outputs, "update")
+
+
+# -- a state URL, end to end -----------------------------------------------------------------
+
+
+def test_a_site_with_a_state_url_publishes_the_same_files(tmp_path: Path) -> None:
+    from .safety import cli, make_site, outputs
+
+    by_path = make_site(tmp_path / "by-path", 6)
+    by_url = make_site(tmp_path / "by-url", 6)
+    config = by_url / "config.yaml"
+    config.write_text(config.read_text().replace("state: state/feeds.db", "state: sqlite:///data/feeds.db"))
+    for root in (by_path, by_url):
+        assert cli(root, "generate").returncode == 0
+    assert outputs(by_url) == outputs(by_path) and outputs(by_url)
+    assert (by_url / "data" / "feeds.db").is_file() and (by_url / "data" / "feeds.db.lock").exists()
+    assert not (by_url / "state").exists()
+    store = Store(f"sqlite:///{by_url}/data/feeds.db")
+    try:
+        last = store.load_last_run()
+        assert last is not None and last.posts == 6 and last.snapshot
+    finally:
+        store.close()
+    config.write_text(config.read_text().replace("sqlite:///data/feeds.db", "postgresql://localhost/feeds"))
+    result = cli(by_url, "generate")
+    line = config.read_text().splitlines().index("state: postgresql://localhost/feeds") + 1
+    assert result.returncode == 2 and f"config.yaml:{line}: state: only sqlite is supported" in result.stderr

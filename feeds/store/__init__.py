@@ -22,8 +22,9 @@ is only cached work, fetch state and the items sources no longer list: every
 id is computed from the inputs again, except the ledger entries of posts
 without id and link whose title or date changed since.
 
-This package never reads posts, fetches, renders or writes outside the state
-database (and its -wal, -shm and lock files' folder).
+This package never reads posts, fetches, renders or takes the run's lock; the
+only files it touches are the database's own (with its -wal and -shm files) and
+the folder holding them.
 """
 
 from __future__ import annotations
