@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -23,6 +23,27 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from ..errors import ConfigError
 from .yamlload import load_bounded
+
+# A URL's scheme, as in "sqlite://" (a path such as "state:db" has no "//").
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
+
+
+def _state_file(state: str) -> str:
+    """The file named by the ``state`` key, a path or a ``sqlite:///`` URL; ValueError otherwise."""
+    url = _URL.match(state)
+    if url is None:
+        return state
+    scheme, rest = url.group(1).lower(), url.group(2)
+    if scheme not in ("sqlite", "sqlite+pysqlite"):
+        raise ValueError(f"only sqlite is supported (not {scheme}://); write sqlite:///path or a path")
+    if rest == "":
+        rest = "/"  # sqlite:// is a database in memory, as sqlite:///
+    if "?" in rest or not rest.startswith("/"):
+        raise ValueError("a sqlite URL takes no host or options: sqlite:///relative/path or sqlite:////absolute/path")
+    name = unquote(rest[1:])
+    if name in ("", ":memory:"):
+        raise ValueError("a database in memory keeps nothing between runs; name a file: sqlite:///state/feeds.db")
+    return name
 
 
 class _Strict(BaseModel):
@@ -321,7 +342,7 @@ class WebSub(_Strict):
 class Config(_Strict):
     site: Site
     output: Output = Field(default_factory=Output)
-    #: SQLite file keeping ids, caches and fetch state.
+    #: SQLite file keeping ids, caches and fetch state: a path, or a URL sqlite:///path.
     state: str = "state/feeds.db"
     posts: list[Posts] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
@@ -331,6 +352,12 @@ class Config(_Strict):
     websub: WebSub = Field(default_factory=WebSub)
     tags: Taxonomy = Field(default_factory=Taxonomy)
     categories: Taxonomy = Field(default_factory=Taxonomy)
+
+    @field_validator("state")
+    @classmethod
+    def _state_database(cls, value: str) -> str:
+        _state_file(value)
+        return value
 
     @field_validator("sources")
     @classmethod
@@ -382,7 +409,14 @@ class Config(_Strict):
 
     @property
     def state_path(self) -> Path:
-        return self.resolve(self.state)
+        """The SQLite file of the state database (the lock file is beside it)."""
+        return self.resolve(_state_file(self.state))
+
+    @property
+    def state_url(self) -> str:
+        """The state database as a URL: ``sqlite:///`` and :attr:`state_path`."""
+        # Only '%' and '?' in a file name would be read as URL syntax.
+        return "sqlite:///" + str(self.state_path).replace("%", "%25").replace("?", "%3F")
 
     @property
     def zone(self) -> ZoneInfo:
