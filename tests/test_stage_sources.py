@@ -10,6 +10,7 @@ for how to regenerate the expectations.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -151,9 +152,19 @@ def test_a_json_feed_title_is_plain_text() -> None:
     assert staged["items"][0]["entry"].title == "Episode 9: <Streams>"
 
 
-@pytest.mark.xfail(strict=True, reason="feedparser splits an RSS <author> 'mail (Name)' whose top-level domain has "
-                                       "more than four letters inside the domain: name 'ple (Ann Editor', "
-                                       "email 'editor@news.exam'")
 def test_an_rss_author_with_a_long_top_level_domain() -> None:
     _, staged = stage("rss20-categories.xml")
     assert [(a.name, a.email) for a in staged["items"][0]["entry"].authors] == [("Ann Editor", "editor@news.example")]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("editor@news.example (Ann Editor)", ("Ann Editor", "editor@news.example")),
+    ("Ann Editor <ann@x.museum>", ("Ann Editor", "ann@x.museum")),
+    ("ann@x.com", ("ann@x.com", "ann@x.com")),
+    ("Just Name", ("Just Name", None)),
+])
+def test_rss_authors_keep_long_top_level_domains(raw: str, expected: tuple[str, str | None]) -> None:
+    body = (f'<rss version="2.0"><channel><title>t</title><item><title>a</title><link>https://n.example/a</link>'
+            f'<author>{escape(raw)}</author></item></channel></rss>').encode()
+    (item,) = parse_feed(body, {}, "https://n.example/feed").items
+    assert [(a.name, a.email) for a in item.authors] == [expected]

@@ -154,10 +154,36 @@ def _text(value: Any, kind: Any = None) -> str:
     return html.plain_line(text)
 
 
+_MAILBOX = r"([^\s()<>@,;]+@[^\s()<>@,;]+)"
+# An RSS <author> as "mail (Name)", "Name <mail>" or "mail": feedparser's own split takes
+# a top-level domain of at most four letters, and cuts longer ones ("news.exam" + "ple").
+_RSS_AUTHOR = (re.compile(rf"^\s*{_MAILBOX}\s*\((.*)\)\s*$", re.DOTALL),
+               re.compile(rf"^\s*(.*?)\s*<{_MAILBOX}>\s*$", re.DOTALL),
+               re.compile(rf"^\s*{_MAILBOX}\s*$"))
+
+
+def _split_author(text: str) -> tuple[str, str] | None:
+    """(name, mail) of a one-string author that holds a mail address."""
+    for index, pattern in enumerate(_RSS_AUTHOR):
+        m = pattern.match(text)
+        if m:
+            if index == 0:
+                return m[2].strip() or m[1], m[1]
+            if index == 1:
+                return m[1].strip() or m[2], m[2]
+            return m[1], m[1]
+    return None
+
+
 def _authors(entry: Mapping[str, Any]) -> tuple[Author, ...]:
     out: list[Author] = []
-    for a in _list(entry.get("authors"))[:_MANY]:
+    listed = _list(entry.get("authors"))[:_MANY]
+    raw = _str(entry.get("author"))
+    split = _split_author(raw[:_TEXT_CHARS]) if raw and "@" in raw and len(listed) == 1 else None
+    for a in listed:
         a = _mapping(a)
+        if split is not None:
+            a = {**a, "name": split[0], "email": split[1]}
         name = html.plain_line(_str(a.get("name")) or _str(a.get("email")) or "")
         if name:
             author = Author(name, _str(a.get("email")), _url(a.get("href")))
