@@ -10,13 +10,14 @@ import hashlib
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple, cast
 
-from feeds.config import Limits, Source
+from feeds.config import Fetch, Limits, Source
 from feeds.identity import Ledger, LedgerKey
 from feeds.models import Enclosure, Entry
 from feeds.sources.decide import Decider, FeedReading, ItemToStore, SourceDecision, failure_text, must_read
-from feeds.sources.fetch import FailureKind, FetchFailure, FetchResult
+from feeds.sources.fetch import FailureKind, FetchFailure, FetchRequest, FetchResult, FetchSettings, read_local
 from feeds.sources.parse import parse_feed
 from feeds.sources.schedule import SourceState, new_state
 
@@ -220,6 +221,23 @@ def test_a_body_that_is_no_feed_fails_the_source_like_a_fetch() -> None:
     assert decision.state.status == "error" and decision.state.failures == 1
     assert decision.state.body_hash is None and decision.listed is None
     assert decision.outcome.line() == f"s: error: {URL}: not a feed"
+
+
+def test_a_missing_local_file_is_a_typed_failure_with_its_line(tmp_path: Path) -> None:
+    result = read_local(FetchRequest("s", str(tmp_path / "missing.xml")), 1 << 20)
+    assert result.failure == FetchFailure("file", "cannot read: No such file or directory")
+    assert result.error == "cannot read: No such file or directory" and not result.gone
+    decision = decide(decider(), result, None)
+    assert decision.outcome.line() == "s: error: cannot read: No such file or directory"
+
+
+def test_the_fetchers_settings_are_the_configs() -> None:
+    fetch = Fetch(concurrency=3, host_gap=1, read_timeout=4, max_redirects=2, allow_private_redirects=True,
+                  max_backoff=99)
+    settings = FetchSettings.from_config(fetch)
+    assert (settings.concurrency, settings.host_gap, settings.read_timeout, settings.max_redirects) == (3, 1, 4, 2)
+    assert settings.allow_private_redirects and settings.longest_host_block == 99
+    assert FetchSettings.from_config(Fetch()) == FetchSettings()
 
 
 def test_failure_text_is_one_line() -> None:

@@ -185,6 +185,7 @@ class Decider:
 
     @classmethod
     def of(cls, config: Config, source: Source, *, now: datetime, fingerprint: str) -> Decider:
+        """The decider for ``source``, with what ``config`` says of every source."""
         return cls(source, config.fetch.limits_of(source), now, config.site.timezone,
                    config.output.summary_length, config.fetch.max_backoff, fingerprint)
 
