@@ -10,13 +10,14 @@ import hashlib
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple, cast
 
-from feeds.config import Limits, Source
+from feeds.config import Fetch, Limits, Source
 from feeds.identity import Ledger, LedgerKey
-from feeds.models import Enclosure
+from feeds.models import Enclosure, Entry
 from feeds.sources.decide import Decider, FeedReading, ItemToStore, SourceDecision, failure_text, must_read
-from feeds.sources.fetch import FailureKind, FetchFailure, FetchResult
+from feeds.sources.fetch import FailureKind, FetchFailure, FetchRequest, FetchResult, FetchSettings, read_local
 from feeds.sources.parse import parse_feed
 from feeds.sources.schedule import SourceState, new_state
 
@@ -51,20 +52,20 @@ def fetched(text: str, *, name: str = "s", etag: str | None = '"v1"') -> FetchRe
     return FetchResult(name, URL, URL, 200, text.encode(), headers)
 
 
-def read(d: Decider, result: FetchResult, known: dict[str, Known] | None = None) -> FeedReading:
+def read(d: Decider, result: FetchResult, known: dict[str, Known] | None = None) -> FeedReading[Entry]:
     assert result.body is not None
     feed = parse_feed(result.body, result.headers, result.final_url, max_items=d.limits.items_per_fetch)
     return d.read(result, feed, known or {})
 
 
-def decide(d: Decider, result: FetchResult, reading: FeedReading | FetchFailure | None = None, *,
-           state: SourceState | None = None, ledger: Ledger | None = None, seed: int = 1) -> SourceDecision:
+def decide(d: Decider, result: FetchResult, reading: FeedReading[Entry] | FetchFailure | None = None, *,
+           state: SourceState | None = None, ledger: Ledger | None = None, seed: int = 1) -> SourceDecision[Entry]:
     return d.decide(state or new_state(d.source.name, URL), result, reading, ledger or Ledger(),
                     random.Random(seed))
 
 
-def known_of(items: tuple[ItemToStore, ...]) -> dict[str, Known]:
-    return {i.key: Known(i.entry.id, i.digest, i.first_seen) for i in items}
+def known_of(items: tuple[ItemToStore[Entry], ...]) -> dict[str, Known]:
+    return {i.key: Known(i.entry_id, i.digest, i.first_seen) for i in items}
 
 
 # -- items: new, changed, unchanged ----------------------------------------------
@@ -77,8 +78,8 @@ def test_a_first_fetch_brings_every_item_as_new() -> None:
     assert [i.key for i in decision.items] == ["guid:urn:s:1", "guid:urn:s:2"]
     assert decision.listed == ("guid:urn:s:1", "guid:urn:s:2")
     first = decision.items[0]
-    assert first.entry.id == "urn:s:1"
-    assert first.entry.link == "https://site.example/s/1" and first.entry.title == "Story 1"
+    assert first.entry_id == first.entry.id == "urn:s:1"
+    assert first.link == first.entry.link == "https://site.example/s/1" and first.entry.title == "Story 1"
     assert first.entry.tags == ("Extra",) and first.first_seen == NOW.timestamp()
     out = decision.outcome
     assert (out.status, out.new, out.changed, out.entries, out.error, out.notes) == ("ok", 2, 0, 2, None, ())
@@ -88,7 +89,7 @@ def test_a_first_fetch_brings_every_item_as_new() -> None:
     assert state.body_hash == hashlib.sha1(result.body or b"").hexdigest()
     assert state.next_due == NOW + timedelta(seconds=EVERY) == out.next_due
     # What the ledger learns: each story's link, under its id.
-    assert decision.learnt == {LedgerKey("link", i.entry.link or ""): i.entry.id for i in decision.items}
+    assert decision.learnt == {LedgerKey("link", i.link or ""): i.entry_id for i in decision.items}
     assert decision.keep_at_most == Limits().stored_items
 
 
@@ -102,11 +103,11 @@ def test_unchanged_items_are_only_listed_and_changed_ones_keep_their_id() -> Non
     assert (reading.new, reading.changed) == (1, 1)
     assert reading.listed == ("guid:urn:s:1", "guid:urn:s:2", "guid:urn:s:3")
     changed, new = reading.items
-    assert changed.key == "guid:urn:s:2" and changed.entry.id == "urn:x:kept" and changed.first_seen == 1000.0
+    assert changed.key == "guid:urn:s:2" and changed.entry_id == "urn:x:kept" and changed.first_seen == 1000.0
     assert changed.entry.title == "Story 2, corrected"
     assert new.key == "guid:urn:s:3" and new.first_seen == NOW.timestamp()
     decision = decide(d, again, reading)
-    assert [i.entry.id for i in decision.items] == ["urn:x:kept", new.entry.id]
+    assert [i.entry_id for i in decision.items] == ["urn:x:kept", new.entry_id]
     assert decision.outcome.line() == "s: ok, 3 items (1 new, 1 changed)"
 
 
@@ -132,7 +133,7 @@ def test_items_without_guids_are_told_apart_by_link_and_a_note_says_so() -> None
     assert reading.mode == "link" and reading.listed == ("link:https://site.example/s/1",
                                                          "link:https://site.example/s/2")
     decision = decide(d, result, reading)
-    assert decision.items[0].entry.id == "https://site.example/s/1"
+    assert decision.items[0].entry_id == "https://site.example/s/1"
     assert decision.outcome.notes == ("items have missing or repeated guids; telling them apart by link",)
     assert decision.state.id_mode == "link"
     # Once known, the same mode is not news.
@@ -222,6 +223,23 @@ def test_a_body_that_is_no_feed_fails_the_source_like_a_fetch() -> None:
     assert decision.outcome.line() == f"s: error: {URL}: not a feed"
 
 
+def test_a_missing_local_file_is_a_typed_failure_with_its_line(tmp_path: Path) -> None:
+    result = read_local(FetchRequest("s", str(tmp_path / "missing.xml")), 1 << 20)
+    assert result.failure == FetchFailure("file", "cannot read: No such file or directory")
+    assert result.error == "cannot read: No such file or directory" and not result.gone
+    decision = decide(decider(), result, None)
+    assert decision.outcome.line() == "s: error: cannot read: No such file or directory"
+
+
+def test_the_fetchers_settings_are_the_configs() -> None:
+    fetch = Fetch(concurrency=3, host_gap=1, read_timeout=4, max_redirects=2, allow_private_redirects=True,
+                  max_backoff=99)
+    settings = FetchSettings.from_config(fetch)
+    assert (settings.concurrency, settings.host_gap, settings.read_timeout, settings.max_redirects) == (3, 1, 4, 2)
+    assert settings.allow_private_redirects and settings.longest_host_block == 99
+    assert FetchSettings.from_config(Fetch()) == FetchSettings()
+
+
 def test_failure_text_is_one_line() -> None:
     assert failure_text(ValueError("bad\n  thing")) == "could not be handled (ValueError: bad thing)"
     assert failure_text(RecursionError()) == "the feed is nested too deeply to read"
@@ -238,15 +256,16 @@ def test_a_story_new_to_two_sources_in_one_run_gets_the_first_ones_id() -> None:
     reading_a, reading_b = read(a, result_a), read(b, result_b)  # as on two workers
     ledger = Ledger()
     first = decide(a, result_a, reading_a, ledger=ledger)
-    assert first.items[0].entry.id == "urn:a:1"
+    assert first.items[0].entry_id == "urn:a:1"
     link = LedgerKey("link", "https://news.example/story")
     assert first.learnt == {link: "urn:a:1"}
     assert ledger.get(link) is None  # deciding changes nothing: the updater applies what was learnt
     second_alone = decide(b, result_b, reading_b, ledger=ledger)
-    assert second_alone.items[0].entry.id == "urn:b:1"
+    assert second_alone.items[0].entry_id == "urn:b:1"
     ledger.learn(first.learnt)
     second = decide(b, result_b, reading_b, ledger=ledger)
-    assert second.items[0].entry.id == "urn:a:1" and second.items[0].key == "guid:urn:b:1"
+    assert second.items[0].entry_id == "urn:a:1" and second.items[0].key == "guid:urn:b:1"
+    assert second.items[0].entry.id == "urn:b:1"  # the entry as read: the store keeps the final id beside it
     assert second.learnt == {}
 
 
@@ -256,7 +275,7 @@ def test_a_stored_story_keeps_its_id_even_when_its_link_has_another() -> None:
     known = {"guid:urn:s:1": Known("urn:x:stored", "an older digest", NOW.timestamp() - 86400)}
     ledger = Ledger({LedgerKey("link", "https://site.example/s/1"): "urn:x:other"})
     decision = decide(d, result, read(d, result, known), ledger=ledger)
-    assert [i.entry.id for i in decision.items] == ["urn:x:stored"] and decision.learnt == {}
+    assert [i.entry_id for i in decision.items] == ["urn:x:stored"] and decision.learnt == {}
 
 
 def test_a_link_known_from_before_names_a_new_story() -> None:
@@ -264,7 +283,7 @@ def test_a_link_known_from_before_names_a_new_story() -> None:
     result = fetched(rss([story(1, guid="a-new-guid")]))
     ledger = Ledger({LedgerKey("link", "https://site.example/s/1"): "urn:x:before"})
     decision = decide(d, result, read(d, result), ledger=ledger)
-    assert decision.items[0].entry.id == "urn:x:before" and decision.learnt == {}
+    assert decision.items[0].entry_id == "urn:x:before" and decision.learnt == {}
 
 
 # -- caps -------------------------------------------------------------------------

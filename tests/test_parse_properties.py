@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from feeds.config import Limits, Source
 from feeds.errors import FeedsError
+from feeds.models import Entry
 from feeds.sources.decide import Decider, FeedReading
 from feeds.sources.fetch import FetchResult
 from feeds.sources.parse import parse_feed
@@ -178,7 +179,7 @@ def json_feed(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
 # -- the properties ------------------------------------------------------------
 
 
-def digest(body: bytes, headers: dict[str, str]) -> FeedReading | None:
+def digest(body: bytes, headers: dict[str, str]) -> FeedReading[Entry] | None:
     decider = Decider(Source(name="s", url=URL, tags=["Extra"]), LIMITS, NOW, "Asia/Tokyo", 120, 86400.0, "f")
     result = FetchResult("s", URL, URL, 200, body, headers)
     try:

@@ -13,17 +13,20 @@ in, and records come out; ``update`` does the I/O around it. Two steps:
   ids, the keys listed, what the ledger learns, and the outcome to report.
 
 Ids are final only in the second step: a story new in this run may reach two sources,
-and the first one decided names it for both (``identity.item_id``).
+and the first one decided names it for both (``identity.item_id``). That step reads an
+item's key, id, link and first sighting, never its entry: so the updater's workers can
+hand entries over already encoded as the store keeps them (:meth:`FeedReading.encoded`),
+and encoding tens of thousands of them is work for every core, not the parent's alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from ..config import Config, Limits, Source
@@ -49,22 +52,31 @@ class KnownItem(Protocol):
     def first_seen(self) -> float: ...
 
 
+E = TypeVar("E")
+F = TypeVar("F")
+
+
 @dataclass(frozen=True, slots=True)
-class ItemToStore:
+class ItemToStore(Generic[E]):
     """An item new or changed in this fetch: what the store keeps of it."""
 
     #: What tells it apart within its source (``identity.item_key``).
     key: str
-    #: Its entry; the id is final once :meth:`Decider.decide` has settled it.
-    entry: Entry
-    #: Changes whenever the item, or a setting that shapes its entry, does.
-    digest: str
+    #: The id it is stored under: when read, its stored id or else its natural one; final
+    #: once :meth:`Decider.decide` has settled it (the entry keeps the id it was read with).
+    entry_id: str
+    #: Its canonical link, what the ledger knows a story by across sources.
+    link: str | None
     #: When it was first seen (POSIX seconds): ``now`` for an item new in this fetch.
     first_seen: float
+    #: Changes whenever the item, or a setting that shapes its entry, does.
+    digest: str
+    #: Its :class:`Entry`, or that entry as the store encodes it (:meth:`FeedReading.encoded`).
+    entry: E
 
 
 @dataclass(frozen=True, slots=True)
-class FeedReading:
+class FeedReading(Generic[E]):
     """A feed's items against what is known of them (the worker's part of a decision)."""
 
     #: The feed's RSS ``ttl``, in minutes.
@@ -73,13 +85,18 @@ class FeedReading:
     problem: str | None
     mode: IdMode
     #: Items new or changed, in document order.
-    items: tuple[ItemToStore, ...]
+    items: tuple[ItemToStore[E], ...]
     new: int
     changed: int
     #: The key of every item the feed lists, in document order.
     listed: tuple[str, ...]
     #: Caps hit and items left out, one line each.
     notes: tuple[str, ...] = ()
+
+    def encoded(self, encode: Callable[[ItemToStore[E]], F]) -> FeedReading[F]:
+        """The same reading, each item's entry replaced by ``encode`` of the item."""
+        items = tuple(ItemToStore(i.key, i.entry_id, i.link, i.first_seen, i.digest, encode(i)) for i in self.items)
+        return FeedReading(self.ttl, self.problem, self.mode, items, self.new, self.changed, self.listed, self.notes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +124,14 @@ class SourceOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceDecision:
+class SourceDecision(Generic[E]):
     """What to store and report about one fetch of one source."""
 
     #: The source's next state (its status, validators, failures, when it is due...).
     state: SourceState
     outcome: SourceOutcome
     #: Items new or changed, with their final ids.
-    items: tuple[ItemToStore, ...] = ()
+    items: tuple[ItemToStore[E], ...] = ()
     #: The key of every item the feed lists; None when no feed was read (a failure, a 304,
     #: the same bytes as last time): then only the state is stored.
     listed: tuple[str, ...] | None = None
@@ -168,12 +185,13 @@ class Decider:
 
     @classmethod
     def of(cls, config: Config, source: Source, *, now: datetime, fingerprint: str) -> Decider:
+        """The decider for ``source``, with what ``config`` says of every source."""
         return cls(source, config.fetch.limits_of(source), now, config.site.timezone,
                    config.output.summary_length, config.fetch.max_backoff, fingerprint)
 
     # -- the worker's part ------------------------------------------------------
 
-    def read(self, result: FetchResult, feed: ParsedFeed, known: Mapping[str, KnownItem]) -> FeedReading:
+    def read(self, result: FetchResult, feed: ParsedFeed, known: Mapping[str, KnownItem]) -> FeedReading[Entry]:
         """The feed's items against the source's stored ones (``known``, by item key).
 
         An item unchanged since it was stored is only listed; one nobody can read is left
@@ -196,7 +214,7 @@ class Decider:
         zone = ZoneInfo(source.timezone or self.site_zone)
         now = self.now
         stamp = now.timestamp()
-        kept: list[ItemToStore] = []
+        kept: list[ItemToStore[Entry]] = []
         keys: list[str] = []
         listed: set[str] = set()
         new = changed = too_big = 0
@@ -226,7 +244,7 @@ class Decider:
             listed.add(key)
             keys.append(key)
             too_big += not source.summary_only and content_capped(item, entry)
-            kept.append(ItemToStore(key, entry, digest, first_seen))
+            kept.append(ItemToStore(key, entry_id, entry.link, first_seen, digest, entry))
             if old is None:
                 new += 1
             else:
@@ -243,8 +261,8 @@ class Decider:
 
     # -- in order, source after source ---------------------------------------------
 
-    def decide(self, state: SourceState, result: FetchResult, reading: FeedReading | FetchFailure | None,
-               ledger: Ledger, rng: random.Random) -> SourceDecision:
+    def decide(self, state: SourceState, result: FetchResult, reading: FeedReading[E] | FetchFailure | None,
+               ledger: Ledger, rng: random.Random) -> SourceDecision[E]:
         """What ``result`` means for the source, given how its body was read.
 
         ``reading`` is None when there was no body to read (:func:`must_read`), and a
@@ -277,10 +295,8 @@ class Decider:
         stamp = now.timestamp()
         items = []
         for item in reading.items:
-            entry_id = item_id(item.entry.id, item.entry.link, draft, new=item.first_seen == stamp)
-            if entry_id != item.entry.id:
-                item = replace(item, entry=replace(item.entry, id=entry_id))
-            items.append(item)
+            entry_id = item_id(item.entry_id, item.link, draft, new=item.first_seen == stamp)
+            items.append(item if entry_id == item.entry_id else replace(item, entry_id=entry_id))
         assert result.body is not None
         state = replace(state, body_hash=_body_hash(result.body), id_mode=reading.mode, entries=len(reading.listed))
         outcome = SourceOutcome(source.name, "ok", new=reading.new, changed=reading.changed,

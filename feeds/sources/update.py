@@ -65,9 +65,9 @@ def due_sources(config: Config, states: dict[str, SourceState], now: datetime,
     return due
 
 
-def _read_job(index: int, shared: dict[str, Any]) -> FeedReading | FetchFailure:
-    """Worker side: parse one fetched body and read its items; the job is an index into
-    what the parent shared.
+def _read_job(index: int, shared: dict[str, Any]) -> FeedReading[ItemRow] | FetchFailure:
+    """Worker side: parse one fetched body, read its items and encode their entries for
+    the store; the job is an index into what the parent shared.
 
     Whatever goes wrong comes back as the source's failure, a record: an exception
     object may not survive the trip to the parent process (lxml's carry their
@@ -79,7 +79,9 @@ def _read_job(index: int, shared: dict[str, Any]) -> FeedReading | FetchFailure:
     try:
         assert result.body is not None
         feed = parse_feed(result.body, result.headers, result.final_url, max_items=decider.limits.items_per_fetch)
-        return decider.read(result, feed, known)
+        seen_at = decider.now.timestamp()
+        return decider.read(result, feed, known).encoded(
+            lambda i: ItemRow.make(decider.source.name, i.key, i.entry, i.digest, i.first_seen, seen_at))
     except Exception as exc:
         if not isinstance(exc, InputError):
             log.debug("%s: digest failed", decider.source.name, exc_info=True)
@@ -141,7 +143,7 @@ class Updater:
         return outcomes
 
     def read_all(self, deciders: Sequence[Decider], states: dict[str, SourceState],
-                 results: Sequence[FetchResult]) -> dict[str, FeedReading | FetchFailure]:
+                 results: Sequence[FetchResult]) -> dict[str, FeedReading[ItemRow] | FetchFailure]:
         """Parse and read every new body, on all cores when there are many."""
         todo = [(decider, result) for decider, result in zip(deciders, results, strict=True)
                 if must_read(states[decider.source.name], result)]
@@ -158,14 +160,15 @@ class Updater:
             done = [_read_job(i, shared) for i in range(len(todo))]
         return {decider.source.name: d for (decider, _), d in zip(todo, done, strict=True)}
 
-    def save(self, decision: SourceDecision, ledger: Ledger) -> SourceOutcome:
+    def save(self, decision: SourceDecision[ItemRow], ledger: Ledger) -> SourceOutcome:
         """Store what ``decision`` says; its outcome, with what storing dropped."""
         state = decision.state
         if decision.listed is None:
             self.pending.append(state)
             return decision.outcome
         stamp = self.now.timestamp()
-        rows = [ItemRow.make(state.name, i.key, i.entry, i.digest, i.first_seen, stamp) for i in decision.items]
+        rows = [i.entry if i.entry.entry_id == i.entry_id else i.entry._replace(entry_id=i.entry_id)
+                for i in decision.items]
         ledger.learn(decision.learnt)
         self.store.save_ledger(ledger)
         dropped = self.store.save_fetch(state, rows, decision.listed, seen_at=stamp,
