@@ -9,8 +9,8 @@ output); an edit of an unrelated setting must re-parse nothing and write nothing
 from __future__ import annotations
 
 import copy
-import os
 import http.server
+import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -48,8 +48,9 @@ BASE: dict[str, Any] = {
 
 
 def _post(n: int, tags: str, body: str, extra: str = "") -> str:
-    return (f"---\nid: post-{n}\ntitle: Post {n}\ndate: 2021-03-0{n} 23:30\ntags: [{tags}]\ncategories: [Notes]\n{extra}---\n"
-            f"{body}\n\n<div class=\"ad\">Buy now</div>\n\n[a relative link](img/{n}.png)\n")
+    return (f"---\nid: post-{n}\ntitle: Post {n}\ndate: 2021-03-0{n} 23:30\ntags: [{tags}]\n"
+            f"categories: [Notes]\n{extra}---\n{body}\n\n<div class=\"ad\">Buy now</div>\n\n"
+            f"[a relative link](img/{n}.png)\n")
 
 
 def make_site(root: Path, config: dict[str, Any]) -> Path:
