@@ -213,10 +213,11 @@ def replay_if_unchanged(run: Run, snapshot: str) -> bool:
 
 def read_posts(run: Run, cache: PostCache, inputs: Inputs, *, reread: bool) -> FrontMatter:
     """Front matter of every post; the post cache and the inputs' counts saved."""
-    found = read_front_matter(run.config, cache, inputs, run.sink, reread=reread, progress=run.progress)
+    found, update = read_front_matter(run.config, cache, inputs, run.sink, reread=reread, progress=run.progress)
     if inputs.counts != inputs.last_counts:
         run.store.set_setting(COUNTS_SETTING, json.dumps(inputs.counts, ensure_ascii=False))
-    run.writes.start(run.store.save_posts, list(found.fresh), list(found.forget))
+    # The cache is written while the run goes on; the run waits for it before it ends.
+    run.writes.start(run.store.save_posts, update.fresh, update.forget)
     run.report.posts, run.report.parsed, run.report.drafts = found.files, found.parsed, found.drafts
     return found
 

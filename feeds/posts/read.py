@@ -99,7 +99,7 @@ def clean_one(job: ContentJob, _shared: object = None) -> CleanedBody | str:
 
 @dataclass(frozen=True, slots=True)
 class FrontMatter:
-    """The posts of a run (drafts and skipped posts left out), and the cache rows to save."""
+    """The posts of a run (drafts and skipped posts left out)."""
 
     posts: tuple[FoundPost, ...]
     files: int
@@ -107,13 +107,17 @@ class FrontMatter:
     drafts: int
     #: Something was read while it changed (or too soon after): the next run reads again.
     unsettled: bool
-    fresh: tuple[PostRow, ...]
-    #: Cached posts no longer found.
-    forget: tuple[str, ...]
+
+
+class PostCacheUpdate(NamedTuple):
+    """The post rows read in this run, and the cached posts no longer found."""
+
+    fresh: list[PostRow]
+    forget: list[str]
 
 
 def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: Notes, *, reread: bool,
-                      progress: Progress | None) -> FrontMatter:
+                      progress: Progress | None) -> tuple[FrontMatter, PostCacheUpdate]:
     """Front matter of every post: from its cached row when the file's size, mtime and the
     settings it was read with are unchanged (and not ``reread``), else read again. A post
     whose input vanished is taken from its row as it is."""
@@ -153,8 +157,8 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
             notes.warn(cached.problem)
         else:
             drafts += 1
-    return FrontMatter(tuple(posts), len(inputs.files), len(fresh), drafts, unsettled, tuple(fresh),
-                       tuple(p for p in rows if p not in present))
+    return (FrontMatter(tuple(posts), len(inputs.files), len(fresh), drafts, unsettled),
+            PostCacheUpdate(fresh, [p for p in rows if p not in present]))
 
 
 class Cleaned(NamedTuple):
