@@ -384,6 +384,49 @@ def announce(config: Config, written: Sequence[str]) -> None:
         websub.announce(config.websub.hub, config.site.base_url, written)
 
 
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """Every file of this run: the feeds rendered again, the front door and status files,
+    and the paths of all feed files (rendered or left as they were)."""
+
+    feeds: list[FeedFile]
+    extra: dict[str, bytes]
+    feed_paths: tuple[str, ...]
+
+    @property
+    def every(self) -> set[str]:
+        return set(self.feed_paths) | self.extra.keys()
+
+    def stale(self, records: Mapping[str, OutputRecord]) -> list[str]:
+        """Files written before that this run does not make."""
+        every = self.every
+        return [p for p in records if p not in every]
+
+
+def check_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord]) -> None:
+    """With ``--check``: list what is missing, different or stale, and write nothing."""
+    run.report.outdated.extend(outdated(run.config, outputs.feeds, outputs.extra, outputs.stale(records)))
+    if run.report.outdated:
+        forget_run(run.store)
+
+
+def write_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord]) -> None:
+    """Publish what changed and remove what is stale."""
+    published = publish(run.config, run.store, outputs.feeds, outputs.extra, records, outputs.every,
+                        outputs.stale(records))
+    run.report.written.extend(published.written)
+    run.report.unchanged += published.unchanged
+    run.report.removed = published.removed
+
+
+def record(run: Run, snapshot: str, outputs: Outputs, *, settled: bool) -> None:
+    """What the next run replays when nothing changed (unless something was unsettled)."""
+    report = run.report
+    record_run(run.store, {"snapshot": snapshot if settled else "", "outputs": len(outputs.every),
+                           "feeds": len(outputs.feed_paths), "posts": report.posts, "drafts": report.drafts,
+                           "entries": report.entries, "warnings": report.warnings})
+
+
 def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     config, store, report = run.config, run.store, run.report
     clock = _Stopwatch()
@@ -409,33 +452,24 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     compared = compare(config, plans, stories, records, check=check)
     report.feeds, report.unchanged = len(compared.files), compared.unchanged
     clock.lap("compare %d feed files with what they were made from", len(compared.files))
-
     built = build_entries(run, {i for job in compared.todo for i in job.plan.entry_ids}, stories, inputs)
     # A feed that shows a kept post whose content is not cached keeps its previous file.
     todo = [job for job in compared.todo if built.unavailable.isdisjoint(job.plan.entry_ids)]
     clock.lap("build %d entries", len(built.entries))
     run.check_cancelled()
+
     env = environment(_templates_folder(config))
     feeds = render(run, env, todo, built, stories)
-    extra = {**front_door_files(config, env, plans, stories), **status_files(config, store, check=check)}
+    outputs = Outputs(feeds, {**front_door_files(config, env, plans, stories),
+                              **status_files(config, store, check=check)}, compared.files)
     run.check_cancelled()
     clock.lap("render %d feed files", len(feeds))
-    every = set(compared.files) | extra.keys()
-    stale = [p for p in records if p not in every]
     if check:
-        report.outdated.extend(outdated(config, feeds, extra, stale))
-        if report.outdated:
-            forget_run(store)
+        check_outputs(run, outputs, records)
         return report
-
-    published = publish(config, store, feeds, extra, records, every, stale)
-    report.written.extend(published.written)
-    report.unchanged += published.unchanged
-    report.removed = published.removed
-    settled = not (found.unsettled or built.unsettled or report.errors)  # else the next run must look again
-    record_run(store, {"snapshot": snapshot if settled else "", "outputs": len(every), "feeds": len(compared.files),
-                       "posts": report.posts, "drafts": report.drafts, "entries": report.entries,
-                       "warnings": report.warnings})
+    write_outputs(run, outputs, records)
+    # Something read while it changed, or an input missing: the next run must look again.
+    record(run, snapshot, outputs, settled=not (found.unsettled or built.unsettled or report.errors))
     announce(config, report.written)
     return report
 
