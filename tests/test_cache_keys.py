@@ -23,6 +23,7 @@ import yaml
 
 from feeds.config import load_config
 from feeds.pipeline import Report, generate
+from feeds.store import Store
 
 from .httpserver import item, rss
 
@@ -251,3 +252,20 @@ def test_a_hub_that_fails_is_no_failure_of_the_run(tmp_path: Path) -> None:
     root = make_site(tmp_path / "site", edited(setting("websub.hub", "http://127.0.0.1:9/hub")))
     report = run(root, offline=False)
     assert not report.errors and report.written
+
+
+def test_a_run_with_nothing_changed_loads_no_post_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_site(tmp_path / "site", BASE)
+    run(root, offline=False)
+    write_config(root, edited(setting("schedule.debounce", 30)))
+
+    def refuse(self: Store) -> None:
+        raise AssertionError("the post cache was loaded")
+
+    monkeypatch.setattr(Store, "load_posts", refuse)
+    report = run(root)
+    assert (report.posts, report.written) == (8, [])
+    # A post edited: now it must be read.
+    (root / "posts" / "2021-03-01-post-1.md").write_text(_post(1, "Py", "New body"), encoding="utf-8")
+    with pytest.raises(AssertionError, match="post cache"):
+        run(root)
