@@ -328,10 +328,17 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
     return Built(dict(safe), contents.unavailable, contents.unsettled)
 
 
-def _render_one(job: tuple[FeedHead, tuple[str, ...], str], entries: dict[str, Entry]) -> Rendered:
-    head, entry_ids, form = job
+class RenderJob(NamedTuple):
+    """One feed to render on a worker (which has the entries): its head, entries and format."""
+
+    head: FeedHead
+    entry_ids: tuple[str, ...]
+    fmt: str
+
+
+def _render_one(job: RenderJob, entries: dict[str, Entry]) -> Rendered:
     # Entries that could not be built are missing: the feed shows the others.
-    return render_checked(head, [entries[i] for i in entry_ids if i in entries], form)
+    return render_checked(job.head, [entries[i] for i in job.entry_ids if i in entries], job.fmt)
 
 
 def _page(config: Config, env: jinja2.Environment, job: FeedJob, entries: Mapping[str, Entry],
@@ -353,7 +360,7 @@ def render(run: Run, env: jinja2.Environment, todo: Sequence[FeedJob], built: Bu
     """Render the feeds (on workers when there are many) and their pages. A feed that could
     not be rendered is left out: it keeps the file published before."""
     entries = dict(built.entries)
-    feed_jobs = [(job.head, job.plan.entry_ids, job.fmt) for job in todo if job.fmt != "html"]
+    feed_jobs = [RenderJob(job.head, job.plan.entry_ids, job.fmt) for job in todo if job.fmt != "html"]
     feed_results = iter(run_jobs(_render_one, feed_jobs, RENDER_THRESHOLD, shared=entries, progress=run.progress,
                                  step="rendering feeds"))
     out = []
