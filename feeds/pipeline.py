@@ -386,9 +386,14 @@ def front_door_files(config: Config, env: jinja2.Environment, plans: Sequence[Fe
 
 
 def announce(config: Config, written: Sequence[str]) -> None:
-    """Tell the WebSub hub which feeds changed; a hub that fails is a warning in the log."""
-    if config.websub.hub and written:
+    """Tell the WebSub hub which feeds changed (pages, the front door and the status files
+    are never announced). A hub that fails is a warning in the log, never a failure of the run."""
+    if not (config.websub.hub and written):
+        return
+    try:
         websub.announce(config.websub.hub, config.site.base_url, written)
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+        log.warning("websub: cannot announce to the hub %s: %s", config.websub.hub, exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,7 +482,6 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     write_outputs(run, outputs, records)
     # Something read while it changed, or an input missing: the next run must look again.
     record(run, snapshot, outputs, settled=not (found.unsettled or built.unsettled or report.errors))
-    announce(config, report.written)
     return report
 
 
@@ -491,13 +495,17 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     The run holds the locks of the state database and the output folder; ``wait`` is how
     long to wait for another run holding them (None: until ``cancel``), then :class:`Busy`.
     ``allow_shrink`` takes posts inputs that vanished or shrank as they are now;
-    ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt."""
+    ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt.
+    The feeds written are announced to the WebSub hub once the locks are released (a slow
+    hub holds up no other run)."""
     with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel):
         if rebuild_state:
             for moved in move_aside(config.state_path, datetime.now(UTC)):
                 log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
-        return _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
-                         cancel=cancel, allow_shrink=allow_shrink)
+        report = _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
+                           cancel=cancel, allow_shrink=allow_shrink)
+    announce(config, report.written)
+    return report
 
 
 def run_locks(config: Config, *, create: bool = True) -> list[Path]:
