@@ -32,7 +32,7 @@ from .build.group import FeedKind, FeedPlan, plan_feeds
 from .build.heads import feed_head
 from .build.keys import CACHE_VERSION, feed_key, snapshot_key
 from .build.pages import front_door, listing
-from .build.signatures import feed_signature, run_snapshot
+from .build.signatures import feed_signature, page_key, run_snapshot
 from .build.stories import Stories, merge_stories
 from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
@@ -276,6 +276,7 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
             check: bool) -> Comparison:
     """Each feed file's head and signature, against what the recorded one was made from."""
     key = feed_key(config)
+    pages = page_key(key, template_stats(_templates_folder(config))) if config.output.pages else ""
     todo: list[FeedJob] = []
     files: list[str] = []
     unchanged = 0
@@ -284,7 +285,7 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
             relative = feed_file(p.stem, fmt)
             files.append(relative)
             head = feed_head(config, p, relative)
-            signature = feed_signature(key, fmt, head, p, stories.by_id, stories.terms)
+            signature = feed_signature(pages if fmt == "html" else key, fmt, head, p, stories.by_id, stories.terms)
             record = records.get(relative)
             if not check and record is not None and record.signature == signature and as_recorded(config, record):
                 unchanged += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import http.server
 import os
+import shutil
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -269,3 +270,29 @@ def test_a_run_with_nothing_changed_loads_no_post_cache(tmp_path: Path, monkeypa
     (root / "posts" / "2021-03-01-post-1.md").write_text(_post(1, "Py", "New body"), encoding="utf-8")
     with pytest.raises(AssertionError, match="post cache"):
         run(root)
+
+
+def test_an_edited_page_template_makes_the_pages_again(tmp_path: Path) -> None:
+    from importlib import resources
+
+    config = edited(setting("output.templates", "templates"))
+    root = make_site(tmp_path / "warm", config)
+    template = root / "templates" / "feed.html"
+    template.parent.mkdir()
+    original = resources.files("feeds").joinpath("templates", "feed.html").read_text(encoding="utf-8")
+    template.write_text(original, encoding="utf-8")
+    os.utime(template, (1_600_000_000, 1_600_000_000))
+    run(root, offline=False)
+    before = outputs(root)
+    template.write_text(original.replace("</body>", "<footer>edited</footer></body>"), encoding="utf-8")
+    os.utime(template, (1_600_000_100, 1_600_000_100))
+    report = run(root)
+    assert report.parsed == 0 and "all.html" in report.written
+    after = outputs(root)
+    assert after != before and all(b"<footer>edited</footer>" in data for name, data in after.items()
+                                   if name.endswith(".html") and name != "index.html")
+    (tmp_path / "warm").rename(tmp_path / "warm-done")
+    fresh = make_site(tmp_path / "warm", config)
+    shutil.copytree(tmp_path / "warm-done" / "templates", fresh / "templates")
+    run(fresh, offline=False)
+    assert outputs(fresh) == after

@@ -46,6 +46,15 @@ def feed_signature(key: str, fmt: str, head: FeedHead, plan: FeedPlan, stories: 
     return h.hexdigest()
 
 
+def page_key(key: str, templates: Iterable[tuple[str, int, int]]) -> str:
+    """The settings part of a page's signature: a page is rendered through the templates,
+    so editing one makes every page again."""
+    h = hashlib.sha1(f"{key}\0pages".encode())
+    for name, size, mtime_ns in templates:
+        h.update(f"template\0{name}\0{mtime_ns}\0{size}\n".encode())
+    return h.hexdigest()
+
+
 def run_snapshot(key: str, items_version: str | None, files: Iterable[InputStat],
                  templates: Iterable[tuple[str, int, int]]) -> str:
     """A hash of the settings (``key``), the stored items' version, every post file's name,
