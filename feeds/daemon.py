@@ -10,8 +10,8 @@ once; runs missed while the machine slept are coalesced into one.
 Signals: SIGTERM and SIGINT stop scheduling, cancel fetches in flight, let a
 generation that is writing finish, and exit 0; SIGHUP reloads the config file
 (an invalid one is reported and the running one kept), and regenerates at once
-only when a setting that shapes the output changed (``OUTPUT_SETTINGS``; not the
-schedule, the fetch settings or a source's interval).
+only when a setting that shapes the output changed (not the schedule, the fetch
+settings or a source's interval).
 
 Everything else is behind one call: ``sources.update.update_sources`` fetches
 and stores a source, ``pipeline.generate`` generates, publishes and announces to
@@ -44,6 +44,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from . import workers
+from .build.keys import snapshot_key
 from .config import Config, load_config
 from .errors import Cancelled, FeedsError
 from .output.serve import BackgroundServer
@@ -55,23 +56,11 @@ from .store import Store
 
 log = logging.getLogger("feeds")
 
-#: The settings whose edit changes what a generation writes. Not ``schedule`` nor ``fetch``
-#: (they say when and how sources are fetched; what a fetch changes regenerates by itself),
-#: nor a source's ``every`` (see :func:`output_changed`).
-OUTPUT_SETTINGS = ("site", "output", "state", "posts", "feeds", "websub", "tags", "categories")
-#: A source's keys that only say when it is fetched.
-SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every"})
-
-
 def output_changed(running: Config, loaded: Config) -> bool:
-    """Whether a reload from ``running`` to ``loaded`` changes what a generation would write."""
-    if running.settings_key(*OUTPUT_SETTINGS) != loaded.settings_key(*OUTPUT_SETTINGS):
-        return True
-
-    def sources(config: Config) -> list[dict[str, object]]:
-        return [s.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS)) for s in config.sources]
-
-    return sources(running) != sources(loaded)
+    """Whether a reload from ``running`` to ``loaded`` changes what a generation would write:
+    the settings the feeds are made with (``build.keys.snapshot_key``: not the schedule, the
+    fetch settings nor a source's ``every``), or the state database they are made from."""
+    return snapshot_key(running) != snapshot_key(loaded) or running.state_path != loaded.state_path
 
 
 def brought_news(outcomes: Sequence[SourceOutcome]) -> bool:

@@ -13,10 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple, cast
 
-from feeds.config import Fetch, Limits, Source
+from feeds.config import Fetch, Limits, Source, parse_config
 from feeds.identity import Ledger, LedgerKey
 from feeds.models import Enclosure, Entry
-from feeds.sources.decide import Decider, FeedReading, ItemToStore, SourceDecision, failure_text, must_read
+from feeds.sources.decide import (
+    Decider,
+    FeedReading,
+    ItemToStore,
+    SourceDecision,
+    failure_text,
+    items_key,
+    must_read,
+)
 from feeds.sources.fetch import FailureKind, FetchFailure, FetchRequest, FetchResult, FetchSettings, read_local
 from feeds.sources.parse import parse_feed
 from feeds.sources.schedule import SourceState, new_state
@@ -332,3 +340,28 @@ def test_an_item_nobody_can_read_is_left_out_with_a_note() -> None:
     reading = d.read(result, feed, {})
     assert reading.listed == ("guid:urn:s:1",) and reading.new == 1
     assert len(reading.notes) == 1 and reading.notes[0].startswith("1 items could not be read and were left out")
+
+
+ITEMS_CONFIG = """\
+site: {{title: T, base_url: "https://example.org/", timezone: {zone}}}
+schedule: {{debounce: {debounce}}}
+fetch: {{read_timeout: {timeout}, limits: {{tags_per_entry: {tags}}}}}
+sources:
+  - {{name: a, url: "https://a.example/feed", every: {every}, tags: [{source_tags}]}}
+"""
+
+
+def _items_key(**changed: object) -> str:
+    values: dict[str, object] = {"zone": "UTC", "debounce": "5s", "timeout": 10, "tags": 20, "every": "30m",
+                                 "source_tags": "X"}
+    config = parse_config(ITEMS_CONFIG.format(**{**values, **changed}))
+    return items_key(config, config.sources[0])
+
+
+def test_the_items_key_covers_what_shapes_items_and_nothing_else() -> None:
+    base = _items_key()
+    # When and how a source is fetched does not rebuild its stored items...
+    assert _items_key(debounce="9s") == _items_key(timeout=30) == _items_key(every="2h") == base
+    # ...what its entries are made with does.
+    for changed in ({"zone": "Asia/Singapore"}, {"tags": 3}, {"source_tags": "Y"}):
+        assert _items_key(**changed) != base, changed

@@ -304,18 +304,18 @@ def test_check_command_reports_every_problem(site: Site) -> None:
 def test_spawned_workers_when_forking_is_off(tmp_path: Path) -> None:
     """The daemon may not fork (it has threads): big jobs then go to spawned workers."""
     from feeds import workers
-    from feeds.pipeline import _parse_one
     from feeds.posts import find_posts
+    from feeds.posts.read import ParseJob, parse_one
 
     folder = tmp_path / "posts"
     folder.mkdir()
     for n in range(400):
         (folder / f"2020-01-01-p{n}.md").write_text(f"---\ntitle: P{n}\ntags: [t]\n---\nx\n")
     files = find_posts("posts", tmp_path)
-    jobs = [(f, "UTC", "https://e.org/", "https://e.org/", "{slug}", (), "fp") for f in files]
+    jobs = [ParseJob(f, "UTC", "https://e.org/", "https://e.org/", "{slug}", (), "fp") for f in files]
     workers.use_processes(False)
     try:
-        rows = workers.run_jobs(_parse_one, jobs, 50)
+        rows = workers.run_jobs(parse_one, jobs, 50)
     finally:
         workers.use_processes(True)
     assert len(rows) == 400 and all(r.meta and '"P' in r.meta for r in rows)

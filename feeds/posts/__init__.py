@@ -2,7 +2,9 @@
 
 This module reads post files and does nothing else: no rendering, no
 database. ``read_post`` returns the parsed front matter and the raw body;
-turning those into the entry model is ``normalize``'s job.
+turning those into the entry model is ``normalize``'s job. Beside it,
+``inputs`` scans the configured posts inputs (keeping the posts of one that
+vanished) and ``read`` runs the front-matter and content jobs through the caches.
 """
 
 from __future__ import annotations

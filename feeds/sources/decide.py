@@ -22,6 +22,7 @@ and encoding tens of thousands of them is work for every core, not the parent's 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -167,6 +168,22 @@ def _body_hash(body: bytes) -> str:
     return hashlib.sha1(body).hexdigest()
 
 
+# Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
+ITEM_VERSION = "2"
+#: A source's settings that only say when or whether it is fetched, not what its items become.
+SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every", "enabled", "optional"})
+
+
+def items_key(config: Config, source: Source) -> str:
+    """What the entries of ``source``'s items are made with: the settings :meth:`Decider.read`
+    reads, and no other (editing ``schedule.*``, ``fetch.*`` timeouts or ``every`` keeps them)."""
+    blob = json.dumps([ITEM_VERSION, config.settings_key("site.timezone", "output.summary_length"),
+                       config.fetch.limits_of(source).model_dump(mode="json"),
+                       source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS))],
+                      sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True, slots=True)
 class Decider:
     """Decides about one source in one run, from its settings (see the module's docstring)."""
@@ -184,10 +201,10 @@ class Decider:
     fingerprint: str
 
     @classmethod
-    def of(cls, config: Config, source: Source, *, now: datetime, fingerprint: str) -> Decider:
+    def of(cls, config: Config, source: Source, *, now: datetime) -> Decider:
         """The decider for ``source``, with what ``config`` says of every source."""
         return cls(source, config.fetch.limits_of(source), now, config.site.timezone,
-                   config.output.summary_length, config.fetch.max_backoff, fingerprint)
+                   config.output.summary_length, config.fetch.max_backoff, items_key(config, source))
 
     # -- the worker's part ------------------------------------------------------
 

@@ -46,8 +46,6 @@ log = logging.getLogger("feeds")
 
 Fetch = Callable[[Sequence[FetchRequest]], list[FetchResult]]
 
-# Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
-ITEM_VERSION = "2"
 # Below this many feeds to parse, worker processes cost more than they save.
 PARALLEL_FEEDS = 8
 
@@ -99,7 +97,6 @@ class Updater:
         settings = FetchSettings.from_config(config.fetch)
         self.fetch = fetch or (lambda requests: fetch_all(requests, settings, transport))
         self.rng = rng or random.Random()
-        self.fingerprint = config.fingerprint("items", ITEM_VERSION)
         # States of sources that brought nothing new, saved together at the end.
         self.pending: list[SourceState] = []
 
@@ -117,7 +114,7 @@ class Updater:
             requests.append(FetchRequest(source.name, resolve_local(state.fetch_url, self.config.root),
                                          state.etag, state.last_modified))
         results = self.fetch(requests)
-        deciders = [Decider.of(self.config, source, now=self.now, fingerprint=self.fingerprint) for source in due]
+        deciders = [Decider.of(self.config, source, now=self.now) for source in due]
         readings = self.read_all(deciders, states, results)
         ledger = self.store.load_ledger() if readings else Ledger()
         outcomes = []

@@ -1,0 +1,56 @@
+"""Cache keys: which settings each stage's cached results were made with.
+
+Each key covers only the settings its stage reads, so editing any other
+setting (``schedule.*``, ``fetch.*``, a source's ``every``) keeps the cache.
+Leaving out of a key a setting that changes what the stage makes would publish
+stale output: ``tests/test_cache_keys.py`` edits each setting and compares an
+incremental run with a cold one.
+
+Pure: config in, strings out; touches no file, network, database or clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from .. import __version__
+from ..config import Config, Posts
+
+#: Bump when parsing or rendering changes what a cached record would hold.
+CACHE_VERSION = f"{__version__}/1"
+
+#: What a post's front matter is normalized with (besides its posts input's permalink and tags).
+POST_SETTINGS = ("site.timezone", "site.base_url", "site.link")
+#: Everything that can change a byte of a rendered feed or page, given its entries.
+FEED_SETTINGS = ("site", "output", "posts", "feeds", "tags", "categories", "websub")
+
+
+def _hash(*parts: object) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def post_key(config: Config, folder: Posts) -> str:
+    """The key of a cached post row (its normalized front matter) of ``folder``."""
+    return _hash("post", config.settings_key(*POST_SETTINGS, version=CACHE_VERSION), folder.permalink,
+                 folder.tags)
+
+
+def content_key(config: Config, folder: Posts) -> str:
+    """The key of a post's cleaned content and summary: its links resolve against the post's
+    own link (made as its front matter is), cleaned by its input's selectors."""
+    return _hash("content", post_key(config, folder), folder.clean.remove,
+                 config.settings_key("output.summary_length", version=CACHE_VERSION))
+
+
+def feed_key(config: Config) -> str:
+    """The settings part of every feed's signature."""
+    return config.settings_key(*FEED_SETTINGS, version=CACHE_VERSION)
+
+
+def snapshot_key(config: Config) -> str:
+    """The settings part of the nothing-changed snapshot: what the feeds are made of, and
+    which sources are read (a source's ``every`` only says when it is fetched)."""
+    sources = [source.model_dump(mode="json", exclude={"every"}) for source in config.sources]
+    return _hash("snapshot", feed_key(config), sources)

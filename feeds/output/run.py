@@ -1,0 +1,196 @@
+"""The publish side of a run: what was written before, claiming the output folder,
+recording before writing, writing, removing stale files, the status files, and what
+the next run needs to know.
+
+Only this module (through ``publish``) writes into the output folder during a
+run; the records it keeps are the store's ``outputs`` and the run settings.
+It decides nothing about what the files hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..build.heads import status_head
+from ..build.health import problems, status_entries, status_json
+from ..config import Config
+from ..errors import ConfigError
+from ..layout import STATUS_ATOM, STATUS_JSON, looks_like_ours
+from ..render.feed import render_feed
+from ..store import OutputRecord, Store
+from .publish import (
+    read_bytes,
+    remove_files,
+    remove_leftover_temps,
+    safe_target,
+    unknown_files,
+    write_all,
+    write_if_changed,
+)
+
+log = logging.getLogger("feeds")
+
+#: Settings this module keeps: the folder written into, the last run, when each problem began.
+OUTPUT_DIR_SETTING = "output_dir"
+LAST_RUN_SETTING = "last_run"
+HEALTH_SETTING = "health"
+#: The size of a file recorded before it is written.
+NOT_WRITTEN = -1
+
+
+class FeedFile(NamedTuple):
+    """A rendered feed or page: its path in the output folder, what it is made from, its bytes."""
+
+    relative: str
+    signature: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What writing did: files written (feeds, then the others), feeds left as they were
+    (same bytes), stale files removed."""
+
+    written: list[str]
+    unchanged: int
+    removed: list[str]
+
+
+def stat(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of what stands at ``path`` (a symlink put in place of an output is a change)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def load_records(config: Config, store: Store) -> dict[str, OutputRecord]:
+    """What this program wrote into the output folder; nothing if that was another folder."""
+    where = str(config.output_dir.resolve())
+    if store.get_setting(OUTPUT_DIR_SETTING) not in (None, where):
+        return {}
+    return store.load_outputs()
+
+
+def as_recorded(config: Config, record: OutputRecord | None) -> bool:
+    """Whether the file of ``record`` still has the size and mtime it was left with."""
+    return record is not None and stat(safe_target(config.output_dir, record.path)) == (record.size,
+                                                                                        record.mtime_ns)
+
+
+def last_run(store: Store) -> dict[str, Any] | None:
+    return store.get_json_setting(LAST_RUN_SETTING)
+
+
+def record_run(store: Store, state: Mapping[str, object]) -> None:
+    store.set_setting(LAST_RUN_SETTING, json.dumps(state, ensure_ascii=False))
+
+
+def forget_run(store: Store) -> None:
+    """The next run must do the work, even if no file's size or mtime moved."""
+    store.set_setting(LAST_RUN_SETTING, json.dumps({"snapshot": ""}))
+
+
+def status_files(config: Config, store: Store, *, check: bool) -> dict[str, bytes]:
+    """status.atom and status.json: the operator's view of source problems."""
+    if not config.output.status_feed or not config.sources:
+        return {}
+    states = store.load_sources()
+    found = problems(config, states)
+    # When each problem was first seen is remembered, so its entry keeps its date.
+    remembered: dict[str, str] = store.get_json_setting(HEALTH_SETTING) or {}
+    checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)
+    now = (checked or datetime.fromtimestamp(0, UTC)).isoformat()
+    since = {p["key"]: remembered.get(p["key"], now) for p in found}
+    if since != remembered and not check:
+        store.set_setting(HEALTH_SETTING, json.dumps(since, ensure_ascii=False))
+    head = status_head(config)
+    return {STATUS_ATOM: render_feed(head, status_entries(found, since, head.self_url), "atom"),
+            STATUS_JSON: status_json(found, since)}
+
+
+def publish_extra(config: Config, files: Mapping[str, bytes], written: list[str]) -> list[OutputRecord]:
+    """Write the front door and status files that changed (adding them to ``written``); their records."""
+    records = []
+    for name, data in files.items():
+        target = safe_target(config.output_dir, name)
+        if write_if_changed(target, data):
+            written.append(name)
+        size, mtime_ns = stat(target) or (0, 0)
+        records.append(OutputRecord(name, "", size, mtime_ns))
+    return records
+
+
+def outdated(config: Config, feeds: Sequence[FeedFile], extra: Mapping[str, bytes], stale: Sequence[str]) -> list[str]:
+    """With ``--check``: the files that are missing, different, or stale and still there."""
+    output_dir = config.output_dir
+    found = [f.relative for f in feeds if read_bytes(safe_target(output_dir, f.relative)) != f.data]
+    found += [name for name, data in extra.items() if read_bytes(safe_target(output_dir, name)) != data]
+    found += [p for p in stale if _removable(safe_target(output_dir, p))]
+    return found
+
+
+def _removable(path: Path) -> bool:
+    """A stale output still there, as the next run would remove it (a folder there is left)."""
+    return path.is_symlink() or path.is_file()
+
+
+def claim_output(config: Config, store: Store, records: Mapping[str, OutputRecord], every: set[str]) -> None:
+    """Before the first write into a folder: refuse one holding files this program
+    would not write (unless the config allows it), then remember the folder."""
+    output_dir = config.output_dir
+    where = str(output_dir.resolve())
+    last = store.get_setting(OUTPUT_DIR_SETTING)
+    if records and last in (None, where):  # None: recorded by a version that did not note the folder
+        if last is None:
+            store.set_setting(OUTPUT_DIR_SETTING, where)
+        return
+    if last is not None and last != where:
+        # What was recorded is another folder's: nothing here is known to be ours.
+        store.save_outputs([], forget=list(store.load_outputs()))
+    if not config.output.allow_foreign_files:
+        found = unknown_files(output_dir, lambda rel: rel in every or looks_like_ours(rel))
+        if found:
+            name, line = config.where("output.dir")
+            raise ConfigError(
+                f"output.dir: {output_dir} holds files feeds did not write ({', '.join(found)}); "
+                "empty it, choose another folder, or set output.allow_foreign_files: true",
+                where=name, line=line)
+        # Files in the shape of what this program writes, but not recorded (the state
+        # database is new), stay where they are: adopted only if written again.
+        for rel in sorted(unknown_files(output_dir, lambda rel: rel in every, limit=20)):
+            log.info("%s: not recorded as written by feeds; left in place", rel)
+    store.set_setting(OUTPUT_DIR_SETTING, where)
+
+
+def publish(config: Config, store: Store, feeds: Sequence[FeedFile], extra: Mapping[str, bytes],
+            records: Mapping[str, OutputRecord], every: set[str], stale: Sequence[str]) -> Published:
+    """Claim the folder, record every new file before writing it (a run killed while
+    writing leaves no file unowned), write what changed, remove what is stale."""
+    output_dir = config.output_dir
+    targets = [safe_target(output_dir, f.relative) for f in feeds]
+    claim_output(config, store, records, every)
+    store.save_outputs([OutputRecord(p, "", NOT_WRITTEN, 0) for p in sorted(every - records.keys())])
+    remove_leftover_temps(sorted({output_dir} | {safe_target(output_dir, p).parent for p in every | set(records)}))
+    written: list[str] = []
+    unchanged = 0
+    new_records = []
+    changed = write_all([(target, f.data) for target, f in zip(targets, feeds, strict=True)])
+    for f, target, wrote in zip(feeds, targets, changed, strict=True):
+        if wrote:
+            written.append(f.relative)
+        else:
+            unchanged += 1
+        size, mtime_ns = stat(target) or (0, 0)
+        new_records.append(OutputRecord(f.relative, f.signature, size, mtime_ns))
+    new_records += publish_extra(config, extra, written)
+    removed = remove_files(output_dir, stale)
+    store.save_outputs(new_records, forget=stale)
+    return Published(written, unchanged, removed)

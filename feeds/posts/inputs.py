@@ -1,0 +1,160 @@
+"""Scan the configured posts inputs, and keep the posts of one that vanished.
+
+A posts input that is missing, partly unreadable, or shrank drastically since
+the last run (an unmounted disk, a wrong path) is not taken as edited: the
+posts the last run read there stay published from their cached rows, and the
+input is an error (a warning if it is optional), unless ``--allow-shrink``.
+
+Reads folders (through ``scan_posts``) and the post cache; writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from ..build.signatures import InputStat
+from ..config import Config
+from ..store import PostRow, Store
+from . import PostFile, PostScan, input_matcher, scan_posts
+
+log = logging.getLogger("feeds")
+
+# A posts input that lost at least SHRINK_MIN posts and more than half of what it had since
+# the last run, or all of them, is taken as vanished, not as edited.
+SHRINK_MIN = 20
+SHRINK_RATIO = 0.5
+#: The setting holding how many posts each input had last run.
+COUNTS_SETTING = "post_inputs"
+
+
+class Notes(Protocol):
+    """Where a stage's warnings and errors go (the run's report)."""
+
+    def warn(self, message: str) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+
+class PostCache:
+    """The post cache (every post as last read), loaded on first use: a run with nothing
+    changed never needs it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._rows: dict[str, PostRow] | None = None
+
+    def rows(self) -> dict[str, PostRow]:
+        if self._rows is None:
+            self._rows = self._store.load_posts()
+        return self._rows
+
+
+class FoundFile(NamedTuple):
+    """A post file and the posts input (its index in ``config.posts``) it belongs to."""
+
+    folder: int
+    file: PostFile
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Every post file of this run, and how many each input holds now and held last run."""
+
+    files: tuple[FoundFile, ...]
+    #: Posts not found on disk whose input is missing: published from their cached rows.
+    kept: frozenset[str]
+    counts: Mapping[str, int]
+    last_counts: Mapping[str, int]
+
+    def stats(self) -> list[InputStat]:
+        return [InputStat(f.folder, f.file.name, f.file.mtime_ns, f.file.size) for f in self.files]
+
+    def by_name(self) -> dict[str, PostFile]:
+        return {f.file.name: f.file for f in self.files}
+
+
+def last_counts(store: Store) -> dict[str, int]:
+    """How many posts each input had last time: one small setting, so that a run with
+    nothing changed need not load the post cache to know that nothing vanished."""
+    stored = store.get_json_setting(COUNTS_SETTING) or {}
+    return {k: v for k, v in stored.items() if isinstance(v, int)}
+
+
+def shrunk(last: int, found: int) -> bool:
+    """Whether an input that had ``last`` posts and has ``found`` now looks vanished.
+    Empty where it had posts is an empty mount point more often than a deliberate purge."""
+    return (last > 0 and not found) or (last - found >= SHRINK_MIN and found < last * SHRINK_RATIO)
+
+
+def scan_inputs(config: Config, cache: PostCache, last: Mapping[str, int], notes: Notes, *,
+                allow_shrink: bool) -> Inputs:
+    """Scan every posts input; a file matched by two inputs belongs to the first."""
+    results = [scan_posts(folder.path, config.root) for folder in config.posts]
+    counts = {folder.path: len(r.files) for folder, r in zip(config.posts, results, strict=True)}
+    # Posts of no configured input: the config changed, or a path in it is mistyped. They
+    # go with the first input that cannot be read (and so stay published), if there is one.
+    strays: list[PostRow] = []
+    if any(r.problem is not None for r in results):
+        matchers = [input_matcher(folder.path, config.root) for folder in config.posts]
+        strays = [row for name, row in cache.rows().items() if not any(m(name) for m in matchers)]
+    seen: set[str] = set()
+    found: list[FoundFile] = []
+    kept_names: set[str] = set()
+    for index, (folder, result) in enumerate(zip(config.posts, results, strict=True)):
+        for line in result.refused:
+            notes.warn(line)
+        for line in result.notes:
+            log.debug("%s", line)
+        kept = _vanished(config, folder.path, folder.optional, result, last.get(folder.path, 0),
+                         strays if result.problem is not None else [], cache, notes, allow_shrink)
+        if kept:
+            strays = []
+            counts[folder.path] += len(kept)
+            kept_names.update(f.name for f in kept)
+        if not result.files and not kept and result.problem is None:
+            notes.warn(f"{folder.path}: no post files found")
+        for f in result.files + kept:
+            if f.name not in seen:
+                seen.add(f.name)
+                found.append(FoundFile(index, f))
+    return Inputs(tuple(found), frozenset(kept_names), counts, dict(last))
+
+
+def _vanished(config: Config, path: str, optional: bool, result: PostScan, last: int, strays: Sequence[PostRow],
+              cache: PostCache, notes: Notes, allow_shrink: bool) -> list[PostFile]:
+    """Posts of this input that the last run read but this scan cannot see, when the
+    input is missing, partly unreadable or shrank drastically: they stay published
+    from their cached rows, and the input is an error (a warning if optional)."""
+    root = config.root
+    gone = shrunk(last, len(result.files))
+    if result.problem is None and not result.unreadable and not gone:
+        return []
+    belongs = input_matcher(path, root)
+    present = {f.name for f in result.files}
+    missing = [row for name, row in cache.rows().items() if belongs(name) and name not in present]
+    if result.problem is not None:
+        reason = result.problem
+        missing += strays
+    elif result.unreadable:
+        unreadable = [input_matcher(u, root) for u in result.unreadable]
+        missing = [row for row in missing if any(m(row.path) for m in unreadable)]
+        reason = "cannot read " + ", ".join(result.unreadable[:3]) + (" ..." if len(result.unreadable) > 3
+                                                                     else "")
+    else:
+        reason = f"{len(result.files)} post files found where the last run read {last}"
+    if allow_shrink:
+        notes.warn(f"{path}: {reason}; --allow-shrink: its {len(missing)} missing posts are unpublished")
+        return []
+    message = f"{path}: {reason}"
+    if missing:
+        message += f"; its {len(missing)} other posts stay published as they were"
+    if optional:
+        notes.warn(message + " (optional)")
+    else:
+        notes.error(message + (" (if they were removed on purpose: feeds generate --allow-shrink)"
+                               if missing else ""))
+    return [PostFile(path=str(root / row.path), name=row.path, mtime_ns=row.mtime_ns, size=row.size)
+            for row in missing]

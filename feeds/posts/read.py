@@ -1,0 +1,232 @@
+"""Read posts: front matter (through the post cache) and cleaned bodies (through the
+content cache), on worker processes when there are many.
+
+The jobs run in workers: they take and return plain records. What this module
+reads is post files and the two caches; what should be saved is returned to
+the caller, which writes it (this module writes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from ..build.keys import content_key, post_key
+from ..build.stories import FoundPost, Story
+from ..config import Config
+from ..errors import PostError
+from ..normalize.posts import is_draft, meta_from_post, post_content
+from ..store import CachedContent, PostRow, Store, meta_from_json, meta_to_json
+from ..workers import Progress, run_jobs
+from . import PostChangedError, PostFile, PostUnreadableError, read_body, read_post_snapshot
+from .inputs import Inputs, Notes, PostCache
+
+log = logging.getLogger("feeds")
+
+# Below this many posts to parse, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 2000
+# The stat of a post row that must not be trusted next run (read racily, or not read at all).
+UNTRUSTED = -1
+
+
+class ParseJob(NamedTuple):
+    """One post to read the front matter of, and the settings it is normalized with."""
+
+    post: PostFile
+    zone: str
+    base_url: str
+    home_url: str
+    permalink: str
+    extra_tags: tuple[str, ...]
+    #: The post cache key its row is saved under.
+    key: str
+
+
+def parse_one(job: ParseJob, _shared: object = None) -> PostRow:
+    """Read one post's front matter (runs in a worker process: takes and returns plain data)."""
+    post, key = job.post, job.key
+    try:
+        raw, snapshot = read_post_snapshot(post)
+    except (PostUnreadableError, PostChangedError) as exc:
+        return PostRow(post.name, UNTRUSTED, post.size, key, None, str(exc))
+    except PostError as exc:
+        return PostRow(post.name, post.mtime_ns, post.size, key, None, str(exc))
+    # The row is stamped with what was read, not with what the scan saw a moment before.
+    mtime_ns = UNTRUSTED if snapshot.racy else snapshot.mtime_ns
+    try:
+        if is_draft(raw.meta):
+            return PostRow(post.name, mtime_ns, snapshot.size, key, None, "")
+        meta = meta_from_post(raw, zone=ZoneInfo(job.zone), base_url=job.base_url, home_url=job.home_url,
+                              permalink=job.permalink, extra_tags=job.extra_tags)
+        return PostRow(post.name, mtime_ns, snapshot.size, key, meta_to_json(meta), None)
+    except PostError as exc:
+        return PostRow(post.name, mtime_ns, snapshot.size, key, None, str(exc))
+
+
+class ContentJob(NamedTuple):
+    """One post body to render and clean."""
+
+    post: PostFile
+    title: str
+    #: What relative URLs in the body resolve against (the post's own link).
+    base_url: str
+    summary: str | None
+    remove: tuple[str, ...]
+    summary_length: int
+
+
+class CleanedBody(NamedTuple):
+    """A post's body rendered and cleaned, and the digest of the file it was read from."""
+
+    digest: str
+    content: str
+    summary: str
+
+
+def clean_one(job: ContentJob, _shared: object = None) -> CleanedBody | str:
+    """Render and clean one post's body, or say what went wrong."""
+    try:
+        digest, body = read_body(job.post)
+    except PostError as exc:
+        return str(exc)
+    content, summary = post_content(body, path=job.post.name, title=job.title, base_url=job.base_url,
+                                    summary=job.summary, remove=job.remove, summary_length=job.summary_length)
+    return CleanedBody(digest, content, summary)
+
+
+@dataclass(frozen=True, slots=True)
+class FrontMatter:
+    """The posts of a run (drafts and skipped posts left out)."""
+
+    posts: tuple[FoundPost, ...]
+    files: int
+    parsed: int
+    drafts: int
+    #: Something was read while it changed (or too soon after): the next run reads again.
+    unsettled: bool
+
+
+class PostCacheUpdate(NamedTuple):
+    """The post rows read in this run, and the cached posts no longer found."""
+
+    fresh: list[PostRow]
+    forget: list[str]
+
+
+def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: Notes, *, reread: bool,
+                      progress: Progress | None) -> tuple[FrontMatter, PostCacheUpdate]:
+    """Front matter of every post: from its cached row when the file's size, mtime and the
+    settings it was read with are unchanged (and not ``reread``), else read again. A post
+    whose input vanished is taken from its row as it is."""
+    rows = cache.rows()
+    site = config.site
+    keys = [post_key(config, folder) for folder in config.posts]
+    jobs: list[ParseJob] = []
+    keep: list[PostRow] = []
+    for index, f in inputs.files:
+        hit = rows.get(f.name)
+        same = hit is not None and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size, keys[index])
+        if hit is not None and ((same and not reread) or f.name in inputs.kept):
+            keep.append(hit)
+        else:
+            folder = config.posts[index]
+            jobs.append(ParseJob(f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
+                                 tuple(folder.tags), keys[index]))
+    fresh = run_jobs(parse_one, jobs, PARALLEL_THRESHOLD, progress=progress, step="reading posts")
+    unsettled = any(row.mtime_ns == UNTRUSTED for row in fresh)
+    # A post that is there but could not be read (or kept changing) stays as last read.
+    held = {row.path for row in fresh if row.meta is None and row.mtime_ns == UNTRUSTED
+            and (rows.get(row.path) or row).meta is not None}
+    for row in fresh:
+        if row.path in held:
+            notes.warn(f"{row.problem}; published as last read")
+    keep += [rows[row.path] for row in fresh if row.path in held]
+    fresh = [row for row in fresh if row.path not in held]
+    present = {f.name for _, f in inputs.files}
+    by_name = {c.path: c for c in keep + fresh}
+    posts: list[FoundPost] = []
+    drafts = 0
+    for index, f in inputs.files:
+        cached = by_name[f.name]
+        if cached.meta is not None:
+            posts.append(FoundPost(index, meta_from_json(cached.meta)))
+        elif cached.problem and cached.path not in held:
+            notes.warn(cached.problem)
+        else:
+            drafts += 1
+    return (FrontMatter(tuple(posts), len(inputs.files), len(fresh), drafts, unsettled),
+            PostCacheUpdate(fresh, [p for p in rows if p not in present]))
+
+
+class Cleaned(NamedTuple):
+    content: str
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contents:
+    """Cleaned content of the wanted posts by entry id, and the cache rows to save."""
+
+    by_id: Mapping[str, Cleaned]
+    #: Entries of kept posts whose content is not cached: feeds showing them stay as they are.
+    unavailable: frozenset[str]
+    #: A post was saved while it was read: the next run reads again.
+    unsettled: bool
+    fresh: tuple[CachedContent, ...]
+
+
+def clean_contents(config: Config, store: Store, stories: Mapping[str, Story], wanted: Collection[str],
+                   inputs: Inputs, notes: Notes, *, progress: Progress | None) -> Contents:
+    """Post bodies of the wanted stories rendered and cleaned, or taken from the cache."""
+    keys = [content_key(config, folder) for folder in config.posts]
+    by_key: dict[str, list[str]] = {}
+    for entry_id in wanted:
+        story = stories[entry_id]
+        if story.post is not None:
+            by_key.setdefault(keys[story.folder or 0], []).append(story.post.path)
+    cache: dict[str, CachedContent] = {}
+    for key, paths in by_key.items():
+        cache.update(store.load_contents(key, paths))
+    files = inputs.by_name()
+    results: dict[str, Cleaned] = {}
+    unavailable: set[str] = set()
+    jobs: list[ContentJob] = []
+    job_ids: list[str] = []
+    for entry_id in sorted(wanted):
+        story = stories[entry_id]
+        post = story.post
+        if post is None:
+            continue
+        hit = cache.get(post.path)
+        if hit and hit.digest == post.digest and hit.fingerprint == keys[story.folder or 0]:
+            results[entry_id] = Cleaned(hit.content, hit.summary)
+        elif post.path in inputs.kept:
+            unavailable.add(entry_id)  # its file is gone and its content not cached
+        else:
+            folder = config.posts[story.folder or 0]
+            jobs.append(ContentJob(files[post.path], post.title, post.link or post.permalink or config.site.base_url,
+                                   post.summary, tuple(folder.clean.remove), config.output.summary_length))
+            job_ids.append(entry_id)
+    fresh: list[CachedContent] = []
+    unsettled = False
+    cleaned = run_jobs(clean_one, jobs, PARALLEL_THRESHOLD // 4, progress=progress, step="cleaning content")
+    for entry_id, result in zip(job_ids, cleaned, strict=True):
+        story = stories[entry_id]
+        post = story.post
+        assert post is not None
+        if isinstance(result, str):
+            notes.warn(result)
+            results[entry_id] = Cleaned("", post.summary or "")
+            continue
+        results[entry_id] = Cleaned(result.content, result.summary)
+        if result.digest != post.digest:
+            # Saved since its front matter was read: not cached, and read again next run.
+            log.info("%s: changed while being read; read again next run", post.path)
+            unsettled = True
+            continue
+        fresh.append(CachedContent(post.path, result.digest, keys[story.folder or 0], result.content,
+                                   result.summary))
+    return Contents(results, frozenset(unavailable), unsettled, tuple(fresh))
