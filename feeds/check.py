@@ -68,7 +68,7 @@ def _published_feeds(config: Config) -> list[str] | None:
     except FeedsError:
         return None
     try:
-        if store.get_setting("output_dir") not in (None, str(config.output_dir.resolve())):
+        if store.load_output_dir() not in (None, str(config.output_dir.resolve())):
             return None
         recorded = store.load_outputs()
     except FeedsError:

@@ -14,7 +14,6 @@ state another phase reads behind its back.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import time
@@ -45,16 +44,13 @@ from .output import websub
 from .output.run import (
     FeedFile,
     as_recorded,
-    forget_run,
-    last_run,
     load_records,
     outdated,
     publish,
     publish_extra,
-    record_run,
     status_files,
 )
-from .posts.inputs import COUNTS_SETTING, Inputs, PostCache, last_counts, scan_inputs
+from .posts.inputs import Inputs, PostCache, last_counts, scan_inputs
 from .posts.read import Contents, FrontMatter, clean_contents, read_front_matter
 from .render.feed import FeedHead, Rendered, render_checked
 from .render.pages import Group, environment, render_feed_page, render_index, render_opml, stylesheet, template_stats
@@ -62,7 +58,7 @@ from .render.safe import safe_entries
 from .sources.decide import SourceOutcome
 from .sources.schedule import new_state
 from .sources.update import update_sources
-from .store import OutputRecord, Store, move_aside
+from .store import LastRun, OutputRecord, Store, move_aside
 from .workers import Progress, run_jobs
 
 __all__ = ["CACHE_VERSION", "Report", "SourceStatus", "generate", "run_locks", "source_status"]
@@ -185,7 +181,7 @@ def _templates_folder(config: Config) -> Path | None:
 
 def snapshot_of(run: Run, inputs: Inputs) -> str:
     """A hash of the settings, the stored items, every post file's stat and the templates'."""
-    return run_snapshot(snapshot_key(run.config), run.store.get_setting("items_version"), inputs.stats(),
+    return run_snapshot(snapshot_key(run.config), run.store.items_version(), inputs.stats(),
                         template_stats(_templates_folder(run.config)))
 
 
@@ -193,22 +189,22 @@ def replay_if_unchanged(run: Run, snapshot: str) -> bool:
     """True, with the last run's report replayed, when no input changed and every output is
     as the last run left it: each recorded file (feeds, index, OPML, stylesheet, status)
     still has its size and mtime. The status files are brought up to date even then."""
-    state = last_run(run.store)
-    if not state or state.get("snapshot") != snapshot:
+    state = run.store.load_last_run()
+    if state is None or state.snapshot != snapshot:
         return False
     records = load_records(run.config, run.store)
-    if len(records) != state.get("outputs"):
+    if len(records) != state.outputs:
         return False
     if not all(as_recorded(run.config, record) for record in records.values()):
         return False
     # Source states move on without new items: the health files may change on their own.
     status = publish_extra(run.config, status_files(run.config, run.store, check=False), run.report.written)
     run.store.save_outputs([r for r in status if records.get(r.path) != r])
-    for warning in state["warnings"]:
+    for warning in state.warnings:
         run.sink.warn(warning)
     report = run.report
-    report.posts, report.drafts, report.entries = state["posts"], state["drafts"], state["entries"]
-    report.feeds = report.unchanged = state.get("feeds", len(records))
+    report.posts, report.drafts, report.entries = state.posts, state.drafts, state.entries
+    report.feeds = report.unchanged = len(records) if state.feeds is None else state.feeds
     return True
 
 
@@ -216,7 +212,7 @@ def read_posts(run: Run, cache: PostCache, inputs: Inputs, *, reread: bool) -> F
     """Front matter of every post; the post cache and the inputs' counts saved."""
     found, update = read_front_matter(run.config, cache, inputs, run.sink, reread=reread, progress=run.progress)
     if inputs.counts != inputs.last_counts:
-        run.store.set_setting(COUNTS_SETTING, json.dumps(inputs.counts, ensure_ascii=False))
+        run.store.save_input_counts(dict(inputs.counts))
     # The cache is written while the run goes on; the run waits for it before it ends.
     run.writes.start(run.store.save_posts, update.fresh, update.forget)
     run.report.posts, run.report.parsed, run.report.drafts = found.files, found.parsed, found.drafts
@@ -421,7 +417,7 @@ def check_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord
     """With ``--check``: list what is missing, different or stale, and write nothing."""
     run.report.outdated.extend(outdated(run.config, outputs.feeds, outputs.extra, outputs.stale(records)))
     if run.report.outdated:
-        forget_run(run.store)
+        run.store.forget_last_run()
 
 
 def write_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord]) -> None:
@@ -436,9 +432,9 @@ def write_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord
 def record(run: Run, snapshot: str, outputs: Outputs, *, settled: bool) -> None:
     """What the next run replays when nothing changed (unless something was unsettled)."""
     report = run.report
-    record_run(run.store, {"snapshot": snapshot if settled else "", "outputs": len(outputs.every),
-                           "feeds": len(outputs.feed_paths), "posts": report.posts, "drafts": report.drafts,
-                           "entries": report.entries, "warnings": report.warnings})
+    run.store.save_last_run(LastRun(snapshot if settled else "", outputs=len(outputs.every),
+                                    feeds=len(outputs.feed_paths), posts=report.posts, drafts=report.drafts,
+                                    entries=report.entries, warnings=tuple(report.warnings)))
 
 
 def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:

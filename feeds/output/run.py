@@ -9,13 +9,12 @@ It decides nothing about what the files hold.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ..build.heads import status_head
 from ..build.health import problems, status_entries, status_json
@@ -36,10 +35,6 @@ from .publish import (
 
 log = logging.getLogger("feeds")
 
-#: Settings this module keeps: the folder written into, the last run, when each problem began.
-OUTPUT_DIR_SETTING = "output_dir"
-LAST_RUN_SETTING = "last_run"
-HEALTH_SETTING = "health"
 #: The size of a file recorded before it is written.
 NOT_WRITTEN = -1
 
@@ -74,7 +69,7 @@ def stat(path: Path) -> tuple[int, int] | None:
 def load_records(config: Config, store: Store) -> dict[str, OutputRecord]:
     """What this program wrote into the output folder; nothing if that was another folder."""
     where = str(config.output_dir.resolve())
-    if store.get_setting(OUTPUT_DIR_SETTING) not in (None, where):
+    if store.load_output_dir() not in (None, where):
         return {}
     return store.load_outputs()
 
@@ -85,19 +80,6 @@ def as_recorded(config: Config, record: OutputRecord | None) -> bool:
                                                                                         record.mtime_ns)
 
 
-def last_run(store: Store) -> dict[str, Any] | None:
-    return store.get_json_setting(LAST_RUN_SETTING)
-
-
-def record_run(store: Store, state: Mapping[str, object]) -> None:
-    store.set_setting(LAST_RUN_SETTING, json.dumps(state, ensure_ascii=False))
-
-
-def forget_run(store: Store) -> None:
-    """The next run must do the work, even if no file's size or mtime moved."""
-    store.set_setting(LAST_RUN_SETTING, json.dumps({"snapshot": ""}))
-
-
 def status_files(config: Config, store: Store, *, check: bool) -> dict[str, bytes]:
     """status.atom and status.json: the operator's view of source problems."""
     if not config.output.status_feed or not config.sources:
@@ -105,12 +87,12 @@ def status_files(config: Config, store: Store, *, check: bool) -> dict[str, byte
     states = store.load_sources()
     found = problems(config, states)
     # When each problem was first seen is remembered, so its entry keeps its date.
-    remembered: dict[str, str] = store.get_json_setting(HEALTH_SETTING) or {}
+    remembered = store.load_health_since()
     checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)
     now = (checked or datetime.fromtimestamp(0, UTC)).isoformat()
     since = {p["key"]: remembered.get(p["key"], now) for p in found}
     if since != remembered and not check:
-        store.set_setting(HEALTH_SETTING, json.dumps(since, ensure_ascii=False))
+        store.save_health_since(since)
     head = status_head(config)
     return {STATUS_ATOM: render_feed(head, status_entries(found, since, head.self_url), "atom"),
             STATUS_JSON: status_json(found, since)}
@@ -147,10 +129,10 @@ def claim_output(config: Config, store: Store, records: Mapping[str, OutputRecor
     would not write (unless the config allows it), then remember the folder."""
     output_dir = config.output_dir
     where = str(output_dir.resolve())
-    last = store.get_setting(OUTPUT_DIR_SETTING)
+    last = store.load_output_dir()
     if records and last in (None, where):  # None: recorded by a version that did not note the folder
         if last is None:
-            store.set_setting(OUTPUT_DIR_SETTING, where)
+            store.save_output_dir(where)
         return
     if last is not None and last != where:
         # What was recorded is another folder's: nothing here is known to be ours.
@@ -167,7 +149,7 @@ def claim_output(config: Config, store: Store, records: Mapping[str, OutputRecor
         # database is new), stay where they are: adopted only if written again.
         for rel in sorted(unknown_files(output_dir, lambda rel: rel in every, limit=20)):
             log.info("%s: not recorded as written by feeds; left in place", rel)
-    store.set_setting(OUTPUT_DIR_SETTING, where)
+    store.save_output_dir(where)
 
 
 def publish(config: Config, store: Store, feeds: Sequence[FeedFile], extra: Mapping[str, bytes],

@@ -26,8 +26,6 @@ log = logging.getLogger("feeds")
 # the last run, or all of them, is taken as vanished, not as edited.
 SHRINK_MIN = 20
 SHRINK_RATIO = 0.5
-#: The setting holding how many posts each input had last run.
-COUNTS_SETTING = "post_inputs"
 
 
 class Notes(Protocol):
@@ -79,8 +77,7 @@ class Inputs:
 def last_counts(store: Store) -> dict[str, int]:
     """How many posts each input had last time: one small setting, so that a run with
     nothing changed need not load the post cache to know that nothing vanished."""
-    stored = store.get_json_setting(COUNTS_SETTING) or {}
-    return {k: v for k, v in stored.items() if isinstance(v, int)}
+    return store.load_input_counts()
 
 
 def shrunk(last: int, found: int) -> bool:
