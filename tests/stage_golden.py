@@ -3,7 +3,7 @@
 A test compares what a stage makes now with the file under ``tests/data/stages/``
 and fails on any difference. To accept a deliberate change, regenerate them:
 
-    FEEDS_UPDATE_GOLDEN=1 .venv/bin/pytest -q tests/test_stage_*.py
+    UPDATE_GOLDEN=1 .venv/bin/pytest -q tests/test_stage_*.py
 
 then read the diff (``git diff tests/data/stages``) before committing it.
 Rendered feeds are compared byte for byte; JSON expectations as data, so that
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 STAGES = Path(__file__).resolve().parent / "data" / "stages"
-UPDATE = os.environ.get("FEEDS_UPDATE_GOLDEN") == "1"
-HOW = "regenerate with FEEDS_UPDATE_GOLDEN=1 and review the diff"
+UPDATE = bool(os.environ.get("UPDATE_GOLDEN"))
+HOW = "regenerate with UPDATE_GOLDEN=1 and review the diff"
 
 
 def plain(value: Any) -> Any:
