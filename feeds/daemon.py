@@ -50,7 +50,8 @@ from .errors import Cancelled, FeedsError
 from .output.serve import BackgroundServer
 from .pipeline import generate
 from .sources.decide import SourceOutcome
-from .sources.fetch import Fetcher, FetchRequest, FetchResult, FetchSettings
+from .sources.fetch import Fetcher, FetchSettings
+from .sources.results import FetchRequest, FetchResult
 from .sources.update import update_sources
 from .store import Store
 

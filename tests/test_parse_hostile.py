@@ -25,8 +25,8 @@ from feeds.models import Entry
 from feeds.normalize import content
 from feeds.normalize.items import entry_from_item
 from feeds.sources.decide import Decider
-from feeds.sources.fetch import FetchFailure, FetchResult
 from feeds.sources.parse import ParsedFeed, parse_feed
+from feeds.sources.results import FetchFailure, FetchResult
 from feeds.sources.update import _read_job, update_sources
 from feeds.store import Store
 from feeds.workers import JobFailed, run_jobs

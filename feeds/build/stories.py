@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from ..identity import Ledger, post_id
 from ..models import PostMeta
-from ..store import ItemHead
+from ..store.records import ItemHead
 from .group import Candidate
 from .taxonomy import Term, Vocabulary, term_key
 

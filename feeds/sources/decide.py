@@ -35,8 +35,8 @@ from ..errors import FeedsError
 from ..identity import IdMode, Ledger, LedgerKey, id_mode, item_id, item_key, natural_item_id
 from ..models import Entry
 from ..normalize.items import ItemLimits, allowed_feed_tags, content_capped, entry_from_item, tags_capped
-from .fetch import FetchFailure, FetchResult
 from .parse import ParsedFeed, ParsedItem
+from .results import FetchFailure, FetchResult
 from .schedule import SourceState, SourceStatus, after_fetch
 
 
