@@ -28,7 +28,7 @@ import jinja2
 from .build.entries import build_entry, stored_entries
 from .build.group import FeedPlan, plan_feeds
 from .build.heads import feed_head
-from .build.keys import CACHE_VERSION, feed_key, snapshot_key
+from .build.keys import feed_key, snapshot_key
 from .build.pages import front_door, listing
 from .build.signatures import feed_signature, page_key, run_snapshot
 from .build.stories import Stories, merge_stories
@@ -57,12 +57,12 @@ from .render.safe import safe_entries
 from .render.templates import environment, stylesheet, template_stats
 from .sources.decide import SourceOutcome
 from .sources.fetch import Transport
-from .sources.schedule import new_state
+from .sources.schedule import SourceStatus, new_state
 from .sources.update import update_sources
 from .store import LastRun, OutputRecord, Store, move_aside
 from .workers import Progress, run_jobs
 
-__all__ = ["CACHE_VERSION", "Report", "SourceStatus", "generate", "run_locks", "source_status"]
+__all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
 
 log = logging.getLogger("feeds")
 
@@ -557,14 +557,14 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
 
 
 @dataclass(frozen=True, slots=True)
-class SourceStatus:
-    """One line of ``feeds status``."""
+class StatusLine:
+    """One line of ``feeds status``: a configured source and its stored state."""
 
     name: str
     url: str
     enabled: bool
     fetch_url: str
-    status: str
+    status: SourceStatus
     last_fetch: datetime | None
     last_success: datetime | None
     entries: int
@@ -576,7 +576,7 @@ class SourceStatus:
     next_due: datetime | None
 
 
-def source_status(config: Config) -> list[SourceStatus]:
+def source_status(config: Config) -> list[StatusLine]:
     """The stored state of every configured source (readable while a daemon runs)."""
     store = Store(config.state_path)
     try:
@@ -587,7 +587,7 @@ def source_status(config: Config) -> list[SourceStatus]:
     rows = []
     for source in config.sources:
         st = states.get(source.name) or new_state(source.name, source.url)
-        rows.append(SourceStatus(source.name, source.url, source.enabled, st.fetch_url, st.status, st.last_fetch,
+        rows.append(StatusLine(source.name, source.url, source.enabled, st.fetch_url, st.status, st.last_fetch,
                                  st.last_success, st.entries, stored.get(source.name, 0), st.error, st.failures,
                                  st.moved_to, st.moved_seen, st.next_due))
     return rows

@@ -423,15 +423,6 @@ class Config(_Strict):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.site.timezone)
 
-    def fingerprint(self, *parts: str) -> str:
-        """A short hash of the settings that shape what is derived from inputs."""
-        cached = self._fingerprints.get(parts)
-        if cached is None:
-            data = self.model_dump(mode="json", exclude={"root"})
-            blob = json.dumps([data, parts], sort_keys=True, ensure_ascii=False)
-            cached = self._fingerprints[parts] = hashlib.sha1(blob.encode()).hexdigest()[:16]
-        return cached
-
     def settings_key(self, *paths: str, version: str = "") -> str:
         """A short hash of only the settings at ``paths`` (dotted, e.g. "site.timezone" or
         "posts"), so what is cached under it survives an edit of any other setting."""

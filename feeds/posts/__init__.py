@@ -261,11 +261,6 @@ def scan_posts(pattern: str, root: Path) -> PostScan:
     return walk.scan
 
 
-def find_posts(pattern: str, root: Path) -> list[PostFile]:
-    """Post files under a folder (recursively) or matching a glob, sorted by name."""
-    return scan_posts(pattern, root).files
-
-
 def input_matcher(pattern: str, root: Path) -> Callable[[str], bool]:
     """Whether a post of a given name (as in :attr:`PostFile.name`) is found through this posts input."""
     path = input_base(pattern, root)
