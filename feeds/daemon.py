@@ -57,6 +57,7 @@ from .store import Store
 
 log = logging.getLogger("feeds")
 
+
 def output_changed(running: Config, loaded: Config) -> bool:
     """Whether a reload from ``running`` to ``loaded`` changes what a generation would write:
     the settings the feeds are made with (``build.keys.snapshot_key``: not the schedule, the
@@ -117,6 +118,9 @@ class SharedFetcher:
 
 
 class Daemon:
+    """``feeds run``: the scheduler and its jobs (one fetch job per source, one generation
+    job), the config they run with, and what a signal changes."""
+
     def __init__(self, config_path: Path, config: Config, *, serve: tuple[str, int] | None = None) -> None:
         self.config_path = config_path
         self.config = config

@@ -28,6 +28,8 @@ from .safe import text
 
 @dataclass(frozen=True, slots=True)
 class Link:
+    """A link to one format of a feed, as the index and the pages show it."""
+
     label: str
     type: str
     #: Relative to the output folder's root (where the index is).
@@ -53,6 +55,8 @@ class Listing:
 
 @dataclass(frozen=True, slots=True)
 class Group:
+    """A heading of the index or the OPML list ("Tags", "Categories") and its feeds."""
+
     heading: str
     feeds: tuple[Listing, ...]
     #: Feeds of the group not shown, to stay within the byte budget.

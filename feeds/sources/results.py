@@ -58,6 +58,8 @@ class FetchRequest:
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
+    """What one fetch of a source brought: the answer, its body and headers, or its failure."""
+
     source: str
     #: The URL asked for, and the one the body came from after redirects.
     url: str

@@ -91,6 +91,9 @@ def _read_job(index: int, jobs: Sequence[ReadJob]) -> FeedReading[ItemRow] | Fet
 
 
 class Updater:
+    """One pass over the due sources: load their states, fetch, read on workers, decide,
+    save; every decision is the :class:`Decider`'s."""
+
     def __init__(self, config: Config, store: Store, *, now: datetime,
                  transport: Transport | None = None, rng: random.Random | None = None,
                  fetch: Fetch | None = None) -> None:
