@@ -9,7 +9,7 @@ Pure: touches no file, network, database or clock.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import quote
 
 #: The formats a feed is written in (``output.formats``).
@@ -19,14 +19,22 @@ FileFormat = FeedFormat | Literal["html"]
 #: The kinds of feeds: the one of everything, one per tag, one per category.
 FeedKind = Literal["all", "tag", "category"]
 
+
+class LinkType(NamedTuple):
+    """How a link to a feed in one format is labelled and typed (``<link type=...>``, the index)."""
+
+    label: str
+    media_type: str
+
+
 #: Each feed format and the suffix of its file.
 FORMATS: dict[FeedFormat, str] = {"atom": ".atom.xml", "rss": ".rss.xml", "json": ".feed.json"}
 #: The formats that are XML (what ``feeds check`` parses, what a browser sees through the stylesheet).
 XML_FORMATS: tuple[FeedFormat, ...] = ("atom", "rss")
 #: What readers are told each format is (also the links of the index and the pages).
-LINK_TYPES: dict[FeedFormat, tuple[str, str]] = {"atom": ("Atom", "application/atom+xml"),
-                                          "rss": ("RSS", "application/rss+xml"),
-                                          "json": ("JSON", "application/feed+json")}
+LINK_TYPES: dict[FeedFormat, LinkType] = {"atom": LinkType("Atom", "application/atom+xml"),
+                                          "rss": LinkType("RSS", "application/rss+xml"),
+                                          "json": LinkType("JSON", "application/feed+json")}
 #: The suffix of a feed's HTML page (``output.pages``).
 PAGE_SUFFIX = ".html"
 

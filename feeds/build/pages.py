@@ -21,7 +21,7 @@ def listing(config: Config, plan: FeedPlan, stories: Mapping[str, Story], absolu
     its newest entry's date, its page."""
     site = config.site
     formats = plan.policy.formats or []
-    links = tuple(Link(LINK_TYPES[f][0], LINK_TYPES[f][1],
+    links = tuple(Link(LINK_TYPES[f].label, LINK_TYPES[f].media_type,
                        feed_url(site.base_url, feed_file(plan.stem, f)) if absolute
                        else href(feed_file(plan.stem, f))) for f in formats)
     xml_format = next((f for f in FORMATS if f in formats), None)
