@@ -26,6 +26,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 
 @dataclass
 class CheckReport:
+    """What ``feeds check`` found: one line per problem, and how many posts and feeds it read."""
+
     problems: list[str] = field(default_factory=list)
     posts: int = 0
     feeds: int = 0

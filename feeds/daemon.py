@@ -50,11 +50,13 @@ from .errors import Cancelled, FeedsError
 from .output.serve import BackgroundServer
 from .pipeline import generate
 from .sources.decide import SourceOutcome
-from .sources.fetch import Fetcher, FetchRequest, FetchResult, FetchSettings
+from .sources.fetch import Fetcher, FetchSettings
+from .sources.results import FetchRequest, FetchResult
 from .sources.update import update_sources
 from .store import Store
 
 log = logging.getLogger("feeds")
+
 
 def output_changed(running: Config, loaded: Config) -> bool:
     """Whether a reload from ``running`` to ``loaded`` changes what a generation would write:
@@ -116,6 +118,9 @@ class SharedFetcher:
 
 
 class Daemon:
+    """``feeds run``: the scheduler and its jobs (one fetch job per source, one generation
+    job), the config they run with, and what a signal changes."""
+
     def __init__(self, config_path: Path, config: Config, *, serve: tuple[str, int] | None = None) -> None:
         self.config_path = config_path
         self.config = config

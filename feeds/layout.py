@@ -9,27 +9,39 @@ Pure: touches no file, network, database or clock.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import quote
 
+#: The formats a feed is written in (``output.formats``).
 FeedFormat = Literal["atom", "rss", "json"]
+#: What a feed file is made in: a feed format, or "html" for the feed's page (``output.pages``).
+FileFormat = FeedFormat | Literal["html"]
+#: The kinds of feeds: the one of everything, one per tag, one per category.
 FeedKind = Literal["all", "tag", "category"]
 
+
+class LinkType(NamedTuple):
+    """How a link to a feed in one format is labelled and typed (``<link type=...>``, the index)."""
+
+    label: str
+    media_type: str
+
+
 #: Each feed format and the suffix of its file.
-FORMATS: dict[str, str] = {"atom": ".atom.xml", "rss": ".rss.xml", "json": ".feed.json"}
+FORMATS: dict[FeedFormat, str] = {"atom": ".atom.xml", "rss": ".rss.xml", "json": ".feed.json"}
 #: The formats that are XML (what ``feeds check`` parses, what a browser sees through the stylesheet).
 XML_FORMATS: tuple[FeedFormat, ...] = ("atom", "rss")
 #: What readers are told each format is (also the links of the index and the pages).
-LINK_TYPES: dict[str, tuple[str, str]] = {"atom": ("Atom", "application/atom+xml"),
-                                          "rss": ("RSS", "application/rss+xml"),
-                                          "json": ("JSON", "application/feed+json")}
+LINK_TYPES: dict[FeedFormat, LinkType] = {"atom": LinkType("Atom", "application/atom+xml"),
+                                          "rss": LinkType("RSS", "application/rss+xml"),
+                                          "json": LinkType("JSON", "application/feed+json")}
 #: The suffix of a feed's HTML page (``output.pages``).
 PAGE_SUFFIX = ".html"
 
 #: The feed of everything, at the top of the output folder.
 ALL_STEM = "all"
 #: The folder of each kind of grouped feed.
-FOLDERS: dict[str, str] = {"tag": "tags", "category": "categories"}
+FOLDERS: dict[FeedKind, str] = {"tag": "tags", "category": "categories"}
 #: The only folders feeds writes into (or walks when it looks for files of its own).
 MANAGED_FOLDERS = tuple(FOLDERS.values())
 #: Every folder holding feeds, in the order they are listed: the top ("") first.
@@ -63,7 +75,7 @@ MEDIA_TYPES: dict[str, str] = {
 BINARY_TYPE = "application/octet-stream"
 
 
-def feed_stem(kind: str, slug: str | None = None) -> str:
+def feed_stem(kind: FeedKind, slug: str | None = None) -> str:
     """A feed's path without its suffix: "all", "tags/<slug>", "categories/<slug>"."""
     if kind == "all":
         return ALL_STEM
@@ -71,7 +83,7 @@ def feed_stem(kind: str, slug: str | None = None) -> str:
     return f"{FOLDERS[kind]}/{slug}"
 
 
-def feed_file(stem: str, fmt: str) -> str:
+def feed_file(stem: str, fmt: FileFormat) -> str:
     """The relative path of a feed in ``fmt`` ("atom", "rss", "json", or "html" for its page)."""
     return stem + (PAGE_SUFFIX if fmt == "html" else FORMATS[fmt])
 
@@ -100,7 +112,7 @@ def media_type(name: str) -> str:
     return BINARY_TYPE
 
 
-def is_feed_file(name: str, formats: tuple[str, ...] = tuple(FORMATS)) -> bool:
+def is_feed_file(name: str, formats: tuple[FeedFormat, ...] = tuple(FORMATS)) -> bool:
     """Whether ``name`` ends as a feed in one of ``formats`` does."""
     return name.endswith(tuple(FORMATS[f] for f in formats))
 

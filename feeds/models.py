@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: 1970-01-01 UTC: the earliest date an entry can carry (``normalize.dates``), and the date
 #: of a feed or report with nothing in it.
@@ -17,6 +17,21 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The latest date an entry can carry: readers that keep times in 32 bits (newsboat) wrap
 #: later ones around to another year.
 LATEST = datetime(2038, 1, 19, 3, 14, 7, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RawPost:
+    """A post's front matter and body, as written: what ``posts`` reads and ``normalize`` maps."""
+
+    name: str
+    digest: str
+    meta: dict[str, Any]
+    #: The front matter as text, to find the line of a key.
+    front: str
+    body: str
+    #: 1-based line where the front matter's text starts, and where the body starts.
+    front_line: int
+    body_line: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
 import jinja2
 
 from .build.entries import build_entry, stored_entries
-from .build.group import FeedKind, FeedPlan, plan_feeds
+from .build.group import FeedPlan, plan_feeds
 from .build.heads import feed_head
-from .build.keys import CACHE_VERSION, feed_key, snapshot_key
+from .build.keys import feed_key, snapshot_key
 from .build.pages import front_door, listing
 from .build.signatures import feed_signature, page_key, run_snapshot
 from .build.stories import Stories, merge_stories
@@ -37,7 +36,7 @@ from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
 from .errors import Cancelled, DamagedStateError, FeedsError, PublishError
 from .identity import is_web_url
-from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, feed_file
+from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, feed_file
 from .lock import lock_path, writer_lock
 from .models import Entry
 from .output import websub
@@ -53,15 +52,17 @@ from .output.run import (
 from .posts.inputs import Inputs, PostCache, last_counts, scan_inputs
 from .posts.read import Contents, FrontMatter, clean_contents, read_front_matter
 from .render.feed import FeedHead, Rendered, render_checked
-from .render.pages import Group, environment, render_feed_page, render_index, render_opml, stylesheet, template_stats
+from .render.pages import Group, render_feed_page, render_index, render_opml
 from .render.safe import safe_entries
+from .render.templates import environment, stylesheet, template_stats
 from .sources.decide import SourceOutcome
-from .sources.schedule import new_state
+from .sources.fetch import Transport
+from .sources.schedule import SourceStatus, new_state
 from .sources.update import update_sources
 from .store import LastRun, OutputRecord, Store, move_aside
 from .workers import Progress, run_jobs
 
-__all__ = ["CACHE_VERSION", "Report", "SourceStatus", "generate", "run_locks", "source_status"]
+__all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
 
 log = logging.getLogger("feeds")
 
@@ -253,7 +254,7 @@ class FeedJob(NamedTuple):
     """A feed file to render: its plan, format ("html" for its page), path, head, signature."""
 
     plan: FeedPlan
-    fmt: str
+    fmt: FileFormat
     relative: str
     head: FeedHead
     signature: str
@@ -331,7 +332,7 @@ class RenderJob(NamedTuple):
 
     head: FeedHead
     entry_ids: tuple[str, ...]
-    fmt: str
+    fmt: FeedFormat
 
 
 def _render_one(job: RenderJob, entries: dict[str, Entry]) -> Rendered:
@@ -385,13 +386,11 @@ def front_door_files(config: Config, env: jinja2.Environment, plans: Sequence[Fe
 
 def announce(config: Config, written: Sequence[str]) -> None:
     """Tell the WebSub hub which feeds changed (pages, the front door and the status files
-    are never announced). A hub that fails is a warning in the log, never a failure of the run."""
+    are never announced). A hub that fails is a warning in the log (``websub`` never raises),
+    never a failure of the run."""
     if not (config.websub.hub and written):
         return
-    try:
-        websub.announce(config.websub.hub, config.site.base_url, written)
-    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-        log.warning("websub: cannot announce to the hub %s: %s", config.websub.hub, exc)
+    websub.announce(config.websub.hub, config.site.base_url, written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +483,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
 
 
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
-             now: datetime | None = None, transport: httpx.AsyncBaseTransport | None = None,
+             now: datetime | None = None, transport: Transport | None = None,
              cancel: Callable[[], bool] | None = None, wait: float | None = None, allow_shrink: bool = False,
              rebuild_state: bool = False) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
@@ -521,7 +520,7 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 
 
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
-              transport: httpx.AsyncBaseTransport | None, cancel: Callable[[], bool] | None,
+              transport: Transport | None, cancel: Callable[[], bool] | None,
               allow_shrink: bool) -> Report:
     store = Store(config.state_path)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
@@ -558,14 +557,14 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
 
 
 @dataclass(frozen=True, slots=True)
-class SourceStatus:
-    """One line of ``feeds status``."""
+class StatusLine:
+    """One line of ``feeds status``: a configured source and its stored state."""
 
     name: str
     url: str
     enabled: bool
     fetch_url: str
-    status: str
+    status: SourceStatus
     last_fetch: datetime | None
     last_success: datetime | None
     entries: int
@@ -577,7 +576,7 @@ class SourceStatus:
     next_due: datetime | None
 
 
-def source_status(config: Config) -> list[SourceStatus]:
+def source_status(config: Config) -> list[StatusLine]:
     """The stored state of every configured source (readable while a daemon runs)."""
     store = Store(config.state_path)
     try:
@@ -588,7 +587,7 @@ def source_status(config: Config) -> list[SourceStatus]:
     rows = []
     for source in config.sources:
         st = states.get(source.name) or new_state(source.name, source.url)
-        rows.append(SourceStatus(source.name, source.url, source.enabled, st.fetch_url, st.status, st.last_fetch,
+        rows.append(StatusLine(source.name, source.url, source.enabled, st.fetch_url, st.status, st.last_fetch,
                                  st.last_success, st.entries, stored.get(source.name, 0), st.error, st.failures,
                                  st.moved_to, st.moved_seen, st.next_due))
     return rows

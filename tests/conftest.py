@@ -10,7 +10,7 @@ import pytest
 from feeds.config import Config, load_config
 from feeds.pipeline import Report, generate
 
-from .httpserver import server  # noqa: F401  (a fixture)
+from .httpserver import hub, server  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

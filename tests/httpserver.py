@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -156,3 +157,61 @@ def feed_response(text: str, *, etag: str | None = '"v1"', modified: bool = True
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
     return Response(200, body, headers)
+
+
+class HubPost(NamedTuple):
+    """One POST a :class:`Hub` received."""
+
+    path: str
+    form: dict[str, list[str]]
+    user_agent: str | None
+    content_type: str | None
+
+
+class Hub:
+    """A WebSub hub on 127.0.0.1 that records every POST (and the feed URLs of each
+    ``hub.mode=publish``) and answers ``status``, with ``location`` if set."""
+
+    def __init__(self) -> None:
+        self.posts: list[HubPost] = []
+        #: The feed URLs of each publish announcement, sorted.
+        self.published: list[list[str]] = []
+        self.status = 204
+        self.location: str | None = None
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+                hub.posts.append(HubPost(self.path, form, self.headers.get("User-Agent"),
+                                         self.headers.get("Content-Type")))
+                if form.get("hub.mode") == ["publish"]:
+                    hub.published.append(sorted(form.get("hub.url", [])))
+                self.send_response(hub.status)
+                if hub.location:
+                    self.send_header("Location", hub.location)
+                body = b"x" * 10_000 if hub.status >= 300 else b""
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hub"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    h = Hub()
+    yield h
+    h.close()

@@ -9,12 +9,10 @@ output); an edit of an unrelated setting must re-parse nothing and write nothing
 from __future__ import annotations
 
 import copy
-import http.server
 import os
 import shutil
-import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from feeds.config import load_config
 from feeds.pipeline import Report, generate
 from feeds.store import Store
 
-from .httpserver import item, rss
+from .httpserver import Hub, item, rss
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 LONG = " ".join(f"Sentence {n} of a long body, with words enough to be cut." for n in range(60))
@@ -195,39 +193,7 @@ def test_an_unrelated_edit_reads_and_writes_nothing(tmp_path: Path, name: str, e
     assert before == cold(tmp_path, edit)
 
 
-class _Hub:
-    """A WebSub hub on loopback that records the feed URLs it is told about."""
-
-    def __init__(self) -> None:
-        self.published: list[list[str]] = []
-        hub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
-                if form.get("hub.mode") == ["publish"]:
-                    hub.published.append(sorted(form.get("hub.url", [])))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hub"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def hub() -> Iterator[_Hub]:
-    h = _Hub()
-    yield h
-    h.httpd.shutdown()
-    h.httpd.server_close()
-
-
-def test_generate_announces_changed_feeds_json_feed_included(tmp_path: Path, hub: _Hub) -> None:
+def test_generate_announces_changed_feeds_json_feed_included(tmp_path: Path, hub: Hub) -> None:
     config = edited(setting("websub.hub", hub.url))
     config["output"]["formats"] = ["atom", "rss", "json"]
     root = make_site(tmp_path / "site", config)

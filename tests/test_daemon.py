@@ -11,13 +11,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import feedparser
 import pytest
@@ -25,7 +22,7 @@ import pytest
 from feeds.output import websub
 
 from .conftest import Site
-from .httpserver import FeedServer, feed_response, item, rss
+from .httpserver import FeedServer, Hub, feed_response, item, rss
 
 
 def free_port() -> int:
@@ -41,38 +38,6 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-class Hub:
-    """A WebSub hub on loopback that records what it is told."""
-
-    def __init__(self) -> None:
-        self.published: list[list[str]] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = parse_qs(self.rfile.read(length).decode())
-                if form.get("hub.mode") == ["publish"]:
-                    hub.published.append(sorted(form.get("hub.url", [])))
-                self.send_response(204)
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hub"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def hub() -> Iterator[Hub]:
-    h = Hub()
-    yield h
-    h.httpd.shutdown()
-    h.httpd.server_close()
 
 
 class Running:

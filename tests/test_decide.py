@@ -25,8 +25,9 @@ from feeds.sources.decide import (
     items_key,
     must_read,
 )
-from feeds.sources.fetch import FailureKind, FetchFailure, FetchRequest, FetchResult, FetchSettings, read_local
+from feeds.sources.fetch import FetchSettings, read_local
 from feeds.sources.parse import parse_feed
+from feeds.sources.results import FailureKind, FetchFailure, FetchRequest, FetchResult
 from feeds.sources.schedule import SourceState, new_state
 
 from .httpserver import item, rss

@@ -10,7 +10,8 @@ import time
 import httpx
 import pytest
 
-from feeds.sources.fetch import USER_AGENT, FetchRequest, FetchSettings, fetch_all
+from feeds.sources.fetch import USER_AGENT, FetchSettings, fetch_all
+from feeds.sources.results import FetchRequest
 
 from .httpserver import FeedServer, Response, feed_response, item, rss
 

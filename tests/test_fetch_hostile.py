@@ -32,8 +32,9 @@ from feeds.errors import InputError
 from feeds.sources import fetch
 from feeds.sources.addresses import IPAddress, address_class, after_hop, refusal, trusted_classes
 from feeds.sources.decoding import MAX_LAYERS, DecodeError, decode_all
-from feeds.sources.fetch import LONGEST_WAIT, FetchRequest, FetchResult, FetchSettings, GuardedBackend, fetch_all
+from feeds.sources.fetch import LONGEST_WAIT, FetchSettings, GuardedBackend, fetch_all
 from feeds.sources.parse import parse_feed
+from feeds.sources.results import FetchRequest, FetchResult
 from feeds.sources.schedule import after_fetch, new_state
 
 from .conftest import Site

@@ -304,14 +304,14 @@ def test_check_command_reports_every_problem(site: Site) -> None:
 def test_spawned_workers_when_forking_is_off(tmp_path: Path) -> None:
     """The daemon may not fork (it has threads): big jobs then go to spawned workers."""
     from feeds import workers
-    from feeds.posts import find_posts
+    from feeds.posts import scan_posts
     from feeds.posts.read import ParseJob, parse_one
 
     folder = tmp_path / "posts"
     folder.mkdir()
     for n in range(400):
         (folder / f"2020-01-01-p{n}.md").write_text(f"---\ntitle: P{n}\ntags: [t]\n---\nx\n")
-    files = find_posts("posts", tmp_path)
+    files = scan_posts("posts", tmp_path).files
     jobs = [ParseJob(f, "UTC", "https://e.org/", "https://e.org/", "{slug}", (), "fp") for f in files]
     workers.use_processes(False)
     try:

@@ -323,7 +323,8 @@ def test_a_post_dated_far_ahead_or_at_the_epoch_is_read_once_and_its_edits_seen(
 
 def test_local_source_rewritten_within_the_second_it_was_read_is_read_again(tmp_path: Path) -> None:
     from feeds.posts import FUTURE_MTIME_NS
-    from feeds.sources.fetch import FetchRequest, read_local
+    from feeds.sources.fetch import read_local
+    from feeds.sources.results import FetchRequest
 
     wire = tmp_path / "wire.xml"
     wire.write_text(WIRE)

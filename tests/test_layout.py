@@ -98,7 +98,7 @@ def test_media_types_by_suffix(name: str, kind: str) -> None:
 
 def test_every_feed_format_has_a_media_type_matching_its_link_type() -> None:
     for fmt, suffix in layout.FORMATS.items():
-        assert layout.media_type("x" + suffix).split(";")[0] == layout.LINK_TYPES[fmt][1]
+        assert layout.media_type("x" + suffix).split(";")[0] == layout.LINK_TYPES[fmt].media_type
 
 
 def test_listing_order_is_folder_by_folder() -> None:

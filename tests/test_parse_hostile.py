@@ -25,9 +25,9 @@ from feeds.models import Entry
 from feeds.normalize import content
 from feeds.normalize.items import entry_from_item
 from feeds.sources.decide import Decider
-from feeds.sources.fetch import FetchFailure, FetchResult
 from feeds.sources.parse import ParsedFeed, parse_feed
-from feeds.sources.update import _read_job, update_sources
+from feeds.sources.results import FetchFailure, FetchResult
+from feeds.sources.update import ReadJob, _read_job, update_sources
 from feeds.store import Store
 from feeds.workers import JobFailed, run_jobs
 
@@ -195,10 +195,10 @@ def test_worker_exceptions_come_back_as_text() -> None:
         run_jobs(unpicklable, list(range(8)), 1, shared={"x": 1})
 
 
-def read_shared(zone: str) -> dict[str, Any]:
+def read_shared(zone: str) -> list[ReadJob]:
     decider = Decider(Source(name="s", url=URL), Limits(), NOW, zone, 100, 86400.0, "f")
     result = FetchResult("s", URL, URL, 200, rss([item(1)]).encode())
-    return {"jobs": [(decider, result, {})]}
+    return [ReadJob(decider, result, {})]
 
 
 def test_read_job_turns_any_failure_into_the_sources_line() -> None:

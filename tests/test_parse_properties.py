@@ -15,8 +15,8 @@ from feeds.config import Limits, Source
 from feeds.errors import FeedsError
 from feeds.models import Entry
 from feeds.sources.decide import Decider, FeedReading
-from feeds.sources.fetch import FetchResult
 from feeds.sources.parse import parse_feed
+from feeds.sources.results import FetchResult
 from feeds.store import entry_from_json, entry_to_json
 
 from .test_parse_hostile import assert_well_typed

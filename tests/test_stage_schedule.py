@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 # Stage entry points, in one place (they move as the stages are split).
-from feeds.sources.fetch import FetchFailure, FetchResult
+from feeds.sources.results import FetchFailure, FetchResult
 from feeds.sources.schedule import ADOPT_AFTER, SourceState, after_fetch, new_state
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -4,69 +4,15 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import NamedTuple
-from urllib.parse import parse_qs
 
 import pytest
 
 from feeds.output import websub
 from feeds.sources.fetch import USER_AGENT, post_form
 
+from .httpserver import Hub
+
 BASE = "https://example.org/feeds/"
-
-
-class Post(NamedTuple):
-    path: str
-    form: dict[str, list[str]]
-    user_agent: str | None
-    content_type: str | None
-
-
-class Hub:
-    """A WebSub hub on 127.0.0.1 that records every POST and answers ``status``."""
-
-    def __init__(self) -> None:
-        self.posts: list[Post] = []
-        self.status = 204
-        self.location: str | None = None
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
-                hub.posts.append(Post(self.path, form, self.headers.get("User-Agent"),
-                                      self.headers.get("Content-Type")))
-                self.send_response(hub.status)
-                if hub.location:
-                    self.send_header("Location", hub.location)
-                body = b"x" * 10_000 if hub.status >= 300 else b""
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hub"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def hub() -> Iterator[Hub]:
-    h = Hub()
-    yield h
-    h.close()
 
 
 def closed_port() -> int:

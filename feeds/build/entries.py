@@ -14,7 +14,8 @@ from ..config import Posts
 from ..errors import StorageError
 from ..models import Entry
 from ..normalize.posts import entry_from_post
-from ..store import ItemHead, entry_from_json
+from ..store.codecs import entry_from_json
+from ..store.records import ItemHead
 from .stories import Story, Terms
 
 

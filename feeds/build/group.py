@@ -10,13 +10,10 @@ import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from ..config import Policy
-from ..layout import feed_stem
+from ..layout import FeedKind, feed_stem
 from .taxonomy import Term
-
-FeedKind = Literal["all", "tag", "category"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..config import Config
-from ..layout import LINK_TYPES, feed_file, feed_url, href
+from ..layout import FORMATS, LINK_TYPES, feed_file, feed_url, href
 from ..render.pages import Group, Link, Listing, newest_label
 from .group import FeedPlan
 from .heads import feed_titles
@@ -21,10 +21,10 @@ def listing(config: Config, plan: FeedPlan, stories: Mapping[str, Story], absolu
     its newest entry's date, its page."""
     site = config.site
     formats = plan.policy.formats or []
-    links = tuple(Link(LINK_TYPES[f][0], LINK_TYPES[f][1],
+    links = tuple(Link(LINK_TYPES[f].label, LINK_TYPES[f].media_type,
                        feed_url(site.base_url, feed_file(plan.stem, f)) if absolute
                        else href(feed_file(plan.stem, f))) for f in formats)
-    xml_format = next((f for f in ("atom", "rss", "json") if f in formats), None)
+    xml_format = next((f for f in FORMATS if f in formats), None)
     newest = stories[plan.entry_ids[0]].published.astimezone(config.zone) if plan.entry_ids else None
     name = plan.term.name if plan.term else "All entries"
     page = href(feed_file(plan.stem, "html")) if config.output.pages else None

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+from ..layout import FileFormat
 from ..render.feed import FeedHead
 from .group import FeedPlan
 from .stories import Story, Terms
@@ -29,7 +30,7 @@ class InputStat(NamedTuple):
     size: int
 
 
-def feed_signature(key: str, fmt: str, head: FeedHead, plan: FeedPlan, stories: Mapping[str, Story],
+def feed_signature(key: str, fmt: FileFormat, head: FeedHead, plan: FeedPlan, stories: Mapping[str, Story],
                    terms: Terms) -> str:
     """What the feed file of ``plan`` in ``fmt`` is made from: the settings (``key``), its
     head, and each entry's id, post digest, item digests and published terms."""

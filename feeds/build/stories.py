@@ -20,13 +20,13 @@ from itertools import chain
 from typing import NamedTuple
 
 from ..identity import Ledger, post_id
-from ..models import PostMeta
-from ..store import ItemHead
+from ..models import EPOCH, PostMeta
+from ..store.records import ItemHead
 from .group import Candidate
 from .taxonomy import Term, Vocabulary, term_key
 
 #: The date of an item whose stored date is out of range (a damaged row): the end of every feed.
-DAMAGED_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+DAMAGED_DATE = EPOCH
 
 
 class FoundPost(NamedTuple):

@@ -3,7 +3,10 @@
 The file is parsed with PyYAML (keeping node positions, so errors can name the
 line) and validated with pydantic models that forbid unknown keys. Relative
 paths are resolved against the folder holding the config file. This module
-reads the config file and nothing else.
+reads the config file and nothing else; it is where every setting is defined.
+Beside it, ``yamlload`` bounds what YAML aliases can expand to (for the config
+and for front matter) and ``simpleyaml`` reads plain front matter fast, exactly
+as PyYAML would; both are pure.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ..errors import ConfigError
+from ..layout import FeedFormat, FeedKind
 from .yamlload import load_bounded
 
 # A URL's scheme, as in "sqlite://" (a path such as "state:db" has no "//").
@@ -94,12 +98,9 @@ class Site(_Strict):
         return value
 
 
-Format = Literal["atom", "rss", "json"]
-
-
 class Output(_Strict):
     dir: str = "output"
-    formats: list[Format] = Field(default_factory=lambda: list[Format](["atom", "rss"]), min_length=1)
+    formats: list[FeedFormat] = Field(default_factory=lambda: list[FeedFormat](["atom", "rss"]), min_length=1)
     #: Newest entries kept per feed.
     max_entries: Annotated[int, Field(ge=1, le=100_000)] = 50
     #: Length (in characters) of summaries made from the content.
@@ -123,7 +124,7 @@ class Output(_Strict):
 
     @field_validator("formats")
     @classmethod
-    def _unique(cls, value: list[Format]) -> list[Format]:
+    def _unique(cls, value: list[FeedFormat]) -> list[FeedFormat]:
         if len(set(value)) != len(value):
             raise ValueError("formats are listed twice")
         return value
@@ -136,7 +137,7 @@ class Policy(_Strict):
     max_entries: Annotated[int, Field(ge=1, le=100_000)] | None = None
     #: "full": content and summary; "summary": summary only.
     content: Literal["full", "summary"] | None = None
-    formats: list[Format] | None = None
+    formats: list[FeedFormat] | None = None
     #: A tag or category with fewer entries gets no feed.
     min_entries: Annotated[int, Field(ge=1)] | None = None
     #: Only entries from these sources ("posts" for local posts) / none from these.
@@ -380,7 +381,7 @@ class Config(_Strict):
         """The config file's name and the line of ``key`` (dotted), for error messages."""
         return self._name, self._lines.get(key)
 
-    def policy(self, kind: str, name: str | None = None) -> Policy:
+    def policy(self, kind: FeedKind, name: str | None = None) -> Policy:
         """The policy of one feed: output settings, then defaults, its taxonomy, itself."""
         base = Policy(max_entries=self.output.max_entries, content="full", formats=list(self.output.formats),
                       min_entries=1)
@@ -421,15 +422,6 @@ class Config(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.site.timezone)
-
-    def fingerprint(self, *parts: str) -> str:
-        """A short hash of the settings that shape what is derived from inputs."""
-        cached = self._fingerprints.get(parts)
-        if cached is None:
-            data = self.model_dump(mode="json", exclude={"root"})
-            blob = json.dumps([data, parts], sort_keys=True, ensure_ascii=False)
-            cached = self._fingerprints[parts] = hashlib.sha1(blob.encode()).hexdigest()[:16]
-        return cached
 
     def settings_key(self, *paths: str, version: str = "") -> str:
         """A short hash of only the settings at ``paths`` (dotted, e.g. "site.timezone" or

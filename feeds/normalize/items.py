@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from ..config import Limits
 from ..identity import absolute_url, canonical_link
 from ..models import Author, Enclosure, Entry, Provenance
 from ..sources.parse import ParsedFeed, ParsedItem
@@ -29,15 +29,8 @@ ID_CHARS = 2000
 LANGUAGE_CHARS = 35
 TYPE_CHARS = 100
 
-
-@dataclass(frozen=True, slots=True)
-class ItemLimits:
-    """Caps on one item of a source feed (``fetch.limits`` / a source's ``limits``)."""
-
-    #: Tags an entry keeps from its feed, in the feed's order (the source's own tags come on top).
-    tags: int = 20
-    #: Clean content larger than this (UTF-8 bytes) is left out: the entry keeps its summary and link.
-    content_bytes: int = 1_000_000
+#: The caps of a source that sets none (``fetch.limits``' defaults).
+_DEFAULT_LIMITS = Limits()
 
 
 def _item_date(text: str | None, parsed: datetime | None, zone: tzinfo) -> datetime | None:
@@ -66,7 +59,7 @@ def _item_author(author: Author, base: str) -> Author | None:
     return Author(name, email, absolute_url(author.uri, base) if isinstance(author.uri, str) else None)
 
 
-def _item_content(body: str, limits: ItemLimits, **clean: Any) -> str | None:
+def _item_content(body: str, limits: Limits, **clean: Any) -> str | None:
     """Clean content of an item, or None when it is over its cap (before or after cleaning)."""
     if len(body) > limits.content_bytes * 4:  # not worth cleaning
         return None
@@ -88,7 +81,7 @@ def entry_from_item(
     remove: Sequence[str] = (),
     summary_only: bool = False,
     summary_length: int = 280,
-    limits: ItemLimits = ItemLimits(),
+    limits: Limits = _DEFAULT_LIMITS,
 ) -> Entry:
     """The entry for one item of a source feed.
 
@@ -132,7 +125,7 @@ def entry_from_item(
         published=published,
         updated=updated,
         authors=tuple(authors),
-        tags=tuple(html.name_list([*html.name_list(feed_tags)[: limits.tags], *extra_tags])),
+        tags=tuple(html.name_list([*html.name_list(feed_tags)[: limits.tags_per_entry], *extra_tags])),
         categories=(),
         summary=summary,
         content=None if summary_only else content,
@@ -151,9 +144,9 @@ def content_capped(item: ParsedItem, entry: Entry) -> bool:
     return entry.content is None and bool(item.content_html or item.summary_html)
 
 
-def tags_capped(item: ParsedItem, limits: ItemLimits) -> bool:
+def tags_capped(item: ParsedItem, limits: Limits) -> bool:
     """Whether ``item`` has more tags than an entry keeps."""
-    return len(item.tags) > limits.tags
+    return len(item.tags) > limits.tags_per_entry
 
 
 def _enclosure(enclosure: Enclosure, base: str) -> Enclosure | None:

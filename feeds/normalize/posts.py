@@ -15,8 +15,7 @@ from typing import Any
 
 from ..errors import PostError
 from ..identity import absolute_url, canonical_link
-from ..models import Author, Entry, PostMeta, Provenance
-from ..posts import RawPost
+from ..models import Author, Entry, PostMeta, Provenance, RawPost
 from . import content as html
 from .dates import parse_datetime
 

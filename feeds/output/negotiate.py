@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 from ..layout import BINARY_TYPE, LINK_TYPES, MEDIA_TYPES, XML_FORMATS, media_type
 
 BINARY = BINARY_TYPE
-FEED_TYPES = tuple(LINK_TYPES[f][1] for f in XML_FORMATS)
+FEED_TYPES = tuple(LINK_TYPES[f].media_type for f in XML_FORMATS)
 # A browser asking for a feed gets it as generic XML, so that it applies the feed's XSL view;
 # given the feed types it would show the raw text or offer a download.
 BROWSER_FEED_TYPE = MEDIA_TYPES[".xml"]

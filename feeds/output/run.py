@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +20,7 @@ from ..build.health import problems, status_entries, status_json
 from ..config import Config
 from ..errors import ConfigError
 from ..layout import STATUS_ATOM, STATUS_JSON, looks_like_ours
+from ..models import EPOCH
 from ..render.feed import render_feed
 from ..store import OutputRecord, Store
 from .publish import (
@@ -89,7 +89,7 @@ def status_files(config: Config, store: Store, *, check: bool) -> dict[str, byte
     # When each problem was first seen is remembered, so its entry keeps its date.
     remembered = store.load_health_since()
     checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)
-    now = (checked or datetime.fromtimestamp(0, UTC)).isoformat()
+    now = (checked or EPOCH).isoformat()
     since = {p["key"]: remembered.get(p["key"], now) for p in found}
     if since != remembered and not check:
         store.save_health_since(since)

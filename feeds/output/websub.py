@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import httpx
-
 from ..layout import feed_url, is_announced
-from ..sources.fetch import post_form
+from ..sources.fetch import BlockingTransport, post_form
 
 log = logging.getLogger("feeds")
 
@@ -23,7 +21,7 @@ TIMEOUT = 10.0
 
 
 def announce(hub: str, base_url: str, written: Sequence[str], *,
-             transport: httpx.BaseTransport | None = None) -> bool:
+             transport: BlockingTransport | None = None) -> bool:
     """Announce the changed feed files (paths relative to the output folder); True if the hub took it."""
     urls = [feed_url(base_url, path) for path in written if is_announced(path)]
     if not urls:

@@ -1,7 +1,7 @@
 """Find and read local post files, and split their front matter.
 
 This module reads post files and does nothing else: no rendering, no
-database. ``read_post`` returns the parsed front matter and the raw body;
+database, no writing. ``read_post`` returns the parsed front matter and the raw body;
 turning those into the entry model is ``normalize``'s job. Beside it,
 ``inputs`` scans the configured posts inputs (keeping the posts of one that
 vanished) and ``read`` runs the front-matter and content jobs through the caches.
@@ -32,6 +32,7 @@ from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
 from ..config import simpleyaml
 from ..config.yamlload import load_bounded
 from ..errors import PostError
+from ..models import RawPost
 
 POST_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm")
 
@@ -88,21 +89,6 @@ class PostFile(NamedTuple):
     name: str
     mtime_ns: int
     size: int
-
-
-@dataclass(frozen=True, slots=True)
-class RawPost:
-    """A post's front matter and body, as written."""
-
-    name: str
-    digest: str
-    meta: dict[str, Any]
-    #: The front matter as text, to find the line of a key.
-    front: str
-    body: str
-    #: 1-based line where the front matter's text starts, and where the body starts.
-    front_line: int
-    body_line: int
 
 
 @dataclass
@@ -273,11 +259,6 @@ def scan_posts(pattern: str, root: Path) -> PostScan:
     else:
         walk.scan.problem = f"is {_kind(st.st_mode)}, not a posts folder"
     return walk.scan
-
-
-def find_posts(pattern: str, root: Path) -> list[PostFile]:
-    """Post files under a folder (recursively) or matching a glob, sorted by name."""
-    return scan_posts(pattern, root).files
 
 
 def input_matcher(pattern: str, root: Path) -> Callable[[str], bool]:

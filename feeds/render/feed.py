@@ -27,6 +27,7 @@ from lxml import etree
 from .. import PROJECT_URL
 from ..errors import InputError
 from ..identity import safe_id, web_url
+from ..layout import FeedFormat
 from ..models import EPOCH, Enclosure, Entry, Provenance
 from .budget import Fitted, fit_entries
 from .safe import SafeEntry, safe_entry, text
@@ -131,7 +132,7 @@ def _safe_head(head: FeedHead) -> FeedHead:
                    author=text(head.author) or "feeds", hub=web_url(head.hub) if head.hub else None)
 
 
-def _feed(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict[str, str]) -> FeedGenerator:
+def _feed(head: FeedHead, entries: Sequence[SafeEntry], fmt: FeedFormat, failed: dict[str, str]) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("attribution", _Attribution, _EntryAttribution, atom=True, rss=True)
     if fmt == "rss":
@@ -164,7 +165,7 @@ def _feed(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict[s
     return fg
 
 
-def _fill_entry(fe: Any, entry: SafeEntry, fmt: str, home_url: str) -> None:
+def _fill_entry(fe: Any, entry: SafeEntry, fmt: FeedFormat, home_url: str) -> None:
     origin = fe.attribution.origin = _origin(entry)
     fe.id(entry.id)
     fe.title(entry.title)
@@ -211,7 +212,7 @@ def _fill_entry(fe: Any, entry: SafeEntry, fmt: str, home_url: str) -> None:
         fe.description(escape(entry.summary or entry.title, quote=False))
 
 
-def render_feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> bytes:
+def render_feed(head: FeedHead, entries: Sequence[Entry], fmt: FeedFormat) -> bytes:
     """The feed as bytes in ``fmt`` ("atom", "rss" or "json"); raises if it cannot be rendered."""
     result = render_checked(head, entries, fmt)
     if result.data is None:
@@ -219,7 +220,7 @@ def render_feed(head: FeedHead, entries: Sequence[Entry], fmt: str) -> bytes:
     return result.data
 
 
-def render_checked(head: FeedHead, entries: Sequence[Entry], fmt: str) -> Rendered:
+def render_checked(head: FeedHead, entries: Sequence[Entry], fmt: FeedFormat) -> Rendered:
     """The feed in ``fmt``, never raising: entries that cannot be written are left out,
     the feed is fitted to its budget, and each of these is one note. Data is None (and a
     note says why) only when the feed as a whole cannot be rendered."""
@@ -254,7 +255,7 @@ def render_checked(head: FeedHead, entries: Sequence[Entry], fmt: str) -> Render
     return Rendered(fitted.data, tuple(notes))
 
 
-def _renders_alone(head: FeedHead, entry: SafeEntry, fmt: str, failed: dict[str, str]) -> bool:
+def _renders_alone(head: FeedHead, entry: SafeEntry, fmt: FeedFormat, failed: dict[str, str]) -> bool:
     try:
         _render(head, [entry], fmt, failed)
     except Exception as exc:  # this entry, not the feed
@@ -263,7 +264,7 @@ def _renders_alone(head: FeedHead, entry: SafeEntry, fmt: str, failed: dict[str,
     return entry.id not in failed
 
 
-def _render(head: FeedHead, entries: Sequence[SafeEntry], fmt: str, failed: dict[str, str]) -> bytes:
+def _render(head: FeedHead, entries: Sequence[SafeEntry], fmt: FeedFormat, failed: dict[str, str]) -> bytes:
     if fmt == "json":
         return render_json(head, entries)
     fg = _feed(head, entries, fmt, failed)

@@ -1,7 +1,7 @@
 """Pages for people: the HTML index, optional per-feed pages, the OPML list, the XSL view.
 
-Pure: Jinja2 templates (the package's, or those in a folder named in the config,
-which win) rendered to bytes from what the pipeline hands over. Every piece of
+Pure: Jinja2 templates (from the environment ``templates`` makes) rendered to bytes
+from what the pipeline hands over; touches no file, network, database or clock itself. Every piece of
 text is escaped by the template engine, shown as ``safe.text`` makes it (no reader
 can take it for markup), and every absolute URL passes ``identity.web_url``; links
 between our own files are relative paths we percent-encode ourselves. Nothing here
@@ -15,14 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
 
 import jinja2
 
 from ..config import Site
 from ..identity import web_url
-from ..layout import INDEX_NAME, OPML_NAME, PAGE_TEMPLATE, XSL_NAME
+from ..layout import INDEX_NAME, OPML_NAME, PAGE_TEMPLATE, FeedKind
 from ..models import Entry
 from .budget import fit_count
 from .safe import text
@@ -30,6 +28,8 @@ from .safe import text
 
 @dataclass(frozen=True, slots=True)
 class Link:
+    """A link to one format of a feed, as the index and the pages show it."""
+
     label: str
     type: str
     #: Relative to the output folder's root (where the index is).
@@ -40,7 +40,7 @@ class Link:
 class Listing:
     """One feed as the index shows it."""
 
-    kind: str
+    kind: FeedKind
     name: str
     title: str
     count: int
@@ -55,6 +55,8 @@ class Listing:
 
 @dataclass(frozen=True, slots=True)
 class Group:
+    """A heading of the index or the OPML list ("Tags", "Categories") and its feeds."""
+
     heading: str
     feeds: tuple[Listing, ...]
     #: Feeds of the group not shown, to stay within the byte budget.
@@ -87,16 +89,6 @@ def _fit_groups(groups: Sequence[Group], render: jinja2.Template, max_bytes: int
     return data
 
 
-def environment(templates: Path | None) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = []
-    if templates is not None:
-        loaders.append(jinja2.FileSystemLoader(str(templates)))
-    loaders.append(jinja2.PackageLoader("feeds", "templates"))
-    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=False, lstrip_blocks=False)
-
-
 def newest_label(when: datetime | None) -> str | None:
     return when.strftime("%Y-%m-%d") if when else None
 
@@ -120,28 +112,3 @@ def render_feed_page(env: jinja2.Environment, site: Site, feed: Listing, entries
     shown = _shown(feed)
     return fit_count(len(entries), lambda n: template.render(site=site, feed=shown, entries=entries[:n],
                                                              home=web_url(home) or "").encode("utf-8"), max_bytes)
-
-
-def stylesheet(templates: Path | None) -> bytes:
-    """The XSL view of feeds: the config's template folder's, else the package's."""
-    if templates is not None and (templates / XSL_NAME).is_file():
-        return (templates / XSL_NAME).read_bytes()
-    return resources.files("feeds").joinpath("templates", XSL_NAME).read_bytes()
-
-
-def template_stats(templates: Path | None) -> list[tuple[str, int, int]]:
-    """(name, size, mtime_ns) of every template file that can be used: the package's and
-    those in the config's folder, so that editing one counts as a change."""
-    found = []
-    folders = [Path(str(resources.files("feeds").joinpath("templates")))]
-    if templates is not None:
-        folders.append(templates)
-    for index, folder in enumerate(folders):
-        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            if path.is_file():
-                found.append((f"{index}:{path.relative_to(folder).as_posix()}", st.st_size, st.st_mtime_ns))
-    return found

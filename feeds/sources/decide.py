@@ -34,9 +34,9 @@ from ..config import Config, Limits, Source
 from ..errors import FeedsError
 from ..identity import IdMode, Ledger, LedgerKey, id_mode, item_id, item_key, natural_item_id
 from ..models import Entry
-from ..normalize.items import ItemLimits, allowed_feed_tags, content_capped, entry_from_item, tags_capped
-from .fetch import FetchFailure, FetchResult
+from ..normalize.items import allowed_feed_tags, content_capped, entry_from_item, tags_capped
 from .parse import ParsedFeed, ParsedItem
+from .results import FetchFailure, FetchResult
 from .schedule import SourceState, SourceStatus, after_fetch
 
 
@@ -218,8 +218,7 @@ class Decider:
         if feed.dropped:
             notes.append(f"the feed lists {len(feed.items) + feed.dropped} items; read the first "
                          f"{len(feed.items)} (limits.items_per_fetch)")
-        item_limits = ItemLimits(tags=limits.tags_per_entry, content_bytes=limits.content_bytes)
-        many_tags = sum(tags_capped(i, item_limits) for i in feed.items)
+        many_tags = sum(tags_capped(i, limits) for i in feed.items)
         allowed, distinct = allowed_feed_tags(feed.items, limits.tags_per_entry, limits.tags_per_source)
         items: Sequence[ParsedItem] = feed.items
         if allowed is not None:
@@ -254,7 +253,7 @@ class Decider:
                     item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone,
                     now=now, first_seen=datetime.fromtimestamp(first_seen, now.tzinfo), extra_tags=source.tags,
                     remove=source.clean.remove, summary_only=source.summary_only,
-                    summary_length=self.summary_length, limits=item_limits)
+                    summary_length=self.summary_length, limits=limits)
             except Exception as exc:  # one item nobody could read: skip it, keep the others
                 unreadable.append(failure_text(exc))
                 continue

@@ -22,9 +22,9 @@ to, both before a redirect is followed and when its connection is made.
 
 Local files (a source ``url`` that is a path) are read here too.
 
-Every failure becomes a :class:`FetchResult` with a :class:`FetchFailure`: its kind,
-and a one-line message for the user; nothing here raises for a bad server or a bad URL. Deciding what a result means for
-the schedule is not done here (see ``schedule``).
+Every failure becomes a :class:`~.results.FetchResult` with a :class:`~.results.FetchFailure`:
+its kind, and a one-line message for the user; nothing here raises for a bad server or a bad
+URL. Deciding what a result means for the schedule is not done here (see ``schedule``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urljoin
 
 import httpcore
@@ -68,6 +67,7 @@ from .addresses import (
     trusted_classes,
 )
 from .decoding import BodyDecoder, DecodeError, TooLarge
+from .results import FetchFailure, FetchRequest, FetchResult
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
@@ -81,6 +81,12 @@ LONGEST_WAIT = 30 * 86400.0
 #: Longest URL quoted in an error message.
 QUOTED_URL = 200
 
+
+#: How the fetcher's requests go out (tests hand in ``httpx.MockTransport`` or one of their
+#: own); named here so that the modules passing one along need not import the HTTP client.
+Transport = httpx.AsyncBaseTransport
+#: The same, for the one blocking request (``post_form``, the WebSub announcement).
+BlockingTransport = httpx.BaseTransport
 
 _CONFIGURED = Fetch()
 
@@ -111,91 +117,6 @@ class FetchSettings:
         """The settings ``fetch:`` gives: every key of the same name, and ``max_backoff``."""
         same = {f.name: getattr(fetch, f.name) for f in fields(cls) if f.name in Fetch.model_fields}
         return cls(**same, longest_host_block=fetch.max_backoff)
-
-
-#: What went wrong with a source, from its URL to storing what it brought.
-FailureKind = Literal[
-    "url",         # not an address that can be fetched
-    "dns",         # its host name does not resolve
-    "connect",     # no connection could be made
-    "tls",         # the TLS handshake or certificate failed
-    "timeout",     # connecting, a read, or the whole fetch took too long
-    "refused",     # a redirect or an address the source may not go to
-    "redirect",    # a redirect chain that leads nowhere (loop, too many, no usable Location)
-    "http",        # an HTTP error status
-    "gone",        # HTTP 410: removed for good
-    "throttled",   # not asked: its host answered 429 with Retry-After and is left alone
-    "too large",   # the body or file is over the size limit
-    "decode",      # the body cannot be decompressed
-    "protocol",    # a broken HTTP answer
-    "file",        # a local file that cannot be read
-    "network",     # another error of the network
-    "unexpected",  # an error nobody foresaw while fetching
-    "feed",        # the body is no feed, or reading it failed (see ``update``)
-    "store",       # storing what the source brought failed (see ``update``)
-]
-
-
-@dataclass(frozen=True, slots=True)
-class FetchFailure:
-    """Why a source brought nothing: what kind of failure, and one line for the user."""
-
-    kind: FailureKind
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class FetchRequest:
-    """One source to fetch, with what the last answer said about caching."""
-
-    source: str
-    #: http(s) URL, or a local file path.
-    url: str
-    etag: str | None = None
-    last_modified: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    source: str
-    #: The URL asked for, and the one the body came from after redirects.
-    url: str
-    final_url: str
-    #: HTTP status of the last response (None when no response came).
-    status: int | None = None
-    #: The body (decompressed); None when not modified or on error.
-    body: bytes | None = None
-    #: Response headers describing the (decoded) body, names in lower case (see KEPT_HEADERS).
-    headers: dict[str, str] = field(default_factory=dict)
-    not_modified: bool = False
-    #: Where a permanent (301/308) redirect chain led, if the first hop was permanent.
-    moved_to: str | None = None
-    #: What went wrong, or None.
-    failure: FetchFailure | None = None
-    #: Seconds the server asked us to wait (Retry-After), if any.
-    retry_after: float | None = None
-    #: Cache-Control max-age, in seconds, if any.
-    max_age: float | None = None
-    #: Seconds the source's requests took (waiting for the host's turn not included).
-    seconds: float = 0.0
-
-    @property
-    def error(self) -> str | None:
-        """One line saying what went wrong, or None."""
-        return self.failure.message if self.failure is not None else None
-
-    @property
-    def gone(self) -> bool:
-        """The source is gone for good (410)."""
-        return self.failure is not None and self.failure.kind == "gone"
-
-    @property
-    def etag(self) -> str | None:
-        return self.headers.get("etag")
-
-    @property
-    def last_modified(self) -> str | None:
-        return self.headers.get("last-modified")
 
 
 class _Refused(Exception):
@@ -404,7 +325,7 @@ class _HostTurns:
 class Fetcher:
     """Fetches many sources concurrently, politely. ``transport`` is for tests."""
 
-    def __init__(self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: FetchSettings, transport: Transport | None = None) -> None:
         self.settings = settings
         self.transport = transport
         self._hosts: dict[str, _HostTurns] = {}
@@ -683,7 +604,7 @@ def read_local(request: FetchRequest, max_bytes: int) -> FetchResult:
 
 
 def fetch_all(requests: Sequence[FetchRequest], settings: FetchSettings,
-              transport: httpx.AsyncBaseTransport | None = None) -> list[FetchResult]:
+              transport: Transport | None = None) -> list[FetchResult]:
     """Fetch every request (concurrently) and return the results in the same order."""
     if not requests:
         return []
@@ -711,7 +632,7 @@ class PostResult:
 
 
 def post_form(url: str, form: dict[str, str | list[str]], *, timeout: float,
-              transport: httpx.BaseTransport | None = None) -> PostResult:
+              transport: BlockingTransport | None = None) -> PostResult:
     """POST ``form`` (a list value repeats its field) to the configured ``url``: the fetcher's
     User-Agent, no cookies, no proxy from the environment, no redirect followed, the answer's
     body never read. Whatever happens, never an exception. ``transport`` is for tests."""

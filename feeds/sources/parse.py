@@ -65,6 +65,8 @@ class ParsedItem:
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
+    """A source feed as its bytes say, every field type-checked: the feed's own fields and its items."""
+
     #: "rss20", "atom10", "json11"...
     format: str
     title: str

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ..identity import IdMode
-from .fetch import FetchResult
+from .results import FetchResult
 
 ADOPT_AFTER = 3  # consecutive sightings of the same permanent redirect
 

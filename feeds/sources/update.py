@@ -20,9 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
-
-import httpx
+from typing import NamedTuple
 
 from ..config import Config, Source
 from ..errors import InputError
@@ -38,8 +36,9 @@ from .decide import (
     failure_text,
     must_read,
 )
-from .fetch import FetchFailure, FetchRequest, FetchResult, FetchSettings, fetch_all, resolve_local
+from .fetch import FetchSettings, Transport, fetch_all, resolve_local
 from .parse import parse_feed
+from .results import FetchFailure, FetchRequest, FetchResult
 from .schedule import SourceState, new_state
 
 log = logging.getLogger("feeds")
@@ -63,17 +62,22 @@ def due_sources(config: Config, states: dict[str, SourceState], now: datetime,
     return due
 
 
-def _read_job(index: int, shared: dict[str, Any]) -> FeedReading[ItemRow] | FetchFailure:
+class ReadJob(NamedTuple):
+    """One fetched body to read on a worker: whose decider, what the fetch brought, what is stored."""
+
+    decider: Decider
+    result: FetchResult
+    known: Mapping[str, KnownItem]
+
+
+def _read_job(index: int, jobs: Sequence[ReadJob]) -> FeedReading[ItemRow] | FetchFailure:
     """Worker side: parse one fetched body, read its items and encode their entries for
-    the store; the job is an index into what the parent shared.
+    the store; the job is an index into the jobs the parent shared.
 
     Whatever goes wrong comes back as the source's failure, a record: an exception
     object may not survive the trip to the parent process (lxml's carry their
     unpicklable error logs)."""
-    decider: Decider
-    result: FetchResult
-    known: Mapping[str, KnownItem]
-    decider, result, known = shared["jobs"][index]
+    decider, result, known = jobs[index].decider, jobs[index].result, jobs[index].known
     try:
         assert result.body is not None
         feed = parse_feed(result.body, result.headers, result.final_url, max_items=decider.limits.items_per_fetch)
@@ -87,8 +91,11 @@ def _read_job(index: int, shared: dict[str, Any]) -> FeedReading[ItemRow] | Fetc
 
 
 class Updater:
+    """One pass over the due sources: load their states, fetch, read on workers, decide,
+    save; every decision is the :class:`Decider`'s."""
+
     def __init__(self, config: Config, store: Store, *, now: datetime,
-                 transport: httpx.AsyncBaseTransport | None = None, rng: random.Random | None = None,
+                 transport: Transport | None = None, rng: random.Random | None = None,
                  fetch: Fetch | None = None) -> None:
         self.config = config
         self.store = store
@@ -147,14 +154,12 @@ class Updater:
         if not todo:
             return {}
         known = self.store.known_items([decider.source.name for decider, _ in todo])
-        jobs: list[tuple[Decider, FetchResult, Mapping[str, KnownItem]]] = [
-            (decider, result, known.get(decider.source.name, {})) for decider, result in todo]
-        shared = {"jobs": jobs}
+        jobs = [ReadJob(decider, result, known.get(decider.source.name, {})) for decider, result in todo]
         try:
-            done = run_jobs(_read_job, list(range(len(todo))), PARALLEL_FEEDS, shared=shared)
+            done = run_jobs(_read_job, list(range(len(jobs))), PARALLEL_FEEDS, shared=jobs)
         except BrokenProcessPool:  # a worker was killed (out of memory?): once more, one source at a time
             log.warning("a worker process died while reading feeds; reading them one at a time")
-            done = [_read_job(i, shared) for i in range(len(todo))]
+            done = [_read_job(i, jobs) for i in range(len(jobs))]
         return {decider.source.name: d for (decider, _), d in zip(todo, done, strict=True)}
 
     def save(self, decision: SourceDecision[ItemRow], ledger: Ledger) -> SourceOutcome:
@@ -174,7 +179,7 @@ class Updater:
 
 
 def update_sources(config: Config, store: Store, *, now: datetime, only: Sequence[str] | None = None,
-                   transport: httpx.AsyncBaseTransport | None = None, fetch: Fetch | None = None
+                   transport: Transport | None = None, fetch: Fetch | None = None
                    ) -> list[SourceOutcome]:
     """Fetch every due source (or the ``only`` ones, due or not) and store what changed.
 

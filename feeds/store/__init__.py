@@ -92,7 +92,8 @@ class Store:
         self._db.close()
 
     # -- settings: the raw layer -----------------------------------------------
-    # Kept for callers not moved to the typed methods below yet; new code uses those.
+    # The program itself reads and writes settings only through the typed methods below;
+    # these show and set the stored text of a key (the tests check the formats with them).
 
     def get_setting(self, key: str) -> str | None:
         """Raw layer: the text stored under ``key``."""

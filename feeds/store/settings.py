@@ -1,9 +1,10 @@
 """The settings (table ``settings``): small values kept between runs, each under its key.
 
 Two layers. The raw one reads and writes a key's text (:func:`get`, :func:`put`,
-:func:`get_json`); it is what older callers use and what the typed one is built
-on. The typed one owns each key the program keeps, in the format it has always
-been stored in (byte for byte, so that existing databases keep working):
+:func:`get_json`); the typed one is built on it, and outside this module only the
+store's raw methods (what the tests check stored formats with) call it. The typed
+one owns each key the program keeps, in the format it has always been stored in (byte
+for byte, so that existing databases keep working):
 
 - ``last_run``: :class:`LastRun`, a JSON object;
 - ``post_inputs``: how many posts each posts input had last time, a JSON object;

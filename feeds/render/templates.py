@@ -1,0 +1,53 @@
+"""The templates of the pages: where they are, what they are, and the XSL view's bytes.
+
+The one module of rendering that reads files: the package's templates, and those in
+the folder named in ``output.templates``, which win. It makes the Jinja2 environment
+``pages`` renders with, reads the stylesheet (copied into the output as it is), and
+lists every template's name, size and mtime so that editing one counts as a change.
+It writes nothing, and touches no network, database or clock.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from ..layout import XSL_NAME
+
+
+def environment(templates: Path | None) -> jinja2.Environment:
+    """The Jinja2 environment of the pages: the config's template folder first, then the package's."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates is not None:
+        loaders.append(jinja2.FileSystemLoader(str(templates)))
+    loaders.append(jinja2.PackageLoader("feeds", "templates"))
+    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=False, lstrip_blocks=False)
+
+
+def stylesheet(templates: Path | None) -> bytes:
+    """The XSL view of feeds: the config's template folder's, else the package's."""
+    if templates is not None and (templates / XSL_NAME).is_file():
+        return (templates / XSL_NAME).read_bytes()
+    return resources.files("feeds").joinpath("templates", XSL_NAME).read_bytes()
+
+
+def template_stats(templates: Path | None) -> list[tuple[str, int, int]]:
+    """(name, size, mtime_ns) of every template file that can be used: the package's and
+    those in the config's folder, so that editing one counts as a change."""
+    found = []
+    folders = [Path(str(resources.files("feeds").joinpath("templates")))]
+    if templates is not None:
+        folders.append(templates)
+    for index, folder in enumerate(folders):
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if path.is_file():
+                found.append((f"{index}:{path.relative_to(folder).as_posix()}", st.st_size, st.st_mtime_ns))
+    return found
