@@ -4,13 +4,14 @@
     python benchmarks/bench_generate.py [--sizes 10000 50000] [--work /tmp/feeds-bench]
 
 For each size it builds a corpus with make_corpus.py (kept between runs), then runs,
-each as its own process, measuring wall time and peak memory (largest RSS of the
-process and its workers):
+each as its own process, measuring wall time, CPU time (user + system, its workers
+included) and peak memory (largest RSS of the process and its workers):
 
   cold      no state, no output
   unchanged a second run, nothing changed
   touched   1% of the posts touched (mtime only)
-  edited    one post's body changed
+  edited    one post's body changed: an old post that no feed shows, then the newest
+            one (in "all" and its tags); each followed by a run with it reverted
   baseline  bare_baseline.py: front matter + one Atom file per tag, the floor
 
 Compare the ratios within one run; absolute seconds vary between machines and runs.
@@ -40,8 +41,9 @@ posts:
 """
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of ``cmd`` and everything it started."""
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of ``cmd`` and everything
+    it started and waited for (its worker processes)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -50,7 +52,7 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def corpus(work: Path, posts: int) -> Path:
@@ -62,7 +64,7 @@ def corpus(work: Path, posts: int) -> Path:
     return folder
 
 
-def bench(folder: Path, posts: int) -> list[tuple[str, float, float]]:
+def bench(folder: Path, posts: int) -> list[tuple[str, float, float, float]]:
     for name in ("state", "output", "bare-output"):
         shutil.rmtree(folder / name, ignore_errors=True)
     rows = [("cold", *measure([*FEEDS, "generate", "-q"], folder))]
@@ -71,13 +73,16 @@ def bench(folder: Path, posts: int) -> list[tuple[str, float, float]]:
     for name in names[:: 100]:
         os.utime(folder / "_posts" / name)
     rows.append(("touched 1%", *measure([*FEEDS, "generate", "-q"], folder)))
-    edited = folder / "_posts" / names[len(names) // 2]
-    original = edited.read_bytes()
-    edited.write_bytes(original + b"\n<p>An added paragraph.</p>\n")
-    try:
-        rows.append(("edited 1", *measure([*FEEDS, "generate", "-q"], folder)))
-    finally:
-        edited.write_bytes(original)
+    # A post no feed shows any more (an old one), then the newest post, shown by "all" and its tags.
+    for label, name in (("edited old", names[len(names) // 2]), ("edited new", names[-1])):
+        edited = folder / "_posts" / name
+        original = edited.read_bytes()
+        edited.write_bytes(original + b"\n<p>An added paragraph.</p>\n")
+        try:
+            rows.append((label, *measure([*FEEDS, "generate", "-q"], folder)))
+        finally:
+            edited.write_bytes(original)
+        rows.append((label.replace("edited", "reverted"), *measure([*FEEDS, "generate", "-q"], folder)))
     rows.append(("baseline", *measure([sys.executable, str(HERE / "bare_baseline.py"), "_posts", "bare-output"],
                                       folder)))
     return rows
@@ -89,12 +94,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/feeds-bench"))
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"{'posts':>7}  {'run':<11} {'seconds':>8} {'peak MB':>8} {'vs cold':>8}")
+    print(f"{'posts':>7}  {'run':<13} {'seconds':>8} {'CPU s':>8} {'peak MB':>8} {'vs cold':>8}")
     for size in args.sizes:
         rows = bench(corpus(args.work, size), size)
         cold = rows[0][1]
-        for label, seconds, mb in rows:
-            print(f"{size:>7}  {label:<11} {seconds:>8.2f} {mb:>8.0f} {seconds / cold:>8.2f}")
+        for label, seconds, cpu, mb in rows:
+            print(f"{size:>7}  {label:<13} {seconds:>8.2f} {cpu:>8.2f} {mb:>8.0f} {seconds / cold:>8.2f}")
 
 
 if __name__ == "__main__":
