@@ -150,7 +150,7 @@ def test_newsboat_reads_the_served_feeds(site: Site, server: FeedServer, tmp_pat
     daemon_config(site, server)
     run = Running(site, "-v")
     try:
-        wait_for(lambda: len(run.titles("/tags/wire.atom.xml")) == 2, 20, "the served feed")
+        wait_for(lambda: len(run.titles("/tags/wire.atom.xml")) == 2, 60, "the served feed")
         urls = tmp_path / "urls"
         urls.write_text(f"http://127.0.0.1:{run.port}/tags/wire.atom.xml\n"
                         f"http://127.0.0.1:{run.port}/all.rss.xml\n")
@@ -172,7 +172,7 @@ def test_newsboat_reads_the_served_feeds(site: Site, server: FeedServer, tmp_pat
         for _ in range(2):
             again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
             assert again.returncode == 0, again.stderr
-        wait_for(lambda: run.log.read_text().count('" 304 ') >= 2, 5, "304 answers")
+        wait_for(lambda: run.log.read_text().count('" 304 ') >= 2, 30, "304 answers")
         with sqlite3.connect(cache) as db:
             assert len(db.execute("SELECT title FROM rss_item").fetchall()) == len(rows)  # nothing doubled
     finally:
