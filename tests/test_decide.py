@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple, cast
 
+from feeds.build.keys import items_key
 from feeds.config import Fetch, Limits, Source, parse_config
 from feeds.identity import Ledger, LedgerKey
 from feeds.models import Enclosure, Entry
@@ -22,7 +23,6 @@ from feeds.sources.decide import (
     ItemToStore,
     SourceDecision,
     failure_text,
-    items_key,
     must_read,
 )
 from feeds.sources.fetch import FetchSettings, read_local

@@ -15,11 +15,15 @@ import hashlib
 import json
 
 from .. import __version__
-from ..config import Config, Posts
+from ..config import Config, Posts, Source
 
 #: Bump when parsing or rendering changes what a cached record would hold.
 CACHE_VERSION = f"{__version__}/1"
 
+#: Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
+ITEM_VERSION = "2"
+#: A source's settings that only say when or whether it is fetched, not what its items become.
+SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every", "enabled", "optional"})
 #: What a post's front matter is normalized with (besides its posts input's permalink and tags).
 POST_SETTINGS = ("site.timezone", "site.base_url", "site.link")
 #: Everything that can change a byte of a rendered feed or page, given its entries.
@@ -47,6 +51,15 @@ def content_key(config: Config, folder: Posts) -> str:
 def feed_key(config: Config) -> str:
     """The settings part of every feed's signature."""
     return config.settings_key(*FEED_SETTINGS, version=CACHE_VERSION)
+
+
+def items_key(config: Config, source: Source) -> str:
+    """What the entries of ``source``'s items are made with: the settings the source-update
+    decider reads, and no other (editing ``schedule.*``, ``fetch.*`` timeouts or ``every``
+    keeps them)."""
+    return _hash(ITEM_VERSION, config.settings_key("site.timezone", "output.summary_length"),
+                 config.fetch.limits_of(source).model_dump(mode="json"),
+                 source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS)))
 
 
 def snapshot_key(config: Config) -> str:

@@ -22,7 +22,6 @@ and encoding tens of thousands of them is work for every core, not the parent's 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from ..build.keys import items_key
 from ..config import Config, Limits, Source
 from ..errors import FeedsError
 from ..identity import IdMode, Ledger, LedgerKey, id_mode, item_id, item_key, natural_item_id
@@ -166,22 +166,6 @@ def must_read(state: SourceState, result: FetchResult) -> bool:
 
 def _body_hash(body: bytes) -> str:
     return hashlib.sha1(body).hexdigest()
-
-
-# Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
-ITEM_VERSION = "2"
-#: A source's settings that only say when or whether it is fetched, not what its items become.
-SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every", "enabled", "optional"})
-
-
-def items_key(config: Config, source: Source) -> str:
-    """What the entries of ``source``'s items are made with: the settings :meth:`Decider.read`
-    reads, and no other (editing ``schedule.*``, ``fetch.*`` timeouts or ``every`` keeps them)."""
-    blob = json.dumps([ITEM_VERSION, config.settings_key("site.timezone", "output.summary_length"),
-                       config.fetch.limits_of(source).model_dump(mode="json"),
-                       source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS))],
-                      sort_keys=True, ensure_ascii=False)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
