@@ -18,6 +18,7 @@ from .config import Config
 from .errors import FeedsError, PostError
 from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_feed_file, listing_order
 from .normalize.posts import is_draft, meta_from_post
+from .output.run import load_records
 from .posts import read_post, scan_posts
 from .store import Store
 
@@ -70,9 +71,7 @@ def _published_feeds(config: Config) -> list[str] | None:
     except FeedsError:
         return None
     try:
-        if store.load_output_dir() not in (None, str(config.output_dir.resolve())):
-            return None
-        recorded = store.load_outputs()
+        recorded = load_records(config, store)  # of another output folder: nothing
     except FeedsError:
         return None
     finally:

@@ -49,7 +49,7 @@ from .output.run import (
     publish_extra,
     status_files,
 )
-from .posts.inputs import Inputs, PostCache, last_counts, scan_inputs
+from .posts.inputs import Inputs, PostCache, scan_inputs
 from .posts.read import Contents, FrontMatter, clean_contents, read_front_matter
 from .render.feed import FeedHead, Rendered, render_checked
 from .render.pages import Group, render_feed_page, render_index, render_opml
@@ -440,7 +440,9 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     config, store, report = run.config, run.store, run.report
     clock = _Stopwatch()
     cache = PostCache(store)
-    inputs = scan_inputs(config, cache, last_counts(store), run.sink, allow_shrink=allow_shrink)
+    # How many posts each input had last time is one small setting, so that a run with
+    # nothing changed need not load the post cache to know that nothing vanished.
+    inputs = scan_inputs(config, cache, store.load_input_counts(), run.sink, allow_shrink=allow_shrink)
     clock.lap("scan %d post files", len(inputs.files))
     snapshot = snapshot_of(run, inputs)
     if not check and replay_if_unchanged(run, snapshot):

@@ -74,12 +74,6 @@ class Inputs:
         return {f.file.name: f.file for f in self.files}
 
 
-def last_counts(store: Store) -> dict[str, int]:
-    """How many posts each input had last time: one small setting, so that a run with
-    nothing changed need not load the post cache to know that nothing vanished."""
-    return store.load_input_counts()
-
-
 def shrunk(last: int, found: int) -> bool:
     """Whether an input that had ``last`` posts and has ``found`` now looks vanished.
     Empty where it had posts is an empty mount point more often than a deliberate purge."""
