@@ -34,6 +34,8 @@ site:
   title: Bench
   base_url: "https://example.org/feeds/"
   timezone: Asia/Singapore
+output:
+  formats: [atom, rss, json]
 posts:
   - path: _posts
     clean:
