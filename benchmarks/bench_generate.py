@@ -13,6 +13,9 @@ included) and peak memory (largest RSS of the process and its workers):
   edited    one post's body changed: an old post that no feed shows, then the newest
             one (in "all" and its tags); each followed by a run with it reverted
   baseline  bare_baseline.py: front matter + one Atom file per tag, the floor
+  hugo      with --hugo (or `hugo` on PATH): Hugo building the same posts cold, RSS for the
+            home page, every tag and category (the posts copied once into a Hugo site,
+            `published: false` written as Hugo's `draft: true`)
 
 Compare the ratios within one run; absolute seconds vary between machines and runs.
 """
@@ -28,6 +31,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+HUGO_CONFIG = """\
+baseURL: "https://example.org/feeds/"
+title: Bench
+timeZone: Asia/Singapore
+disableKinds: [sitemap, robotsTXT, 404]
+taxonomies: {tag: tags, category: categories}
+services: {rss: {limit: 50}}
+markup: {goldmark: {renderer: {unsafe: true}}}
+outputs: {home: [rss], section: [rss], taxonomy: [rss], term: [rss], page: []}
+"""
 FEEDS = [sys.executable, "-m", "feeds"]
 CONFIG = """\
 site:
@@ -66,7 +79,23 @@ def corpus(work: Path, posts: int) -> Path:
     return folder
 
 
-def bench(folder: Path, posts: int) -> list[tuple[str, float, float, float]]:
+def hugo_site(folder: Path) -> Path:
+    """A Hugo site holding a copy of the corpus' posts (made once, kept between runs)."""
+    site = folder / "hugo-site"
+    content = site / "content" / "posts"
+    if not content.is_dir():
+        partial = site / "content" / "posts.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for path in sorted((folder / "_posts").iterdir()):
+            data = path.read_bytes().replace(b"\npublished: false\n", b"\ndraft: true\n", 1)
+            (partial / path.name).write_bytes(data)
+        partial.rename(content)
+    (site / "hugo.yaml").write_text(HUGO_CONFIG)
+    return site
+
+
+def bench(folder: Path, posts: int, hugo: str | None) -> list[tuple[str, float, float, float]]:
     for name in ("state", "output", "bare-output"):
         shutil.rmtree(folder / name, ignore_errors=True)
     rows = [("cold", *measure([*FEEDS, "generate", "-q"], folder))]
@@ -87,6 +116,11 @@ def bench(folder: Path, posts: int) -> list[tuple[str, float, float, float]]:
         rows.append((label.replace("edited", "reverted"), *measure([*FEEDS, "generate", "-q"], folder)))
     rows.append(("baseline", *measure([sys.executable, str(HERE / "bare_baseline.py"), "_posts", "bare-output"],
                                       folder)))
+    if hugo:
+        site = hugo_site(folder)
+        shutil.rmtree(site / "public", ignore_errors=True)
+        shutil.rmtree(site / "resources", ignore_errors=True)
+        rows.append(("hugo", *measure([hugo, "--quiet", "--logLevel", "error"], site)))
     return rows
 
 
@@ -94,11 +128,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     ap.add_argument("--work", type=Path, default=Path("/tmp/feeds-bench"))
+    ap.add_argument("--hugo", default=shutil.which("hugo"),
+                    help="the hugo binary to compare with (default: hugo on PATH; none: skipped)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"{'posts':>7}  {'run':<13} {'seconds':>8} {'CPU s':>8} {'peak MB':>8} {'vs cold':>8}")
     for size in args.sizes:
-        rows = bench(corpus(args.work, size), size)
+        rows = bench(corpus(args.work, size), size, args.hugo)
         cold = rows[0][1]
         for label, seconds, cpu, mb in rows:
             print(f"{size:>7}  {label:<13} {seconds:>8.2f} {cpu:>8.2f} {mb:>8.0f} {seconds / cold:>8.2f}")
