@@ -94,7 +94,8 @@ def _terms(value: object) -> tuple[str, ...]:
 def safe_entry(entry: Entry, *, sanitized: bool = False) -> SafeEntry:
     """``entry`` as it may be written out; InputError (naming it) if it cannot be.
     ``sanitized``: its content is what ``content.clean_html`` returned in this process, on
-    which ``safe_html`` changes nothing, so it is not sanitized twice."""
+    which ``safe_html`` changes nothing unless it holds a character XML forbids, so only
+    then is it sanitized twice."""
     if isinstance(entry, SafeEntry):
         return entry
     try:
@@ -104,7 +105,9 @@ def safe_entry(entry: Entry, *, sanitized: bool = False) -> SafeEntry:
         if not isinstance(entry.content, str):
             content = None
         else:
-            content = entry.content if sanitized else safe_html(entry.content)
+            # What clean_html keeps of a character reference to a control character goes here.
+            final = sanitized and xml_safe(entry.content) == entry.content
+            content = entry.content if final else safe_html(entry.content)
         title = text(entry.title) or text(summary[:80]) or UNTITLED
         language = entry.language.strip() if isinstance(entry.language, str) else None
         return SafeEntry(
