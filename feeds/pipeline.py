@@ -42,9 +42,12 @@ from .models import Entry
 from .output import websub
 from .output.run import (
     FeedFile,
+    Placed,
     as_recorded,
     load_records,
     outdated,
+    place,
+    prepare,
     publish,
     publish_extra,
     status_files,
@@ -309,6 +312,9 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
     run.writes.start(run.store.save_contents, list(contents.fresh))
     item_data = run.store.load_item_data((i.source, i.ukey) for e in wanted for i in by_id[e].items)
     entries: dict[str, Entry] = {}
+    # Content cleaned in this run is sanitized already; content from the cache is sanitized again.
+    cleaned_now = {c.path for c in contents.fresh}
+    sanitized: set[str] = set()
     for entry_id in wanted - contents.unavailable:
         story = by_id[entry_id]
         remote, problems = stored_entries(story.items, item_data)
@@ -321,23 +327,41 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
                             remote=remote)
         if entry is not None:  # else left out of every feed (said above)
             entries[entry_id] = entry
-    safe, problems = safe_entries(entries)
+            if story.post is not None and story.post.path in cleaned_now:
+                sanitized.add(entry_id)
+    safe, problems = safe_entries(entries, sanitized=sanitized)
     for problem in problems:
         run.sink.warn(problem)
     return Built(dict(safe), contents.unavailable, contents.unsettled)
 
 
 class RenderJob(NamedTuple):
-    """One feed to render on a worker (which has the entries): its head, entries and format."""
+    """One feed to render and write on a worker (which has the entries): its head, entries,
+    format, path and signature."""
 
     head: FeedHead
     entry_ids: tuple[str, ...]
     fmt: FeedFormat
+    relative: str
+    signature: str
 
 
-def _render_one(job: RenderJob, entries: dict[str, Entry]) -> Rendered:
+class RenderShared(NamedTuple):
+    """What every render job reads: the entries by id, the output folder, and whether to
+    compare only (``--check``)."""
+
+    entries: Mapping[str, Entry]
+    output_dir: Path
+    check: bool
+
+
+def _render_one(job: RenderJob, shared: RenderShared) -> tuple[Placed | None, tuple[str, ...]]:
     # Entries that could not be built are missing: the feed shows the others.
-    return render_checked(job.head, [entries[i] for i in job.entry_ids if i in entries], job.fmt)
+    result = render_checked(job.head, [shared.entries[i] for i in job.entry_ids if i in shared.entries], job.fmt)
+    if result.data is None:
+        return None, result.notes
+    return place(shared.output_dir, FeedFile(job.relative, job.signature, result.data), check=shared.check), \
+        result.notes
 
 
 def _page(config: Config, env: jinja2.Environment, job: FeedJob, entries: Mapping[str, Entry],
@@ -354,21 +378,29 @@ def _page(config: Config, env: jinja2.Environment, job: FeedJob, entries: Mappin
                            f"{'entry' if left_out == 1 else 'entries'} left out",) if left_out else ())
 
 
-def render(run: Run, env: jinja2.Environment, todo: Sequence[FeedJob], built: Built,
-           stories: Stories) -> list[FeedFile]:
-    """Render the feeds (on workers when there are many) and their pages. A feed that could
-    not be rendered is left out: it keeps the file published before."""
-    entries = dict(built.entries)
-    feed_jobs = [RenderJob(job.head, job.plan.entry_ids, job.fmt) for job in todo if job.fmt != "html"]
-    feed_results = iter(run_jobs(_render_one, feed_jobs, RENDER_THRESHOLD, shared=entries, progress=run.progress,
+def render(run: Run, env: jinja2.Environment, todo: Sequence[FeedJob], built: Built, stories: Stories, *,
+           check: bool) -> list[Placed]:
+    """Render the feeds (on workers when there are many) and their pages, each written (or,
+    with ``check``, compared) as soon as it is rendered. A feed that could not be rendered
+    is left out: it keeps the file published before."""
+    shared = RenderShared(built.entries, run.config.output_dir, check)
+    feed_jobs = [RenderJob(job.head, job.plan.entry_ids, job.fmt, job.relative, job.signature)
+                 for job in todo if job.fmt != "html"]
+    feed_results = iter(run_jobs(_render_one, feed_jobs, RENDER_THRESHOLD, shared=shared, progress=run.progress,
                                  step="rendering feeds"))
     out = []
     for job in todo:
-        result = _page(run.config, env, job, entries, stories) if job.fmt == "html" else next(feed_results)
-        for note in result.notes:
+        if job.fmt == "html":
+            page = _page(run.config, env, job, built.entries, stories)
+            placed, notes = (None if page.data is None else
+                             place(shared.output_dir, FeedFile(job.relative, job.signature, page.data),
+                                   check=check)), page.notes
+        else:
+            placed, notes = next(feed_results)
+        for note in notes:
             run.sink.warn(f"{job.relative}: {note}")
-        if result.data is not None:
-            out.append(FeedFile(job.relative, job.signature, result.data))
+        if placed is not None:
+            out.append(placed)
     return out
 
 
@@ -395,10 +427,10 @@ def announce(config: Config, written: Sequence[str]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Outputs:
-    """Every file of this run: the feeds rendered again, the front door and status files,
-    and the paths of all feed files (rendered or left as they were)."""
+    """Every file of this run: the feeds rendered again (as written or compared), the front
+    door and status files, and the paths of all feed files (rendered or left as they were)."""
 
-    feeds: list[FeedFile]
+    feeds: list[Placed]
     extra: dict[str, bytes]
     feed_paths: tuple[str, ...]
 
@@ -421,8 +453,7 @@ def check_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord
 
 def write_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord]) -> None:
     """Publish what changed and remove what is stale."""
-    published = publish(run.config, run.store, outputs.feeds, outputs.extra, records, outputs.every,
-                        outputs.stale(records))
+    published = publish(run.config, run.store, outputs.feeds, outputs.extra, outputs.stale(records))
     run.report.written.extend(published.written)
     run.report.unchanged += published.unchanged
     run.report.removed = published.removed
@@ -470,11 +501,12 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     run.check_cancelled()
 
     env = environment(_templates_folder(config))
-    feeds = render(run, env, todo, built, stories)
-    outputs = Outputs(feeds, {**front_door_files(config, env, plans, stories),
-                              **status_files(config, store, check=check)}, compared.files)
-    run.check_cancelled()
-    clock.lap("render %d feed files", len(feeds))
+    extra = {**front_door_files(config, env, plans, stories), **status_files(config, store, check=check)}
+    if not check:
+        prepare(config, store, records, set(compared.files) | extra.keys())
+    feeds = render(run, env, todo, built, stories, check=check)
+    outputs = Outputs(feeds, extra, compared.files)
+    clock.lap("render and write %d feed files", len(feeds))
     if check:
         check_outputs(run, outputs, records)
         return report

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from ..build.heads import status_head
 from ..build.health import problems, status_entries, status_json
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, PublishError
 from ..layout import STATUS_ATOM, STATUS_JSON, looks_like_ours
 from ..models import EPOCH
 from ..render.feed import render_feed
@@ -29,7 +29,6 @@ from .publish import (
     remove_leftover_temps,
     safe_target,
     unknown_files,
-    write_all,
     write_if_changed,
 )
 
@@ -45,6 +44,34 @@ class FeedFile(NamedTuple):
     relative: str
     signature: str
     data: bytes
+
+
+class Placed(NamedTuple):
+    """A feed or page as ``place`` left it: written (or, with ``--check``, found different)
+    or not, its size and mtime after, or why it could not be written."""
+
+    relative: str
+    signature: str
+    changed: bool
+    size: int = 0
+    mtime_ns: int = 0
+    #: The message and path of the PublishError that stopped the write.
+    error: tuple[str, str | None] | None = None
+
+
+def place(output_dir: Path, file: FeedFile, *, check: bool) -> Placed:
+    """Write one rendered feed or page unless the published file holds these bytes (with
+    ``check``, only compare). Runs where it was rendered, in a worker process too, so that
+    no process holds every rendered file; the caller records and reports what it returns."""
+    try:
+        target = safe_target(output_dir, file.relative)
+        if check:
+            return Placed(file.relative, file.signature, read_bytes(target) != file.data)
+        changed = write_if_changed(target, file.data)
+    except PublishError as exc:
+        return Placed(file.relative, file.signature, False, error=(exc.message, exc.where))
+    size, mtime_ns = stat(target) or (0, 0)
+    return Placed(file.relative, file.signature, changed, size, mtime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +137,11 @@ def publish_extra(config: Config, files: Mapping[str, bytes], written: list[str]
     return records
 
 
-def outdated(config: Config, feeds: Sequence[FeedFile], extra: Mapping[str, bytes], stale: Sequence[str]) -> list[str]:
-    """With ``--check``: the files that are missing, different, or stale and still there."""
+def outdated(config: Config, feeds: Sequence[Placed], extra: Mapping[str, bytes], stale: Sequence[str]) -> list[str]:
+    """With ``--check``: the files that are missing, different, or stale and still there
+    (``feeds`` were compared where they were rendered)."""
     output_dir = config.output_dir
-    found = [f.relative for f in feeds if read_bytes(safe_target(output_dir, f.relative)) != f.data]
+    found = [f.relative for f in feeds if f.changed]
     found += [name for name, data in extra.items() if read_bytes(safe_target(output_dir, name)) != data]
     found += [p for p in stale if _removable(safe_target(output_dir, p))]
     return found
@@ -152,27 +180,27 @@ def claim_output(config: Config, store: Store, records: Mapping[str, OutputRecor
     store.save_output_dir(where)
 
 
-def publish(config: Config, store: Store, feeds: Sequence[FeedFile], extra: Mapping[str, bytes],
-            records: Mapping[str, OutputRecord], every: set[str], stale: Sequence[str]) -> Published:
-    """Claim the folder, record every new file before writing it (a run killed while
-    writing leaves no file unowned), write what changed, remove what is stale."""
+def prepare(config: Config, store: Store, records: Mapping[str, OutputRecord], every: set[str]) -> None:
+    """Before anything is written: claim the folder, record every new file (a run killed
+    while writing leaves no file unowned), and remove the temporary files of dead runs."""
     output_dir = config.output_dir
-    targets = [safe_target(output_dir, f.relative) for f in feeds]
     claim_output(config, store, records, every)
     store.save_outputs([OutputRecord(p, "", NOT_WRITTEN, 0) for p in sorted(every - records.keys())])
     remove_leftover_temps(sorted({output_dir} | {safe_target(output_dir, p).parent for p in every | set(records)}))
-    written: list[str] = []
-    unchanged = 0
-    new_records = []
-    changed = write_all([(target, f.data) for target, f in zip(targets, feeds, strict=True)])
-    for f, target, wrote in zip(feeds, targets, changed, strict=True):
-        if wrote:
-            written.append(f.relative)
-        else:
-            unchanged += 1
-        size, mtime_ns = stat(target) or (0, 0)
-        new_records.append(OutputRecord(f.relative, f.signature, size, mtime_ns))
+
+
+def publish(config: Config, store: Store, feeds: Sequence[Placed], extra: Mapping[str, bytes],
+            stale: Sequence[str]) -> Published:
+    """After ``prepare`` and the feeds' ``place``: raise the first write that failed (what was
+    written stays unrecorded, so the next run looks again), write the front door and status
+    files that changed, remove what is stale, and record it all."""
+    for f in feeds:
+        if f.error is not None:
+            raise PublishError(f.error[0], where=f.error[1])
+    written = [f.relative for f in feeds if f.changed]
+    unchanged = len(feeds) - len(written)
+    new_records = [OutputRecord(f.relative, f.signature, f.size, f.mtime_ns) for f in feeds]
     new_records += publish_extra(config, extra, written)
-    removed = remove_files(output_dir, stale)
+    removed = remove_files(config.output_dir, stale)
     store.save_outputs(new_records, forget=stale)
     return Published(written, unchanged, removed)
