@@ -39,6 +39,7 @@ from .build.stories import (
     decode_grouping,
     encode_grouping,
     grouping_key,
+    items_digest,
     merge_stories,
 )
 from .build.taxonomy import Term, Vocabulary
@@ -248,30 +249,26 @@ def stories_of(run: Run, found: FrontMatter) -> Stories:
     and feeds (their front matter read only for the stories that are asked for)."""
     config, store = run.config, run.store
     ledger = store.load_ledger()
-    settings, items_version = snapshot_key(config), store.items_version()
+    sources = [s.name for s in config.sources if s.enabled]
+    items = store.load_item_heads(sources) if sources else []
+    settings, items_seen = snapshot_key(config), items_digest(items)
     folders, paths, groups = [p.folder for p in found.posts], [p.path for p in found.posts], \
         [p.group for p in found.posts]
-    key = grouping_key(settings, items_version, len(ledger), folders, paths, groups)
+    key = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
     last = _last_grouping(store, key)
-    sources = [s.name for s in config.sources if s.enabled]
     if last is not None:
-        # Not needed (the items' version is in the key), but read so that a damaged item row
-        # is found on every run, as when they are merged.
-        if sources:
-            store.load_item_heads(sources)
         by_id = StoryIndex(last.stories, {p.path: p.digest for p in found.posts}, found.metas)
         stories = Stories(by_id, last.terms, last.merges, last.problems, last.count)
         stories = replace(stories, plans=tuple(_plans(config, stories, last.plans)))
         # The newest entry of each feed is on the front door: its stories are read at once.
         by_id.prefetch(p.entry_ids[0] for p in stories.plans or () if p.entry_ids)
     else:
-        items = store.load_item_heads(sources)
         stories = merge_stories(found.found(), items, ledger, Vocabulary(config.tags.aliases, config.tags.slugs),
                                 Vocabulary(config.categories.aliases, config.categories.slugs))
         store.save_ledger(ledger)
         plans = plan(config, stories)
         stories = replace(stories, plans=tuple(plans))
-        after = grouping_key(settings, items_version, len(ledger), folders, paths, groups)
+        after = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
         run.writes.start(store.save_grouping, encode_grouping(Grouping.of(after, stories, plans)))
     for merge in stories.merges:
         log.info("%s: same entry as %s (%s); merged", merge.primary, ", ".join(merge.others), merge.entry_id)

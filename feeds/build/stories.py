@@ -230,14 +230,19 @@ class Grouping:
                    {i: StoryShape.of(stories.by_id[i]) for i in sorted(shown)})
 
 
-def grouping_key(settings: str, items_version: str | None, ledger_size: int, folders: Sequence[int],
+def items_digest(items: Sequence[ItemHead]) -> str:
+    """A hash of the items' heads (all that merging reads of them)."""
+    return hashlib.sha1(repr(items).encode()).hexdigest()
+
+
+def grouping_key(settings: str, items: str, ledger_size: int, folders: Sequence[int],
                  paths: Sequence[str], groups: Sequence[str]) -> str:
-    """A hash of everything merging and planning read: the settings, the stored items'
-    version, the id ledger's size (it only grows) and each post's input, path and
+    """A hash of everything merging and planning read: the settings, the items
+    (:func:`items_digest`), the id ledger's size (it only grows) and each post's input, path and
     grouping digest (``codecs.group_digest``), in order (the three sequences are one per post)."""
     if not len(folders) == len(paths) == len(groups):
         raise ValueError("one input, path and grouping digest per post")
-    h = hashlib.sha1(f"{settings}\0{items_version}\0{ledger_size}\0{len(paths)}\n".encode())
+    h = hashlib.sha1(f"{settings}\0{items}\0{ledger_size}\0{len(paths)}\n".encode())
     h.update(json.dumps(list(folders)).encode())
     h.update("\n".join(paths).encode())
     h.update("\n".join(groups).encode())
