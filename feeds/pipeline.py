@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -30,8 +30,18 @@ from .build.group import FeedPlan, plan_feeds
 from .build.heads import feed_head
 from .build.keys import feed_key, snapshot_key
 from .build.pages import front_door, listing
-from .build.signatures import feed_signature, page_key, run_snapshot
-from .build.stories import Stories, merge_stories
+from .build.signatures import page_key, parts_of, run_snapshot, signature_of_parts
+from .build.stories import (
+    Grouping,
+    PlanShape,
+    Stories,
+    StoryIndex,
+    decode_grouping,
+    encode_grouping,
+    grouping_key,
+    items_digest,
+    merge_stories,
+)
 from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
 from .errors import Cancelled, DamagedStateError, FeedsError, PublishError
@@ -218,29 +228,60 @@ def read_posts(run: Run, cache: PostCache, inputs: Inputs, *, reread: bool) -> F
     if inputs.counts != inputs.last_counts:
         run.store.save_input_counts(dict(inputs.counts))
     # The cache is written while the run goes on; the run waits for it before it ends.
-    run.writes.start(run.store.save_posts, update.fresh, update.forget)
+    if update.fresh or update.forget or update.changes is None:
+        run.writes.start(run.store.save_posts, update.fresh, update.forget, update.index_rows, update.changes)
     run.report.posts, run.report.parsed, run.report.drafts = found.files, found.parsed, found.drafts
     return found
 
 
+def _last_grouping(store: Store, key: str) -> Grouping | None:
+    """The last run's grouping if it was made from the same inputs (else, or unreadable, None)."""
+    text = store.load_grouping()
+    if text is None:
+        return None
+    try:
+        grouping = decode_grouping(text)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError):
+        return None  # only a shortcut: grouped again, and saved over
+    return grouping if grouping.key == key else None
+
+
 def stories_of(run: Run, found: FrontMatter) -> Stories:
-    """Posts and the enabled sources' stored items merged into stories, ids from the ledger."""
+    """Posts and the enabled sources' stored items merged into stories, ids from the ledger,
+    and planned into feeds; or, when none of what that reads changed, the last run's stories
+    and feeds (their front matter read only for the stories that are asked for)."""
     config, store = run.config, run.store
-    items = store.load_item_heads(s.name for s in config.sources if s.enabled)
     ledger = store.load_ledger()
-    stories = merge_stories(found.posts, items, ledger, Vocabulary(config.tags.aliases, config.tags.slugs),
-                            Vocabulary(config.categories.aliases, config.categories.slugs))
-    store.save_ledger(ledger)
+    sources = [s.name for s in config.sources if s.enabled]
+    items = store.load_item_heads(sources) if sources else []
+    settings, items_seen = snapshot_key(config), items_digest(items)
+    folders, paths, groups = [p.folder for p in found.posts], [p.path for p in found.posts], \
+        [p.group for p in found.posts]
+    key = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
+    last = _last_grouping(store, key)
+    if last is not None:
+        by_id = StoryIndex(last.stories, {p.path: p.digest for p in found.posts}, found.metas)
+        stories = Stories(by_id, last.terms, last.merges, last.problems, last.count)
+        stories = replace(stories, plans=tuple(_plans(config, stories, last.plans)))
+        # The newest entry of each feed is on the front door: its stories are read at once.
+        by_id.prefetch(p.entry_ids[0] for p in stories.plans or () if p.entry_ids)
+    else:
+        stories = merge_stories(found.found(), items, ledger, Vocabulary(config.tags.aliases, config.tags.slugs),
+                                Vocabulary(config.categories.aliases, config.categories.slugs))
+        store.save_ledger(ledger)
+        plans = plan(config, stories)
+        stories = replace(stories, plans=tuple(plans))
+        after = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
+        run.writes.start(store.save_grouping, encode_grouping(Grouping.of(after, stories, plans)))
     for merge in stories.merges:
         log.info("%s: same entry as %s (%s); merged", merge.primary, ", ".join(merge.others), merge.entry_id)
     for problem in stories.problems:
         run.sink.warn(problem)
-    run.report.entries = len(stories.by_id)
+    run.report.entries = stories.entries
     return stories
 
 
-def plan(config: Config, stories: Stories) -> list[FeedPlan]:
-    """Which feeds there are, and the entries of each, as their policies say."""
+def _policies(config: Config) -> Callable[[FeedKind, Term | None], Policy]:
     policies: dict[tuple[str, str], Policy] = {}
 
     def policy_of(kind: FeedKind, term: Term | None) -> Policy:
@@ -249,8 +290,26 @@ def plan(config: Config, stories: Stories) -> list[FeedPlan]:
             policies[key] = config.policy(kind, term.name if term else None)
         return policies[key]
 
+    return policy_of
+
+
+def _plans(config: Config, stories: Stories, shapes: Sequence[PlanShape]) -> list[FeedPlan]:
+    """The feeds of a kept grouping, with their policies."""
+    policy_of = _policies(config)
+    plans = []
+    for s in shapes:
+        kind: FeedKind = "all" if s.kind == "all" else "tag" if s.kind == "tag" else "category"
+        term = None if s.term is None else (stories.terms.tags if kind == "tag" else stories.terms.categories)[s.term]
+        plans.append(FeedPlan(kind, term, s.stem, s.entry_ids, policy_of(kind, term), s.total))
+    return plans
+
+
+def plan(config: Config, stories: Stories) -> list[FeedPlan]:
+    """Which feeds there are, and the entries of each, as their policies say."""
+    if stories.plans is not None:
+        return list(stories.plans)
     return plan_feeds((s.candidate() for s in stories.by_id.values()), stories.terms.tags,
-                      stories.terms.categories, policy_of)
+                      stories.terms.categories, _policies(config))
 
 
 class FeedJob(NamedTuple):
@@ -278,20 +337,24 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
     """Each feed file's head and signature, against what the recorded one was made from."""
     key = feed_key(config)
     pages = page_key(key, template_stats(_templates_folder(config))) if config.output.pages else ""
+    part = parts_of(stories)
     todo: list[FeedJob] = []
     files: list[str] = []
     unchanged = 0
     for p in plans:
+        parts = [part(i) for i in p.entry_ids]
         for fmt in [*(p.policy.formats or ()), *(["html"] if config.output.pages else [])]:
             relative = feed_file(p.stem, fmt)
             files.append(relative)
             head = feed_head(config, p, relative)
-            signature = feed_signature(pages if fmt == "html" else key, fmt, head, p, stories.by_id, stories.terms)
+            signature = signature_of_parts(pages if fmt == "html" else key, fmt, head, parts)
             record = records.get(relative)
             if not check and record is not None and record.signature == signature and as_recorded(config, record):
                 unchanged += 1
                 continue
             todo.append(FeedJob(p, fmt, relative, head, signature))
+    if isinstance(stories.by_id, StoryIndex):  # what is built next is read at once
+        stories.by_id.prefetch(i for job in todo for i in job.plan.entry_ids)
     return Comparison(tuple(todo), tuple(files), unchanged)
 
 
@@ -487,7 +550,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     run.check_cancelled()
     stories = stories_of(run, found)
     plans = plan(config, stories)
-    clock.lap("group %d entries into %d feeds", len(stories.by_id), len(plans))
+    clock.lap("group %d entries into %d feeds", stories.entries, len(plans))
     run.check_cancelled()
 
     records = load_records(config, store)

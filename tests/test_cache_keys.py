@@ -230,6 +230,7 @@ def test_a_run_with_nothing_changed_loads_no_post_cache(tmp_path: Path, monkeypa
         raise AssertionError("the post cache was loaded")
 
     monkeypatch.setattr(Store, "load_posts", refuse)
+    monkeypatch.setattr(Store, "load_post_index", refuse)
     report = run(root)
     assert (report.posts, report.written) == (8, [])
     # A post edited: now it must be read.

@@ -315,7 +315,7 @@ def test_spawned_workers_when_forking_is_off(tmp_path: Path) -> None:
     jobs = [ParseJob(f, "UTC", "https://e.org/", "https://e.org/", "{slug}", (), "fp") for f in files]
     workers.use_processes(False)
     try:
-        rows = workers.run_jobs(parse_one, jobs, 50)
+        rows = [p.row for p in workers.run_jobs(parse_one, jobs, 50)]
     finally:
         workers.use_processes(True)
     assert len(rows) == 400 and all(r.meta and '"P' in r.meta for r in rows)

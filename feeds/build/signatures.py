@@ -12,13 +12,14 @@ network, database or clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 from ..layout import FileFormat
 from ..render.feed import FeedHead
+from ..store.records import ItemHead
 from .group import FeedPlan
-from .stories import Story, Terms
+from .stories import Stories, Story, StoryIndex, Terms
 
 
 class InputStat(NamedTuple):
@@ -34,17 +35,51 @@ def feed_signature(key: str, fmt: FileFormat, head: FeedHead, plan: FeedPlan, st
                    terms: Terms) -> str:
     """What the feed file of ``plan`` in ``fmt`` is made from: the settings (``key``), its
     head, and each entry's id, post digest, item digests and published terms."""
+    return signature_of_parts(key, fmt, head, (story_part(stories[i], terms) for i in plan.entry_ids))
+
+
+def parts_of(stories: Stories) -> Callable[[str], bytes]:
+    """Each entry's :func:`entry_part` by id (each made once): from the story, or for a
+    :class:`StoryIndex` from its shape and its post's current digest, reading no front matter."""
+    by_id, terms = stories.by_id, stories.terms
+    made: dict[str, bytes] = {}
+
+    def part(entry_id: str) -> bytes:
+        found = made.get(entry_id)
+        if found is None:
+            if isinstance(by_id, StoryIndex):
+                s = by_id.shapes[entry_id]
+                names = [*(terms.tags[k].name for k in s.tag_keys), "\0",
+                         *(terms.categories[k].name for k in s.category_keys)]
+                found = entry_part(entry_id, (s.post, by_id.digests[s.post]) if s.post is not None else None, names,
+                                   s.items)
+            else:
+                found = story_part(by_id[entry_id], terms)
+            made[entry_id] = found
+        return found
+
+    return part
+
+
+def signature_of_parts(key: str, fmt: FileFormat, head: FeedHead, parts: Iterable[bytes]) -> str:
+    """:func:`feed_signature` of a feed whose entries' parts (:func:`entry_part`) are ``parts``."""
     h = hashlib.sha1(f"{key}\0{fmt}\0{head!r}".encode())
-    for entry_id in plan.entry_ids:
-        s = stories[entry_id]
-        names = [*terms.tag_names(s), "\0", *terms.category_names(s)]
-        if s.post is not None:
-            h.update(f"\0{entry_id}\0{s.post.digest}\0{s.post.path}\0{names}".encode())
-        else:
-            h.update(f"\0{entry_id}\0{names}".encode())
-        for item in s.items:
-            h.update(f"\0{item.source}\0{item.ukey}\0{item.digest}".encode())
+    for part in parts:
+        h.update(part)
     return h.hexdigest()
+
+
+def story_part(story: Story, terms: Terms) -> bytes:
+    post = story.post
+    return entry_part(story.id, (post.path, post.digest) if post is not None else None,
+                      [*terms.tag_names(story), "\0", *terms.category_names(story)], story.items)
+
+
+def entry_part(entry_id: str, post: tuple[str, str] | None, names: list[str], items: Iterable[ItemHead]) -> bytes:
+    """What one entry adds to the signature of each feed showing it: its id, its post's
+    path and digest, its published terms (``names``) and its items' digests."""
+    text = f"\0{entry_id}\0{post[1]}\0{post[0]}\0{names}" if post is not None else f"\0{entry_id}\0{names}"
+    return (text + "".join(f"\0{item.source}\0{item.ukey}\0{item.digest}" for item in items)).encode()
 
 
 def page_key(key: str, templates: Iterable[tuple[str, int, int]]) -> str:

@@ -21,6 +21,8 @@ _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ ]*:(?:[ ]+(.*))?$")
 _ITEM = re.compile(r"([ ]*)-(?:[ ]+(.*))?$")
 # A plain scalar may not start with an indicator, nor hold ": " or " #" inside.
 _PLAIN_START = set("-?:,[]{}#&*!|>'\"%@`")
+# Inside a flow list, characters that may make an item something other than a plain scalar.
+_FLOW_UNSURE = re.compile(r"[\[\]{}\"'#&*!|>%@`]")
 _JSON_ESCAPES = re.compile(r'\\(?:["\\/bfnrt]|u[0-9A-Fa-f]{4})')
 # JSON joins an escaped surrogate pair (\ud83d\ude00) into one character, YAML keeps two: leave them to PyYAML.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -36,6 +38,8 @@ class _Unsure(Exception):
 # Plain scalars repeat (authors, tags, layouts); their values are immutable, so cache them,
 # per loader class: two loaders may type the same text differently (an impossible date).
 _CACHES: dict[type, dict[str, Any]] = {}
+# Whether a key is a string to YAML (not true, no, null...), per loader class.
+_KEYS: dict[type, dict[str, bool]] = {}
 _CACHE_SIZE = 8192
 
 
@@ -95,7 +99,7 @@ def _scalar(text: str, loader: yaml.BaseLoader, cache: dict[str, Any]) -> Any:
         if text[-1] != "]":
             raise _Unsure
         inner = text[1:-1]
-        if any(c in inner for c in "[]{}\"'#&*!|>%@`"):
+        if _FLOW_UNSURE.search(inner):
             raise _Unsure
         if not inner.strip():
             return []
@@ -116,6 +120,7 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
     if _UNUSUAL.search(text):
         return None
     cache = _CACHES.setdefault(type(loader), {})
+    keys = _KEYS.setdefault(type(loader), {})
     result: dict[str, Any] = {}
     pending: str | None = None  # a key whose value is a block list below it
     items: list[Any] = []
@@ -126,7 +131,7 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
                 continue
             if "\t" in line or line.rstrip(" ") in ("---", "..."):
                 return None
-            m = _ITEM.match(line)
+            m = _ITEM.match(line) if line[0] in " -" else None
             if m:
                 if pending is None or (indent is not None and len(m[1]) != indent):
                     return None
@@ -142,7 +147,13 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
             if not m:
                 return None
             key, value = m[1], m[2]
-            if loader.resolve(yaml.ScalarNode, key, (True, False)) != "tag:yaml.org,2002:str":  # type: ignore[no-untyped-call]
+            plain_key = keys.get(key)
+            if plain_key is None:
+                tag = loader.resolve(yaml.ScalarNode, key, (True, False))  # type: ignore[no-untyped-call]
+                plain_key = tag == "tag:yaml.org,2002:str"
+                if len(keys) < _CACHE_SIZE:
+                    keys[key] = plain_key
+            if not plain_key:
                 return None  # a key such as true, no or null is not a string to YAML
             if value is None or not value.strip(" "):
                 pending = key

@@ -17,7 +17,9 @@ from typing import NamedTuple, Protocol
 
 from ..build.signatures import InputStat
 from ..config import Config
-from ..store import PostRow, Store
+from ..errors import DamagedStateError
+from ..store import PostIndexRow, PostRow, Store, meta_from_json
+from ..store.codecs import group_digest
 from . import PostFile, PostScan, input_matcher, scan_posts
 
 log = logging.getLogger("feeds")
@@ -38,16 +40,53 @@ class Notes(Protocol):
 
 class PostCache:
     """The post cache (every post as last read), loaded on first use: a run with nothing
-    changed never needs it."""
+    changed never needs it. Its index (each row in short) is read first; the rows
+    themselves only when the index cannot be trusted or a post's front matter is wanted."""
+
+    #: Above this many rows wanted, reading the whole cache is quicker than asking for each.
+    WHOLE = 5000
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._rows: dict[str, PostRow] | None = None
+        self._index: dict[str, PostIndexRow] | None = None
+        #: The rows of the index changed since it was saved whole (None: forgotten); None
+        #: when it was made from the rows, and so is to be saved whole.
+        self.changes: dict[str, PostIndexRow | None] | None = None
 
     def rows(self) -> dict[str, PostRow]:
         if self._rows is None:
             self._rows = self._store.load_posts()
         return self._rows
+
+    def index(self) -> dict[str, PostIndexRow]:
+        """Every row in short: the stored index, or (when there is none, it is garbled or
+        it is not of the rows already loaded) one made from the rows."""
+        if self._index is None:
+            try:
+                stored = self._store.load_post_index()
+            except DamagedStateError:
+                stored = None  # a summary only: made again from the rows
+            if stored is None or (self._rows is not None and stored[0].keys() != self._rows.keys()):
+                self._index = {path: _index_row(row) for path, row in self.rows().items()}
+                self.changes = None
+            else:
+                self._index, self.changes = stored
+        return self._index
+
+    def metas(self, paths: Sequence[str]) -> dict[str, str]:
+        """The cached front matter (JSON) of those of ``paths`` that have one."""
+        if self._rows is None and len(paths) <= self.WHOLE:
+            return self._store.load_post_metas(paths)
+        rows = self.rows()
+        return {p: meta for p in paths if (row := rows.get(p)) is not None and (meta := row.meta) is not None}
+
+
+def _index_row(row: PostRow) -> PostIndexRow:
+    if row.meta is None:
+        return PostIndexRow.of(row, "", "")
+    meta = meta_from_json(row.meta)
+    return PostIndexRow.of(row, meta.digest, group_digest(meta))
 
 
 class FoundFile(NamedTuple):

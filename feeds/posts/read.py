@@ -18,8 +18,10 @@ from ..build.keys import content_key, post_key
 from ..build.stories import FoundPost, Story
 from ..config import Config
 from ..errors import PostError
+from ..models import PostMeta
 from ..normalize.posts import is_draft, meta_from_post, post_content
-from ..store import CachedContent, PostRow, Store, meta_from_json, meta_to_json
+from ..store import CachedContent, PostIndexRow, PostRow, Store, meta_from_json, meta_to_json
+from ..store.codecs import group_digest
 from ..workers import Progress, run_jobs
 from . import PostChangedError, PostFile, PostUnreadableError, read_body, read_post_snapshot
 from .inputs import Inputs, Notes, PostCache
@@ -28,6 +30,8 @@ log = logging.getLogger("feeds")
 
 # Below this many posts to parse, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 2000
+# Up to this many rows (or a tenth of them) changed, the post index saves only its changes.
+INDEX_CHANGES = 2000
 # The stat of a post row that must not be trusted next run (read racily, or not read at all).
 UNTRUSTED = -1
 
@@ -45,25 +49,34 @@ class ParseJob(NamedTuple):
     key: str
 
 
-def parse_one(job: ParseJob, _shared: object = None) -> PostRow:
+class Parsed(NamedTuple):
+    """A post row read now, with its digest and grouping digest ("" when skipped)."""
+
+    row: PostRow
+    digest: str
+    group: str
+
+
+def parse_one(job: ParseJob, _shared: object = None) -> Parsed:
     """Read one post's front matter (runs in a worker process: takes and returns plain data)."""
     post, key = job.post, job.key
     try:
         raw, snapshot = read_post_snapshot(post)
     except (PostUnreadableError, PostChangedError) as exc:
-        return PostRow(post.name, UNTRUSTED, post.size, key, None, str(exc))
+        return Parsed(PostRow(post.name, UNTRUSTED, post.size, key, None, str(exc)), "", "")
     except PostError as exc:
-        return PostRow(post.name, post.mtime_ns, post.size, key, None, str(exc))
+        return Parsed(PostRow(post.name, post.mtime_ns, post.size, key, None, str(exc)), "", "")
     # The row is stamped with what was read, not with what the scan saw a moment before.
     mtime_ns = UNTRUSTED if snapshot.racy else snapshot.mtime_ns
     try:
         if is_draft(raw.meta):
-            return PostRow(post.name, mtime_ns, snapshot.size, key, None, "")
+            return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, None, ""), "", "")
         meta = meta_from_post(raw, zone=ZoneInfo(job.zone), base_url=job.base_url, home_url=job.home_url,
                               permalink=job.permalink, extra_tags=job.extra_tags)
-        return PostRow(post.name, mtime_ns, snapshot.size, key, meta_to_json(meta), None)
+        return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, meta_to_json(meta), None), meta.digest,
+                      group_digest(meta))
     except PostError as exc:
-        return PostRow(post.name, mtime_ns, snapshot.size, key, None, str(exc))
+        return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, None, str(exc)), "", "")
 
 
 class ContentJob(NamedTuple):
@@ -97,68 +110,105 @@ def clean_one(job: ContentJob, _shared: object = None) -> CleanedBody | str:
     return CleanedBody(digest, content, summary)
 
 
+class IndexedPost(NamedTuple):
+    """A post of this run in short: its posts input, path, digest and grouping digest."""
+
+    folder: int
+    path: str
+    digest: str
+    group: str
+
+
 @dataclass(frozen=True, slots=True)
 class FrontMatter:
-    """The posts of a run (drafts and skipped posts left out)."""
+    """The posts of a run (drafts and skipped posts left out), in short: their front
+    matter is read from the cache by :meth:`metas` when needed."""
 
-    posts: tuple[FoundPost, ...]
+    posts: tuple[IndexedPost, ...]
     files: int
     parsed: int
     drafts: int
     #: Something was read while it changed (or too soon after): the next run reads again.
     unsettled: bool
+    #: Front matter (JSON) of the posts read in this run, by path.
+    fresh: Mapping[str, str]
+    cache: PostCache
+
+    def metas(self, paths: Collection[str]) -> dict[str, PostMeta]:
+        """The front matter of the posts at ``paths`` (paths of :attr:`posts`)."""
+        texts = {p: self.fresh[p] for p in paths if p in self.fresh}
+        rest = [p for p in paths if p not in texts]
+        if rest:
+            texts.update(self.cache.metas(rest))
+        return {p: meta_from_json(t) for p, t in texts.items()}
+
+    def found(self) -> list[FoundPost]:
+        """Every post with its front matter, in the order of :attr:`posts`."""
+        metas = self.metas([p.path for p in self.posts])
+        return [FoundPost(p.folder, metas[p.path]) for p in self.posts]
 
 
 class PostCacheUpdate(NamedTuple):
-    """The post rows read in this run, and the cached posts no longer found."""
+    """The post rows read in this run, the cached posts no longer found, and the post
+    index as it is with them: whole, and its rows changed since it was saved whole (None
+    when it is to be saved whole)."""
 
     fresh: list[PostRow]
     forget: list[str]
+    index_rows: dict[str, PostIndexRow]
+    changes: dict[str, PostIndexRow | None] | None
 
 
 def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: Notes, *, reread: bool,
                       progress: Progress | None) -> tuple[FrontMatter, PostCacheUpdate]:
     """Front matter of every post: from its cached row when the file's size, mtime and the
     settings it was read with are unchanged (and not ``reread``), else read again. A post
-    whose input vanished is taken from its row as it is."""
-    rows = cache.rows()
+    whose input vanished is taken from its row as it is. The cache's rows are read
+    through its index: only those of posts read again are loaded."""
+    index = cache.index()
     site = config.site
     keys = [post_key(config, folder) for folder in config.posts]
     jobs: list[ParseJob] = []
-    keep: list[PostRow] = []
-    for index, f in inputs.files:
-        hit = rows.get(f.name)
-        same = hit is not None and (hit.mtime_ns, hit.size, hit.fingerprint) == (f.mtime_ns, f.size, keys[index])
-        if hit is not None and ((same and not reread) or f.name in inputs.kept):
-            keep.append(hit)
-        else:
-            folder = config.posts[index]
+    for i, f in inputs.files:
+        hit = index.get(f.name)
+        same = hit is not None and hit.mtime_ns == f.mtime_ns and hit.size == f.size and hit.fingerprint == keys[i]
+        if not (hit is not None and ((same and not reread) or f.name in inputs.kept)):
+            folder = config.posts[i]
             jobs.append(ParseJob(f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
-                                 tuple(folder.tags), keys[index]))
-    fresh = run_jobs(parse_one, jobs, PARALLEL_THRESHOLD, progress=progress, step="reading posts")
-    unsettled = any(row.mtime_ns == UNTRUSTED for row in fresh)
+                                 tuple(folder.tags), keys[i]))
+    parsed: list[Parsed] = run_jobs(parse_one, jobs, PARALLEL_THRESHOLD, progress=progress, step="reading posts")
+    unsettled = any(p.row.mtime_ns == UNTRUSTED for p in parsed)
     # A post that is there but could not be read (or kept changing) stays as last read.
-    held = {row.path for row in fresh if row.meta is None and row.mtime_ns == UNTRUSTED
-            and (rows.get(row.path) or row).meta is not None}
-    for row in fresh:
-        if row.path in held:
-            notes.warn(f"{row.problem}; published as last read")
-    keep += [rows[row.path] for row in fresh if row.path in held]
-    fresh = [row for row in fresh if row.path not in held]
+    held = {p.row.path for p in parsed if p.row.meta is None and p.row.mtime_ns == UNTRUSTED
+            and (old := index.get(p.row.path)) is not None and old.problem is None}
+    for p in parsed:
+        if p.row.path in held:
+            notes.warn(f"{p.row.problem}; published as last read")
+    fresh = [p for p in parsed if p.row.path not in held]
     present = {f.name for _, f in inputs.files}
-    by_name = {c.path: c for c in keep + fresh}
-    posts: list[FoundPost] = []
+    forget = [path for path in index if path not in present]
+    new_index = {path: row for path, row in index.items() if path in present} if forget else dict(index)
+    changed = {p.row.path: PostIndexRow.of(p.row, p.digest, p.group) for p in fresh}
+    new_index.update(changed)
+    changes = None
+    if cache.changes is not None:
+        changes = {**cache.changes, **changed, **dict.fromkeys(forget)}
+        if len(changes) > max(INDEX_CHANGES, len(new_index) // 10):
+            changes = None  # saved whole again
+    posts: list[IndexedPost] = []
     drafts = 0
-    for index, f in inputs.files:
-        cached = by_name[f.name]
-        if cached.meta is not None:
-            posts.append(FoundPost(index, meta_from_json(cached.meta)))
-        elif cached.problem and cached.path not in held:
-            notes.warn(cached.problem)
+    for i, f in inputs.files:
+        row = new_index[f.name]
+        if row.problem is None:
+            posts.append(IndexedPost(i, f.name, row.digest, row.group))
+        elif row.problem and f.name not in held:
+            notes.warn(row.problem)
         else:
             drafts += 1
-    return (FrontMatter(tuple(posts), len(inputs.files), len(fresh), drafts, unsettled),
-            PostCacheUpdate(fresh, [p for p in rows if p not in present]))
+    rows = [p.row for p in fresh]
+    texts = {row.path: row.meta for row in rows if row.meta is not None}
+    return (FrontMatter(tuple(posts), len(inputs.files), len(rows), drafts, unsettled, texts, cache),
+            PostCacheUpdate(rows, forget, new_index, changes))
 
 
 class Cleaned(NamedTuple):

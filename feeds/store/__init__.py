@@ -29,7 +29,7 @@ the folder holding them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from . import sources as _sources
 from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
 from .engine import BUSY_TIMEOUT_MS, Database
 from .files import move_aside
-from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostRow
+from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostIndexRow, PostRow
 from .schema import SCHEMA_VERSION
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "Known",
     "LastRun",
     "OutputRecord",
+    "PostIndexRow",
     "PostRow",
     "Store",
     "decoding_in",
@@ -164,13 +165,38 @@ class Store:
         with self._db.begin() as conn:
             return _posts.load(conn)
 
-    def save_posts(self, posts: Iterable[PostRow], forget: Iterable[str] = ()) -> None:
-        """Store posts as read, and drop the forgotten ones with their cached content."""
+    def load_post_metas(self, paths: Sequence[str]) -> dict[str, str]:
+        """The cached front matter (JSON) of those of ``paths`` that have one."""
+        with self._db.begin() as conn:
+            return _posts.load_metas(conn, paths)
+
+    def load_post_index(self) -> tuple[dict[str, PostIndexRow], dict[str, PostIndexRow | None]] | None:
+        """Every post cache row in short, and the rows changed since the index was saved
+        whole (None: forgotten); None when there is no index to trust."""
+        with self._db.begin() as conn:
+            return _posts.load_index(conn)
+
+    def save_posts(self, posts: Iterable[PostRow], forget: Iterable[str] = (),
+                   index: Mapping[str, PostIndexRow] | None = None,
+                   changes: Mapping[str, PostIndexRow | None] | None = None) -> None:
+        """Store posts as read, and drop the forgotten ones with their cached content; with
+        them the post index as it is after this change, saved as its ``changes`` since it
+        was saved whole or (``changes`` None) whole. Without an index, the index is dropped."""
         gone = list(forget)
         with self._db.begin() as conn:
             _posts.save(conn, posts)
             _posts.forget(conn, gone)
             _contents.forget(conn, gone)
+            _posts.save_index(conn, index, changes)
+
+    def load_grouping(self) -> str | None:
+        """The last run's grouping of entries into feeds, as it was saved."""
+        with self._db.begin() as conn:
+            return _posts.load_grouping(conn)
+
+    def save_grouping(self, text: str) -> None:
+        with self._db.begin() as conn:
+            _posts.save_grouping(conn, text)
 
     def load_contents(self, fingerprint: str, paths: Iterable[str]) -> dict[str, CachedContent]:
         """Cached content of the given posts, made with the given settings."""

@@ -10,6 +10,7 @@ nothing here opens a database, a file or reads the clock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,15 @@ def meta_from_json(text: str) -> PostMeta:
             tags=tuple(d["tags"]), categories=tuple(d["categories"]), summary=d["summary"],
             language=d["language"], image=d["image"], body_line=d["body_line"],
         )
+
+
+def group_digest(meta: PostMeta) -> str:
+    """A hash of what grouping reads of a post's front matter (its id, link, title, dates,
+    tags and categories; not its digest, summary or authors): equal for two readings of a
+    post, grouping takes them the same way."""
+    blob = json.dumps([meta.path, meta.explicit_id, meta.link, meta.title, meta.published.isoformat(),
+                       meta.updated.isoformat(), meta.tags, meta.categories], ensure_ascii=False)
+    return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 
 # -- entries -------------------------------------------------------------------

@@ -28,6 +28,24 @@ class PostRow(NamedTuple):
     problem: str | None
 
 
+class PostIndexRow(NamedTuple):
+    """A post cache row in short: what tells whether its file changed and whether its
+    grouping did, without the front matter itself."""
+
+    mtime_ns: int
+    size: int
+    fingerprint: str
+    #: As :attr:`PostRow.problem`: why it was skipped, "" for a draft, None when read fine.
+    problem: str | None
+    #: The post's digest and :func:`.codecs.group_digest` of its front matter ("" when skipped).
+    digest: str
+    group: str
+
+    @classmethod
+    def of(cls, row: PostRow, digest: str, group: str) -> PostIndexRow:
+        return cls(row.mtime_ns, row.size, row.fingerprint, row.problem, digest, group)
+
+
 @dataclass(frozen=True, slots=True)
 class CachedContent:
     """A post's rendered content and summary, and what they were made from."""
