@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
 from . import __version__
-from .config import Config, load_config
 from .errors import Busy, ConfigError, FeedsError
-from .pipeline import Report, generate, source_status
+
+# Each command imports what it needs when it runs: `feeds generate` with nothing changed
+# answers from the quick check (feeds.unchanged) without loading the settings model, the
+# store or the renderers; `feeds status` and `feeds serve` never load the feed writers.
+if TYPE_CHECKING:
+    from .config import Config
+    from .sources.decide import SourceOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Another run holds the lock (EX_TEMPFAIL: try again later).
@@ -79,6 +84,8 @@ def verbosity_options(f: F) -> F:
 
 
 def _load(config_path: Path) -> Config:
+    from .config import load_config
+
     try:
         return load_config(config_path)
     except ConfigError as exc:
@@ -110,7 +117,33 @@ class _ProgressLine:
             self.shown = False
 
 
-def _summary(report: Report, seconds: float) -> str:
+class Summed(Protocol):
+    """What the summary line tells of a run's report (``pipeline.Report``, or the last one
+    replayed by the quick check)."""
+
+    @property
+    def sources(self) -> Sequence[SourceOutcome]: ...
+    @property
+    def posts(self) -> int: ...
+    @property
+    def parsed(self) -> int: ...
+    @property
+    def drafts(self) -> int: ...
+    @property
+    def entries(self) -> int: ...
+    @property
+    def feeds(self) -> int: ...
+    @property
+    def written(self) -> Sequence[str]: ...
+    @property
+    def unchanged(self) -> int: ...
+    @property
+    def removed(self) -> Sequence[str]: ...
+    @property
+    def warnings(self) -> Sequence[str]: ...
+
+
+def _summary(report: Summed, seconds: float) -> str:
     failed = sum(1 for o in report.sources if o.error)
     parts = [
         f"{len(report.sources)} sources fetched ({failed} failed)" if report.sources else "",
@@ -149,7 +182,27 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     """Read posts and write every output feed once."""
     import time
 
+    from . import unchanged
+
     _setup_logging(-1 if quiet else 1 if verbose else 0)
+    started = time.monotonic()
+    if not (check or allow_shrink or rebuild_state):
+        try:
+            replayed = unchanged.replay(config_path, wait=wait)
+        except Busy as exc:
+            log.error("%s", exc)
+            sys.exit(EXIT_BUSY)
+        if replayed is not None:
+            for warning in replayed.warnings:
+                log.warning("%s", warning)
+            log.debug("nothing changed since the last run (quick check)")
+            log.info("%s", _summary(replayed, time.monotonic() - started))
+            if strict and replayed.warnings:
+                log.error("%d warnings and --strict", len(replayed.warnings))
+                sys.exit(1)
+            return
+    from .pipeline import generate
+
     config = _load(config_path)
     started = time.monotonic()
     progress = _ProgressLine() if not quiet else None
@@ -207,6 +260,8 @@ def check_command(config_path: Path) -> None:
 @config_option
 def status_command(config_path: Path) -> None:
     """Show each source: last fetch, result, entries, last error, next due time."""
+    from .pipeline import source_status
+
     _setup_logging(0)
     config = _load(config_path)
     try:

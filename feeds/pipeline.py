@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import jinja2
 
+from . import unchanged
 from .build.entries import build_entry, stored_entries
 from .build.group import FeedPlan, plan_feeds
 from .build.heads import feed_head
@@ -193,18 +194,31 @@ def _templates_folder(config: Config) -> Path | None:
     return config.resolve(folder) if folder else None
 
 
-def snapshot_of(run: Run, inputs: Inputs) -> str:
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A hash of every input of a run (``value``), and what ``feeds.unchanged`` needs to
+    tell before the program is loaded that nothing changed since ("" when it cannot)."""
+
+    value: str
+    quick: str
+
+
+def snapshot_of(run: Run, inputs: Inputs) -> Snapshot:
     """A hash of the settings, the stored items, every post file's stat and the templates'."""
-    return run_snapshot(snapshot_key(run.config), run.store.items_version(), inputs.stats(),
-                        template_stats(_templates_folder(run.config)))
+    folder = _templates_folder(run.config)
+    items_version, templates = run.store.items_version(), template_stats(folder)
+    value = run_snapshot(snapshot_key(run.config), items_version, inputs.stats(), templates)
+    quick = unchanged.make_record(run.config, snapshot=value, items_version=items_version, inputs=inputs,
+                                  templates=folder, stats=templates, schema_version=run.store.schema_version())
+    return Snapshot(value, quick)
 
 
-def replay_if_unchanged(run: Run, snapshot: str) -> bool:
+def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     """True, with the last run's report replayed, when no input changed and every output is
     as the last run left it: each recorded file (feeds, index, OPML, stylesheet, status)
     still has its size and mtime. The status files are brought up to date even then."""
     state = run.store.load_last_run()
-    if state is None or state.snapshot != snapshot:
+    if state is None or state.snapshot != snapshot.value:
         return False
     records = load_records(run.config, run.store)
     if len(records) != state.outputs:
@@ -214,6 +228,8 @@ def replay_if_unchanged(run: Run, snapshot: str) -> bool:
     # Source states move on without new items: the health files may change on their own.
     status = publish_extra(run.config, status_files(run.config, run.store, check=False), run.report.written)
     run.store.save_outputs([r for r in status if records.get(r.path) != r])
+    if state.quick != snapshot.quick:  # the config file was edited without effect, say: the next check knows
+        run.store.save_last_run(replace(state, quick=snapshot.quick))
     for warning in state.warnings:
         run.sink.warn(warning)
     report = run.report
@@ -522,12 +538,13 @@ def write_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord
     run.report.removed = published.removed
 
 
-def record(run: Run, snapshot: str, outputs: Outputs, *, settled: bool) -> None:
+def record(run: Run, snapshot: Snapshot, outputs: Outputs, *, settled: bool) -> None:
     """What the next run replays when nothing changed (unless something was unsettled)."""
     report = run.report
-    run.store.save_last_run(LastRun(snapshot if settled else "", outputs=len(outputs.every),
+    run.store.save_last_run(LastRun(snapshot.value if settled else "", outputs=len(outputs.every),
                                     feeds=len(outputs.feed_paths), posts=report.posts, drafts=report.drafts,
-                                    entries=report.entries, warnings=tuple(report.warnings)))
+                                    entries=report.entries, warnings=tuple(report.warnings),
+                                    quick=snapshot.quick if settled else ""))
 
 
 def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:

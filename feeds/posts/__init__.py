@@ -29,8 +29,6 @@ import frontmatter
 import yaml
 from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
 
-from ..config import simpleyaml
-from ..config.yamlload import load_bounded
 from ..errors import PostError
 from ..models import RawPost
 
@@ -72,6 +70,11 @@ class _YAMLHandler(YAMLHandler):
         self._typer = _YAMLLoader("")  # types scalars for the fast path
 
     def load(self, fm: str, **kwargs: object) -> Any:
+        # Imported here: the scanner above is used before the config package (pydantic) is
+        # loaded, by the quick nothing-changed check of ``feeds generate``.
+        from ..config import simpleyaml
+        from ..config.yamlload import load_bounded
+
         fast = simpleyaml.load(fm, self._typer)
         if fast is not None:
             return fast
@@ -122,8 +125,19 @@ class _Walk:
         name = absolute[len(self.prefix):] if absolute.startswith(self.prefix) else absolute
         return name.replace(os.sep, "/")
 
-    def add(self, path: str, st: os.stat_result) -> None:
-        name = self.name(path)
+    def names_in(self, folder: str) -> str:
+        """What :meth:`name` of every entry of ``folder`` starts with: the entry's own name
+        follows it (an entry's name is one plain component, so the folder is made absolute
+        once for all of them instead of once per file)."""
+        absolute = os.path.abspath(folder)
+        absolute = absolute if absolute.endswith(os.sep) else absolute + os.sep
+        name = absolute[len(self.prefix):] if absolute.startswith(self.prefix) else absolute
+        return name.replace(os.sep, "/")
+
+    def add(self, path: str, st: os.stat_result, name: str | None = None) -> None:
+        """Take the file at ``path`` (``name``: its :meth:`name`, when known) as a post."""
+        if name is None:
+            name = self.name(path)
         if not stat.S_ISREG(st.st_mode):
             self.scan.refused.append(f"{name}: skipped: {_kind(st.st_mode)}, not a regular file")
             return
@@ -136,13 +150,15 @@ class _Walk:
     def folder(self, top: str, top_stat: os.stat_result) -> None:
         """Find post files under ``top`` (recursively), in name order, skipping hidden entries.
 
-        Depth first with a stack of its own, so that no nesting depth can exhaust Python's."""
-        stack: list[Iterator[os.DirEntry[str]]] = []
+        Depth first with a stack of its own, so that no nesting depth can exhaust Python's.
+        Each level of the stack holds the folder's entries and what their names start with."""
+        stack: list[tuple[Iterator[os.DirEntry[str]], str]] = []
         opened = self._open(top, top_stat)
         if opened is not None:
-            stack.append(opened)
+            stack.append((opened, self.names_in(top)))
         while stack:
-            entry = next(stack[-1], None)
+            entries, within = stack[-1]
+            entry = next(entries, None)
             if entry is None:
                 stack.pop()
                 continue
@@ -151,33 +167,34 @@ class _Walk:
             try:
                 est = entry.stat()  # follows symlinks
             except OSError as exc:
-                self._unstatable(entry, exc)
+                self._unstatable(entry, exc, within + entry.name)
                 continue
             if stat.S_ISDIR(est.st_mode):
                 if entry.name.endswith(POST_SUFFIXES):
-                    self.scan.notes.append(f"{self.name(entry.path)}: a folder named like a post; searched as a folder")
-                opened = self._open(entry.path, est)
+                    self.scan.notes.append(f"{within}{entry.name}: a folder named like a post; searched as a folder")
+                opened = self._open(entry.path, est, within + entry.name)
                 if opened is not None:
-                    stack.append(opened)
+                    stack.append((opened, self.names_in(entry.path)))
             elif entry.name.endswith(POST_SUFFIXES):
-                self.add(entry.path, est)
+                self.add(entry.path, est, within + entry.name)
 
-    def _open(self, folder: str, st: os.stat_result) -> Iterator[os.DirEntry[str]] | None:
+    def _open(self, folder: str, st: os.stat_result, name: str | None = None) -> Iterator[os.DirEntry[str]] | None:
         """The entries of ``folder`` in name order; None if it was searched already or cannot be listed."""
         if (st.st_dev, st.st_ino) in self.folders:
-            self.scan.notes.append(f"{self.name(folder)}: skipped: a folder already searched (a symlink loop?)")
+            self.scan.notes.append(f"{name or self.name(folder)}: skipped: a folder already searched "
+                                   "(a symlink loop?)")
             return None
         self.folders.add((st.st_dev, st.st_ino))
         try:
             with os.scandir(folder) as it:
                 return iter(sorted(it, key=lambda e: e.name))
         except OSError as exc:
-            self.scan.unreadable.append(self.name(folder))
-            self.scan.notes.append(f"{self.name(folder)}: cannot list the folder: {exc.strerror}")
+            name = name or self.name(folder)
+            self.scan.unreadable.append(name)
+            self.scan.notes.append(f"{name}: cannot list the folder: {exc.strerror}")
             return None
 
-    def _unstatable(self, entry: os.DirEntry[str], exc: OSError) -> None:
-        name = self.name(entry.path)
+    def _unstatable(self, entry: os.DirEntry[str], exc: OSError, name: str) -> None:
         if exc.errno == errno.ENOENT and entry.is_symlink():
             self.scan.notes.append(f"{name}: skipped: a symlink to nothing")
         elif exc.errno == errno.ELOOP:

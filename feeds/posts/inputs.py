@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from ..build.signatures import InputStat
-from ..config import Config
 from ..errors import DamagedStateError
-from ..store import PostIndexRow, PostRow, Store, meta_from_json
-from ..store.codecs import group_digest
 from . import PostFile, PostScan, input_matcher, scan_posts
+
+if TYPE_CHECKING:  # the scan is also run before the config, the store and the build stages are loaded
+    from ..build.signatures import InputStat
+    from ..store import PostIndexRow, PostRow, Store
 
 log = logging.getLogger("feeds")
 
@@ -36,6 +37,32 @@ class Notes(Protocol):
     def warn(self, message: str) -> None: ...
 
     def error(self, message: str) -> None: ...
+
+
+class PostsInput(Protocol):
+    """One configured posts input (``config.posts[i]``): what the scan reads of it."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def optional(self) -> bool: ...
+
+
+class PostsSettings(Protocol):
+    """What the scan reads of the config: the posts inputs and the config's folder."""
+
+    @property
+    def posts(self) -> Sequence[PostsInput]: ...
+
+    @property
+    def root(self) -> Path: ...
+
+
+class Rows(Protocol):
+    """The post cache, as the scan reads it (only when an input vanished or shrank)."""
+
+    def rows(self) -> Mapping[str, PostRow]: ...
 
 
 class PostCache:
@@ -83,6 +110,9 @@ class PostCache:
 
 
 def _index_row(row: PostRow) -> PostIndexRow:
+    from ..store import PostIndexRow, meta_from_json
+    from ..store.codecs import group_digest
+
     if row.meta is None:
         return PostIndexRow.of(row, "", "")
     meta = meta_from_json(row.meta)
@@ -107,6 +137,8 @@ class Inputs:
     last_counts: Mapping[str, int]
 
     def stats(self) -> list[InputStat]:
+        from ..build.signatures import InputStat
+
         return [InputStat(f.folder, f.file.name, f.file.mtime_ns, f.file.size) for f in self.files]
 
     def by_name(self) -> dict[str, PostFile]:
@@ -119,7 +151,7 @@ def shrunk(last: int, found: int) -> bool:
     return (last > 0 and not found) or (last - found >= SHRINK_MIN and found < last * SHRINK_RATIO)
 
 
-def scan_inputs(config: Config, cache: PostCache, last: Mapping[str, int], notes: Notes, *,
+def scan_inputs(config: PostsSettings, cache: Rows, last: Mapping[str, int], notes: Notes, *,
                 allow_shrink: bool) -> Inputs:
     """Scan every posts input; a file matched by two inputs belongs to the first."""
     results = [scan_posts(folder.path, config.root) for folder in config.posts]
@@ -153,8 +185,8 @@ def scan_inputs(config: Config, cache: PostCache, last: Mapping[str, int], notes
     return Inputs(tuple(found), frozenset(kept_names), counts, dict(last))
 
 
-def _vanished(config: Config, path: str, optional: bool, result: PostScan, last: int, strays: Sequence[PostRow],
-              cache: PostCache, notes: Notes, allow_shrink: bool) -> list[PostFile]:
+def _vanished(config: PostsSettings, path: str, optional: bool, result: PostScan, last: int,
+              strays: Sequence[PostRow], cache: Rows, notes: Notes, allow_shrink: bool) -> list[PostFile]:
     """Posts of this input that the last run read but this scan cannot see, when the
     input is missing, partly unreadable or shrank drastically: they stay published
     from their cached rows, and the input is an error (a warning if optional)."""

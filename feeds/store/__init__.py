@@ -159,6 +159,11 @@ class Store:
         with self._db.begin() as conn:
             return _settings.items_version(conn)
 
+    def schema_version(self) -> str | None:
+        """The schema version as stored (decimal text; None before the schema was made)."""
+        with self._db.begin() as conn:
+            return _settings.get(conn, _schema.VERSION_KEY)
+
     # -- posts -------------------------------------------------------------------
 
     def load_posts(self) -> dict[str, PostRow]:

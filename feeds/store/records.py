@@ -139,3 +139,6 @@ class LastRun:
     entries: int = 0
     #: The warnings it printed, to print again.
     warnings: tuple[str, ...] = ()
+    #: What ``feeds.unchanged`` needs to tell, before the program is loaded, that nothing
+    #: changed since (a JSON object it reads and writes); "" when there is none.
+    quick: str = ""

@@ -6,7 +6,8 @@ store's raw methods (what the tests check stored formats with) call it. The type
 one owns each key the program keeps, in the format it has always been stored in (byte
 for byte, so that existing databases keep working):
 
-- ``last_run``: :class:`LastRun`, a JSON object;
+- ``last_run``: :class:`LastRun`, a JSON object (``feeds.unchanged`` reads it too, with
+  the standard library's sqlite3, before the program is loaded);
 - ``post_inputs``: how many posts each posts input had last time, a JSON object;
 - ``health``: when each source problem was first seen, a JSON object;
 - ``output_dir``: the output folder the output records are of, as text;
@@ -82,9 +83,12 @@ def last_run_from_dict(d: dict[str, Any]) -> LastRun:
     snapshot = d.get("snapshot", "")
     if not isinstance(snapshot, str):
         raise TypeError("last_run snapshot is not text")
+    quick = d.get("quick", "")
+    if not isinstance(quick, str):
+        raise TypeError("last_run quick is not text")
     return LastRun(snapshot=snapshot, outputs=_count(d, "outputs"), feeds=_count(d, "feeds"),
                    posts=_count(d, "posts") or 0, drafts=_count(d, "drafts") or 0,
-                   entries=_count(d, "entries") or 0, warnings=tuple(warnings))
+                   entries=_count(d, "entries") or 0, warnings=tuple(warnings), quick=quick)
 
 
 def _count(d: dict[str, Any], key: str) -> int | None:
@@ -97,7 +101,8 @@ def _count(d: dict[str, Any], key: str) -> int | None:
 def save_last_run(conn: Connection, run: LastRun) -> None:
     put(conn, LAST_RUN, json.dumps({
         "snapshot": run.snapshot, "outputs": run.outputs, "feeds": run.feeds, "posts": run.posts,
-        "drafts": run.drafts, "entries": run.entries, "warnings": list(run.warnings)}, ensure_ascii=False))
+        "drafts": run.drafts, "entries": run.entries, "warnings": list(run.warnings),
+        **({"quick": run.quick} if run.quick else {})}, ensure_ascii=False))
 
 
 def forget_last_run(conn: Connection) -> None:
