@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from .errors import FeedsError
@@ -127,3 +127,66 @@ def run_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared
                 return collect(pool.map(functools.partial(_in_worker, fn), jobs, chunksize=chunk))
         finally:
             _shared = None
+
+
+class JobPool:
+    """Worker processes that take jobs one at a time, as they come, for a stream of work
+    (bodies arriving from the network) where :func:`run_jobs` wants the whole list.
+
+    ``with JobPool(fn, shared, expected) as pool:`` forks the workers at once, before the
+    caller starts threads of its own (an event loop's look-ups), so no worker inherits a
+    lock some other thread held. ``pool.submit(job)`` returns a future of
+    ``fn(job, shared)``. With fewer than ``threshold`` jobs ``expected``, or where
+    workers cannot be forked (or would not help), jobs run in-process in ``submit``
+    and their futures are already done. A job's exception comes back as
+    :class:`JobFailed` from a worker; in-process it comes back as raised."""
+
+    def __init__(self, fn: Callable[[J, Any], R], shared: Any, expected: int, threshold: int) -> None:
+        self.fn = fn
+        self.shared = shared
+        self.parallel = (expected >= threshold and (os.cpu_count() or 1) >= 2 and _fork_allowed and can_fork())
+        self._pool: ProcessPoolExecutor | None = None
+        self._locked = False
+
+    def __enter__(self) -> JobPool:
+        global _shared
+        if self.parallel:
+            _pool_lock.acquire()
+            self._locked = True
+            _shared = self.shared
+            try:
+                self._pool = ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, 8),
+                                                 mp_context=multiprocessing.get_context("fork"),
+                                                 initializer=_die_with_parent, initargs=(os.getpid(),))
+                # With fork, the first submission forks every worker: do it now.
+                self._pool.submit(_started).result()
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _shared
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+        finally:
+            if self._locked:
+                _shared = None
+                self._locked = False
+                _pool_lock.release()
+
+    def submit(self, job: Any) -> Future[Any]:
+        if self._pool is not None:
+            return self._pool.submit(_in_worker, self.fn, job)
+        future: Future[Any] = Future()
+        try:
+            future.set_result(self.fn(job, self.shared))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+def _started() -> None:
+    """The first job of a :class:`JobPool`: makes its workers exist."""

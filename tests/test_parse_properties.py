@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import feedparser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -225,3 +226,45 @@ def test_hostile_json_feeds(document: tuple[bytes, dict[str, str]]) -> None:
 @given(st.binary(max_size=300), st.sampled_from(["", "application/json", "application/rss+xml"]))
 def test_any_bytes(body: bytes, kind: str) -> None:
     check(body, {"content-type": kind} if kind else {})
+
+
+# -- the remembered URL joins are feedparser's own ---------------------------------
+
+URL_PARTS = st.sampled_from([*URLS, "a/b", "../c", "./d?x#y", "?q", "#f", "https://o.example/base/", "x:y",
+                             "HTTP://UP.example//a", "https:///x", "..", "/", "https://h.example:8080/p/q"])
+URL_TEXT = st.lists(st.one_of(URL_PARTS, st.text(max_size=6)), max_size=3).map("".join)
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.tuples(URL_TEXT, st.one_of(st.none(), URL_TEXT)), min_size=1, max_size=8))
+def test_remembered_joins_answer_as_feedparser_does(pairs: list[tuple[str, str | None]]) -> None:
+    """Asked the same pairs (each twice, the second answer from memory), the remembered
+    joins give what feedparser's own functions give."""
+    for name in ("_urljoin", "make_safe_absolute_uri"):
+        remembered = getattr(feedparser.mixin, name)
+        original = remembered.original
+        for base, rel in [*pairs, *pairs]:
+            if name == "_urljoin":
+                rel = rel or ""
+            assert remembered(base, rel) == original(base, rel)
+
+
+XML_BASE_FEED = (b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+                 b'xml:base="https://a.example/blog/"><title>T</title><id>urn:t</id>'
+                 b'<updated>2021-01-01T00:00:00Z</updated><link href="home"/>'
+                 b'<entry xml:base="posts/"><title>One</title><id>urn:1</id><link href="one.html"/>'
+                 b'<updated>2021-01-01T00:00:00Z</updated></entry>'
+                 b'<entry xml:base="https://b.example/x/"><title>Two</title><id>urn:2</id><link href="../two"/>'
+                 b'<updated>2021-01-01T00:00:00Z</updated></entry>'
+                 b'<entry><title>Three</title><id>urn:3</id><link href="/three"/>'
+                 b'<updated>2021-01-01T00:00:00Z</updated></entry></feed>')
+
+
+def test_xml_base_resolves_as_without_remembering(monkeypatch: Any) -> None:
+    """A feed nesting xml:base parses the same with the remembered joins as with feedparser's."""
+    remembered = parse_feed(XML_BASE_FEED, {}, URL)
+    for name in ("_urljoin", "make_safe_absolute_uri"):
+        monkeypatch.setattr(feedparser.mixin, name, getattr(feedparser.mixin, name).original)
+    assert parse_feed(XML_BASE_FEED, {}, URL) == remembered
+    assert [i.link for i in remembered.items] == ["https://a.example/blog/posts/one.html", "https://b.example/two",
+                                                  "https://a.example/three"]

@@ -93,11 +93,14 @@ class FeedReading(Generic[E]):
     listed: tuple[str, ...]
     #: Caps hit and items left out, one line each.
     notes: tuple[str, ...] = ()
+    #: The hash of the body read (so the body itself need not travel on with the reading).
+    body_hash: str | None = None
 
     def encoded(self, encode: Callable[[ItemToStore[E]], F]) -> FeedReading[F]:
         """The same reading, each item's entry replaced by ``encode`` of the item."""
         items = tuple(ItemToStore(i.key, i.entry_id, i.link, i.first_seen, i.digest, encode(i)) for i in self.items)
-        return FeedReading(self.ttl, self.problem, self.mode, items, self.new, self.changed, self.listed, self.notes)
+        return FeedReading(self.ttl, self.problem, self.mode, items, self.new, self.changed, self.listed, self.notes,
+                           self.body_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +260,8 @@ class Decider:
         if too_big:
             notes.append(f"{too_big} items have content over {limits.content_bytes} bytes; they keep their "
                          "summary and link (limits.content_bytes)")
-        return FeedReading(feed.ttl, feed.problem, mode, tuple(kept), new, changed, tuple(keys), tuple(notes))
+        return FeedReading(feed.ttl, feed.problem, mode, tuple(kept), new, changed, tuple(keys), tuple(notes),
+                           _body_hash(result.body) if result.body is not None else None)
 
     # -- in order, source after source ---------------------------------------------
 
@@ -297,8 +301,11 @@ class Decider:
         for item in reading.items:
             entry_id = item_id(item.entry_id, item.link, draft, new=item.first_seen == stamp)
             items.append(item if entry_id == item.entry_id else replace(item, entry_id=entry_id))
-        assert result.body is not None
-        state = replace(state, body_hash=_body_hash(result.body), id_mode=reading.mode, entries=len(reading.listed))
+        body_hash = reading.body_hash
+        if body_hash is None:
+            assert result.body is not None
+            body_hash = _body_hash(result.body)
+        state = replace(state, body_hash=body_hash, id_mode=reading.mode, entries=len(reading.listed))
         outcome = SourceOutcome(source.name, "ok", new=reading.new, changed=reading.changed,
                                 entries=len(reading.listed), notes=tuple(notes), seconds=result.seconds,
                                 next_due=state.next_due)

@@ -43,7 +43,7 @@ import ssl
 import stat
 import time
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC
 from pathlib import Path
@@ -371,8 +371,27 @@ class Fetcher:
     async def _gather(self, client: httpx.AsyncClient, requests: Sequence[FetchRequest]) -> list[FetchResult]:
         return list(await asyncio.gather(*(self.fetch_one(client, r) for r in requests)))
 
-    async def fetch_one(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
-        """One source's result; whatever happens, never an exception."""
+    async def fetch_each(self, requests: Sequence[FetchRequest], handle: Callable[[int, FetchResult], None],
+                         room: asyncio.Semaphore | None = None) -> None:
+        """Fetch every request (concurrently), handing each result to ``handle(index, result)``
+        as soon as it comes, rather than all of them at the end.
+
+        With ``room``, a download takes one of its places before it starts (once its host's
+        turn has come, so a host with many sources never holds up the others), and a result
+        with a body keeps it: whoever consumes the body releases it. So at most that many
+        bodies wait in memory when the network outpaces their consumer."""
+        async def one(client: httpx.AsyncClient, index: int, request: FetchRequest) -> None:
+            handle(index, await self.fetch_one(client, request, room))
+
+        if self._client is not None:
+            await asyncio.gather(*(one(self._client, i, r) for i, r in enumerate(requests)))
+            return
+        async with self._make_client() as client:
+            await asyncio.gather(*(one(client, i, r) for i, r in enumerate(requests)))
+
+    async def fetch_one(self, client: httpx.AsyncClient, request: FetchRequest,
+                        room: asyncio.Semaphore | None = None) -> FetchResult:
+        """One source's result; whatever happens, never an exception. ``room``: see :meth:`fetch_each`."""
         try:
             match = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):", request.url)
             scheme = match[1].lower() if match else ""
@@ -381,13 +400,21 @@ class Fetcher:
                     return FetchResult(request.source, request.url, request.url,
                                        failure=FetchFailure("url", f"not an http(s) URL or a file: "
                                                                    f"{_quote(request.url)}"))
-                return await asyncio.to_thread(read_local, request, self.settings.max_bytes)
-            return await self._follow(client, request)
+                if room is not None:
+                    await room.acquire()
+                try:
+                    local = await asyncio.to_thread(read_local, request, self.settings.max_bytes)
+                finally:
+                    if room is not None and not _has_body(local):
+                        room.release()
+                return local
+            return await self._follow(client, request, room)
         except Exception as exc:  # the promise: a fetch never raises for a bad server or URL
             return FetchResult(request.source, request.url, request.url,
                                failure=_describe(exc, self.settings.total_timeout))
 
-    async def _follow(self, client: httpx.AsyncClient, request: FetchRequest) -> FetchResult:
+    async def _follow(self, client: httpx.AsyncClient, request: FetchRequest,
+                      room: asyncio.Semaphore | None = None) -> FetchResult:
         s = self.settings
         url = request.url
         target = parse_url(url)
@@ -411,7 +438,7 @@ class Fetcher:
         for hop in range(s.max_redirects + 1):
             try:
                 result = await self._hop(client, request, target, conditional, trusted, priority=0 if hop else 1,
-                                         spent=spent)
+                                         spent=spent, room=room)
             except TimeoutError:
                 return failed(FetchFailure("timeout", f"took too long (total timeout of {s.total_timeout:g} s)"))
             except httpx.InvalidURL:
@@ -454,7 +481,8 @@ class Fetcher:
 
     async def _hop(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
                    conditional: dict[str, str], trusted: frozenset[str] | None, *, priority: int,
-                   spent: list[float]) -> FetchResult | tuple[int, str, frozenset[str] | None]:
+                   spent: list[float], room: asyncio.Semaphore | None = None
+                   ) -> FetchResult | tuple[int, str, frozenset[str] | None]:
         """One request, when its host's turn comes; only the request itself counts toward the timeouts.
 
         Returns the final result, or (status, Location, classes of the addresses
@@ -473,18 +501,25 @@ class Fetcher:
                                                                      f"with Retry-After; left alone for {wait:.0f} s"))
             if host.free_at > now:
                 await asyncio.sleep(host.free_at - now)
-            async with self._gate:
-                started = time.monotonic()
-                try:
-                    async with asyncio.timeout(max(s.total_timeout - spent[0], 0.001)):
-                        hop_classes = None if trusted is None else await self._classes(target, check=trusted)
-                        token = _TRUSTED.set(trusted)
-                        try:
-                            result = await self._get(client, request, target, conditional)
-                        finally:
-                            _TRUSTED.reset(token)
-                finally:
-                    spent[0] += time.monotonic() - started
+            if room is not None:
+                await room.acquire()
+            result = None
+            try:
+                async with self._gate:
+                    started = time.monotonic()
+                    try:
+                        async with asyncio.timeout(max(s.total_timeout - spent[0], 0.001)):
+                            hop_classes = None if trusted is None else await self._classes(target, check=trusted)
+                            token = _TRUSTED.set(trusted)
+                            try:
+                                result = await self._get(client, request, target, conditional)
+                            finally:
+                                _TRUSTED.reset(token)
+                    finally:
+                        spent[0] += time.monotonic() - started
+            finally:
+                if room is not None and not _has_body(result):
+                    room.release()
             if isinstance(result, FetchResult):
                 pause = result.status != 304
                 # 429 is about how often this client asks the host: it holds for every source there.
@@ -556,6 +591,10 @@ class Fetcher:
             chunks.extend(decoder.feed(chunk))
         chunks.extend(decoder.finish())
         return b"".join(chunks)
+
+
+def _has_body(result: object) -> bool:
+    return isinstance(result, FetchResult) and result.body is not None
 
 
 async def _once(data: bytes) -> typing.AsyncIterator[bytes]:

@@ -12,6 +12,7 @@ of the wrong type is left out (the rest of its item is kept).
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import io
 import json
@@ -348,6 +349,41 @@ def _bound_feedparser_tags() -> None:
 
 
 _bound_feedparser_tags()
+
+
+#: How many distinct (base, reference) pairs each remembered URL join keeps.
+_JOINS_KEPT = 4096
+
+
+def _remembered(join: Any) -> Any:
+    """``join`` (a pure function of two strings), remembering its recent answers."""
+    @functools.lru_cache(maxsize=_JOINS_KEPT)
+    def cached(base: str, rel: str | None) -> Any:
+        return join(base, rel)
+
+    def remembered(base: Any, rel: Any = None) -> Any:
+        if type(base) is str and (rel is None or type(rel) is str):
+            return cached(base, rel)
+        return join(base, rel)
+
+    remembered.remembered = True  # type: ignore[attr-defined]
+    remembered.original = join  # type: ignore[attr-defined]
+    return remembered
+
+
+def _remember_feedparser_joins() -> None:
+    """feedparser joins the base URL with itself at every element's start (to follow
+    ``xml:base``) and each link with the base: a fifth of its time on a typical feed,
+    for a handful of distinct pairs per feed. Those joins are pure, so their answers
+    are remembered (``tests/test_parse_properties.py`` checks them against feedparser's)."""
+    mixin = getattr(feedparser, "mixin", None)
+    for name in ("_urljoin", "make_safe_absolute_uri"):
+        join = getattr(mixin, name, None)
+        if join is not None and not getattr(join, "remembered", False):
+            setattr(mixin, name, _remembered(join))
+
+
+_remember_feedparser_joins()
 
 
 _CHARREF = re.compile(r"(?:x[0-9a-f]{1,8}|[0-9]{1,10})", re.IGNORECASE)

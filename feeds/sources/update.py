@@ -14,19 +14,22 @@ nothing and duplicates nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..config import Config, Source
 from ..errors import InputError
 from ..identity import Ledger
 from ..store import ItemRow, Store
-from ..workers import run_jobs
+from ..workers import JobPool
 from .decide import (
     Decider,
     FeedReading,
@@ -36,7 +39,7 @@ from .decide import (
     failure_text,
     must_read,
 )
-from .fetch import FetchSettings, Transport, fetch_all, resolve_local
+from .fetch import Fetcher, FetchSettings, Transport, resolve_local
 from .parse import parse_feed
 from .results import FetchFailure, FetchRequest, FetchResult
 from .schedule import SourceState, new_state
@@ -70,14 +73,26 @@ class ReadJob(NamedTuple):
     known: Mapping[str, KnownItem]
 
 
-def _read_job(index: int, jobs: Sequence[ReadJob]) -> FeedReading[ItemRow] | FetchFailure:
-    """Worker side: parse one fetched body, read its items and encode their entries for
-    the store; the job is an index into the jobs the parent shared.
+class BodyJob(NamedTuple):
+    """One fetched body to read on a worker, which knows the run's deciders already (they
+    are shared when the workers start): which source (its place among the due ones), what
+    the fetch brought, what is stored of it."""
+
+    place: int
+    result: FetchResult
+    known: Mapping[str, KnownItem]
+
+
+Reading = FeedReading[ItemRow] | FetchFailure
+
+
+def read_body(decider: Decider, result: FetchResult, known: Mapping[str, KnownItem]) -> Reading:
+    """Parse one fetched body, read its items and encode their entries for the store (on a
+    worker, or in-process).
 
     Whatever goes wrong comes back as the source's failure, a record: an exception
     object may not survive the trip to the parent process (lxml's carry their
     unpicklable error logs)."""
-    decider, result, known = jobs[index].decider, jobs[index].result, jobs[index].known
     try:
         assert result.body is not None
         feed = parse_feed(result.body, result.headers, result.final_url, max_items=decider.limits.items_per_fetch)
@@ -90,9 +105,42 @@ def _read_job(index: int, jobs: Sequence[ReadJob]) -> FeedReading[ItemRow] | Fet
         return FetchFailure("feed", failure_text(exc))
 
 
+def _read_job(index: int, jobs: Sequence[ReadJob]) -> Reading:
+    """:func:`read_body` of ``jobs[index]``."""
+    return read_body(*jobs[index])
+
+
+def _read_arrived(job: BodyJob, deciders: Sequence[Decider]) -> Reading:
+    """Worker side: :func:`read_body` of a body that arrived, with its source's decider."""
+    return read_body(deciders[job.place], job.result, job.known)
+
+
+#: Bodies that may wait for a worker at once, beyond those being downloaded: enough to keep
+#: every worker busy, few enough that a fast network never piles up a whole run's bodies.
+WAITING_BODIES = 32
+
+
+class _Slot:
+    """One due source's place in the run: what its fetch brought (without its body once
+    read), and its reading, to come."""
+
+    __slots__ = ("job", "reading", "result")
+
+    def __init__(self, result: FetchResult, reading: Future[Reading | None], job: BodyJob | None) -> None:
+        self.result = result
+        self.reading = reading
+        #: Kept until the reading is back, to read it once more should its worker die.
+        self.job = job
+
+
 class Updater:
     """One pass over the due sources: load their states, fetch, read on workers, decide,
-    save; every decision is the :class:`Decider`'s."""
+    save; every decision is the :class:`Decider`'s.
+
+    The steps overlap: each body is handed to a worker process as soon as it arrives,
+    and each source is decided and stored as soon as its reading is back (and those of
+    the sources before it, in the configured order, so that ids never depend on which
+    server answered first), while the other fetches go on."""
 
     def __init__(self, config: Config, store: Store, *, now: datetime,
                  transport: Transport | None = None, rng: random.Random | None = None,
@@ -101,14 +149,20 @@ class Updater:
         self.store = store
         self.now = now
         self.transport = transport
-        settings = FetchSettings.from_config(config.fetch)
-        self.fetch = fetch or (lambda requests: fetch_all(requests, settings, transport))
+        self.settings = FetchSettings.from_config(config.fetch)
+        #: A fetcher that answers a whole pass at once (the daemon's), or None: fetch here, streaming.
+        self.fetch = fetch
         self.rng = rng or random.Random()
         # States of sources that brought nothing new, saved together at the end.
         self.pending: list[SourceState] = []
+        self._ledger: Ledger | None = None
+        #: The sources the store has a state of (and so perhaps items).
+        self._stored: frozenset[str] = frozenset()
+        self._broken = False
 
     def run(self, only: Sequence[str] | None = None) -> list[SourceOutcome]:
         states = self.store.load_sources(only)
+        self._stored = frozenset(states)
         due = due_sources(self.config, states, self.now, only)
         if not due:
             return []
@@ -120,47 +174,127 @@ class Updater:
                 states[source.name] = state
             requests.append(FetchRequest(source.name, resolve_local(state.fetch_url, self.config.root),
                                          state.etag, state.last_modified))
-        results = self.fetch(requests)
         deciders = [Decider.of(self.config, source, now=self.now) for source in due]
-        readings = self.read_all(deciders, states, results)
-        ledger = self.store.load_ledger() if readings else Ledger()
-        outcomes = []
-        for decider, result in zip(deciders, results, strict=True):
-            name = decider.source.name
-            try:
-                outcome = self.save(decider.decide(states[name], result, readings.get(name), ledger, self.rng),
-                                    ledger)
-            except Exception as exc:  # storing it failed: this source's error, not the run's
-                log.debug("%s: storing failed", name, exc_info=True)
-                failure = FetchFailure("store", failure_text(exc))
-                outcome = self.save(decider.decide(states[name], replace(result, body=None), failure, ledger,
-                                                   self.rng), ledger)
-            outcomes.append(outcome)
-            level = logging.WARNING if outcome.error else logging.INFO
-            log.log(level, "%s", outcome.line())
-            for note in outcome.notes:
-                log.warning("%s: %s", name, note)
+        # The workers start before any fetch does (and so before the event loop's threads).
+        with JobPool(_read_arrived, deciders, len(due), PARALLEL_FEEDS) as pool:
+            if self.fetch is not None:
+                slots = [self._arrived(pool, deciders, states, i, r) for i, r in enumerate(self.fetch(requests))]
+                outcomes = [self._store(deciders[i], states, slot, self._reading(deciders, slot))
+                            for i, slot in enumerate(slots)]
+            else:
+                outcomes = asyncio.run(self._stream(pool, deciders, states, requests))
         self.store.save_states(self.pending)
         if self.config.fetch.retention is not None:
             self.store.prune_items(self.now.timestamp() - self.config.fetch.retention)
         # The store notes changed items (items_version) in the transaction that changes them.
         return outcomes
 
-    def read_all(self, deciders: Sequence[Decider], states: dict[str, SourceState],
-                 results: Sequence[FetchResult]) -> dict[str, FeedReading[ItemRow] | FetchFailure]:
-        """Parse and read every new body, on all cores when there are many."""
-        todo = [(decider, result) for decider, result in zip(deciders, results, strict=True)
-                if must_read(states[decider.source.name], result)]
-        if not todo:
-            return {}
-        known = self.store.known_items([decider.source.name for decider, _ in todo])
-        jobs = [ReadJob(decider, result, known.get(decider.source.name, {})) for decider, result in todo]
+    async def _stream(self, pool: JobPool, deciders: Sequence[Decider], states: dict[str, SourceState],
+                      requests: Sequence[FetchRequest]) -> list[SourceOutcome]:
+        """Fetch, read and store, overlapping: see the class's docstring."""
+        loop = asyncio.get_running_loop()
+        room = asyncio.Semaphore(WAITING_BODIES)
+        # Each one let go once stored, with its reading: a run never holds every parsed feed.
+        arrivals: dict[int, asyncio.Future[_Slot]] = {i: loop.create_future() for i in range(len(requests))}
+
+        def handle(index: int, result: FetchResult) -> None:
+            try:
+                slot = self._arrived(pool, deciders, states, index, result)
+            except BaseException as exc:
+                arrivals[index].set_exception(exc)
+                raise
+            if result.body is not None:
+                slot.reading.add_done_callback(lambda _: loop.call_soon_threadsafe(room.release))
+            arrivals[index].set_result(slot)
+
+        fetching = asyncio.ensure_future(Fetcher(self.settings, self.transport).fetch_each(requests, handle, room))
+        outcomes = []
         try:
-            done = run_jobs(_read_job, list(range(len(jobs))), PARALLEL_FEEDS, shared=jobs)
-        except BrokenProcessPool:  # a worker was killed (out of memory?): once more, one source at a time
+            for index in range(len(requests)):
+                arrival = arrivals[index]
+                if not arrival.done():
+                    either: list[asyncio.Future[Any]] = [arrival, fetching]
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                    if not arrival.done():
+                        fetching.result()  # what stopped the fetches
+                        raise AssertionError("every fetch hands its result on")
+                slot = arrival.result()
+                del arrivals[index]
+                if not slot.reading.done():
+                    await asyncio.wait([asyncio.wrap_future(slot.reading)])
+                outcomes.append(self._store(deciders[index], states, slot, self._reading(deciders, slot)))
+            await fetching
+        finally:
+            if not fetching.done():
+                fetching.cancel()
+                with contextlib.suppress(BaseException):
+                    await fetching
+        return outcomes
+
+    def _arrived(self, pool: JobPool, deciders: Sequence[Decider], states: dict[str, SourceState], index: int,
+                 result: FetchResult) -> _Slot:
+        """Hand a fetched body to a worker (if it must be read); the source's slot."""
+        name = deciders[index].source.name
+        if not must_read(states[name], result):
+            done: Future[Reading | None] = Future()
+            done.set_result(None)
+            return _Slot(replace(result, body=None) if result.body is not None else result, done, None)
+        # A source never stored has no items yet: no need to ask.
+        known = self.store.known_items([name]).get(name, {}) if name in self._stored else {}
+        job = BodyJob(index, result, known)
+        future = self._submit(pool, deciders, job)
+        slot = _Slot(replace(result, body=None), future, job)
+        future.add_done_callback(lambda f: None if f.exception() else setattr(slot, "job", None))
+        return slot
+
+    def _submit(self, pool: JobPool, deciders: Sequence[Decider], job: BodyJob) -> Future[Reading | None]:
+        if not self._broken:
+            try:
+                return pool.submit(job)
+            except BrokenProcessPool:
+                self._worker_died()
+        done: Future[Reading | None] = Future()
+        done.set_result(_read_arrived(job, deciders))
+        return done
+
+    def _worker_died(self) -> None:
+        if not self._broken:
             log.warning("a worker process died while reading feeds; reading them one at a time")
-            done = [_read_job(i, jobs) for i in range(len(jobs))]
-        return {decider.source.name: d for (decider, _), d in zip(todo, done, strict=True)}
+            self._broken = True
+
+    def _reading(self, deciders: Sequence[Decider], slot: _Slot) -> Reading | None:
+        """What a worker made of the slot's body (it is read here once more if the worker died)."""
+        try:
+            return slot.reading.result()
+        except BrokenProcessPool:  # a worker was killed (out of memory?): once more, in this process
+            self._worker_died()
+            assert slot.job is not None
+            return _read_arrived(slot.job, deciders)
+        except Exception as exc:  # what the job did not foresee, as text (JobFailed)
+            return FetchFailure("feed", failure_text(exc))
+        finally:
+            slot.job = None
+
+    def _store(self, decider: Decider, states: dict[str, SourceState], slot: _Slot,
+               reading: Reading | None) -> SourceOutcome:
+        """Decide about one source and store it; its outcome, logged."""
+        name = decider.source.name
+        result = slot.result
+        if reading is not None and self._ledger is None:
+            self._ledger = self.store.load_ledger()
+        ledger = self._ledger if self._ledger is not None else Ledger()
+        try:
+            outcome = self.save(decider.decide(states[name], result, reading, ledger, self.rng), ledger)
+        except Exception as exc:  # storing it failed: this source's error, not the run's
+            log.debug("%s: storing failed", name, exc_info=True)
+            failure = FetchFailure("store", failure_text(exc))
+            outcome = self.save(decider.decide(states[name], replace(result, body=None), failure, ledger,
+                                               self.rng), ledger)
+        level = logging.WARNING if outcome.error else logging.INFO
+        log.log(level, "%s", outcome.line())
+        for note in outcome.notes:
+            log.warning("%s: %s", name, note)
+        return outcome
 
     def save(self, decision: SourceDecision[ItemRow], ledger: Ledger) -> SourceOutcome:
         """Store what ``decision`` says; its outcome, with what storing dropped."""
@@ -172,9 +306,8 @@ class Updater:
         rows = [i.entry if i.entry.entry_id == i.entry_id else i.entry._replace(entry_id=i.entry_id)
                 for i in decision.items]
         ledger.learn(decision.learnt)
-        self.store.save_ledger(ledger)
         dropped = self.store.save_fetch(state, rows, decision.listed, seen_at=stamp,
-                                        keep_at_most=decision.keep_at_most)
+                                        keep_at_most=decision.keep_at_most, ledger=ledger)
         return decision.stored(dropped)
 
 

@@ -267,18 +267,23 @@ class Store:
             return _items.data(conn, keys)
 
     def save_fetch(self, state: SourceState, items: Iterable[ItemRow] = (), seen: Iterable[str] = (),
-                   seen_at: float | None = None, keep_at_most: int | None = None) -> int:
+                   seen_at: float | None = None, keep_at_most: int | None = None,
+                   ledger: Ledger | None = None) -> int:
         """Record one source's fetch in one transaction: its state, new or changed items,
-        and which items the feed still lists. A run killed midway leaves each source
-        either wholly updated or untouched.
+        which items the feed still lists, and the ``ledger``'s new keys (as
+        :meth:`save_ledger` would). A run killed midway leaves each source either wholly
+        updated or untouched.
 
         With ``keep_at_most``, the source's items beyond that many are dropped, those
         its feed stopped listing longest ago first (never one of the latest listing);
         returns how many were dropped."""
         changed = list(items)
         listed = list(seen)
+        learnt = ledger.added() if ledger is not None else {}
         dropped = 0
         with self._db.begin() as conn:
+            if learnt:
+                _ledger.add(conn, learnt)
             _sources.save(conn, [state])
             _items.save(conn, changed)
             if changed:
@@ -287,6 +292,8 @@ class Store:
                 _items.mark_seen(conn, state.name, listed, seen_at)
             if keep_at_most is not None:
                 dropped = _items.keep_at_most(conn, state.name, keep_at_most)
+        if learnt and ledger is not None:
+            ledger.saved()
         return dropped
 
     def prune_items(self, last_seen_before: float) -> int:
