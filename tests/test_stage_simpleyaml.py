@@ -233,8 +233,8 @@ def test_the_typer_does_not_keep_what_it_built() -> None:
 # ``load_bounded``) against PyYAML alone, on any text and on whole post files.
 
 #: Characters that mean something to YAML, and some it treats specially (NEL, LS, NBSP, BOM).
-YAML_CHARS = list(":-#[]{},'\" \n\t&*!|>%@`?~=\\/0123456789.+_eEnNoOyYtTfFxX") + \
-    ["\u0085", "\u2028", "\u00a0", "\ufeff", "é", "中", "\U0001f600", "\x7f", "\r"]
+YAML_CHARS = [*":-#[]{},'\" \n\t&*!|>%@`?~=\\/0123456789.+_eEnNoOyYtTfFxX",
+              "\u0085", "\u2028", "\u00a0", "\ufeff", "é", "中", "\U0001f600", "\x7f", "\r"]
 ANY_TEXT = st.one_of(st.text(st.sampled_from(YAML_CHARS), max_size=60), st.text(max_size=40))
 
 
