@@ -195,6 +195,7 @@ def check(text: str, loader: type[yaml.SafeLoader]) -> bool:
 @example(text="k: [a, b,]\nj: [ ]\nl: [,]")
 @example(text="k: .NaN\nj: -.inf")
 @example(text="on: 1")
+@example(text="_: [a ?b]")  # "?" starts a key inside a flow list, even mid-item
 @example(text='k: "\\uD83D\\uDE00"')  # an escaped surrogate pair: two characters to YAML, one to JSON
 def test_simpleyaml_reads_what_pyyaml_reads_or_declines(loader: str, text: str) -> None:
     check(text, LOADERS[loader])
@@ -225,3 +226,97 @@ def test_the_typer_does_not_keep_what_it_built() -> None:
     for n in range(3 * simpleyaml._CACHE_SIZE // 2):
         assert simpleyaml.load(f"n: {n + 10**9}\nwhen: 2001-01-01 00:00:{n % 60:02d}.{n}", typer) is not None
     assert len(typer.constructed_objects) == 0
+
+
+# -- the posts stage's front-matter path, end to end --------------------------------------
+# What posts are read with: ``_YAMLHandler.load`` (the fast path, else PyYAML through
+# ``load_bounded``) against PyYAML alone, on any text and on whole post files.
+
+#: Characters that mean something to YAML, and some it treats specially (NEL, LS, NBSP, BOM).
+YAML_CHARS = [*":-#[]{},'\" \n\t&*!|>%@`?~=\\/0123456789.+_eEnNoOyYtTfFxX",
+              "\u0085", "\u2028", "\u00a0", "\ufeff", "é", "中", "\U0001f600", "\x7f", "\r"]
+ANY_TEXT = st.one_of(st.text(st.sampled_from(YAML_CHARS), max_size=60), st.text(max_size=40))
+
+
+def _posts_yaml(text: str) -> tuple[bool, Any]:
+    from feeds.config.yamlload import load_bounded
+    try:
+        return True, load_bounded(text, _YAMLLoader)[1]
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        return False, exc
+
+
+@settings(deadline=None, max_examples=800, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(ANY_TEXT, DOCUMENT, plainish(),
+                      st.lists(st.one_of(ANY_TEXT, plainish()), min_size=2, max_size=4).map("\n".join)))
+@example(text="k: v\u2028j: w")
+@example(text="k: a\u0085b")
+@example(text="k: \ufeffv")
+@example(text="k: [a, b]c")
+@example(text="k: 'a'b")
+@example(text='k: "a" b')
+@example(text="k: a\r\nj: b")
+@example(text="k: 1\nk: 2")
+def test_any_text_reads_as_pyyaml_reads_it_or_falls_back(text: str) -> None:
+    """Never a value PyYAML would not give: on arbitrary text the fast path either declines
+    or agrees with the safe loader the posts fall back to."""
+    from feeds.posts import _YAMLHandler
+    fast = simpleyaml.load(text, _YAMLLoader(""))
+    ok, slow = _posts_yaml(text)
+    if fast is not None:
+        assert ok, f"simpleyaml read what PyYAML refuses ({slow!r}): {text!r} -> {fast!r}"
+        assert same(fast, {} if slow is None else slow), f"{text!r}: simpleyaml {fast!r}, PyYAML {slow!r}"
+    # The handler posts go through gives what PyYAML gives (or fails as PyYAML does).
+    try:
+        handled = True, _YAMLHandler().load(text)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        handled = False, exc
+    assert handled[0] == ok, (text, handled, slow)
+    if ok:  # None (an empty document) is an empty front matter to the posts
+        assert same({} if handled[1] is None else handled[1], {} if slow is None else slow), (text, handled, slow)
+
+
+@settings(deadline=None, max_examples=300)
+@given(docs=st.lists(plainish(), min_size=2, max_size=6))
+def test_cached_scalars_give_the_same_values_in_any_order(docs: list[str]) -> None:
+    """Scalars are cached across documents: reading documents in any order, and after a
+    caller changed what an earlier read returned, gives what PyYAML gives."""
+    typer = _YAMLLoader("")
+    for text in [*docs, *reversed(docs)]:
+        fast = simpleyaml.load(text, typer)
+        if fast is None:
+            continue
+        ok, slow = _posts_yaml(text)
+        assert ok and same(fast, {} if slow is None else slow), (text, fast, slow)
+        for value in fast.values():  # the caller owns what it got: lists may be changed
+            if isinstance(value, list):
+                value.append("changed")
+
+
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(front=st.one_of(plainish(), DOCUMENT), body=st.text(max_size=30),
+       newline=st.sampled_from(["\n", "\r\n"]), bom=st.booleans())
+def test_whole_posts_split_as_with_pyyaml_alone(front: str, body: str, newline: str, bom: bool) -> None:
+    """A post file's front matter reads the same through the fast path as through PyYAML
+    alone, with the file's line endings and byte-order mark as they come."""
+    from feeds import posts
+    from feeds.errors import PostError
+    data = (("\ufeff" if bom else "") + "---\n" + front + "\n---\n" + body).replace("\n", newline).encode()
+    text = posts._decode(data, "p.md")
+
+    def split() -> tuple[bool, Any]:
+        try:
+            raw = posts.split_post(text, "p.md", "d")
+        except PostError as exc:
+            return False, str(exc)
+        return True, (raw.meta, raw.body, raw.front_line, raw.body_line)
+
+    fast = split()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(simpleyaml, "load", lambda _text, _loader: None)
+        slow = split()
+    assert fast[0] == slow[0], (text, fast, slow)
+    if fast[0]:
+        assert same(fast[1][0], slow[1][0]) and fast[1][1:] == slow[1][1:], (text, fast, slow)
+    else:
+        assert fast[1] == slow[1]

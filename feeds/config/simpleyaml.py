@@ -21,8 +21,9 @@ _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ ]*:(?:[ ]+(.*))?$")
 _ITEM = re.compile(r"([ ]*)-(?:[ ]+(.*))?$")
 # A plain scalar may not start with an indicator, nor hold ": " or " #" inside.
 _PLAIN_START = set("-?:,[]{}#&*!|>'\"%@`")
-# Inside a flow list, characters that may make an item something other than a plain scalar.
-_FLOW_UNSURE = re.compile(r"[\[\]{}\"'#&*!|>%@`]")
+# Inside a flow list, characters that may make an item something other than a plain scalar
+# ("?" starts a key there, even after a space inside an item: "[a ?b]" is an error to YAML).
+_FLOW_UNSURE = re.compile(r"[\[\]{}\"'#&*!|>%@`?]")
 _JSON_ESCAPES = re.compile(r'\\(?:["\\/bfnrt]|u[0-9A-Fa-f]{4})')
 # JSON joins an escaped surrogate pair (\ud83d\ude00) into one character, YAML keeps two: leave them to PyYAML.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
