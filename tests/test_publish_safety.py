@@ -325,6 +325,27 @@ def test_read_only_output_folder_keeps_what_is_published(site: Site) -> None:
         assert gen(site, check=True) == []
 
 
+@pytest.mark.skipif(_can_mount() is not None, reason=str(_can_mount()))
+def test_feeds_written_on_worker_processes_keep_what_is_published_on_a_read_only_folder(site: Site) -> None:
+    # Enough feeds that they are rendered and written on worker processes.
+    posts = [site.add(f"2020-01-0{n % 9 + 1}-p{n}.md", post(f"tag{n}", n % 9 + 1)) for n in range(30)]
+    with tmpfs(site.output, "8m"):
+        gen(site)
+        before = site.outputs()
+        assert len([k for k in before if k.startswith("tags/")]) >= 40
+        subprocess.run(["mount", "-o", "remount,ro", str(site.output)], check=True)
+        for path in posts:
+            path.write_text(path.read_text(encoding="utf-8") + "edited\n", encoding="utf-8")
+        result = run_cli(site)
+        assert result.returncode == 1 and "read-only" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert site.outputs() == before and _no_temps(site.output)
+        subprocess.run(["mount", "-o", "remount,rw", str(site.output)], check=True)
+        gen(site)
+        assert gen(site, check=True) == []
+        assert site.outputs() != before
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file modes (the tmpfs test covers root)")
 def test_unwritable_output_folder_keeps_what_is_published(site: Site) -> None:
     post_file = site.add("2020-01-01-a.md", post("a"))

@@ -21,8 +21,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import PublishError
@@ -117,14 +116,6 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         return False
     write_atomic(path, data)
     return True
-
-
-def write_all(files: Sequence[tuple[Path, bytes]]) -> list[bool]:
-    """``write_if_changed`` for many files; a few at a time, as fsync waits on the disk."""
-    if len(files) < 8:
-        return [write_if_changed(path, data) for path, data in files]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda pd: write_if_changed(*pd), files))
 
 
 def remove_files(output_dir: Path, relative_paths: Iterable[str]) -> list[str]:

@@ -2,8 +2,10 @@
 recording before writing, writing, removing stale files, the status files, and what
 the next run needs to know.
 
-Only this module (through ``publish``) writes into the output folder during a
-run; the records it keeps are the store's ``outputs`` and the run settings.
+Only this module writes into the output folder during a run: ``prepare`` first (claim
+and record), then ``place`` for each feed where it was rendered (on a worker process
+too), then ``publish``; the records it keeps are the store's ``outputs`` and the run
+settings.
 It decides nothing about what the files hold.
 """
 

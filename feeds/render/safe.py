@@ -5,7 +5,8 @@ older version, of a hostile upstream, a damaged row), the entry that comes out
 has fields of the model's types, only http(s) URLs (ids: http(s), ``tag:`` or
 ``urn:``, else a stable ``urn:uuid`` made from the unsafe id), text that no
 reader can take for markup (``content.display_text``), content sanitized again
-(``content.safe_html``) and aware dates. An entry that cannot be made so is
+(``content.safe_html``; not the content this run's ``clean_html`` returned, on which
+that pass changes nothing) and aware dates. An entry that cannot be made so is
 refused with one line naming it; the others go on.
 """
 
