@@ -1,8 +1,10 @@
 """Update sources: choose the due ones, fetch them, read them on workers, decide, store.
 
 The I/O half of updating sources; every decision is ``decide``'s. ``fetch`` speaks HTTP,
-``parse`` and ``decide`` (pure) run on worker processes when there are many bodies to
-read, and ``store`` keeps the result. One source failing in any way (DNS, timeout, TLS,
+``parse`` and ``decide`` (pure) run on worker processes when there are many sources,
+and ``store`` keeps the result. The three overlap: a body goes to a worker as soon as it
+arrives, and a source is stored as soon as its reading is back (in the configured
+order), so a run never holds every body or every parsed feed at once. One source failing in any way (DNS, timeout, TLS,
 HTTP error, invalid XML, oversize, undecodable, or an exception nobody foresaw while
 parsing, normalizing or storing it) only marks that source with a one-line error; every
 other source is handled as usual. One item that cannot be read is left out of its source.
@@ -48,7 +50,7 @@ log = logging.getLogger("feeds")
 
 Fetch = Callable[[Sequence[FetchRequest]], list[FetchResult]]
 
-# Below this many feeds to parse, worker processes cost more than they save.
+# Below this many due sources (bodies to parse, at most), worker processes cost more than they save.
 PARALLEL_FEEDS = 8
 
 
