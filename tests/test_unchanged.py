@@ -300,7 +300,7 @@ def test_a_run_holding_the_lock_makes_it_leave_busy(quick: QuickSite) -> None:
 
 def test_flags_that_change_the_run_take_the_full_run(quick: QuickSite) -> None:
     for flag in ("--check", "--allow-shrink", "--rebuild-state"):
-        code, out = quick.run(FEEDS, "generate", "-v", flag)
+        _, out = quick.run(FEEDS, "generate", "-v", flag)
         assert "(quick check)" not in out, flag
     assert "(quick check)" in quick.run(FEEDS, "generate", "-v", "--offline")[1]
 
