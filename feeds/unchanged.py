@@ -94,10 +94,8 @@ def _code_stamp() -> list[tuple[str, int, int]]:
 
 def files_digest(files: Iterable[tuple[int, str, int, int]]) -> str:
     """A hash of every post file's (input index, name, mtime_ns, size), in scan order."""
-    h = hashlib.sha1()
-    for folder, name, mtime_ns, size in files:
-        h.update(f"{folder}\0{name}\0{mtime_ns}\0{size}\n".encode())
-    return h.hexdigest()
+    text = "".join([f"{folder}\0{name}\0{mtime_ns}\0{size}\n" for folder, name, mtime_ns, size in files])
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def template_stats(templates: Path | None) -> list[tuple[str, int, int]]:
@@ -375,9 +373,15 @@ def _as_recorded(output_dir: Path, outputs: Sequence[tuple[str, int, int]]) -> b
     tells (a symlink in place of a file is a change)."""
     from .output.publish import safe_target
 
+    folders: dict[Path, Path] = {}  # safe_target resolves each file's folder: once per folder here
     for relative, size, mtime_ns in outputs:
+        lexical = output_dir / relative
         try:
-            st = safe_target(output_dir, relative).lstat()
+            if lexical.parent not in folders:
+                folders[lexical.parent] = safe_target(output_dir, relative).parent
+            elif lexical.name in ("", ".", ".."):
+                safe_target(output_dir, relative)  # refuses it
+            st = os.lstat(folders[lexical.parent] / lexical.name)
         except OSError:
             return False
         except FeedsError:

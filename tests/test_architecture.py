@@ -146,7 +146,8 @@ def _importers(prefix: str) -> set[str]:
 OWNERS = {
     # The database: only the store speaks SQL.
     "sqlalchemy": {n for n in MODULES if _under(n, "feeds.store")},
-    "sqlite3": {"feeds.store.engine", "feeds.store.files"},
+    # The quick nothing-changed check reads two tables read-only before SQLAlchemy is loaded.
+    "sqlite3": {"feeds.store.engine", "feeds.store.files", "feeds.unchanged"},
     # The HTTP client: only the fetcher (the WebSub POST goes through its post_form too).
     "httpx": {"feeds.sources.fetch"},
     "httpcore": {"feeds.sources.fetch"},

@@ -153,30 +153,37 @@ class _Walk:
         Depth first with a stack of its own, so that no nesting depth can exhaust Python's.
         Each level of the stack holds the folder's entries and what their names start with."""
         stack: list[tuple[Iterator[os.DirEntry[str]], str]] = []
+        inodes, files = self.inodes, self.scan.files
         opened = self._open(top, top_stat)
         if opened is not None:
             stack.append((opened, self.names_in(top)))
         while stack:
             entries, within = stack[-1]
-            entry = next(entries, None)
-            if entry is None:
+            for entry in entries:  # until a folder to enter: its entries come first, then the rest of these
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    est = entry.stat()  # follows symlinks
+                except OSError as exc:
+                    self._unstatable(entry, exc, within + entry.name)
+                    continue
+                if stat.S_ISDIR(est.st_mode):
+                    if entry.name.endswith(POST_SUFFIXES):
+                        self.scan.notes.append(f"{within}{entry.name}: a folder named like a post; "
+                                               "searched as a folder")
+                    opened = self._open(entry.path, est, within + entry.name)
+                    if opened is not None:
+                        stack.append((opened, self.names_in(entry.path)))
+                        break
+                elif entry.name.endswith(POST_SUFFIXES):
+                    key = (est.st_dev, est.st_ino)
+                    if stat.S_ISREG(est.st_mode) and key not in inodes:  # the common case of add(), inline
+                        inodes.add(key)
+                        files.append(PostFile(entry.path, within + entry.name, est.st_mtime_ns, est.st_size))
+                    else:
+                        self.add(entry.path, est, within + entry.name)
+            else:
                 stack.pop()
-                continue
-            if entry.name.startswith("."):
-                continue
-            try:
-                est = entry.stat()  # follows symlinks
-            except OSError as exc:
-                self._unstatable(entry, exc, within + entry.name)
-                continue
-            if stat.S_ISDIR(est.st_mode):
-                if entry.name.endswith(POST_SUFFIXES):
-                    self.scan.notes.append(f"{within}{entry.name}: a folder named like a post; searched as a folder")
-                opened = self._open(entry.path, est, within + entry.name)
-                if opened is not None:
-                    stack.append((opened, self.names_in(entry.path)))
-            elif entry.name.endswith(POST_SUFFIXES):
-                self.add(entry.path, est, within + entry.name)
 
     def _open(self, folder: str, st: os.stat_result, name: str | None = None) -> Iterator[os.DirEntry[str]] | None:
         """The entries of ``folder`` in name order; None if it was searched already or cannot be listed."""

@@ -1,0 +1,395 @@
+"""The quick nothing-changed check (feeds.unchanged) says "unchanged" only when the full run
+would have replayed, and then prints and exits exactly as it would.
+
+Every case runs real `feeds` processes over real files and a real SQLite database: the
+read-only check alone (what it decides), the command with it, and the command without it
+(the full run, whose -v log says whether it replayed).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feeds import unchanged
+from feeds.posts import _Walk, scan_posts
+from feeds.render.templates import template_stats
+
+CONFIG = """\
+site:
+  title: Quick
+  base_url: "https://example.org/feeds/"
+output:
+  formats: [atom, rss, json]
+  templates: templates
+state: state/feeds.db
+posts:
+  - path: posts
+"""
+FEEDS = [sys.executable, "-m", "feeds"]
+#: The command with the quick check turned off: the full run decides.
+FULL = [sys.executable, "-c", "import sys, feeds.unchanged as u; u.replay = lambda *a, **k: None; "
+        "from feeds.cli import main; sys.argv[0] = 'feeds'; main()"]
+#: The quick check alone (read-only but for the lock): prints whether it would replay.
+PROBE = [sys.executable, "-c", "import sys; from pathlib import Path; from feeds.unchanged import replay; "
+         "print(replay(Path('config.yaml'), wait=0) is not None)"]
+
+
+def _post(n: int, tag: str = "news") -> str:
+    return textwrap.dedent(f"""\
+        ---
+        title: Post {n}
+        date: 2021-01-{n + 1:02d} 10:00:00
+        tags: [{tag}, t{n % 3}]
+        ---
+        Body of post {n}.
+        """)
+
+
+class QuickSite:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "posts").mkdir(parents=True)
+        (root / "templates").mkdir()
+        (root / "templates" / "README.txt").write_text("templates here\n")
+        (root / "config.yaml").write_text(CONFIG)
+        for n in range(6):
+            post = root / "posts" / f"2021-01-{n + 1:02d}-post-{n}.md"
+            post.write_text(_post(n))
+            os.utime(post, (1_600_000_000, 1_600_000_000 + n))  # long saved: no post is read as racy
+        self.env = {**os.environ}
+
+    def run(self, cmd: list[str], *args: str) -> tuple[int, str]:
+        proc = subprocess.run([*cmd, *args], cwd=self.root, env=self.env, capture_output=True, text=True,
+                              timeout=120)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc.returncode, proc.stderr + proc.stdout
+
+    def probe(self) -> bool:
+        code, out = self.run(PROBE)
+        assert code == 0, out
+        return out.strip() == "True"
+
+
+def _plain(log: str) -> str:
+    """A log without the timings (the -v step lines, and the summary's seconds)."""
+    lines = [line for line in log.splitlines()
+             if not re.match(r"^\d+\.\d\ds ", line) and line != "nothing changed since the last run (quick check)"]
+    return re.sub(r" in \d+\.\ds$", "", "\n".join(lines), flags=re.MULTILINE)
+
+
+def _full_replayed(log: str) -> bool:
+    return bool(re.search(r"^\d+\.\d\ds nothing changed since the last run$", log, re.MULTILINE))
+
+
+@pytest.fixture
+def quick(tmp_path: Path) -> QuickSite:
+    site = QuickSite(tmp_path / "site")
+    code, out = site.run(FEEDS, "generate")
+    assert code == 0, out
+    return site
+
+
+def _compare(site: QuickSite, *args: str) -> tuple[bool, bool]:
+    """What the quick check decides, and what the full run then does; when the quick
+    check replays, the command with it prints and exits exactly as the full run."""
+    said = site.probe()
+    if said:
+        with_quick = site.run(FEEDS, "generate", "-v", *args)
+    full_code, full_log = site.run(FULL, "generate", "-v", *args)
+    replayed = _full_replayed(full_log)
+    if said:
+        assert replayed, "the quick check said unchanged where the full run did not replay"
+        assert "nothing changed since the last run (quick check)" in with_quick[1]
+        assert (with_quick[0], _plain(with_quick[1])) == (full_code, _plain(full_log))
+    return said, replayed
+
+
+def _touch(site: QuickSite) -> None:
+    path = site.root / "posts" / "2021-01-03-post-2.md"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def _same_size_edit(site: QuickSite) -> None:
+    path = site.root / "posts" / "2021-01-03-post-2.md"
+    st = path.stat()
+    path.write_text(path.read_text().replace("Body", "Bodx"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _add(site: QuickSite) -> None:
+    (site.root / "posts" / "2021-01-09-post-8.md").write_text(_post(8))
+
+
+def _delete(site: QuickSite) -> None:
+    (site.root / "posts" / "2021-01-03-post-2.md").unlink()
+
+
+def _rename(site: QuickSite) -> None:
+    (site.root / "posts" / "2021-01-03-post-2.md").rename(site.root / "posts" / "2021-01-03-renamed.md")
+
+
+def _config_whitespace(site: QuickSite) -> None:
+    (site.root / "config.yaml").write_text(CONFIG + "\n")
+
+
+def _config_setting(site: QuickSite) -> None:
+    (site.root / "config.yaml").write_text(CONFIG.replace("title: Quick", "title: Quicker"))
+
+
+def _home(site: QuickSite) -> None:
+    site.env["HOME"] = str(site.root)
+
+
+def _template(site: QuickSite) -> None:
+    (site.root / "templates" / "README.txt").write_text("templates here, edited\n")
+
+
+def _output_deleted(site: QuickSite) -> None:
+    (site.root / "output" / "all.rss.xml").unlink()
+
+
+def _output_modified(site: QuickSite) -> None:
+    path = site.root / "output" / "all.atom.xml"
+    path.write_bytes(path.read_bytes() + b" ")
+
+
+def _output_same_stat(site: QuickSite) -> None:
+    path = site.root / "output" / "all.atom.xml"
+    st = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"Post", b"Pots", 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _posts_vanished(site: QuickSite) -> None:
+    (site.root / "posts").rename(site.root / "posts-away")
+
+
+def _old_record(site: QuickSite) -> None:
+    """A state database from a version that kept no quick record."""
+    db = sqlite3.connect(site.root / "state" / "feeds.db")
+    with db:
+        (text,) = db.execute("SELECT value FROM settings WHERE key = 'last_run'").fetchone()
+        last = json.loads(text)
+        del last["quick"]
+        db.execute("UPDATE settings SET value = ? WHERE key = 'last_run'", (json.dumps(last),))
+    db.close()
+
+
+def _garbled_record(site: QuickSite) -> None:
+    db = sqlite3.connect(site.root / "state" / "feeds.db")
+    with db:
+        db.execute("UPDATE settings SET value = ? WHERE key = 'last_run'",
+                   (json.dumps({"snapshot": "x", "quick": "{not json"}),))
+    db.close()
+
+
+def _items_changed(site: QuickSite) -> None:
+    db = sqlite3.connect(site.root / "state" / "feeds.db")
+    with db:
+        db.execute("INSERT OR REPLACE INTO settings VALUES ('items_version', 'changed')")
+    db.close()
+
+
+def _fifo(site: QuickSite) -> None:
+    os.mkfifo(site.root / "posts" / "pipe.md")
+
+
+def _hidden(site: QuickSite) -> None:
+    (site.root / "posts" / ".draft.md").write_text(_post(9))
+
+
+def _symlink_loop(site: QuickSite) -> None:
+    (site.root / "posts" / "loop").symlink_to(".")
+
+
+def _dangling(site: QuickSite) -> None:
+    (site.root / "posts" / "gone.md").symlink_to("nowhere.md")
+
+
+#: Each mutation, what the quick check then says, and what the full run does.
+MUTATIONS: dict[str, tuple[Callable[[QuickSite], None], bool, bool]] = {
+    "nothing": (lambda site: None, True, True),
+    "touched post": (_touch, False, False),
+    # Same size and mtime: the full run does not see it either (feeds generate --check does).
+    "same-size edit, mtime restored": (_same_size_edit, True, True),
+    "added post": (_add, False, False),
+    "deleted post": (_delete, False, False),
+    "renamed post": (_rename, False, False),
+    "config whitespace": (_config_whitespace, False, True),
+    "config setting": (_config_setting, False, False),
+    "HOME changed": (_home, False, True),
+    "template edited": (_template, False, False),
+    "output deleted": (_output_deleted, False, False),
+    "output modified": (_output_modified, False, False),
+    "output modified, stat restored": (_output_same_stat, True, True),
+    "posts folder vanished": (_posts_vanished, False, True),
+    "record of an older version": (_old_record, False, True),
+    "garbled record": (_garbled_record, False, False),
+    "items changed": (_items_changed, False, False),
+    # A FIFO is refused (one warning more), not read: both replay, with that warning.
+    "FIFO added": (_fifo, True, True),
+    "hidden post added": (_hidden, True, True),
+    "symlink loop added": (_symlink_loop, True, True),
+    "dangling symlink added": (_dangling, True, True),
+}
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_the_quick_check_says_unchanged_only_when_the_full_run_replays(quick: QuickSite, name: str) -> None:
+    mutate, quick_says, full_replays = MUTATIONS[name]
+    mutate(quick)
+    assert _compare(quick) == (quick_says, full_replays)
+    # The run after: whatever the full run did, it left what the quick check needs.
+    said_again, replayed_again = _compare(quick)
+    assert replayed_again
+    assert said_again or name == "posts folder vanished"  # an input missing is always the full run's
+
+
+def test_warnings_strict_and_the_summary_are_replayed(quick: QuickSite) -> None:
+    os.mkfifo(quick.root / "posts" / "pipe.md")
+    (quick.root / "posts" / "2021-01-20-bad.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+    code, out = quick.run(FEEDS, "generate")
+    assert code == 0 and "2 warnings" in out, out
+    assert _compare(quick) == (True, True)
+    assert _compare(quick, "--strict") == (True, True)
+    code, out = quick.run(FEEDS, "generate", "--strict")
+    assert code == 1 and "pipe.md: skipped: a named pipe (FIFO)" in out and "--strict" in out
+    code, out = quick.run(FEEDS, "generate", "-q")
+    assert code == 0 and "generate:" not in out and out.count("warning:") == 2
+
+
+def test_a_damaged_database_falls_back_without_a_traceback(quick: QuickSite) -> None:
+    db = quick.root / "state" / "feeds.db"
+    for extra in ("-wal", "-shm"):
+        db.with_name(db.name + extra).unlink(missing_ok=True)
+    db.write_bytes(b"SQLite format 3\0" + os.urandom(3000))
+    assert not quick.probe()
+    with_quick = quick.run(FEEDS, "generate")
+    full = quick.run(FULL, "generate")
+    assert with_quick == full and with_quick[0] != 0 and "damaged" in with_quick[1]
+
+
+def test_a_run_holding_the_lock_makes_it_leave_busy(quick: QuickSite) -> None:
+    fd = os.open(quick.root / "state" / "feeds.db.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        code, out = quick.run(FEEDS, "generate")
+        full_code, full_out = quick.run(FULL, "generate")
+        assert code == full_code == 75
+        assert out == full_out and "another run holds the lock" in out
+        code, out = quick.run(FEEDS, "generate", "--wait", "0.3")
+        assert code == 75 and "gave up after 0.3s" in out
+    finally:
+        os.close(fd)
+    assert quick.run(FEEDS, "generate")[0] == 0
+
+
+def test_flags_that_change_the_run_take_the_full_run(quick: QuickSite) -> None:
+    for flag in ("--check", "--allow-shrink", "--rebuild-state"):
+        _, out = quick.run(FEEDS, "generate", "-v", flag)
+        assert "(quick check)" not in out, flag
+    assert "(quick check)" in quick.run(FEEDS, "generate", "-v", "--offline")[1]
+
+
+def test_a_config_with_sources_takes_the_full_run(quick: QuickSite, tmp_path: Path) -> None:
+    feed = tmp_path / "wire.xml"
+    feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><link>https://w.example/'
+                    '</link><description>d</description><item><title>A</title><link>https://w.example/a</link>'
+                    '<pubDate>Mon, 04 Jan 2021 10:00:00 GMT</pubDate></item></channel></rss>')
+    (quick.root / "config.yaml").write_text(CONFIG + f"sources:\n  - name: wire\n    url: {feed}\n")
+    for _ in range(2):
+        assert quick.run(FEEDS, "generate")[0] == 0
+        assert not quick.probe()
+
+
+def test_nothing_changed_loads_no_database_library_feed_writer_or_http_client(quick: QuickSite) -> None:
+    listing = quick.root / "modules.txt"
+    code = ("import atexit, sys; from pathlib import Path; "
+            f"atexit.register(lambda: Path({str(listing)!r}).write_text('\\n'.join(sorted(sys.modules)))); "
+            "from feeds.cli import main; sys.argv[0] = 'feeds'; main()")
+    result = quick.run([sys.executable, "-c", code], "generate", "-v")
+    assert result[0] == 0 and "(quick check)" in result[1], result
+    loaded = set(listing.read_text().split())
+    for heavy in ("sqlalchemy", "feedgen", "httpx", "lxml", "jinja2", "pydantic", "feeds.pipeline", "feeds.config"):
+        assert heavy not in loaded, heavy
+
+
+def test_the_state_line_is_found_or_refused() -> None:
+    root = Path("/site/config.yaml")
+    assert unchanged.state_file(root, "site: {}\n") == Path("/site/state/feeds.db")
+    assert unchanged.state_file(root, "state: db/x.db  # here\n") == Path("/site/db/x.db")
+    assert unchanged.state_file(root, "state: 'sqlite:///db/x%20y.db'\n") == Path("/site/db/x y.db")
+    assert unchanged.state_file(root, "state: /abs/x.db\n") == Path("/abs/x.db")
+    assert unchanged.state_file(root, "state: postgresql://h/db\n") is None
+    assert unchanged.state_file(root, "state: a\nstate: b\n") is None
+    assert unchanged.state_file(root, "state: *anchor\n") is None
+
+
+@pytest.mark.parametrize("folder", [None, "templates"])
+def test_template_stats_are_the_renderers(tmp_path: Path, folder: str | None) -> None:
+    if folder is not None:
+        (tmp_path / folder / "sub").mkdir(parents=True)
+        (tmp_path / folder / "index.html").write_text("x")
+        (tmp_path / folder / "sub" / "feed.html").write_text("yy")
+        (tmp_path / folder / "link").symlink_to("sub")
+    path = tmp_path / folder if folder is not None else None
+    assert unchanged.template_stats(path) == template_stats(path)
+
+
+# -- the scanner's names, from a per-folder prefix, against os.path.abspath per file --------
+
+_NAMES = st.sampled_from(["a", "b", "c.md", "d.html", ".e.md", "f.markdown", "g.txt", "h.md"])
+_TREE = st.recursive(st.just("file") | st.just("link-up") | st.just("dangling"),
+                     lambda children: st.dictionaries(_NAMES, children, max_size=4), max_leaves=12)
+
+
+def _build(folder: Path, tree: object) -> None:
+    if not isinstance(tree, dict):
+        return
+    for name, child in tree.items():
+        path = folder / name
+        if isinstance(child, dict):
+            path.mkdir()
+            _build(path, child)
+        elif child == "file":
+            path.write_text(_post(1))
+        elif child == "link-up":
+            path.symlink_to("..")
+        else:
+            path.symlink_to("missing-target")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=st.dictionaries(_NAMES, _TREE, max_size=5),
+       where=st.sampled_from(["posts", "./posts/", "posts/../posts", "{abs}/posts"]),
+       root=st.sampled_from(["site", "site/..", "site/sub", "other"]))
+def test_post_names_are_what_abspath_makes_them(tmp_path_factory: pytest.TempPathFactory, tree: dict[str, object],
+                                                where: str, root: str) -> None:
+    base = tmp_path_factory.mktemp("scan")
+    site = base / "site"
+    (site / "posts").mkdir(parents=True)
+    (site / "sub").mkdir()
+    (base / "other").mkdir()
+    _build(site / "posts", tree)
+    config_root = base / root
+    pattern = where.format(abs=site)
+    if not pattern.startswith("/"):
+        pattern = os.path.relpath(site / pattern, config_root) + ("/" if pattern.endswith("/") else "")
+    scan = scan_posts(pattern, config_root)
+    walk = _Walk(config_root)
+    assert [f.name for f in scan.files] == [walk.name(f.path) for f in scan.files]
+    assert scan.unreadable == [walk.name(str(config_root / u)) for u in scan.unreadable] or scan.unreadable
