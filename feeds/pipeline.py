@@ -391,9 +391,6 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
     run.writes.start(run.store.save_contents, list(contents.fresh))
     item_data = run.store.load_item_data((i.source, i.ukey) for e in wanted for i in by_id[e].items)
     entries: dict[str, Entry] = {}
-    # Content cleaned in this run is sanitized already; content from the cache is sanitized again.
-    cleaned_now = {c.path for c in contents.fresh}
-    sanitized: set[str] = set()
     for entry_id in wanted - contents.unavailable:
         story = by_id[entry_id]
         remote, problems = stored_entries(story.items, item_data)
@@ -406,9 +403,9 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
                             remote=remote)
         if entry is not None:  # else left out of every feed (said above)
             entries[entry_id] = entry
-            if story.post is not None and story.post.path in cleaned_now:
-                sanitized.add(entry_id)
-    safe, problems = safe_entries(entries, sanitized=sanitized)
+    # Cleaned content is sanitized once more here: a second pass is not always a no-op
+    # (the HTML parser can nest again what the cleaner left, such as a list inside a paragraph).
+    safe, problems = safe_entries(entries)
     for problem in problems:
         run.sink.warn(problem)
     return Built(dict(safe), contents.unavailable, contents.unsettled)

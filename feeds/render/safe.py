@@ -5,15 +5,15 @@ older version, of a hostile upstream, a damaged row), the entry that comes out
 has fields of the model's types, only http(s) URLs (ids: http(s), ``tag:`` or
 ``urn:``, else a stable ``urn:uuid`` made from the unsafe id), text that no
 reader can take for markup (``content.display_text``), content sanitized again
-(``content.safe_html``; not the content this run's ``clean_html`` returned, on which
-that pass changes nothing) and aware dates. An entry that cannot be made so is
+(``content.safe_html``, also on what this run's ``clean_html`` returned: a second pass
+is not always a no-op) and aware dates. An entry that cannot be made so is
 refused with one line naming it; the others go on.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -92,23 +92,15 @@ def _terms(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in (text(v) for v in _items(value)) if t))
 
 
-def safe_entry(entry: Entry, *, sanitized: bool = False) -> SafeEntry:
-    """``entry`` as it may be written out; InputError (naming it) if it cannot be.
-    ``sanitized``: its content is what ``content.clean_html`` returned in this process, on
-    which ``safe_html`` changes nothing unless it holds a character XML forbids, so only
-    then is it sanitized twice."""
+def safe_entry(entry: Entry) -> SafeEntry:
+    """``entry`` as it may be written out; InputError (naming it) if it cannot be."""
     if isinstance(entry, SafeEntry):
         return entry
     try:
         published = _when(entry.published, "published")
         updated = _when(entry.updated, "updated")
         summary = xml_safe(display_text(entry.summary)) if isinstance(entry.summary, str) else ""
-        if not isinstance(entry.content, str):
-            content = None
-        else:
-            # What clean_html keeps of a character reference to a control character goes here.
-            final = sanitized and xml_safe(entry.content) == entry.content
-            content = entry.content if final else safe_html(entry.content)
+        content = safe_html(entry.content) if isinstance(entry.content, str) else None
         title = text(entry.title) or text(summary[:80]) or UNTITLED
         language = entry.language.strip() if isinstance(entry.language, str) else None
         return SafeEntry(
@@ -133,15 +125,13 @@ def _name(entry: object) -> str:
     return xml_safe(value)[:200] if isinstance(value, str) and value.strip() else "an entry without an id"
 
 
-def safe_entries(entries: Mapping[str, Entry], *, sanitized: Collection[str] = ()) -> tuple[dict[str, SafeEntry],
-                                                                                          list[str]]:
-    """Every entry that can be written out, by the same key; and one line per entry left out.
-    The content of the entries whose keys are in ``sanitized`` is ``clean_html``'s of this run."""
+def safe_entries(entries: Mapping[str, Entry]) -> tuple[dict[str, SafeEntry], list[str]]:
+    """Every entry that can be written out, by the same key; and one line per entry left out."""
     out: dict[str, SafeEntry] = {}
     problems: list[str] = []
     for key, entry in entries.items():
         try:
-            out[key] = safe_entry(entry, sanitized=key in sanitized)
+            out[key] = safe_entry(entry)
         except InputError as exc:
             problems.append(str(exc))
     return out, problems
