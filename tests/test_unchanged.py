@@ -8,23 +8,26 @@ read-only check alone (what it decides), the command with it, and the command wi
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import feeds.posts
 from feeds import unchanged
-from feeds.posts import _Walk, scan_posts
+from feeds.posts import POST_SUFFIXES, PostFile, PostScan, _kind, _Walk, scan_posts
 from feeds.render.templates import template_stats
 
 CONFIG = """\
@@ -393,3 +396,113 @@ def test_post_names_are_what_abspath_makes_them(tmp_path_factory: pytest.TempPat
     walk = _Walk(config_root)
     assert [f.name for f in scan.files] == [walk.name(f.path) for f in scan.files]
     assert scan.unreadable == [walk.name(str(config_root / u)) for u in scan.unreadable] or scan.unreadable
+
+
+class _AbspathWalk:
+    """The scanner as it was, with os.path.abspath per name: the reference. One scan's state:
+    the folders already entered (symlink loops are followed once)
+    and the files already found (a file reached by two paths is one post)."""
+
+    def __init__(self, root: Path) -> None:
+        self.prefix = str(root.absolute()) + os.sep
+        self.scan = PostScan()
+        self.folders: set[tuple[int, int]] = set()
+        self.inodes: set[tuple[int, int]] = set()
+
+    def name(self, path: str) -> str:
+        absolute = os.path.abspath(path)
+        name = absolute[len(self.prefix):] if absolute.startswith(self.prefix) else absolute
+        return name.replace(os.sep, "/")
+
+    def add(self, path: str, st: os.stat_result) -> None:
+        name = self.name(path)
+        if not stat.S_ISREG(st.st_mode):
+            self.scan.refused.append(f"{name}: skipped: {_kind(st.st_mode)}, not a regular file")
+            return
+        if (st.st_dev, st.st_ino) in self.inodes:
+            self.scan.notes.append(f"{name}: skipped: the same file as another post path")
+            return
+        self.inodes.add((st.st_dev, st.st_ino))
+        self.scan.files.append(PostFile(path=path, name=name, mtime_ns=st.st_mtime_ns, size=st.st_size))
+
+    def folder(self, top: str, top_stat: os.stat_result) -> None:
+        """Find post files under ``top`` (recursively), in name order, skipping hidden entries.
+
+        Depth first with a stack of its own, so that no nesting depth can exhaust Python's."""
+        stack: list[Iterator[os.DirEntry[str]]] = []
+        opened = self._open(top, top_stat)
+        if opened is not None:
+            stack.append(opened)
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
+            if entry.name.startswith("."):
+                continue
+            try:
+                est = entry.stat()  # follows symlinks
+            except OSError as exc:
+                self._unstatable(entry, exc)
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                if entry.name.endswith(POST_SUFFIXES):
+                    self.scan.notes.append(f"{self.name(entry.path)}: a folder named like a post; searched as a folder")
+                opened = self._open(entry.path, est)
+                if opened is not None:
+                    stack.append(opened)
+            elif entry.name.endswith(POST_SUFFIXES):
+                self.add(entry.path, est)
+
+    def _open(self, folder: str, st: os.stat_result) -> Iterator[os.DirEntry[str]] | None:
+        """The entries of ``folder`` in name order; None if it was searched already or cannot be listed."""
+        if (st.st_dev, st.st_ino) in self.folders:
+            self.scan.notes.append(f"{self.name(folder)}: skipped: a folder already searched (a symlink loop?)")
+            return None
+        self.folders.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(folder) as it:
+                return iter(sorted(it, key=lambda e: e.name))
+        except OSError as exc:
+            self.scan.unreadable.append(self.name(folder))
+            self.scan.notes.append(f"{self.name(folder)}: cannot list the folder: {exc.strerror}")
+            return None
+
+    def _unstatable(self, entry: os.DirEntry[str], exc: OSError) -> None:
+        name = self.name(entry.path)
+        if exc.errno == errno.ENOENT and entry.is_symlink():
+            self.scan.notes.append(f"{name}: skipped: a symlink to nothing")
+        elif exc.errno == errno.ELOOP:
+            self.scan.notes.append(f"{name}: skipped: a symlink loop")
+        elif entry.name.endswith(POST_SUFFIXES):
+            self.scan.refused.append(f"{name}: skipped: cannot read: {exc.strerror}")
+        else:
+            self.scan.unreadable.append(name)
+            self.scan.notes.append(f"{name}: cannot read: {exc.strerror}")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=st.dictionaries(_NAMES, _TREE, max_size=5),
+       where=st.sampled_from(["posts", "./posts/", "posts/../posts", "{abs}/posts", "posts/**/*.md"]),
+       root=st.sampled_from(["site", "site/..", "site/sub", "other"]))
+def test_the_scan_is_the_abspath_scans(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                                       tree: dict[str, object], where: str, root: str) -> None:
+    """Same files, names, order, notes and refusals as the scanner that called abspath per file
+    (symlink loops, dangling symlinks, hidden entries, a file reached twice, FIFOs)."""
+    base = tmp_path_factory.mktemp("scan")
+    site = base / "site"
+    (site / "posts").mkdir(parents=True)
+    (site / "sub").mkdir()
+    (base / "other").mkdir()
+    _build(site / "posts", tree)
+    os.mkfifo(site / "posts" / "pipe.md")
+    (site / "posts" / "twice.md").symlink_to("pipe.md")
+    config_root = base / root
+    pattern = where.format(abs=site)
+    if not pattern.startswith("/"):
+        pattern = os.path.relpath(site, config_root) + "/" + pattern
+    new = scan_posts(pattern, config_root)
+    with monkeypatch.context() as m:
+        m.setattr(feeds.posts, "_Walk", _AbspathWalk)
+        reference = scan_posts(pattern, config_root)
+    assert new == reference
