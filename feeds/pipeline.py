@@ -17,7 +17,8 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +74,7 @@ from .sources.decide import SourceOutcome
 from .sources.fetch import Transport
 from .sources.schedule import SourceStatus, new_state
 from .sources.update import update_sources
-from .store import LastRun, OutputRecord, Store, move_aside
+from .store import LastRun, OutputRecord, PostRow, Store, move_aside
 from .workers import Progress, run_jobs
 
 __all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
@@ -245,9 +246,17 @@ def read_posts(run: Run, cache: PostCache, inputs: Inputs, *, reread: bool) -> F
         run.store.save_input_counts(dict(inputs.counts))
     # The cache is written while the run goes on; the run waits for it before it ends.
     if update.fresh or update.forget or update.changes is None:
-        run.writes.start(run.store.save_posts, update.fresh, update.forget, update.index_rows, update.changes)
+        # Each row (its front matter as JSON) is let go of once saved: only the saving holds the rows.
+        rows = deque(update.fresh)
+        update.fresh.clear()
+        run.writes.start(run.store.save_posts, _drain(rows), update.forget, update.index_rows, update.changes)
     run.report.posts, run.report.parsed, run.report.drafts = found.files, found.parsed, found.drafts
     return found
+
+
+def _drain(rows: deque[PostRow]) -> Iterator[PostRow]:
+    while rows:
+        yield rows.popleft()
 
 
 def _last_grouping(store: Store, key: str) -> Grouping | None:
@@ -286,9 +295,12 @@ def stories_of(run: Run, found: FrontMatter) -> Stories:
                                 Vocabulary(config.categories.aliases, config.categories.slugs))
         store.save_ledger(ledger)
         plans = plan(config, stories)
-        stories = replace(stories, plans=tuple(plans))
         after = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
         run.writes.start(store.save_grouping, encode_grouping(Grouping.of(after, stories, plans)))
+        # From here on only the stories some feed shows are read: the others (and their front matter) go.
+        shown = {i for p in plans for i in p.entry_ids}
+        stories = replace(stories, by_id={i: s for i, s in stories.by_id.items() if i in shown},
+                          count=stories.entries, plans=tuple(plans))
     for merge in stories.merges:
         log.info("%s: same entry as %s (%s); merged", merge.primary, ", ".join(merge.others), merge.entry_id)
     for problem in stories.problems:

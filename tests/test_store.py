@@ -285,6 +285,19 @@ def test_posts_round_trip_and_replace(store: Store) -> None:
     assert store.load_posts()["posts/b.md"] == changed and len(store.load_posts()) == 3
 
 
+def test_posts_saved_from_a_stream_in_batches_and_decoded_with_shared_values(store: Store) -> None:
+    metas = [META._replace(path=f"posts/{n}.md", updated=META.published if n % 2 else META.updated)
+             for n in range(2500)]
+    store.save_posts(PostRow(m.path, n, n, "fp", meta_to_json(m), None) for n, m in enumerate(metas))
+    rows = store.load_posts()
+    assert len(rows) == 2500
+    shared: dict[object, object] = {}
+    decoded = [meta_from_json(rows[m.path].meta or "", shared) for m in metas]
+    assert decoded == metas == [meta_from_json(rows[m.path].meta or "") for m in metas]
+    assert decoded[0].tags is decoded[1].tags and decoded[0].authors[0] is decoded[1].authors[0]
+    assert decoded[1].updated is decoded[1].published
+
+
 def test_forgetting_a_post_forgets_its_content(store: Store) -> None:
     store.save_posts([PostRow(f"posts/{n}.md", 1, 1, "fp", None, "") for n in range(700)])
     store.save_contents([CachedContent(f"posts/{n}.md", "d", "cfp", f"<p>{n}</p>", "") for n in range(700)])

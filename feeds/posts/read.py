@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from ..build.keys import content_key, post_key
@@ -130,17 +130,18 @@ class FrontMatter:
     drafts: int
     #: Something was read while it changed (or too soon after): the next run reads again.
     unsettled: bool
-    #: Front matter (JSON) of the posts read in this run, by path.
-    fresh: Mapping[str, str]
+    #: Front matter of the posts read in this run, by path.
+    fresh: Mapping[str, PostMeta]
     cache: PostCache
 
     def metas(self, paths: Collection[str]) -> dict[str, PostMeta]:
         """The front matter of the posts at ``paths`` (paths of :attr:`posts`)."""
-        texts = {p: self.fresh[p] for p in paths if p in self.fresh}
-        rest = [p for p in paths if p not in texts]
+        found = {p: self.fresh[p] for p in paths if p in self.fresh}
+        rest = [p for p in paths if p not in found]
         if rest:
-            texts.update(self.cache.metas(rest))
-        return {p: meta_from_json(t) for p, t in texts.items()}
+            shared: dict[Any, Any] = {}
+            found.update((p, meta_from_json(t, shared)) for p, t in self.cache.metas(rest).items())
+        return found
 
     def found(self) -> list[FoundPost]:
         """Every post with its front matter, in the order of :attr:`posts`."""
@@ -206,8 +207,10 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
         else:
             drafts += 1
     rows = [p.row for p in fresh]
-    texts = {row.path: row.meta for row in rows if row.meta is not None}
-    return (FrontMatter(tuple(posts), len(inputs.files), len(rows), drafts, unsettled, texts, cache),
+    # Decoded once here; the JSON goes with the rows to be saved, and no further.
+    shared: dict[Any, Any] = {}
+    metas = {row.path: meta_from_json(row.meta, shared) for row in rows if row.meta is not None}
+    return (FrontMatter(tuple(posts), len(inputs.files), len(rows), drafts, unsettled, metas, cache),
             PostCacheUpdate(rows, forget, new_index, changes))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import islice
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -44,8 +45,14 @@ def load_metas(conn: Connection, paths: Sequence[str]) -> dict[str, str]:
     return found
 
 
+#: Rows written per statement: ``rows`` may be a stream whose rows are let go of once saved.
+SAVE_BATCH = 2000
+
+
 def save(conn: Connection, rows: Iterable[PostRow]) -> None:
-    upsert(conn, posts, [tuple(p) for p in rows])
+    stream = iter(rows)
+    while batch := [tuple(p) for p in islice(stream, SAVE_BATCH)]:
+        upsert(conn, posts, batch)
 
 
 def forget(conn: Connection, paths: Sequence[str]) -> None:
