@@ -106,14 +106,33 @@ def template_stats(templates: Path | None) -> list[tuple[str, int, int]]:
     if templates is not None:
         folders.append(templates)
     for index, folder in enumerate(folders):
-        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        for parts in _template_files(folder):
             try:
-                st = path.stat()
+                st = folder.joinpath(*parts).stat()
             except OSError:
                 continue
-            if path.is_file():
-                found.append((f"{index}:{path.relative_to(folder).as_posix()}", st.st_size, st.st_mtime_ns))
+            found.append((f"{index}:{'/'.join(parts)}", st.st_size, st.st_mtime_ns))
     return found
+
+
+def _template_files(folder: Path) -> list[tuple[str, ...]]:
+    """The files under ``folder`` (as path parts, sorted), symlinked folders followed as the
+    template loader follows them, each real folder once (a symlink loop ends there)."""
+    files: list[tuple[str, ...]] = []
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        base = Path(top).relative_to(folder).parts
+        files += [(*base, name) for name in names if os.path.isfile(os.path.join(top, name))]
+    return sorted(files)
 
 
 def _home() -> str | None:

@@ -508,3 +508,20 @@ def test_the_scan_is_the_abspath_scans(tmp_path_factory: pytest.TempPathFactory,
         m.setattr(feeds.posts, "_Walk", _AbspathWalk)
         reference = scan_posts(pattern, config_root)
     assert new == reference
+
+
+def test_template_stats_follow_symlinked_folders_as_the_loader_does(tmp_path: Path) -> None:
+    # A template included from a symlinked folder is a template too: editing it is a change.
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "header.html").write_text("one\n")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "index.html").write_text("{% include 'parts/header.html' %}\n")
+    (templates / "parts").symlink_to(tmp_path / "parts")
+    (tmp_path / "parts" / "loop").symlink_to(templates)  # a loop: each real folder is walked once
+    names = [name for name, _, _ in template_stats(templates) if name.startswith("1:")]
+    assert names == ["1:index.html", "1:parts/header.html"]
+    before = template_stats(templates)
+    (tmp_path / "parts" / "header.html").write_text("two, longer\n")
+    assert template_stats(templates) != before
+    assert unchanged.template_stats(templates) == template_stats(templates)
