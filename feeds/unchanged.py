@@ -43,6 +43,7 @@ from urllib.parse import quote, unquote
 from . import __version__
 from .errors import FeedsError
 from .lock import lock_path, writer_lock
+from .render.templates import template_stats
 
 if TYPE_CHECKING:
     from .config import Config
@@ -96,43 +97,6 @@ def files_digest(files: Iterable[tuple[int, str, int, int]]) -> str:
     """A hash of every post file's (input index, name, mtime_ns, size), in scan order."""
     text = "".join([f"{folder}\0{name}\0{mtime_ns}\0{size}\n" for folder, name, mtime_ns, size in files])
     return hashlib.sha1(text.encode()).hexdigest()
-
-
-def template_stats(templates: Path | None) -> list[tuple[str, int, int]]:
-    """(name, size, mtime_ns) of every template file, as ``render.templates.template_stats``
-    finds them (that module loads the template engine; a test keeps the two the same)."""
-    found = []
-    folders = [_PACKAGE / "templates"]
-    if templates is not None:
-        folders.append(templates)
-    for index, folder in enumerate(folders):
-        for parts in _template_files(folder):
-            try:
-                st = folder.joinpath(*parts).stat()
-            except OSError:
-                continue
-            found.append((f"{index}:{'/'.join(parts)}", st.st_size, st.st_mtime_ns))
-    return found
-
-
-def _template_files(folder: Path) -> list[tuple[str, ...]]:
-    """The files under ``folder`` (as path parts, sorted), symlinked folders followed as the
-    template loader follows them, each real folder once (a symlink loop ends there)."""
-    files: list[tuple[str, ...]] = []
-    seen: set[tuple[int, int]] = set()
-    for top, dirs, names in os.walk(folder, followlinks=True):
-        try:
-            st = os.stat(top)
-        except OSError:
-            dirs[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        base = Path(top).relative_to(folder).parts
-        files += [(*base, name) for name in names if os.path.isfile(os.path.join(top, name))]
-    return sorted(files)
 
 
 def _home() -> str | None:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from ..layout import XSL_NAME
+
+if TYPE_CHECKING:  # the template stats are also read by the quick check, before the engine is loaded
+    import jinja2
 
 
 def environment(templates: Path | None) -> jinja2.Environment:
     """The Jinja2 environment of the pages: the config's template folder first, then the package's."""
+    import jinja2
+
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
         loaders.append(jinja2.FileSystemLoader(str(templates)))
