@@ -86,9 +86,48 @@ def content_type(name: str) -> str:
 def response_type(name: str, accept: str | None) -> str:
     """The Content-Type for file ``name`` given the request's Accept header."""
     kind = content_type(name)
-    if kind.startswith(FEED_TYPES) and accept is not None and "text/html" in accept.lower():
+    if kind.startswith(FEED_TYPES) and prefers_page(accept, kind):
         return BROWSER_FEED_TYPE
     return kind
+
+
+def _ranges(accept: str) -> dict[str, float]:
+    """Each media range an Accept header names (lower case, parameters dropped) and its q-value;
+    a malformed q-value counts as 0, a range named twice keeps its first q-value."""
+    ranges: dict[str, float] = {}
+    for item in accept.split(","):
+        media, _, params = item.partition(";")
+        media = media.strip().lower()
+        if not media or media in ranges:
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            key, eq, value = param.partition("=")
+            if key.strip().lower() == "q" and eq:
+                value = value.strip()
+                weight = float(value) if _QVALUE.fullmatch(value) else 0.0
+        ranges[media] = weight
+    return ranges
+
+
+def prefers_page(accept: str | None, kind: str) -> bool:
+    """Whether a client that sent ``accept`` wants an HTML page rather than the feed of type ``kind``.
+
+    Only when it names ``text/html`` with a q-value above every range the feed itself matches (its
+    own type, generic XML or JSON, its top-level type's wildcard, ``*/*``): a browser's
+    ``text/html,...,application/xml;q=0.9,*/*;q=0.8`` does; a feed reader that lists ``text/html``
+    beside the feed types at the same weight, or sends no Accept at all, gets the feed.
+    """
+    if not accept:
+        return False
+    ranges = _ranges(accept)
+    page = ranges.get("text/html", 0.0)
+    if page <= 0:
+        return False
+    own = kind.split(";", 1)[0].strip().lower()
+    generic = ("application/json",) if own.endswith("json") else ("application/xml", "text/xml")
+    matching = (own, *generic, own.split("/", 1)[0] + "/*", "*/*")
+    return all(page > ranges.get(media, 0.0) for media in matching)
 
 
 def compressible(kind: str) -> bool:
@@ -104,19 +143,7 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     """
     if not accept_encoding:
         return False
-    weights: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        name, _, params = item.partition(";")
-        name = name.strip().lower()
-        if not name or name in weights:
-            continue
-        weight = 1.0
-        for param in params.split(";"):
-            key, eq, value = param.partition("=")
-            if key.strip().lower() == "q" and eq:
-                value = value.strip()
-                weight = float(value) if _QVALUE.fullmatch(value) else 0.0
-        weights[name] = weight
+    weights = _ranges(accept_encoding)
     star = weights.get("*")
     gzip = weights.get("gzip", weights.get("x-gzip", star if star is not None else 0.0))
     identity = weights.get("identity", star)  # None: not named, so only acceptable, not preferred

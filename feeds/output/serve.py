@@ -4,7 +4,8 @@ Reads files in the output folder and nothing else. :mod:`feeds.output.http1` spe
 HTTP (parsing, keep-alive, pipelining, limits, timeouts); this module decides
 what each request gets (with the pure rules in :mod:`feeds.output.negotiate`, and
 the names and media types of :mod:`feeds.layout`): the
-right Content-Type, a strong ETag and
+right Content-Type, a browser's HTML view of a feed at the feed's own address (its page, or its
+stylesheet applied here, as browsers no longer apply XSLT), a strong ETag and
 Last-Modified with 304 answers, HEAD, gzip when the client accepts it, 405 for
 other methods, and nothing outside the folder or hidden in it.
 
@@ -46,7 +47,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..layout import INDEX_NAME
+from ..layout import FORMATS, INDEX_NAME, MEDIA_TYPES, PAGE_SUFFIX, XML_FORMATS, XSL_NAME, is_feed_file
+from ..render.view import feed_page
 from . import http1, negotiate
 
 log = logging.getLogger("feeds")
@@ -56,6 +58,8 @@ GRACE = 3.0  # seconds that requests in flight get to finish when the server sto
 CACHE_BYTES = 32 * 1024 * 1024  # bytes and gzip bytes kept per process
 CACHE_FILE_MAX = 2 * 1024 * 1024  # larger files are streamed, never held in memory
 CACHE_ENTRIES = 4096
+#: Where the page made of a feed is cached (a name no request can look up: it starts with NUL).
+VIEW_PREFIX = "\x00view:"
 GZIP_MIN = 256  # smaller bodies gain nothing from gzip
 MAX_CONNECTIONS = 10_000
 REPLACED_RETRIES = 5  # lookups of a large file that keeps being replaced before a 503
@@ -72,6 +76,7 @@ class _File:
     mtime: float
     data: bytes | None  # None: too large to cache, streamed from disk
     zipped: bytes | None = None  # b"": gzip does not make it smaller
+    made_from: str = ""  # a page made of a feed: the ETags of the feed and the stylesheet it was made from
 
     @property
     def weight(self) -> int:
@@ -217,6 +222,11 @@ class FileServer:
         name, file = found
         headers = request.headers
         kind = negotiate.response_type(name, headers.get("accept"))
+        varies = kind != negotiate.content_type(name) or is_feed_file(name)
+        if varies and negotiate.prefers_page(headers.get("accept"), negotiate.content_type(name)):
+            page = self.page_of(name, file)
+            if page is not None:
+                file, kind = page, MEDIA_TYPES[PAGE_SUFFIX]
         body, etag, zipped = file.data, file.etag, False
         if (body is not None and len(body) >= GZIP_MIN and negotiate.compressible(kind)
                 and negotiate.accepts_gzip(headers.get("accept-encoding"))):
@@ -227,7 +237,7 @@ class FileServer:
             ("ETag", etag),
             ("Last-Modified", file.modified),
             ("Cache-Control", "no-cache"),
-            ("Vary", "Accept, Accept-Encoding" if kind.startswith(negotiate.FEED_TYPES) else "Accept-Encoding"),
+            ("Vary", "Accept, Accept-Encoding" if varies else "Accept-Encoding"),
         ]
         if negotiate.is_fresh(headers.get("if-none-match"), headers.get("if-modified-since"), etag, file.mtime,
                               time.time()):
@@ -243,6 +253,32 @@ class FileServer:
         if len(body) > http1.CHUNK:  # sent a CHUNK at a time: a client that never reads holds no copy of it
             return http1.Stream(head, io.BytesIO(body), len(body))
         return head + body
+
+    def page_of(self, name: str, feed: _File) -> _File | None:
+        """What a browser gets for feed ``name``: the feed's own HTML page (``output.pages``), else the
+        page its stylesheet makes of it (browsers no longer apply XSLT themselves); None: the feed
+        itself (it is too large to be held, or there is no usable stylesheet)."""
+        stem = name[: -len(next(s for s in FORMATS.values() if name.endswith(s)))]
+        own = self.lookup(negotiate.Target(stem + PAGE_SUFFIX, False))
+        if isinstance(own, tuple):
+            return own[1]
+        if feed.data is None or not is_feed_file(name, XML_FORMATS):
+            return None
+        sheet = self.lookup(negotiate.Target(XSL_NAME, False))
+        if not isinstance(sheet, tuple) or sheet[1].data is None:
+            return None
+        made_from = f"{feed.etag} {sheet[1].etag}"
+        cached = self.cache.get(VIEW_PREFIX + name)
+        if cached is not None and cached.made_from == made_from:
+            return cached
+        body = feed_page(feed.data, sheet[1].data)
+        if body is None:
+            return None
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        newer = max(feed, sheet[1], key=lambda f: f.mtime)  # a new stylesheet is a new page too
+        view = _File(feed.key, feed.real, etag, newer.modified, newer.mtime, body, made_from=made_from)
+        self.cache.put(VIEW_PREFIX + name, view)
+        return view
 
     def prefix(self) -> str:
         real = os.path.realpath(self.root)

@@ -25,7 +25,11 @@
         <p class="note"><strong>This is a web feed.</strong> To subscribe, copy this page's address into
           your feed reader (Feedly, NetNewsWire, Miniflux, Thunderbird, newsboat...). New entries then
           come to you; nothing to install here.</p>
+        <xsl:variable name="self" select="atom:feed/atom:link[@rel='self']/@href | rss/channel/atom:link[@rel='self']/@href"/>
+        <xsl:variable name="home" select="atom:feed/atom:link[@rel='alternate']/@href | rss/channel/link"/>
+        <xsl:if test="$home"><p class="meta"><a href="{$home}">Home</a></p></xsl:if>
         <h1><xsl:value-of select="$title"/></h1>
+        <xsl:if test="$self"><p class="meta">Subscribe: <a href="{$self}"><code><xsl:value-of select="$self"/></code></a></p></xsl:if>
         <p class="meta"><xsl:value-of select="atom:feed/atom:subtitle | rss/channel/description"/></p>
         <xsl:for-each select="atom:feed/atom:entry | rss/channel/item">
           <article>
