@@ -46,7 +46,7 @@ from .build.stories import (
 )
 from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
-from .errors import Cancelled, DamagedStateError, FeedsError, PublishError
+from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PublishError
 from .identity import is_web_url
 from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, feed_file
 from .lock import lock_path, writer_lock
@@ -619,6 +619,10 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     The feeds written are announced to the WebSub hub once the locks are released (a slow
     hub holds up no other run)."""
     with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel):
+        if rebuild_state and config.state_on_server:
+            name, line = config.where("state")
+            raise ConfigError("state: --rebuild-state moves a SQLite file aside; a state database on a server "
+                              "is rebuilt by dropping and re-creating the database", where=name, line=line)
         if rebuild_state:
             for moved in move_aside(config.state_path, datetime.now(UTC)):
                 log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
@@ -629,14 +633,16 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
 
 
 def run_locks(config: Config, *, create: bool = True) -> list[Path]:
-    """What a writing run locks: the state database's lock file, then the output folder."""
+    """What a writing run locks: the state database's lock file, then the output folder (a
+    state on a server has no file beside it: the output folder's lock alone)."""
     try:
-        config.state_path.parent.mkdir(parents=True, exist_ok=True)
+        if not config.state_on_server:
+            config.state_path.parent.mkdir(parents=True, exist_ok=True)
         if create:
             config.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PublishError(f"cannot create the folder: {exc.strerror}", where=exc.filename) from None
-    found = [lock_path(config.state_path)]
+    found = [] if config.state_on_server else [lock_path(config.state_path)]
     if config.output_dir.is_dir():
         found.append(config.output_dir)
     return found
@@ -645,7 +651,7 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
               transport: Transport | None, cancel: Callable[[], bool] | None,
               allow_shrink: bool) -> Report:
-    store = Store(config.state_path)
+    store = Store(config.state_target)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.
     collecting = gc.isenabled()
@@ -672,7 +678,7 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
     except DamagedStateError as exc:  # a garbled row found outside the store: name the database
         if exc.where is not None:
             raise
-        raise DamagedStateError(exc.message, where=str(config.state_path)) from None
+        raise DamagedStateError(exc.message, where=str(config.state_target)) from None
     finally:
         if collecting:
             gc.enable()
@@ -701,7 +707,7 @@ class StatusLine:
 
 def source_status(config: Config) -> list[StatusLine]:
     """The stored state of every configured source (readable while a daemon runs)."""
-    store = Store(config.state_path)
+    store = Store(config.state_target)
     try:
         states = store.load_sources()
         stored = store.item_counts()

@@ -1,0 +1,84 @@
+"""A state database on a real PostgreSQL server: the same outputs as SQLite, a safe start for
+several processes at once, clear errors (the server is started by the test run, see postgres.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feeds.store import Store
+
+from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
+from .safety import cli, make_site, outputs
+
+
+def _on_server(root: Path, url: str) -> None:
+    config = root / "config.yaml"
+    config.write_text(config.read_text().replace("state: state/feeds.db", f"state: {url}"))
+
+
+def test_a_site_on_postgresql_publishes_the_same_bytes_as_on_sqlite(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811 (a fixture)
+    by_file = make_site(tmp_path / "file", 6)
+    by_server = make_site(tmp_path / "server", 6)
+    _on_server(by_server, postgres_url)
+    for root in (by_file, by_server):
+        assert cli(root, "generate").returncode == 0
+    assert outputs(by_server) == outputs(by_file) and outputs(by_server)
+    assert not (by_server / "state").exists()
+    # Again, incrementally: nothing changes, on either backend.
+    for root in (by_file, by_server):
+        assert cli(root, "generate").returncode == 0
+        assert cli(root, "generate", "--offline").returncode == 0
+        assert cli(root, "generate", "--check").returncode == 0
+        assert cli(root, "check").returncode == 0
+        assert cli(root, "status").returncode == 0
+    assert outputs(by_server) == outputs(by_file)
+    store = Store(postgres_url)
+    try:
+        last = store.load_last_run()
+        assert last is not None and last.posts == 6
+    finally:
+        store.close()
+
+
+def test_rebuild_state_on_a_server_is_refused_in_one_line(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811 (a fixture)
+    root = make_site(tmp_path / "site", 2)
+    _on_server(root, postgres_url)
+    assert cli(root, "generate").returncode == 0
+    before = outputs(root)
+    result = cli(root, "generate", "--rebuild-state")
+    assert result.returncode != 0 and "--rebuild-state" in result.stderr
+    assert "Traceback" not in result.stderr and outputs(root) == before
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(tmp_path: Path) -> None:
+    root = make_site(tmp_path / "site", 2)
+    _on_server(root, f"postgresql+psycopg://feeds:hunter2@/nowhere?host={tmp_path / 'no-socket'}")
+    result = cli(root, "generate")
+    assert result.returncode != 0 and "cannot use the database server" in result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_several_processes_create_the_schema_of_an_empty_database_at_once(postgres_url: str) -> None:  # noqa: F811 (a fixture)
+    code = f"from feeds.store import Store; s = Store({postgres_url!r}); s.save_output_dir('/x'); s.close()"
+    runs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err.decode()
+    store = Store(postgres_url)
+    try:
+        assert store.load_output_dir() == "/x"
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["postgresql+psycopg://feeds@localhost/", "postgresql+psycopg://feeds@localhost"])
+def test_a_postgresql_url_without_a_database_is_a_config_error(tmp_path: Path, value: str) -> None:
+    root = make_site(tmp_path / "site", 1)
+    _on_server(root, value)
+    result = cli(root, "generate")
+    assert result.returncode == 2 and "names its database" in result.stderr
