@@ -13,8 +13,10 @@ state another phase reads behind its back.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -74,7 +76,7 @@ from .sources.decide import SourceOutcome
 from .sources.fetch import Transport
 from .sources.schedule import SourceStatus, new_state
 from .sources.update import update_sources
-from .store import LastRun, OutputRecord, PostRow, Store, move_aside
+from .store import LastRun, OutputRecord, PostRow, Store, move_aside, server_lock
 from .workers import Progress, run_jobs
 
 __all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
@@ -618,7 +620,8 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt.
     The feeds written are announced to the WebSub hub once the locks are released (a slow
     hub holds up no other run)."""
-    with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel):
+    with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel), \
+            _server_lock(config, wait=wait, cancel=cancel):
         if rebuild_state and config.state_on_server:
             name, line = config.where("state")
             raise ConfigError("state: --rebuild-state moves a SQLite file aside; a state database on a server "
@@ -630,6 +633,16 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
                            cancel=cancel, allow_shrink=allow_shrink)
     announce(config, report.written)
     return report
+
+
+def _server_lock(config: Config, *, wait: float | None,
+                 cancel: Callable[[], bool] | None) -> contextlib.AbstractContextManager[None]:
+    """For a state on a server, the lock there on the output folder (writers on other
+    machines share the database, not this machine's file locks)."""
+    if not config.state_on_server:
+        return contextlib.nullcontext()
+    return server_lock(config.state, os.path.realpath(config.output_dir), wait=wait,
+                       cancel=cancel or (lambda: False))
 
 
 def run_locks(config: Config, *, create: bool = True) -> list[Path]:

@@ -82,3 +82,21 @@ def test_a_postgresql_url_without_a_database_is_a_config_error(tmp_path: Path, v
     _on_server(root, value)
     result = cli(root, "generate")
     assert result.returncode == 2 and "names its database" in result.stderr
+
+
+def test_a_writer_on_a_server_state_holds_the_output_folder_lock_there(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811 (a fixture)
+    import os
+
+    from feeds.errors import Busy
+    from feeds.store import server_lock
+
+    root = make_site(tmp_path / "site", 2)
+    _on_server(root, postgres_url)
+    (root / "output").mkdir()
+    # As another machine would: the same database, the same output folder's name.
+    with server_lock(postgres_url, os.path.realpath(root / "output"), wait=0):
+        result = cli(root, "generate", "--wait", "0")
+        assert result.returncode == 75 and "database server" in result.stderr
+        with pytest.raises(Busy), server_lock(postgres_url, os.path.realpath(root / "output"), wait=0):
+            pass
+    assert cli(root, "generate", "--wait", "0").returncode == 0

@@ -44,7 +44,7 @@ from . import schema as _schema
 from . import settings as _settings
 from . import sources as _sources
 from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
-from .engine import BUSY_TIMEOUT_MS, Database
+from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
 from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostIndexRow, PostRow
 from .schema import SCHEMA_VERSION
@@ -67,6 +67,7 @@ __all__ = [
     "meta_from_json",
     "meta_to_json",
     "move_aside",
+    "server_lock",
 ]
 
 

@@ -11,9 +11,11 @@ nothing of the tables: the resource modules write the SQL.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from ..errors import Busy, DamagedStateError, StorageError
+from ..errors import Busy, Cancelled, DamagedStateError, StorageError
 from . import files
 from .codecs import decoding_in
+
+log = logging.getLogger("feeds")
 
 #: How long a statement waits for another process's write to finish (milliseconds).
 BUSY_TIMEOUT_MS = 60_000
@@ -146,3 +150,45 @@ def _locate(target: str | Path) -> tuple[sa.URL, Path | None, str]:
         return url, None, where
     path = Path(url.database)
     return url, path, str(path)
+
+
+#: How often a run waiting for another's lock on the server tries again (seconds).
+_LOCK_POLL = 0.2
+
+
+@contextmanager
+def server_lock(target: str, key: str, *, wait: float | None,
+                cancel: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock named ``key`` (an output folder) on the server
+    of ``target`` for the block: one writer per output folder across every machine.
+
+    ``wait``: seconds to wait for another holder (0: leave at once with :class:`Busy`;
+    None: until ``cancel()`` says to stop). The server drops the lock when the holder's
+    connection dies, so a killed run leaves none behind."""
+    db = Database(target, ours=frozenset())
+    deadline = None if wait is None else time.monotonic() + wait
+    try:
+        with db._engine.connect() as conn:
+            told = False
+            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+                                   {"key": key}).scalar():
+                conn.commit()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Busy("another run holds the output folder's lock on the database server; "
+                               "try again later, or pass --wait SECONDS", where=key)
+                if not told:
+                    log.warning("waiting for the run holding %s on the database server", key)
+                    told = True
+                if cancel():
+                    raise Cancelled("cancelled while waiting for the lock", where=key)
+                time.sleep(_LOCK_POLL)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key})
+                conn.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        raise db.error(exc) from None
+    finally:
+        db.close()
