@@ -11,6 +11,8 @@ import pytest
 
 from feeds.store import Store
 
+from .conftest import Site
+from .httpserver import FeedServer, feed_response, item, rss
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from .safety import cli, make_site, outputs
 
@@ -100,3 +102,23 @@ def test_a_writer_on_a_server_state_holds_the_output_folder_lock_there(tmp_path:
         with pytest.raises(Busy), server_lock(postgres_url, os.path.realpath(root / "output"), wait=0):
             pass
     assert cli(root, "generate", "--wait", "0").returncode == 0
+
+
+def test_the_daemon_on_a_server_state_fetches_generates_and_reports_status(
+        site: Site, server: FeedServer, postgres_url: str) -> None:  # noqa: F811 (a fixture)
+    from .test_daemon import Running, daemon_config, wait_for
+
+    server.routes["/wire.xml"] = feed_response(rss([item(1)]), etag='"1"')
+    daemon_config(site, server)
+    _on_server(site.root, postgres_url)
+    run = Running(site)
+    try:
+        wait_for(lambda: run.titles("/tags/wire.atom.xml") == ["Story 1"], 20, "the first entry")
+        server.routes["/wire.xml"] = feed_response(rss([item(1), item(2)]), etag='"2"')
+        wait_for(lambda: "Story 2" in run.titles("/tags/wire.atom.xml"), 20, "the new entry")
+        result = subprocess.run([sys.executable, "-m", "feeds", "status", "--config", str(site.root / "config.yaml")],
+                                capture_output=True, text=True, timeout=20)
+        assert result.returncode == 0 and "last fetch: 20" in result.stdout and "entries:    2" in result.stdout
+    finally:
+        assert run.stop() == 0
+    assert not (site.root / "state").exists()
