@@ -122,3 +122,32 @@ def test_the_daemon_on_a_server_state_fetches_generates_and_reports_status(
     finally:
         assert run.stop() == 0
     assert not (site.root / "state").exists()
+
+
+def test_concurrent_claims_are_disjoint_and_a_stale_token_cannot_write(postgres_url: str) -> None:  # noqa: F811
+    from feeds.sources.schedule import new_state
+
+    names = [f"s{i:02d}" for i in range(20)]
+    one, two = Store(postgres_url), Store(postgres_url)
+    try:
+        first = one.claim_sources("a:1:x", names, seconds=60, limit=12)
+        second = two.claim_sources("b:2:y", names, seconds=60, limit=12)
+        assert len(first) == 12 and len(second) == 8
+        assert not {lease.name for lease in first} & {lease.name for lease in second}
+        assert two.claim_sources("b:2:y", names, seconds=60, limit=12) == []
+        # A lease past its expiry is taken over, with a newer token; the old holder's write is refused.
+        short = first[0]
+        assert one.renew_leases("a:1:x", [short], seconds=0) == [short]
+        taken = two.claim_sources("b:2:y", [short.name], seconds=60, limit=1)
+        assert len(taken) == 1 and taken[0].token == short.token + 1
+        state = new_state(short.name, "http://127.0.0.1/x")
+        assert not one.save_source_if_held("a:1:x", short, state)
+        assert short.name not in one.load_sources()
+        assert two.save_source_if_held("b:2:y", taken[0], state)
+        assert short.name in one.load_sources()
+        one.release_lease("a:1:x", first[1])
+        assert [lease.name for lease in two.claim_sources("b:2:y", names, seconds=60, limit=5)] == [first[1].name]
+        one.heartbeat("a:1:x")
+    finally:
+        one.close()
+        two.close()
