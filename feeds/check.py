@@ -63,11 +63,11 @@ def _published_feeds(config: Config) -> list[str] | None:
     """The XML feeds this program recorded publishing (relative paths, in listing order), or
     None when there is no record to go by: no state database, an unreadable one, one that
     has never recorded an output, or one whose record is of another output folder."""
-    path = config.state_path
-    if not path.is_file():
+    target = config.state_target
+    if isinstance(target, Path) and not target.is_file():
         return None  # opening a store would create one: ``feeds check`` writes nothing
     try:
-        store = Store(path)
+        store = Store(target)
     except FeedsError:
         return None
     try:

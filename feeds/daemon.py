@@ -62,7 +62,7 @@ def output_changed(running: Config, loaded: Config) -> bool:
     """Whether a reload from ``running`` to ``loaded`` changes what a generation would write:
     the settings the feeds are made with (``build.keys.snapshot_key``: not the schedule, the
     fetch settings nor a source's ``every``), or the state database they are made from."""
-    return snapshot_key(running) != snapshot_key(loaded) or running.state_path != loaded.state_path
+    return snapshot_key(running) != snapshot_key(loaded) or running.state_target != loaded.state_target
 
 
 def brought_news(outcomes: Sequence[SourceOutcome]) -> bool:
@@ -139,8 +139,9 @@ class Daemon:
         )
         self.fetcher = SharedFetcher(config)
         self.store_lock = threading.Lock()
-        self.store = Store(config.state_path)
-        self.store_file = _identity(config.state_path)
+        self.store = Store(config.state_target)
+        self.store_file = _identity(config.state_target)
+        self.store_target = config.state_target
         #: Stores of state databases no longer in use (moved by a reload, or aside by another
         #: run's --rebuild-state); jobs may still be using them.
         self.old_stores: list[Store] = []
@@ -148,12 +149,19 @@ class Daemon:
     def current_store(self) -> Store:
         """The store of the configured state database, reopened when the file at its path
         is no longer the one open: fetches must be stored where generations read."""
-        path = self.config.state_path
+        target = self.config.state_target
         with self.store_lock:
+            if isinstance(target, str):  # on a server: reopened only when the URL changes
+                if self.store_target != target:
+                    store = Store(target)
+                    self.old_stores.append(self.store)
+                    self.store, self.store_file, self.store_target = store, None, target
+                return self.store
+            path = target
             if self.store.path != path or _identity(path) != self.store_file:
                 store = Store(path)
                 self.old_stores.append(self.store)
-                self.store, self.store_file = store, _identity(path)
+                self.store, self.store_file, self.store_target = store, _identity(path), path
             return self.store
 
     # -- jobs ------------------------------------------------------------------
@@ -323,8 +331,11 @@ class Daemon:
         return 0
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """Which file is at ``path`` (device and inode), or None when there is none."""
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    """Which file is at ``path`` (device and inode), or None when there is none (or the
+    state is on a server)."""
+    if isinstance(path, str):
+        return None
     try:
         st = path.stat()
     except OSError:

@@ -13,8 +13,10 @@ state another phase reads behind its back.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -46,7 +48,7 @@ from .build.stories import (
 )
 from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
-from .errors import Cancelled, DamagedStateError, FeedsError, PublishError
+from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PublishError
 from .identity import is_web_url
 from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, feed_file
 from .lock import lock_path, writer_lock
@@ -74,7 +76,7 @@ from .sources.decide import SourceOutcome
 from .sources.fetch import Transport
 from .sources.schedule import SourceStatus, new_state
 from .sources.update import update_sources
-from .store import LastRun, OutputRecord, PostRow, Store, move_aside
+from .store import LastRun, OutputRecord, PostRow, Store, move_aside, server_lock
 from .workers import Progress, run_jobs
 
 __all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
@@ -618,7 +620,12 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt.
     The feeds written are announced to the WebSub hub once the locks are released (a slow
     hub holds up no other run)."""
-    with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel):
+    with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel), \
+            _server_lock(config, wait=wait, cancel=cancel):
+        if rebuild_state and config.state_on_server:
+            name, line = config.where("state")
+            raise ConfigError("state: --rebuild-state moves a SQLite file aside; a state database on a server "
+                              "is rebuilt by dropping and re-creating the database", where=name, line=line)
         if rebuild_state:
             for moved in move_aside(config.state_path, datetime.now(UTC)):
                 log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
@@ -628,15 +635,27 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     return report
 
 
+def _server_lock(config: Config, *, wait: float | None,
+                 cancel: Callable[[], bool] | None) -> contextlib.AbstractContextManager[None]:
+    """For a state on a server, the lock there on the output folder (writers on other
+    machines share the database, not this machine's file locks)."""
+    if not config.state_on_server:
+        return contextlib.nullcontext()
+    return server_lock(config.state, os.path.realpath(config.output_dir), wait=wait,
+                       cancel=cancel or (lambda: False))
+
+
 def run_locks(config: Config, *, create: bool = True) -> list[Path]:
-    """What a writing run locks: the state database's lock file, then the output folder."""
+    """What a writing run locks: the state database's lock file, then the output folder (a
+    state on a server has no file beside it: the output folder's lock alone)."""
     try:
-        config.state_path.parent.mkdir(parents=True, exist_ok=True)
+        if not config.state_on_server:
+            config.state_path.parent.mkdir(parents=True, exist_ok=True)
         if create:
             config.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PublishError(f"cannot create the folder: {exc.strerror}", where=exc.filename) from None
-    found = [lock_path(config.state_path)]
+    found = [] if config.state_on_server else [lock_path(config.state_path)]
     if config.output_dir.is_dir():
         found.append(config.output_dir)
     return found
@@ -645,7 +664,7 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
               transport: Transport | None, cancel: Callable[[], bool] | None,
               allow_shrink: bool) -> Report:
-    store = Store(config.state_path)
+    store = Store(config.state_target)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.
     collecting = gc.isenabled()
@@ -672,7 +691,7 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
     except DamagedStateError as exc:  # a garbled row found outside the store: name the database
         if exc.where is not None:
             raise
-        raise DamagedStateError(exc.message, where=str(config.state_path)) from None
+        raise DamagedStateError(exc.message, where=str(config.state_target)) from None
     finally:
         if collecting:
             gc.enable()
@@ -701,7 +720,7 @@ class StatusLine:
 
 def source_status(config: Config) -> list[StatusLine]:
     """The stored state of every configured source (readable while a daemon runs)."""
-    store = Store(config.state_path)
+    store = Store(config.state_target)
     try:
         states = store.load_sources()
         stored = store.item_counts()

@@ -32,14 +32,25 @@ from .yamlload import load_bounded
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 
 
+#: The schemes of a state database on a PostgreSQL server (psycopg 3 is the driver).
+_SERVER_SCHEMES = ("postgresql+psycopg",)
+
+
+def _is_server(state: str) -> bool:
+    url = _URL.match(state)
+    return url is not None and url.group(1).lower() in _SERVER_SCHEMES
+
+
 def _state_file(state: str) -> str:
-    """The file named by the ``state`` key, a path or a ``sqlite:///`` URL; ValueError otherwise."""
+    """The file named by the ``state`` key, a path or a ``sqlite:///`` URL; ValueError otherwise
+    (a ``postgresql+psycopg://`` URL names no file: it is checked by :func:`_check_state`)."""
     url = _URL.match(state)
     if url is None:
         return state
     scheme, rest = url.group(1).lower(), url.group(2)
     if scheme not in ("sqlite", "sqlite+pysqlite"):
-        raise ValueError(f"only sqlite is supported (not {scheme}://); write sqlite:///path or a path")
+        raise ValueError(f"{scheme}:// is not supported; write a path, sqlite:///path "
+                         "or postgresql+psycopg://user@host/db")
     if rest == "":
         rest = "/"  # sqlite:// is a database in memory, as sqlite:///
     if "?" in rest or not rest.startswith("/"):
@@ -343,7 +354,8 @@ class WebSub(_Strict):
 class Config(_Strict):
     site: Site
     output: Output = Field(default_factory=Output)
-    #: SQLite file keeping ids, caches and fetch state: a path, or a URL sqlite:///path.
+    #: Database keeping ids, caches and fetch state: a path or sqlite:///path (a SQLite
+    #: file), or postgresql+psycopg://user@host/db (a PostgreSQL server).
     state: str = "state/feeds.db"
     posts: list[Posts] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
@@ -357,6 +369,10 @@ class Config(_Strict):
     @field_validator("state")
     @classmethod
     def _state_database(cls, value: str) -> str:
+        if _is_server(value):
+            if not urlsplit(value).path.strip("/"):
+                raise ValueError("a postgresql URL names its database: postgresql+psycopg://user@host/db")
+            return value
         _state_file(value)
         return value
 
@@ -409,13 +425,28 @@ class Config(_Strict):
         return self.resolve(self.output.dir)
 
     @property
+    def state_on_server(self) -> bool:
+        """Whether the state database is on a PostgreSQL server (not a SQLite file)."""
+        return _is_server(self.state)
+
+    @property
     def state_path(self) -> Path:
-        """The SQLite file of the state database (the lock file is beside it)."""
+        """The SQLite file of the state database (the lock file is beside it); only for a
+        SQLite state (see :attr:`state_on_server`)."""
+        if self.state_on_server:
+            raise ValueError("the state database is on a server, not in a file")
         return self.resolve(_state_file(self.state))
 
     @property
+    def state_target(self) -> Path | str:
+        """What the store opens: the SQLite file, or the server's URL."""
+        return self.state if self.state_on_server else self.state_path
+
+    @property
     def state_url(self) -> str:
-        """The state database as a URL: ``sqlite:///`` and :attr:`state_path`."""
+        """The state database as a URL: ``sqlite:///`` and :attr:`state_path`, or the server's URL."""
+        if self.state_on_server:
+            return self.state
         # Only '%' and '?' in a file name would be read as URL syntax.
         return "sqlite:///" + str(self.state_path).replace("%", "%25").replace("?", "%3F")
 
@@ -505,11 +536,12 @@ def unsafe_output_dir(config: Config) -> str | None:
         home = None
     if out == home:
         return "must not be the home folder"
-    state = Path(os.path.realpath(config.state_path))
-    if out == state.parent:
-        return "must not be the folder of the state database"
-    if out in state.parents:
-        return "must not hold the state database (state)"
+    if not config.state_on_server:
+        state = Path(os.path.realpath(config.state_path))
+        if out == state.parent:
+            return "must not be the folder of the state database"
+        if out in state.parents:
+            return "must not hold the state database (state)"
     for index, folder in enumerate(config.posts):
         # A folder whose name has glob characters is that folder, as posts reads it.
         base, recursive = (folder.path, True) if os.path.lexists(config.resolve(folder.path)) \

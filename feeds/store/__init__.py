@@ -37,6 +37,7 @@ from ..identity import Ledger
 from ..sources.schedule import SourceState
 from . import contents as _contents
 from . import items as _items
+from . import leases as _leases
 from . import ledger as _ledger
 from . import outputs as _outputs
 from . import posts as _posts
@@ -44,8 +45,9 @@ from . import schema as _schema
 from . import settings as _settings
 from . import sources as _sources
 from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
-from .engine import BUSY_TIMEOUT_MS, Database
+from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
+from .leases import Lease
 from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostIndexRow, PostRow
 from .schema import SCHEMA_VERSION
 
@@ -57,6 +59,7 @@ __all__ = [
     "ItemRow",
     "Known",
     "LastRun",
+    "Lease",
     "OutputRecord",
     "PostIndexRow",
     "PostRow",
@@ -67,6 +70,7 @@ __all__ = [
     "meta_from_json",
     "meta_to_json",
     "move_aside",
+    "server_lock",
 ]
 
 
@@ -91,6 +95,35 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    # -- source leases (a PostgreSQL state shared by several workers) ------------
+
+    def claim_sources(self, owner: str, names: Sequence[str], *, seconds: float, limit: int) -> list[Lease]:
+        """Claim up to ``limit`` of ``names`` no live lease holds, for ``seconds``."""
+        with self._db.begin() as conn:
+            return _leases.claim(conn, owner, names, seconds=seconds, limit=limit)
+
+    def renew_leases(self, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
+        """Extend the leases still ours; those lost are left out of the answer."""
+        with self._db.begin() as conn:
+            return _leases.renew(conn, owner, held, seconds=seconds)
+
+    def release_lease(self, owner: str, lease: Lease) -> None:
+        with self._db.begin() as conn:
+            _leases.release(conn, owner, lease)
+
+    def save_source_if_held(self, owner: str, lease: Lease, state: SourceState) -> bool:
+        """Store a fetched source's state only while ``lease`` is still ours (checked in the
+        same transaction as the write); False when it was lost and nothing was written."""
+        with self._db.begin() as conn:
+            if not _leases.holds(conn, owner, lease):
+                return False
+            _sources.save(conn, [state])
+            return True
+
+    def heartbeat(self, owner: str) -> None:
+        with self._db.begin() as conn:
+            _leases.heartbeat(conn, owner)
 
     # -- settings: the raw layer -----------------------------------------------
     # The program itself reads and writes settings only through the typed methods below;

@@ -1,7 +1,8 @@
 """Opening the state database and running transactions on it, with errors in the project's terms.
 
 A database is named by a URL (``sqlite:///path``; ``sqlite://`` is one in
-memory, for tests) or by a path (SQLite at that path). This module owns the
+memory, for tests; ``postgresql+psycopg://user@host/db`` on a PostgreSQL server)
+or by a path (SQLite at that path). This module owns the
 SQLite settings every connection gets (busy timeout first, WAL, synchronous
 NORMAL) and the translation of every database error into :class:`StorageError`,
 :class:`Busy` or :class:`DamagedStateError` naming the database. It knows
@@ -10,9 +11,11 @@ nothing of the tables: the resource modules write the SQL.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -21,12 +24,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from ..errors import Busy, DamagedStateError, StorageError
+from ..errors import Busy, Cancelled, DamagedStateError, StorageError
 from . import files
 from .codecs import decoding_in
 
+log = logging.getLogger("feeds")
+
 #: How long a statement waits for another process's write to finish (milliseconds).
 BUSY_TIMEOUT_MS = 60_000
+
+#: The PostgreSQL advisory lock held while a state database's schema is created or migrated.
+_SCHEMA_LOCK = 0x66656564  # "feed"
 
 # SQLite's words for a file that is not (or no longer) a whole database.
 _DAMAGE = ("file is not a database", "malformed", "corrupt", "no such column", "no such table",
@@ -45,9 +53,14 @@ class Database:
         #: Held for each transaction on a database in memory: its one connection is shared
         #: by every thread, and SQLite does not keep their transactions apart on it.
         self._lock: threading.Lock | None = None
+        if url.get_backend_name() == "postgresql":
+            # pool_pre_ping: a daemon's connection dropped by a server restart is replaced.
+            self._engine: Engine = sa.create_engine(url, pool_pre_ping=True,
+                                                    connect_args={"connect_timeout": 10})
+            return
         if self.path is not None:
             files.check_state_file(self.path, ours, busy_timeout_ms)
-            self._engine: Engine = sa.create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+            self._engine = sa.create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
         else:
             self._lock = threading.Lock()
             self._engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -84,6 +97,9 @@ class Database:
             with self._held(), decoding_in(self.where), self._engine.connect() as conn:
                 if conn.dialect.name == "sqlite":
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    # Workers starting at once create or migrate the schema one after another.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
                 yield conn
                 conn.commit()
         except sa.exc.SQLAlchemyError as exc:
@@ -99,6 +115,9 @@ class Database:
             # Another program holds a write transaction longer than the busy timeout.
             return Busy(f"the state database stayed locked by another program for {self.busy_timeout_ms // 1000} s; "
                         "try again later", where=self.where)
+        if type(reason).__module__.startswith("psycopg") and type(reason).__name__ == "OperationalError":
+            first = str(reason).strip().splitlines()[0] if str(reason).strip() else "no answer"
+            return StorageError(f"cannot use the database server: {first}", where=self.where)
         return StorageError(f"database error: {reason}", where=self.where)
 
 
@@ -119,11 +138,57 @@ def _locate(target: str | Path) -> tuple[sa.URL, Path | None, str]:
         where = target if "@" not in target else target.partition("://")[0] + "://..."
         raise StorageError("not a database URL (sqlite:///path)", where=where) from None
     where = url.render_as_string(hide_password=True)
+    if url.drivername == "postgresql+psycopg":
+        if not url.database:
+            raise StorageError("a postgresql URL names its database: postgresql+psycopg://user@host/db", where=where)
+        return url, None, where
     if url.get_backend_name() != "sqlite":
-        raise StorageError("only sqlite is supported", where=where)
+        raise StorageError("only sqlite:///path and postgresql+psycopg://user@host/db are supported", where=where)
     if url.query or url.host:
         raise StorageError("a sqlite URL takes no host or options: sqlite:///path", where=where)
     if not url.database or url.database == ":memory:":
         return url, None, where
     path = Path(url.database)
     return url, path, str(path)
+
+
+#: How often a run waiting for another's lock on the server tries again (seconds).
+_LOCK_POLL = 0.2
+
+
+@contextmanager
+def server_lock(target: str, key: str, *, wait: float | None,
+                cancel: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock named ``key`` (an output folder) on the server
+    of ``target`` for the block: one writer per output folder across every machine.
+
+    ``wait``: seconds to wait for another holder (0: leave at once with :class:`Busy`;
+    None: until ``cancel()`` says to stop). The server drops the lock when the holder's
+    connection dies, so a killed run leaves none behind."""
+    db = Database(target, ours=frozenset())
+    deadline = None if wait is None else time.monotonic() + wait
+    try:
+        with db._engine.connect() as conn:
+            told = False
+            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+                                   {"key": key}).scalar():
+                conn.commit()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Busy("another run holds the output folder's lock on the database server; "
+                               "try again later, or pass --wait SECONDS", where=key)
+                if not told:
+                    log.warning("waiting for the run holding %s on the database server", key)
+                    told = True
+                if cancel():
+                    raise Cancelled("cancelled while waiting for the lock", where=key)
+                time.sleep(_LOCK_POLL)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key})
+                conn.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        raise db.error(exc) from None
+    finally:
+        db.close()

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import DamagedStateError, StorageError
+from . import leases
 from .codecs import decoding
 
 SCHEMA_VERSION = 1
@@ -120,6 +121,7 @@ def create_or_migrate(conn: Connection, where: str) -> None:
     """Create the missing tables, refuse a schema this version does not write, and
     migrate an older one; ``conn`` is in the write transaction the caller commits."""
     metadata.create_all(conn)
+    leases.create(conn)
     for table in metadata.tables.values():
         have = _column_names(conn, table.name)
         lacking = [c.name for c in table.columns if c.name not in have]

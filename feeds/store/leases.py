@@ -1,0 +1,108 @@
+"""Leases on sources for workers sharing one PostgreSQL state: who may fetch a source now.
+
+A worker claims due sources with ``FOR UPDATE SKIP LOCKED`` (two workers never get
+the same row), stamps them with its owner id and a fencing token that grows by one
+at every claim, and an expiry on the database's clock (``now()``), so clocks of the
+workers' machines never matter. A lease past its expiry is free to take over; the
+token then tells the old holder's late write from the new one's (:func:`holds`, run in
+the transaction of the write). Workers also keep a heartbeat row. These tables exist
+only on a PostgreSQL state (a SQLite state has one writer). This module runs
+statements on the connection it is given; it never opens one or commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+metadata = sa.MetaData()
+
+leases = sa.Table(
+    "source_leases", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    # host:pid:random of the worker holding it, or NULL when free.
+    sa.Column("owner", sa.String),
+    # Grows by one at each claim: a write under an older token is refused.
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+)
+workers = sa.Table(
+    "workers", metadata,
+    sa.Column("owner", sa.String, primary_key=True),
+    sa.Column("started", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class Lease(NamedTuple):
+    """A source claimed by one worker: write its result only while :func:`holds` says so."""
+
+    name: str
+    token: int
+
+
+def create(conn: Connection) -> None:
+    """Create the lease tables (PostgreSQL only), inside the schema's write transaction."""
+    if conn.dialect.name == "postgresql":
+        metadata.create_all(conn)
+
+
+_CLAIM = sa.text("""
+WITH free AS (
+    SELECT name FROM source_leases
+    WHERE name = ANY(:names) AND (owner IS NULL OR expires <= now())
+    ORDER BY name LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+UPDATE source_leases AS l
+SET owner = :owner, token = l.token + 1, expires = now() + make_interval(secs => :seconds)
+FROM free WHERE l.name = free.name
+RETURNING l.name, l.token
+""")
+
+
+def claim(conn: Connection, owner: str, names: Sequence[str], *, seconds: float, limit: int) -> list[Lease]:
+    """Claim up to ``limit`` of ``names`` that no live lease holds, for ``seconds``."""
+    if not names:
+        return []
+    conn.execute(sa.text("INSERT INTO source_leases (name, owner, token, expires) "
+                         "SELECT n, NULL, 0, to_timestamp(0) FROM unnest(CAST(:names AS text[])) AS n "
+                         "ON CONFLICT (name) DO NOTHING"), {"names": list(names)})
+    rows = conn.execute(_CLAIM, {"names": list(names), "limit": limit, "owner": owner, "seconds": seconds})
+    return sorted(Lease(name, token) for name, token in rows)
+
+
+def renew(conn: Connection, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
+    """Extend the leases of ``held`` still ours; the ones lost are left out of the answer."""
+    kept = []
+    for lease in held:
+        row = conn.execute(sa.text(
+            "UPDATE source_leases SET expires = now() + make_interval(secs => :seconds) "
+            "WHERE name = :name AND owner = :owner AND token = :token AND expires > now() RETURNING name"),
+            {"seconds": seconds, "name": lease.name, "owner": owner, "token": lease.token}).first()
+        if row is not None:
+            kept.append(lease)
+    return kept
+
+
+def holds(conn: Connection, owner: str, lease: Lease) -> bool:
+    """Whether ``lease`` is still ours and live, locking its row until the transaction ends
+    (call it in the transaction that writes the fetch result)."""
+    row = conn.execute(sa.text(
+        "SELECT 1 FROM source_leases WHERE name = :name AND owner = :owner AND token = :token "
+        "AND expires > now() FOR UPDATE"), {"name": lease.name, "owner": owner, "token": lease.token}).first()
+    return row is not None
+
+
+def release(conn: Connection, owner: str, lease: Lease) -> None:
+    """Give ``lease`` up (the next claim takes it at once), if it is still ours."""
+    conn.execute(sa.text("UPDATE source_leases SET owner = NULL WHERE name = :name AND owner = :owner "
+                         "AND token = :token"), {"name": lease.name, "owner": owner, "token": lease.token})
+
+
+def heartbeat(conn: Connection, owner: str) -> None:
+    """Record that worker ``owner`` is alive (now, on the database's clock)."""
+    conn.execute(sa.text("INSERT INTO workers (owner, started, seen) VALUES (:owner, now(), now()) "
+                         "ON CONFLICT (owner) DO UPDATE SET seen = now()"), {"owner": owner})
