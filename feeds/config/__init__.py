@@ -250,6 +250,36 @@ class Limits(_Strict):
     content_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
 
 
+#: A header name (an HTTP token).
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Headers the fetcher sets itself: a source may not give them (``user_agent`` and ``auth`` set the others).
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "accept-encoding",
+                          "te", "upgrade", "if-none-match", "if-modified-since"})
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class BasicAuth(_Strict):
+    """HTTP basic authentication for one source; the password is never in the config."""
+
+    username: Annotated[str, Field(min_length=1, max_length=1000)]
+    #: The environment variable holding the password, read when the source is fetched.
+    password_env: str
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        if ":" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("a user name for basic authentication has no ':' or control characters")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name (letters, digits and _)")
+        return value
+
+
 class Source(_Strict):
     """A remote (or local) RSS, Atom or JSON feed to aggregate."""
 
@@ -271,6 +301,44 @@ class Source(_Strict):
     limits: Limits | None = None
     #: For a local file: missing or unreadable is a warning, not an error (exit 1).
     optional: bool = False
+    #: Extra request headers, sent to the source's own host (scheme, host and port) only.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: The User-Agent sent for this source instead of the fetcher's own.
+    user_agent: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    #: HTTP basic authentication, sent to the source's own host only.
+    auth: BasicAuth | None = None
+    #: Check the server's certificate (true), do not (false), or check it against this CA
+    #: bundle (a PEM file, relative to the config folder).
+    tls_verify: bool | Annotated[str, Field(min_length=1)] = True
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: set[str] = set()
+        for name, text in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            folded = name.lower()
+            if folded in seen:
+                raise ValueError(f"header {name!r} is given twice")
+            seen.add(folded)
+            if folded in _OWN_HEADERS:
+                raise ValueError(f"header {name!r} is set by the fetcher itself")
+            if folded == "user-agent":
+                raise ValueError("give the User-Agent as the source's user_agent key")
+            if folded == "authorization":
+                raise ValueError("give credentials as the source's auth key (the password in an environment "
+                                 "variable), not as a header")
+            if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
+                raise ValueError(f"header {name!r} has a control character (a line break?) in its value")
+        return value
+
+    @field_validator("user_agent")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+            raise ValueError("must be one line without control characters")
+        return value
 
     @field_validator("url")
     @classmethod
