@@ -3,7 +3,8 @@
 The file is parsed with PyYAML (keeping node positions, so errors can name the
 line) and validated with pydantic models that forbid unknown keys. Relative
 paths are resolved against the folder holding the config file. This module
-reads the config file and nothing else; it is where every setting is defined.
+reads the config file (and, through ``opml``, the OPML subscription lists it names)
+and nothing else; it is where every setting is defined.
 Beside it, ``yamlload`` bounds what YAML aliases can expand to (for the config
 and for front matter) and ``simpleyaml`` reads plain front matter fast, exactly
 as PyYAML would; both are pure.
@@ -26,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
+from .opml import Subscription, merged, read_opml
 from .yamlload import load_bounded
 
 # A URL's scheme, as in "sqlite://" (a path such as "state:db" has no "//").
@@ -408,6 +410,10 @@ class WebSub(_Strict):
         return Site._absolute_http(value)
 
 
+def _one_or_more(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
 class Config(_Strict):
     site: Site
     output: Output = Field(default_factory=Output)
@@ -415,6 +421,10 @@ class Config(_Strict):
     state: str = "state/feeds.db"
     posts: list[Posts] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
+    #: OPML subscription lists (one path or several, relative to the config folder): every
+    #: outline with an xmlUrl is a source too, its folders its tags (see ``opml``).
+    sources_opml: Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_one_or_more)] = Field(
+        default_factory=list)
     fetch: Fetch = Field(default_factory=Fetch)
     schedule: Schedule = Field(default_factory=Schedule)
     feeds: FeedPolicies = Field(default_factory=FeedPolicies)
@@ -642,6 +652,8 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
         if more:
             message += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise ConfigError(message, where=name, line=line) from None
+    if config.sources_opml:
+        config = _with_opml(config, name, _line_of(node, ("sources_opml",)))
     config._name = name
     config._lines["output.dir"] = _line_of(node, ("output", "dir"))
     if not config.output.allow_any_dir:
@@ -650,6 +662,33 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
             raise ConfigError(f"output.dir: {problem}; choose another folder, or set output.allow_any_dir: true",
                               where=name, line=config._lines["output.dir"])
     return config
+
+
+def _with_opml(config: Config, name: str, line: int | None) -> Config:
+    """``config`` with the sources of its OPML files after its own (see ``opml``)."""
+    named = f"sources_opml, {name}" + (f":{line}" if line else "")
+    found: list[Subscription] = []
+    for path in config.sources_opml:
+        shown = str(config.resolve(path))
+        try:
+            found += read_opml(config.resolve(path), shown)
+        except ConfigError as exc:
+            raise ConfigError(exc.message.replace("(sources_opml)", f"({named})"), where=exc.where,
+                              line=exc.line) from None
+    added = []
+    for source_name, sub in merged(found, [s.name for s in config.sources], [s.url for s in config.sources]):
+        parts = urlsplit(sub.url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"the outline {sub.title or sub.url!r} has xmlUrl {sub.url!r}, not an absolute "
+                              f"http(s) URL ({named})", where=sub.file)
+        try:
+            added.append(Source(name=source_name, url=sub.url, tags=sub.tags))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"the outline {sub.title or sub.url!r} cannot be a source: "
+                              f"{_dotted(tuple(first['loc']))}: {first['msg'].removeprefix('Value error, ')}",
+                              where=sub.file) from None
+    return config.model_copy(update={"sources": [*config.sources, *added]})
 
 
 def load_config(path: Path) -> Config:
