@@ -67,6 +67,7 @@ from .addresses import (
     trusted_classes,
 )
 from .decoding import BodyDecoder, DecodeError, TooLarge
+from .discover import COMMON_PATHS, choose, common_candidates, feed_links, is_feed, is_html_page
 from .results import FetchFailure, FetchRequest, FetchResult, SourceHTTP
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
@@ -507,7 +508,79 @@ class Fetcher:
                                failure=_describe(exc, self.settings.total_timeout))
 
     async def _follow(self, client: httpx.AsyncClient, request: FetchRequest,
-                      room: asyncio.Semaphore | None = None) -> FetchResult:
+                      room: asyncio.Semaphore | None = None, *, discover: bool = True) -> FetchResult:
+        """The source's result: its URL and redirects followed and, when that gives an HTML
+        page (and ``discover``), the feed the page leads to (:meth:`_discover`)."""
+        spent = [0.0]
+        chain: list[frozenset[str] | None] = [None]
+        result = await self._chain(client, request, room, trusted=None, spent=spent, chain=chain)
+        if (not discover or result.body is None
+                or not is_html_page(result.body, result.headers.get("content-type"))):
+            return result
+        return await self._discover(client, request, result, room, chain[0], spent)
+
+    async def _discover(self, client: httpx.AsyncClient, request: FetchRequest, page: FetchResult,
+                        room: asyncio.Semaphore | None, trusted: frozenset[str] | None,
+                        spent: list[float]) -> FetchResult:
+        """The feed an HTML ``page`` leads to: the one its feed links name, else the first
+        of the common paths at its site's root that answers with a feed.
+
+        A feed found is asked for as a redirect from the page would be: from a public
+        page, only a public address (unless ``fetch.allow_private_redirects``)."""
+        s = self.settings
+        assert page.body is not None
+        links = feed_links(page.body, page.final_url)
+        if room is not None:
+            room.release()  # the page's body is let go here
+        page_url = parse_url(page.final_url)
+        if not s.allow_private_redirects and isinstance(page_url, httpx.URL):
+            try:
+                classes = await asyncio.wait_for(self._classes(page_url, check=None), s.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                return FetchResult(request.source, request.url, page.final_url, status=page.status, seconds=spent[0],
+                                   failure=FetchFailure("dns", "cannot resolve host: "
+                                                               + (_one_line(str(exc)) or type(exc).__name__)))
+            trusted = after_hop(trusted_classes(classes) if trusted is None else trusted, classes)
+        else:
+            trusted = None
+
+        async def attempt(url: str) -> FetchResult:
+            parsed = parse_url(url)
+            if not isinstance(parsed, str) and parsed.userinfo and not s.allow_private_redirects:
+                return FetchResult(request.source, url, url, failure=FetchFailure(
+                    "refused", f"a feed link with a user name or password refused: {_quote(url)}"))
+            found = await self._chain(client, replace(request, url=url, etag=None, last_modified=None), room,
+                                      trusted=trusted, spent=spent, chain=[None])
+            if found.body is not None and not is_feed(found.body) and room is not None:
+                room.release()
+            return found
+
+        def fail(message: str) -> FetchResult:
+            return FetchResult(request.source, request.url, page.final_url, status=page.status, seconds=spent[0],
+                               failure=FetchFailure("discovery", message))
+
+        chosen = choose(links)
+        if chosen is not None:
+            found = await attempt(chosen)
+            if found.body is not None and is_feed(found.body):
+                return replace(found, url=request.url, discovered=chosen, seconds=spent[0])
+            why = found.error or "it is not an RSS, Atom or JSON feed"
+            return fail(f"the URL gives an HTML page whose feed link {_quote(chosen)} failed: {why}")
+        for candidate in common_candidates(page.final_url):
+            found = await attempt(candidate)
+            if found.body is not None and is_feed(found.body):
+                return replace(found, url=request.url, discovered=candidate, seconds=spent[0])
+            if found.failure is not None and found.failure.kind in ("timeout", "throttled", "refused"):
+                break  # the site is not answering, or may not be asked: no use trying the others
+        return fail("the URL gives an HTML page, not a feed, and no feed was found from it (no <link "
+                    'rel="alternate"> of RSS, Atom or JSON Feed type, and none at ' + ", ".join(COMMON_PATHS) + ")")
+
+    async def _chain(self, client: httpx.AsyncClient, request: FetchRequest, room: asyncio.Semaphore | None, *,
+                     trusted: frozenset[str] | None, spent: list[float],
+                     chain: list[frozenset[str] | None]) -> FetchResult:
+        """``request``'s URL with its redirects followed; ``trusted``: the non-public
+        address classes it may reach (None: any, for a configured URL); ``chain[0]`` is set
+        to what the last request of the chain was trusted with."""
         s = self.settings
         url = request.url
         target = parse_url(url)
@@ -516,9 +589,6 @@ class Fetcher:
         seen = {url}
         moved_to: str | None = None
         permanent_chain = True
-        # Non-public address classes the next hop may reach; None: anything (the configured URL).
-        trusted: frozenset[str] | None = None
-        spent = [0.0]
         conditional: dict[str, str] = {}
         if request.etag:
             conditional["If-None-Match"] = request.etag
@@ -532,6 +602,7 @@ class Fetcher:
             return FetchResult(request.source, request.url, url, status=status, failure=failure, seconds=spent[0])
 
         for hop in range(s.max_redirects + 1):
+            chain[0] = trusted
             try:
                 result = await self._hop(client, request, target, conditional, trusted, priority=0 if hop else 1,
                                          spent=spent, room=room, asking=asking)

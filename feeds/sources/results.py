@@ -102,6 +102,9 @@ class FetchResult:
     max_age: float | None = None
     #: Seconds the source's requests took (waiting for the host's turn not included).
     seconds: float = 0.0
+    #: The URL gave an HTML page, and this is the feed found from it (``discover``): the
+    #: body is that feed's, and the source is fetched from there from now on.
+    discovered: str | None = None
 
     @property
     def error(self) -> str | None:
