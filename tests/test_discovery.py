@@ -29,7 +29,8 @@ JSON_FEED = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": 
 
 
 def page(head: str, *, body: str = "<p>Welcome</p>") -> Response:
-    text = f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Home</title>{head}</head><body>{body}</body></html>"
+    text = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>Home</title>{head}</head>"
+            f"<body>{body}</body></html>")
     return Response(200, text.encode(), {"Content-Type": "text/html; charset=utf-8"})
 
 
