@@ -155,3 +155,23 @@ def test_sniffing_and_link_finding_never_raise(body: bytes, content_type: str | 
     is_feed(body)
     for url, kind in feed_links(body, "https://s.example/"):
         assert url.startswith(("http://", "https://")) and kind in ("rss", "atom", "json")
+
+
+def test_a_public_page_cannot_lead_the_fetcher_inside(server: FeedServer) -> None:
+    from feeds.sources.fetch import FetchSettings, fetch_all
+    from feeds.sources.results import FetchRequest
+
+    from .httpserver import running
+    from .test_fetch_hostile import as_public
+
+    settings = FetchSettings(host_gap=0, read_timeout=2, total_timeout=3, classify=as_public)
+    server.routes["/secret.xml"] = feed_response(rss([item(1)]))
+    with running("127.0.0.2") as public:
+        public.routes["/"] = page(_link("application/rss+xml", server.url("/secret.xml")))
+        public.routes["/fine/"] = page(_link("application/atom+xml", "/a.atom"))
+        public.routes["/a.atom"] = feed_response(ATOM, content_type="application/atom+xml")
+        inside, fine = fetch_all([FetchRequest("in", public.url("/")), FetchRequest("fine", public.url("/fine/"))],
+                                 settings)
+    assert inside.failure is not None and inside.failure.kind == "discovery"
+    assert "loopback address" in (inside.error or "") and server.hits("/secret.xml") == []
+    assert fine.error is None and fine.discovered == public.url("/a.atom") and fine.url == public.url("/fine/")
