@@ -1,12 +1,15 @@
-"""``feeds check``: find every problem in the posts and the written feeds, not just the first.
+"""``feeds check``: find every problem in the posts, the sources' settings and the written
+feeds, not just the first.
 
-Reads post files, output files and (to know which output files are this program's)
+Reads post files, output files, the sources' CA bundles and credentials' environment
+variables (only whether they are set), and (to know which output files are this program's)
 the state database's record of what it published; writes nothing, fetches nothing.
 Each problem is one line naming the file (and line) it is about.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +23,8 @@ from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_feed_file, listing_o
 from .normalize.posts import is_draft, meta_from_post
 from .output.run import load_records
 from .posts import read_post, scan_posts
+from .sources.fetch import tls_problem
+from .sources.update import source_http
 from .store import Store
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -57,6 +62,23 @@ def check_posts(config: Config, report: CheckReport) -> None:
                     meta_from_post(raw, zone=zone, base_url=config.site.base_url, extra_tags=folder.tags)
             except PostError as exc:
                 report.problems.append(str(exc))
+
+
+def check_sources(config: Config, report: CheckReport) -> None:
+    """What would keep an enabled source from being fetched as configured: a password's
+    environment variable that is not set, a CA bundle that cannot be used."""
+    for source in config.sources:
+        if not source.enabled:
+            continue
+        http = source_http(source, config.root)
+        if http is None:
+            continue
+        if http.password_env is not None and not os.environ.get(http.password_env):
+            report.problems.append(f"source {source.name}: the environment variable {http.password_env} "
+                                   "(auth.password_env) is not set")
+        problem = tls_problem(http.tls_verify)
+        if problem is not None:
+            report.problems.append(f"source {source.name}: {problem}")
 
 
 def _published_feeds(config: Config) -> list[str] | None:
@@ -130,5 +152,6 @@ def check_outputs(config: Config, report: CheckReport) -> None:
 def check(config: Config) -> CheckReport:
     report = CheckReport()
     check_posts(config, report)
+    check_sources(config, report)
     check_outputs(config, report)
     return report

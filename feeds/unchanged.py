@@ -126,7 +126,7 @@ def make_record(config: Config, *, snapshot: str, items_version: str | None, inp
     """What :func:`replay` needs to tell that a run with ``config`` would replay the run
     whose snapshot is ``snapshot`` (JSON); "" when it cannot tell (sources are configured,
     or the config file no longer reads back as ``config``)."""
-    if config.sources or not snapshot or config.state_on_server:
+    if config.sources or config.sources_opml or not snapshot or config.state_on_server:
         return ""  # sources are fetched when due, and the status files follow them
     name = config.where("")[0]
     try:

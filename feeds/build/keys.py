@@ -24,6 +24,8 @@ CACHE_VERSION = f"{__version__}/1"
 ITEM_VERSION = "2"
 #: A source's settings that only say when or whether it is fetched, not what its items become.
 SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every", "enabled", "optional"})
+#: Source keys that only say how it is asked for (its entries are the same whatever they are).
+FETCH_ONLY_SOURCE_KEYS = frozenset({"headers", "user_agent", "auth", "tls_verify"})
 #: What a post's front matter is normalized with (besides its posts input's permalink and tags).
 POST_SETTINGS = ("site.timezone", "site.base_url", "site.link")
 #: Everything that can change a byte of a rendered feed or page, given its entries.
@@ -59,7 +61,7 @@ def items_key(config: Config, source: Source) -> str:
     keeps them)."""
     return _hash(ITEM_VERSION, config.settings_key("site.timezone", "output.summary_length"),
                  config.fetch.limits_of(source).model_dump(mode="json"),
-                 source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS)))
+                 source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS | FETCH_ONLY_SOURCE_KEYS)))
 
 
 def snapshot_key(config: Config) -> str:

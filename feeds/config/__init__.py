@@ -3,7 +3,8 @@
 The file is parsed with PyYAML (keeping node positions, so errors can name the
 line) and validated with pydantic models that forbid unknown keys. Relative
 paths are resolved against the folder holding the config file. This module
-reads the config file and nothing else; it is where every setting is defined.
+reads the config file (and, through ``opml``, the OPML subscription lists it names)
+and nothing else; it is where every setting is defined.
 Beside it, ``yamlload`` bounds what YAML aliases can expand to (for the config
 and for front matter) and ``simpleyaml`` reads plain front matter fast, exactly
 as PyYAML would; both are pure.
@@ -26,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
+from .opml import Subscription, merged, read_opml
 from .yamlload import load_bounded
 
 # A URL's scheme, as in "sqlite://" (a path such as "state:db" has no "//").
@@ -261,6 +263,36 @@ class Limits(_Strict):
     content_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
 
 
+#: A header name (an HTTP token).
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Headers the fetcher sets itself: a source may not give them (``user_agent`` and ``auth`` set the others).
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "accept-encoding",
+                          "te", "upgrade", "if-none-match", "if-modified-since"})
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class BasicAuth(_Strict):
+    """HTTP basic authentication for one source; the password is never in the config."""
+
+    username: Annotated[str, Field(min_length=1, max_length=1000)]
+    #: The environment variable holding the password, read when the source is fetched.
+    password_env: str
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        if ":" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("a user name for basic authentication has no ':' or control characters")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name (letters, digits and _)")
+        return value
+
+
 class Source(_Strict):
     """A remote (or local) RSS, Atom or JSON feed to aggregate."""
 
@@ -282,6 +314,44 @@ class Source(_Strict):
     limits: Limits | None = None
     #: For a local file: missing or unreadable is a warning, not an error (exit 1).
     optional: bool = False
+    #: Extra request headers, sent to the source's own host (scheme, host and port) only.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: The User-Agent sent for this source instead of the fetcher's own.
+    user_agent: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    #: HTTP basic authentication, sent to the source's own host only.
+    auth: BasicAuth | None = None
+    #: Check the server's certificate (true), do not (false), or check it against this CA
+    #: bundle (a PEM file, relative to the config folder).
+    tls_verify: bool | Annotated[str, Field(min_length=1)] = True
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: set[str] = set()
+        for name, text in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            folded = name.lower()
+            if folded in seen:
+                raise ValueError(f"header {name!r} is given twice")
+            seen.add(folded)
+            if folded in _OWN_HEADERS:
+                raise ValueError(f"header {name!r} is set by the fetcher itself")
+            if folded == "user-agent":
+                raise ValueError("give the User-Agent as the source's user_agent key")
+            if folded == "authorization":
+                raise ValueError("give credentials as the source's auth key (the password in an environment "
+                                 "variable), not as a header")
+            if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
+                raise ValueError(f"header {name!r} has a control character (a line break?) in its value")
+        return value
+
+    @field_validator("user_agent")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+            raise ValueError("must be one line without control characters")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -351,6 +421,10 @@ class WebSub(_Strict):
         return Site._absolute_http(value)
 
 
+def _one_or_more(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
 class Config(_Strict):
     site: Site
     output: Output = Field(default_factory=Output)
@@ -359,6 +433,10 @@ class Config(_Strict):
     state: str = "state/feeds.db"
     posts: list[Posts] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
+    #: OPML subscription lists (one path or several, relative to the config folder): every
+    #: outline with an xmlUrl is a source too, its folders its tags (see ``opml``).
+    sources_opml: Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_one_or_more)] = Field(
+        default_factory=list)
     fetch: Fetch = Field(default_factory=Fetch)
     schedule: Schedule = Field(default_factory=Schedule)
     feeds: FeedPolicies = Field(default_factory=FeedPolicies)
@@ -606,6 +684,8 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
         if more:
             message += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise ConfigError(message, where=name, line=line) from None
+    if config.sources_opml:
+        config = _with_opml(config, name, _line_of(node, ("sources_opml",)))
     config._name = name
     config._lines["output.dir"] = _line_of(node, ("output", "dir"))
     if not config.output.allow_any_dir:
@@ -614,6 +694,33 @@ def parse_config(text: str, *, name: str = "config.yaml", root: Path = Path(".")
             raise ConfigError(f"output.dir: {problem}; choose another folder, or set output.allow_any_dir: true",
                               where=name, line=config._lines["output.dir"])
     return config
+
+
+def _with_opml(config: Config, name: str, line: int | None) -> Config:
+    """``config`` with the sources of its OPML files after its own (see ``opml``)."""
+    named = f"sources_opml, {name}" + (f":{line}" if line else "")
+    found: list[Subscription] = []
+    for path in config.sources_opml:
+        shown = str(config.resolve(path))
+        try:
+            found += read_opml(config.resolve(path), shown)
+        except ConfigError as exc:
+            raise ConfigError(exc.message.replace("(sources_opml)", f"({named})"), where=exc.where,
+                              line=exc.line) from None
+    added = []
+    for source_name, sub in merged(found, [s.name for s in config.sources], [s.url for s in config.sources]):
+        parts = urlsplit(sub.url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"the outline {sub.title or sub.url!r} has xmlUrl {sub.url!r}, not an absolute "
+                              f"http(s) URL ({named})", where=sub.file)
+        try:
+            added.append(Source(name=source_name, url=sub.url, tags=sub.tags))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"the outline {sub.title or sub.url!r} cannot be a source: "
+                              f"{_dotted(tuple(first['loc']))}: {first['msg'].removeprefix('Value error, ')}",
+                              where=sub.file) from None
+    return config.model_copy(update={"sources": [*config.sources, *added]})
 
 
 def load_config(path: Path) -> Config:

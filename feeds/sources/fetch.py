@@ -67,7 +67,8 @@ from .addresses import (
     trusted_classes,
 )
 from .decoding import BodyDecoder, DecodeError, TooLarge
-from .results import FetchFailure, FetchRequest, FetchResult
+from .discover import COMMON_PATHS, choose, common_candidates, feed_links, is_feed, is_html_page
+from .results import FetchFailure, FetchRequest, FetchResult, SourceHTTP
 
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
@@ -277,6 +278,69 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=False)
 
 
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context of a source's ``tls_verify``: the certificate store (True), no check
+    (False), or the CA bundle at that path; OSError or ssl.SSLError for an unusable bundle."""
+    if verify is True:
+        return _tls_context()
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify)
+
+
+def tls_problem(verify: bool | str) -> str | None:
+    """Why a source's ``tls_verify`` cannot be used (a CA bundle missing or not PEM), or None."""
+    if isinstance(verify, bool):
+        return None
+    try:
+        tls_context(verify)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return f"the CA bundle {verify} (tls_verify) cannot be used: {_one_line(str(exc)) or type(exc).__name__}"
+    return None
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+class _Asking(typing.NamedTuple):
+    """What a source sends besides the URL: its headers and credentials (to its own origin only)."""
+
+    origin: tuple[str, str, int | None] | None
+    user_agent: str | None
+    headers: dict[str, str]
+    auth: httpx.BasicAuth | None
+
+    def headers_for(self, target: httpx.URL) -> tuple[dict[str, str], httpx.BasicAuth | None]:
+        own = self.origin is not None and _origin(target) == self.origin
+        headers = dict(self.headers) if own else {}
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
+        return headers, self.auth if own else None
+
+
+_ASK_PLAINLY = _Asking(None, None, {}, None)
+
+
+def _asking(http: SourceHTTP | None) -> _Asking | FetchFailure:
+    """How ``http`` says to ask; the password is read from its environment variable now."""
+    if http is None:
+        return _ASK_PLAINLY
+    home = parse_url(http.home)
+    origin = _origin(home) if isinstance(home, httpx.URL) else None
+    auth = None
+    if http.username is not None and http.password_env is not None:
+        password = os.environ.get(http.password_env)
+        if not password:
+            return FetchFailure("auth", f"the environment variable {http.password_env} (auth.password_env) is "
+                                        "not set: it must hold the password for basic authentication")
+        auth = httpx.BasicAuth(http.username, password)
+    return _Asking(origin, http.user_agent, dict(http.headers), auth)
+
+
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
     """Keep no cookie: sources must not track the aggregator, nor one source affect another."""
 
@@ -332,15 +396,17 @@ class Fetcher:
         # One gate for every fetch_all on this fetcher: the global limit holds across calls.
         self._gate = asyncio.Semaphore(settings.concurrency)
         self._client: httpx.AsyncClient | None = None
+        #: Clients for sources with their own ``tls_verify`` (by its value), made when first needed.
+        self._tls_clients: dict[bool | str, httpx.AsyncClient] = {}
 
-    def _make_client(self) -> httpx.AsyncClient:
+    def _make_client(self, tls: ssl.SSLContext | None = None) -> httpx.AsyncClient:
         s = self.settings
         timeout = httpx.Timeout(s.read_timeout, connect=s.connect_timeout, pool=s.connect_timeout)
         limits = httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency)
         headers = {"User-Agent": s.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
         transport = self.transport
         if transport is None:
-            tls = _tls_context()
+            tls = tls or _tls_context()
             guarded = httpx.AsyncHTTPTransport(verify=tls, limits=limits, trust_env=False)
             # The pool httpx would build, with a network backend that checks where it connects.
             guarded._pool = httpcore.AsyncConnectionPool(
@@ -361,12 +427,34 @@ class Fetcher:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        await self._close_tls_clients()
+
+    async def _close_tls_clients(self) -> None:
+        clients, self._tls_clients = list(self._tls_clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    def _client_for(self, client: httpx.AsyncClient, request: FetchRequest) -> httpx.AsyncClient | FetchFailure:
+        """``client``, or the one for the source's own ``tls_verify``."""
+        verify = request.http.tls_verify if request.http is not None else True
+        if verify is True or self.transport is not None:
+            return client
+        own = self._tls_clients.get(verify)
+        if own is None:
+            problem = tls_problem(verify)
+            if problem is not None:
+                return FetchFailure("tls", problem)
+            own = self._tls_clients[verify] = self._make_client(tls_context(verify))
+        return own
 
     async def fetch_all(self, requests: Sequence[FetchRequest]) -> list[FetchResult]:
         if self._client is not None:
             return await self._gather(self._client, requests)
-        async with self._make_client() as client:
-            return await self._gather(client, requests)
+        try:
+            async with self._make_client() as client:
+                return await self._gather(client, requests)
+        finally:
+            await self._close_tls_clients()
 
     async def _gather(self, client: httpx.AsyncClient, requests: Sequence[FetchRequest]) -> list[FetchResult]:
         return list(await asyncio.gather(*(self.fetch_one(client, r) for r in requests)))
@@ -386,8 +474,11 @@ class Fetcher:
         if self._client is not None:
             await asyncio.gather(*(one(self._client, i, r) for i, r in enumerate(requests)))
             return
-        async with self._make_client() as client:
-            await asyncio.gather(*(one(client, i, r) for i, r in enumerate(requests)))
+        try:
+            async with self._make_client() as client:
+                await asyncio.gather(*(one(client, i, r) for i, r in enumerate(requests)))
+        finally:
+            await self._close_tls_clients()
 
     async def fetch_one(self, client: httpx.AsyncClient, request: FetchRequest,
                         room: asyncio.Semaphore | None = None) -> FetchResult:
@@ -408,13 +499,88 @@ class Fetcher:
                     if room is not None and not _has_body(local):
                         room.release()
                 return local
-            return await self._follow(client, request, room)
+            own = self._client_for(client, request)
+            if isinstance(own, FetchFailure):
+                return FetchResult(request.source, request.url, request.url, failure=own)
+            return await self._follow(own, request, room)
         except Exception as exc:  # the promise: a fetch never raises for a bad server or URL
             return FetchResult(request.source, request.url, request.url,
                                failure=_describe(exc, self.settings.total_timeout))
 
     async def _follow(self, client: httpx.AsyncClient, request: FetchRequest,
-                      room: asyncio.Semaphore | None = None) -> FetchResult:
+                      room: asyncio.Semaphore | None = None, *, discover: bool = True) -> FetchResult:
+        """The source's result: its URL and redirects followed and, when that gives an HTML
+        page (and ``discover``), the feed the page leads to (:meth:`_discover`)."""
+        spent = [0.0]
+        chain: list[frozenset[str] | None] = [None]
+        result = await self._chain(client, request, room, trusted=None, spent=spent, chain=chain)
+        if (not discover or result.body is None
+                or not is_html_page(result.body, result.headers.get("content-type"))):
+            return result
+        return await self._discover(client, request, result, room, chain[0], spent)
+
+    async def _discover(self, client: httpx.AsyncClient, request: FetchRequest, page: FetchResult,
+                        room: asyncio.Semaphore | None, trusted: frozenset[str] | None,
+                        spent: list[float]) -> FetchResult:
+        """The feed an HTML ``page`` leads to: the one its feed links name, else the first
+        of the common paths at its site's root that answers with a feed.
+
+        A feed found is asked for as a redirect from the page would be: from a public
+        page, only a public address (unless ``fetch.allow_private_redirects``)."""
+        s = self.settings
+        assert page.body is not None
+        links = feed_links(page.body, page.final_url)
+        if room is not None:
+            room.release()  # the page's body is let go here
+        page_url = parse_url(page.final_url)
+        if not s.allow_private_redirects and isinstance(page_url, httpx.URL):
+            try:
+                classes = await asyncio.wait_for(self._classes(page_url, check=None), s.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                return FetchResult(request.source, request.url, page.final_url, status=page.status, seconds=spent[0],
+                                   failure=FetchFailure("dns", "cannot resolve host: "
+                                                               + (_one_line(str(exc)) or type(exc).__name__)))
+            trusted = after_hop(trusted_classes(classes) if trusted is None else trusted, classes)
+        else:
+            trusted = None
+
+        async def attempt(url: str) -> FetchResult:
+            parsed = parse_url(url)
+            if not isinstance(parsed, str) and parsed.userinfo and not s.allow_private_redirects:
+                return FetchResult(request.source, url, url, failure=FetchFailure(
+                    "refused", f"a feed link with a user name or password refused: {_quote(url)}"))
+            found = await self._chain(client, replace(request, url=url, etag=None, last_modified=None), room,
+                                      trusted=trusted, spent=spent, chain=[None])
+            if found.body is not None and not is_feed(found.body) and room is not None:
+                room.release()
+            return found
+
+        def fail(message: str) -> FetchResult:
+            return FetchResult(request.source, request.url, page.final_url, status=page.status, seconds=spent[0],
+                               failure=FetchFailure("discovery", message))
+
+        chosen = choose(links)
+        if chosen is not None:
+            found = await attempt(chosen)
+            if found.body is not None and is_feed(found.body):
+                return replace(found, url=request.url, discovered=chosen, seconds=spent[0])
+            why = found.error or "it is not an RSS, Atom or JSON feed"
+            return fail(f"the URL gives an HTML page whose feed link {_quote(chosen)} failed: {why}")
+        for candidate in common_candidates(page.final_url):
+            found = await attempt(candidate)
+            if found.body is not None and is_feed(found.body):
+                return replace(found, url=request.url, discovered=candidate, seconds=spent[0])
+            if found.failure is not None and found.failure.kind in ("timeout", "throttled", "refused"):
+                break  # the site is not answering, or may not be asked: no use trying the others
+        return fail("the URL gives an HTML page, not a feed, and no feed was found from it (no <link "
+                    'rel="alternate"> of RSS, Atom or JSON Feed type, and none at ' + ", ".join(COMMON_PATHS) + ")")
+
+    async def _chain(self, client: httpx.AsyncClient, request: FetchRequest, room: asyncio.Semaphore | None, *,
+                     trusted: frozenset[str] | None, spent: list[float],
+                     chain: list[frozenset[str] | None]) -> FetchResult:
+        """``request``'s URL with its redirects followed; ``trusted``: the non-public
+        address classes it may reach (None: any, for a configured URL); ``chain[0]`` is set
+        to what the last request of the chain was trusted with."""
         s = self.settings
         url = request.url
         target = parse_url(url)
@@ -423,22 +589,23 @@ class Fetcher:
         seen = {url}
         moved_to: str | None = None
         permanent_chain = True
-        # Non-public address classes the next hop may reach; None: anything (the configured URL).
-        trusted: frozenset[str] | None = None
-        spent = [0.0]
         conditional: dict[str, str] = {}
         if request.etag:
             conditional["If-None-Match"] = request.etag
         if request.last_modified:
             conditional["If-Modified-Since"] = request.last_modified
+        asking = _asking(request.http)
+        if isinstance(asking, FetchFailure):
+            return FetchResult(request.source, request.url, url, failure=asking)
 
         def failed(failure: FetchFailure, status: int | None = None) -> FetchResult:
             return FetchResult(request.source, request.url, url, status=status, failure=failure, seconds=spent[0])
 
         for hop in range(s.max_redirects + 1):
+            chain[0] = trusted
             try:
                 result = await self._hop(client, request, target, conditional, trusted, priority=0 if hop else 1,
-                                         spent=spent, room=room)
+                                         spent=spent, room=room, asking=asking)
             except TimeoutError:
                 return failed(FetchFailure("timeout", f"took too long (total timeout of {s.total_timeout:g} s)"))
             except httpx.InvalidURL:
@@ -481,7 +648,7 @@ class Fetcher:
 
     async def _hop(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
                    conditional: dict[str, str], trusted: frozenset[str] | None, *, priority: int,
-                   spent: list[float], room: asyncio.Semaphore | None = None
+                   spent: list[float], room: asyncio.Semaphore | None = None, asking: _Asking = _ASK_PLAINLY
                    ) -> FetchResult | tuple[int, str, frozenset[str] | None]:
         """One request, when its host's turn comes; only the request itself counts toward the timeouts.
 
@@ -512,7 +679,7 @@ class Fetcher:
                             hop_classes = None if trusted is None else await self._classes(target, check=trusted)
                             token = _TRUSTED.set(trusted)
                             try:
-                                result = await self._get(client, request, target, conditional)
+                                result = await self._get(client, request, target, conditional, asking)
                             finally:
                                 _TRUSTED.reset(token)
                     finally:
@@ -547,10 +714,12 @@ class Fetcher:
         return classes_of(addresses, self.settings.classify)
 
     async def _get(self, client: httpx.AsyncClient, request: FetchRequest, target: httpx.URL,
-                   conditional: dict[str, str]) -> FetchResult | tuple[int, str]:
+                   conditional: dict[str, str], asking: _Asking = _ASK_PLAINLY) -> FetchResult | tuple[int, str]:
         """The final result, or (status, Location) for a redirect to follow."""
         url = str(target)
-        async with client.stream("GET", target, headers=conditional) as response:
+        headers, auth = asking.headers_for(target)
+        headers.update(conditional)
+        async with client.stream("GET", target, headers=headers, auth=auth) as response:
             status = response.status_code
             raw_headers = response.headers
             headers = {name: _one_line(raw_headers[name])[:1000] for name in KEPT_HEADERS if name in raw_headers}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["FailureKind", "FetchFailure", "FetchRequest", "FetchResult"]
+__all__ = ["FailureKind", "FetchFailure", "FetchRequest", "FetchResult", "SourceHTTP"]
 
 
 #: What went wrong with a source, from its URL to storing what it brought.
@@ -30,6 +30,8 @@ FailureKind = Literal[
     "decode",      # the body cannot be decompressed
     "protocol",    # a broken HTTP answer
     "file",        # a local file that cannot be read
+    "auth",        # the password for basic authentication is not in the environment
+    "discovery",   # the URL gives an HTML page, and no feed was found from it
     "network",     # another error of the network
     "unexpected",  # an error nobody foresaw while fetching
     "feed",        # the body is no feed, or reading it failed (see ``update``)
@@ -46,6 +48,23 @@ class FetchFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceHTTP:
+    """How one source's host is asked (the source's ``headers``, ``user_agent``, ``auth`` and
+    ``tls_verify``). Holds no password: only the name of the environment variable that does,
+    read by the fetcher when it sends the request."""
+
+    #: The source's configured URL: its headers and credentials go to its origin
+    #: (scheme, host and port) only, never to another host a redirect or a link leads to.
+    home: str
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    #: Check certificates (True), do not (False), or check them against this CA bundle file.
+    tls_verify: bool | str = True
+
+
+@dataclass(frozen=True, slots=True)
 class FetchRequest:
     """One source to fetch, with what the last answer said about caching."""
 
@@ -54,6 +73,8 @@ class FetchRequest:
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    #: The source's own HTTP settings, if it has any.
+    http: SourceHTTP | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +102,9 @@ class FetchResult:
     max_age: float | None = None
     #: Seconds the source's requests took (waiting for the host's turn not included).
     seconds: float = 0.0
+    #: The URL gave an HTML page, and this is the feed found from it (``discover``): the
+    #: body is that feed's, and the source is fetched from there from now on.
+    discovered: str | None = None
 
     @property
     def error(self) -> str | None:

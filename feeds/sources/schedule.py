@@ -10,7 +10,8 @@ in, never read from a clock) and returns the new state. Rules:
 - any other failure: back off exponentially, with jitter, up to ``max_backoff``;
   polling never stops for good;
 - a permanent redirect is adopted as the new address only after it has been
-  seen on three fetches in a row.
+  seen on three fetches in a row;
+- a feed discovered from the HTML page an address gave is fetched from then on.
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ def after_fetch(state: SourceState, result: FetchResult, *, every: float, now: d
     ceiling = max(every, max_backoff)
     state = replace(state, last_fetch=now)
 
+    # A feed found from the HTML page the address gave: fetched from now on, reported once.
+    if result.discovered and result.error is None:
+        notes.append(f"the address gives an HTML page; found its feed at {result.discovered} and fetching that "
+                     "from now on")
+        state = replace(state, fetch_url=result.discovered, moved_to=None, moved_seen=0, etag=None,
+                        last_modified=None)
     # Permanent redirects: remembered, adopted once seen consistently.
     if result.moved_to and result.moved_to != state.fetch_url:
         seen = state.moved_seen + 1 if result.moved_to == state.moved_to else 1

@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..config import Config, Source
@@ -43,7 +44,7 @@ from .decide import (
 )
 from .fetch import Fetcher, FetchSettings, Transport, resolve_local
 from .parse import parse_feed
-from .results import FetchFailure, FetchRequest, FetchResult
+from .results import FetchFailure, FetchRequest, FetchResult, SourceHTTP
 from .schedule import SourceState, new_state
 
 log = logging.getLogger("feeds")
@@ -65,6 +66,20 @@ def due_sources(config: Config, states: dict[str, SourceState], now: datetime,
         if state is None or state.url != source.url or state.due(now) or only is not None:
             due.append(source)
     return due
+
+
+def source_http(source: Source, root: Path) -> SourceHTTP | None:
+    """How ``source``'s host is asked (None: as every other's); a CA bundle path is made
+    absolute against ``root``, the config's folder."""
+    if not source.headers and source.user_agent is None and source.auth is None and source.tls_verify is True:
+        return None
+    verify = source.tls_verify
+    if isinstance(verify, str):
+        path = Path(verify).expanduser()
+        verify = str(path if path.is_absolute() else root / path)
+    auth = source.auth
+    return SourceHTTP(source.url, tuple(source.headers.items()), source.user_agent,
+                      auth.username if auth else None, auth.password_env if auth else None, verify)
 
 
 class ReadJob(NamedTuple):
@@ -175,7 +190,7 @@ class Updater:
                 state = new_state(source.name, source.url)
                 states[source.name] = state
             requests.append(FetchRequest(source.name, resolve_local(state.fetch_url, self.config.root),
-                                         state.etag, state.last_modified))
+                                         state.etag, state.last_modified, source_http(source, self.config.root)))
         deciders = [Decider.of(self.config, source, now=self.now) for source in due]
         # The workers start before any fetch does (and so before the event loop's threads).
         with JobPool(_read_arrived, deciders, len(due), PARALLEL_FEEDS) as pool:
