@@ -83,14 +83,6 @@ def content_type(name: str) -> str:
     return media_type(name)
 
 
-def response_type(name: str, accept: str | None) -> str:
-    """The Content-Type for file ``name`` given the request's Accept header."""
-    kind = content_type(name)
-    if kind.startswith(FEED_TYPES) and prefers_page(accept, kind):
-        return BROWSER_FEED_TYPE
-    return kind
-
-
 def _ranges(accept: str) -> dict[str, float]:
     """Each media range an Accept header names (lower case, parameters dropped) and its q-value;
     a malformed q-value counts as 0, a range named twice keeps its first q-value."""

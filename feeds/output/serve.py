@@ -221,12 +221,14 @@ class FileServer:
             return http1.plain(request, 301, "moved\n", [("Location", found.location)])
         name, file = found
         headers = request.headers
-        kind = negotiate.response_type(name, headers.get("accept"))
-        varies = kind != negotiate.content_type(name) or is_feed_file(name)
-        if varies and negotiate.prefers_page(headers.get("accept"), negotiate.content_type(name)):
+        kind = negotiate.content_type(name)
+        varies = is_feed_file(name)  # a browser gets a page (or XML for the XSL) where readers get the feed
+        if varies and negotiate.prefers_page(headers.get("accept"), kind):
             page = self.page_of(name, file)
             if page is not None:
                 file, kind = page, MEDIA_TYPES[PAGE_SUFFIX]
+            elif kind.startswith(negotiate.FEED_TYPES):
+                kind = negotiate.BROWSER_FEED_TYPE
         body, etag, zipped = file.data, file.etag, False
         if (body is not None and len(body) >= GZIP_MIN and negotiate.compressible(kind)
                 and negotiate.accepts_gzip(headers.get("accept-encoding"))):
