@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from feeds.config import Config, load_config
+from feeds.output.serve import make_server
 from feeds.pipeline import Report, generate
 
 from .httpserver import hub, server  # noqa: F401  (fixtures)
@@ -82,3 +84,32 @@ def sample_site(site: Site) -> Site:
 @pytest.fixture
 def make_site(tmp_path: Path) -> Callable[[str], Site]:
     return lambda name: Site(tmp_path / name)
+
+
+# A small site of posts with every feed format, and a server of its output (the pages and serving tests).
+def posts(site: Site) -> None:
+    shutil.copy(DATA / "2021-09-03-xie-zhenhua-kerry-talks.md", site.posts)
+    site.add("2021-01-01-a.md", "---\ntitle: 'A & <b>'\ndate: 2021-01-01\ntags: ['<script>x</script>', Solo]\n"
+                                "categories: [Tech]\n---\nBody of A.\n")
+    site.add("2021-01-02-b.md", "---\ntitle: B\ndate: 2021-01-02\ntags: [Python]\ncategories: [Tech]\n---\nB.\n")
+    site.add("2021-01-03-c.md", "---\ntitle: C\ndate: 2021-01-03\ntags: [Python]\n---\nC.\n")
+
+
+def with_formats(site: Site, extra: str = "") -> None:
+    text = (site.root / "config.yaml").read_text().replace("  max_entries: 50\n",
+                                                           "  max_entries: 50\n  formats: [atom, rss, json]\n")
+    site.write_config(text + extra)
+
+
+@pytest.fixture
+def served_site(site: Site) -> Iterator[tuple[Site, int]]:
+    posts(site)
+    with_formats(site)
+    site.generate()
+    httpd = make_server(site.output, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield site, httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections.abc import Iterator
 
 import feedparser
 import pytest
@@ -21,8 +20,7 @@ from feeds.output import negotiate
 from feeds.output.serve import make_server
 from feeds.render.view import feed_page
 
-from .conftest import Site
-from .test_pages import posts, with_formats
+from .conftest import Site, posts, with_formats
 
 BROWSERS = [
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
@@ -102,23 +100,9 @@ def get(port: int, path: str, accept: str | None = None,
     return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
-@pytest.fixture
-def serving(site: Site) -> Iterator[tuple[Site, int]]:
-    posts(site)
-    with_formats(site)
-    site.generate()
-    server = make_server(site.output, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield site, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize("path", ["/tags/python.atom.xml", "/tags/python.rss.xml", "/all.atom.xml"])
-def test_a_browser_gets_the_stylesheet_page_and_a_reader_the_feed(serving: tuple[Site, int], path: str) -> None:
-    site, port = serving
+def test_a_browser_gets_the_stylesheet_page_and_a_reader_the_feed(served_site: tuple[Site, int], path: str) -> None:
+    site, port = served_site
     status, headers, body = get(port, path, BROWSERS[0])
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
     assert "Accept" in headers["vary"]
@@ -135,8 +119,8 @@ def test_a_browser_gets_the_stylesheet_page_and_a_reader_the_feed(serving: tuple
         assert not feedparser.parse(feed).bozo
 
 
-def test_the_page_has_its_own_validators(serving: tuple[Site, int]) -> None:
-    site, port = serving
+def test_the_page_has_its_own_validators(served_site: tuple[Site, int]) -> None:
+    site, port = served_site
     _, page, _ = get(port, "/tags/python.atom.xml", BROWSERS[1])
     _, feed, _ = get(port, "/tags/python.atom.xml", READERS[2])
     assert page["etag"] != feed["etag"]
@@ -149,8 +133,8 @@ def test_the_page_has_its_own_validators(serving: tuple[Site, int]) -> None:
     assert status == 200 and again["etag"] != page["etag"] and b"A feed, shown here." in body
 
 
-def test_without_a_usable_stylesheet_a_browser_gets_the_feed_as_xml(serving: tuple[Site, int]) -> None:
-    site, port = serving
+def test_without_a_usable_stylesheet_a_browser_gets_the_feed_as_xml(served_site: tuple[Site, int]) -> None:
+    site, port = served_site
     (site.output / "feed.xsl").write_text("not a stylesheet")
     status, headers, body = get(port, "/tags/python.atom.xml", BROWSERS[0])
     assert status == 200 and headers["content-type"] == "application/xml; charset=utf-8"

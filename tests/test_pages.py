@@ -7,8 +7,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,27 +14,12 @@ import feedparser
 import pytest
 from lxml import etree, html
 
-from feeds.output.serve import make_server
 from feeds.pipeline import generate
 
-from .conftest import DATA, Site
+from .conftest import Site, posts, with_formats
 from .httpserver import FeedServer, Response
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def posts(site: Site) -> None:
-    shutil.copy(DATA / "2021-09-03-xie-zhenhua-kerry-talks.md", site.posts)
-    site.add("2021-01-01-a.md", "---\ntitle: 'A & <b>'\ndate: 2021-01-01\ntags: ['<script>x</script>', Solo]\n"
-                                "categories: [Tech]\n---\nBody of A.\n")
-    site.add("2021-01-02-b.md", "---\ntitle: B\ndate: 2021-01-02\ntags: [Python]\ncategories: [Tech]\n---\nB.\n")
-    site.add("2021-01-03-c.md", "---\ntitle: C\ndate: 2021-01-03\ntags: [Python]\n---\nC.\n")
-
-
-def with_formats(site: Site, extra: str = "") -> None:
-    text = (site.root / "config.yaml").read_text().replace("  max_entries: 50\n",
-                                                           "  max_entries: 50\n  formats: [atom, rss, json]\n")
-    site.write_config(text + extra)
 
 
 def test_index_lists_every_feed_with_escaped_text(site: Site) -> None:
@@ -171,20 +154,6 @@ def test_stylesheet_keeps_feeds_valid(site: Site) -> None:
     etree.XSLT(etree.parse(str(site.output / "feed.xsl")))  # a valid stylesheet
     view = etree.XSLT(etree.parse(str(site.output / "feed.xsl")))(etree.fromstring(data))
     assert "C" in str(view) and "This is a web feed" in str(view)
-
-
-@pytest.fixture
-def served_site(site: Site) -> Iterator[tuple[Site, int]]:
-    posts(site)
-    with_formats(site)
-    site.generate()
-    server = make_server(site.output, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield site, server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def chromium(url: str, *args: str, user_data: Path) -> str:
