@@ -15,7 +15,8 @@ settings or a source's interval).
 
 Everything else is behind one call: ``sources.update.update_sources`` fetches
 and stores a source, ``pipeline.generate`` generates, publishes and announces to
-the WebSub hub; ``--serve`` runs ``output.serve.BackgroundServer`` beside them.
+the WebSub hub; ``--serve`` runs ``output.serve.BackgroundServer`` beside them,
+which also answers ``/metrics`` with what ``metrics.Metrics`` counted.
 This module itself never fetches, parses, renders or writes a file; it keeps a
 store open only to read when each source is due, and to hand the updater the
 database a generation reads (reopened when the file at its path is another).
@@ -34,6 +35,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +49,9 @@ from . import workers
 from .build.keys import snapshot_key
 from .config import Config, load_config
 from .errors import Cancelled, FeedsError
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import PATH as METRICS_PATH
+from .metrics import Metrics
 from .output.serve import BackgroundServer
 from .pipeline import generate
 from .sources.decide import SourceOutcome
@@ -83,7 +88,8 @@ def moved_run_time(scheduled: datetime | None, due: datetime | None, every: floa
 class SharedFetcher:
     """One fetcher on one event loop thread, used by every fetch job."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics: Metrics) -> None:
+        self.metrics = metrics
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
         self.fetcher = Fetcher(FetchSettings.from_config(config.fetch))
@@ -97,7 +103,9 @@ class SharedFetcher:
         with self.lock:
             self.pending.add(future)
         try:
-            return future.result()
+            results = future.result()
+            self.metrics.fetched(results)
+            return results
         finally:
             with self.lock:
                 self.pending.discard(future)
@@ -137,7 +145,8 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
-        self.fetcher = SharedFetcher(config)
+        self.metrics = Metrics()
+        self.fetcher = SharedFetcher(config, self.metrics)
         self.store_lock = threading.Lock()
         self.store = Store(config.state_target)
         self.store_file = _identity(config.state_target)
@@ -182,6 +191,7 @@ class Daemon:
         except Exception:
             log.exception("%s: the fetch job failed", name)
             return
+        self.metrics.updated(outcomes)
         due = next((o.next_due for o in outcomes if o.next_due is not None), None)
         job = self.scheduler.get_job(f"fetch:{name}")
         if job is not None and not self.stopping.is_set():
@@ -208,18 +218,25 @@ class Daemon:
         with self.generate_lock:
             config = self.config
             started = datetime.now(UTC)
+            clock = time.monotonic()
             try:
                 report = generate(config, offline=True, cancel=self.stopping.is_set)
             except Cancelled:
+                self.metrics.generation_ended("cancelled", time.monotonic() - clock)
                 log.info("generate: stopped early, nothing written")
                 return
             except FeedsError as exc:
+                self.metrics.generation_ended("failed", time.monotonic() - clock)
                 log.error("generate: %s", exc)
                 return
             except Exception:
+                self.metrics.generation_ended("failed", time.monotonic() - clock)
                 log.exception("generate: failed")
                 return
             seconds = (datetime.now(UTC) - started).total_seconds()
+            self.metrics.generated(seconds=time.monotonic() - clock, entries=report.entries, feeds=report.feeds,
+                                   written=len(report.written), removed=len(report.removed),
+                                   finished_at=time.time())
             log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs",
                      report.entries, report.feeds, len(report.written), len(report.removed),
                      len(report.warnings), seconds)
@@ -254,6 +271,7 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
+        self.metrics.scheduled(job_id.removeprefix("fetch:") for job_id in wanted)
         every = IntervalTrigger(seconds=config.schedule.generate, timezone=UTC)
         job = self.scheduler.get_job("generate")
         if generate_now or job is None or job.next_run_time is None:
@@ -295,8 +313,10 @@ class Daemon:
         server = None
         if self.serve is not None:
             host, port = self.serve
-            server = self.server = BackgroundServer(self.config.output_dir, host, port)
-            log.info("serve: http://%s:%d/ (%s)", host, server.port, self.config.output_dir)
+            metrics = {METRICS_PATH.lstrip("/"): lambda: (self.metrics.exposition(), METRICS_TYPE)}
+            server = self.server = BackgroundServer(self.config.output_dir, host, port, endpoints=metrics)
+            log.info("serve: http://%s:%d/ (%s; metrics at %s)", host, server.port, self.config.output_dir,
+                     METRICS_PATH)
 
         def on_stop(signum: int, frame: FrameType | None) -> None:
             self.stopping.set()
