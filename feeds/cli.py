@@ -153,6 +153,9 @@ def _summary(report: Summed, seconds: float) -> str:
         f"{len(report.removed)} removed)",
         f"{len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}",
     ]
+    bucket = getattr(report, "bucket", None)  # a replayed run has none: it never publishes to one
+    if bucket is not None:
+        parts.insert(-1, f"{len(bucket.written)} objects written to the bucket ({len(bucket.deleted)} deleted)")
     return "generate: " + ", ".join(p for p in parts if p) + f" in {seconds:.1f}s"
 
 

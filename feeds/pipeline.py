@@ -54,7 +54,10 @@ from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileF
 from .lock import lock_path, writer_lock
 from .models import Entry
 from .output import websub
+from .output.bucket import Fence, Synced
+from .output.bucket import sync as sync_bucket
 from .output.run import (
+    NOT_WRITTEN,
     FeedFile,
     Placed,
     as_recorded,
@@ -106,6 +109,8 @@ class Report:
     outdated: list[str] = field(default_factory=list)
     #: What happened to each source fetched in this run.
     sources: list[SourceOutcome] = field(default_factory=list)
+    #: With ``output.s3``: what publishing to the bucket did (None: not asked, or it failed).
+    bucket: Synced | None = None
 
 
 # -- the run's context ---------------------------------------------------------
@@ -610,7 +615,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
              now: datetime | None = None, transport: Transport | None = None,
              cancel: Callable[[], bool] | None = None, wait: float | None = None, allow_shrink: bool = False,
-             rebuild_state: bool = False) -> Report:
+             rebuild_state: bool = False, fence: Fence | None = None) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
     ``offline`` or ``check``), then read posts and write every output that changed.
 
@@ -618,6 +623,8 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     long to wait for another run holding them (None: until ``cancel``), then :class:`Busy`.
     ``allow_shrink`` takes posts inputs that vanished or shrank as they are now;
     ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt.
+    With ``output.s3``, the folder is then published to the bucket, fenced by ``fence`` (the
+    publisher's term; a single run's is term 0).
     The feeds written are announced to the WebSub hub once the locks are released (a slow
     hub holds up no other run)."""
     with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel), \
@@ -630,7 +637,7 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
             for moved in move_aside(config.state_path, datetime.now(UTC)):
                 log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
         report = _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
-                           cancel=cancel, allow_shrink=allow_shrink)
+                           cancel=cancel, allow_shrink=allow_shrink, fence=fence or Fence())
     announce(config, report.written)
     return report
 
@@ -663,7 +670,7 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
               transport: Transport | None, cancel: Callable[[], bool] | None,
-              allow_shrink: bool) -> Report:
+              allow_shrink: bool, fence: Fence) -> Report:
     store = Store(config.state_target)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.
@@ -678,6 +685,8 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
             report = _run(run, check=check, allow_shrink=allow_shrink)
         finally:
             run.writes.wait()
+        if config.output.s3 is not None and not check:
+            publish_to_bucket(config, store, report, fence)
         report.sources = outcomes
         local = {s.name for s in config.sources if not s.optional and not is_web_url(s.url)}
         for outcome in outcomes:
@@ -696,6 +705,23 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
         if collecting:
             gc.enable()
         store.close()
+
+
+def publish_to_bucket(config: Config, store: Store, report: Report, fence: Fence) -> None:
+    """Make the bucket hold what the folder now holds of this program's files; a failure is
+    the run's error (the folder is as it should be, and the next run tries again)."""
+    settings = config.output.s3
+    assert settings is not None
+    names = [name for name, record in load_records(config, store).items() if record.size != NOT_WRITTEN]
+    try:
+        report.bucket = sync_bucket(settings, config.output_dir, names, fence=fence)
+    except PublishError as exc:
+        report.errors.append(str(exc))
+        log.error("%s", exc)
+        return
+    for warning in report.bucket.warnings:
+        report.warnings.append(warning)
+        log.warning("%s", warning)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,8 @@ def make_record(config: Config, *, snapshot: str, items_version: str | None, inp
     or the config file no longer reads back as ``config``)."""
     if config.sources or config.sources_opml or not snapshot or config.state_on_server:
         return ""  # sources are fetched when due, and the status files follow them
+    if config.output.s3 is not None:
+        return ""  # the bucket is published to by the full run (which retries a failed publication)
     name = config.where("")[0]
     try:
         data = Path(name).read_bytes()

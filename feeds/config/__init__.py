@@ -111,6 +111,59 @@ class Site(_Strict):
         return value
 
 
+#: An S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending
+#: with a letter or digit.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class Bucket(_Strict):
+    """An S3-compatible bucket that the output folder is published to (``output.s3``)."""
+
+    bucket: str
+    #: Where in the bucket the files go ("feeds/": feeds/index.html ...); "" for the top.
+    prefix: str = ""
+    #: The service's address for a bucket not on AWS (MinIO, R2, Ceph...): an http(s) URL.
+    endpoint_url: str | None = None
+    region: str | None = None
+    #: A profile of the AWS config and credentials files; else the usual places
+    #: (AWS_* variables, ~/.aws, an instance role). Keys are never written in config.yaml.
+    profile: str | None = None
+    #: The Cache-Control every object is written with.
+    cache_control: str = "max-age=300"
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET_NAME.match(value) or ".." in value:
+            raise ValueError("not a bucket name: 3 to 63 lower-case letters, digits, '.' and '-'")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        parts = value.strip("/").split("/") if value.strip("/") else []
+        if value.startswith("/") or any(p in ("", ".", "..") for p in parts) or any(c < " " for c in value):
+            raise ValueError("must be a relative folder such as feeds/ (no leading '/', '.' or '..')")
+        return "/".join(parts) + "/" if parts else ""
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator("cache_control")
+    @classmethod
+    def _header_value(cls, value: str) -> str:
+        if any(c < " " or c == "\x7f" for c in value):
+            raise ValueError("must be one line of printable characters")
+        return value
+
+
 class Output(_Strict):
     dir: str = "output"
     formats: list[FeedFormat] = Field(default_factory=lambda: list[FeedFormat](["atom", "rss"]), min_length=1)
@@ -134,6 +187,8 @@ class Output(_Strict):
     allow_foreign_files: bool = False
     #: Allow any folder, even /, the home folder, a posts folder or the state folder.
     allow_any_dir: bool = False
+    #: Also publish what the folder holds to an S3-compatible bucket, after each writing run.
+    s3: Bucket | None = None
 
     @field_validator("formats")
     @classmethod
