@@ -33,6 +33,7 @@ from ..errors import InputError
 from ..identity import Ledger
 from ..store import ItemRow, Store
 from ..workers import JobPool
+from .articles import update_articles, with_stored_articles
 from .decide import (
     Decider,
     FeedReading,
@@ -42,7 +43,7 @@ from .decide import (
     failure_text,
     must_read,
 )
-from .fetch import Fetcher, FetchSettings, Transport, resolve_local
+from .fetch import Fetcher, FetchSettings, Transport, fetch_all, resolve_local
 from .parse import parse_feed
 from .results import FetchFailure, FetchRequest, FetchResult, SourceHTTP
 from .schedule import SourceState, new_state
@@ -176,6 +177,8 @@ class Updater:
         #: The sources the store has a state of (and so perhaps items).
         self._stored: frozenset[str] = frozenset()
         self._broken = False
+        #: The sources with ``full_text``, by name.
+        self._full_text = {source.name: source for source in config.sources if source.full_text is not None}
 
     def run(self, only: Sequence[str] | None = None) -> list[SourceOutcome]:
         states = self.store.load_sources(only)
@@ -201,10 +204,20 @@ class Updater:
             else:
                 outcomes = asyncio.run(self._stream(pool, deciders, states, requests))
         self.store.save_states(self.pending)
+        outcomes = self._full_texts(due, requests, outcomes)
         if self.config.fetch.retention is not None:
             self.store.prune_items(self.now.timestamp() - self.config.fetch.retention)
         # The store notes changed items (items_version) in the transaction that changes them.
         return outcomes
+
+    def _full_texts(self, due: Sequence[Source], requests: Sequence[FetchRequest],
+                    outcomes: list[SourceOutcome]) -> list[SourceOutcome]:
+        """The article pages of the due ``full_text`` sources, fetched and stored (``articles``)."""
+        wanted = [(source, request) for source, request in zip(due, requests, strict=True) if source.full_text]
+        if not wanted:
+            return outcomes
+        fetch = self.fetch or (lambda pages: fetch_all(pages, self.settings, self.transport))
+        return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=fetch)
 
     async def _stream(self, pool: JobPool, deciders: Sequence[Decider], states: dict[str, SourceState],
                       requests: Sequence[FetchRequest]) -> list[SourceOutcome]:
@@ -322,6 +335,9 @@ class Updater:
         stamp = self.now.timestamp()
         rows = [i.entry if i.entry.entry_id == i.entry_id else i.entry._replace(entry_id=i.entry_id)
                 for i in decision.items]
+        source = self._full_text.get(state.name)
+        if source is not None:  # an item that changed upstream keeps the article it has
+            rows = with_stored_articles(self.store, self.config, source, rows)
         ledger.learn(decision.learnt)
         dropped = self.store.save_fetch(state, rows, decision.listed, seen_at=stamp,
                                         keep_at_most=decision.keep_at_most, ledger=ledger)
