@@ -284,6 +284,10 @@ def status_command(config_path: Path) -> None:
             click.echo(f"  last error: {row.error}" + (f" ({row.failures} in a row)" if row.failures > 1 else ""))
         if row.moved_to:
             click.echo(f"  moving to:  {row.moved_to} (seen {row.moved_seen}x)")
+        if row.articles or row.articles_failing:
+            click.echo(f"  full text:  {row.articles} articles, {row.articles_failing} pages failing")
+        if row.article_failure:
+            click.echo(f"  last page failing: {row.article_failure}")
         click.echo(f"  next due:   {_when(row.next_due) if row.enabled else '-'}")
 
 

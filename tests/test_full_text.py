@@ -28,7 +28,7 @@ from feeds.store import Store
 
 from .conftest import Site
 from .httpserver import FeedServer, Response, feed_response, running
-from .test_sources import T0, entries, run
+from .test_sources import T0, entries, run, status
 
 DATA = Path(__file__).parent / "data" / "fulltext"
 HARBOUR_TITLE = "Harbour plan approved after six-hour debate"
@@ -163,6 +163,8 @@ def test_a_failure_keeps_the_summary_is_reported_once_and_retried_on_a_back_off(
     assert first.errors == []
     entry = by_title(site)[HARBOUR_TITLE]
     assert entry.summary == "Council backs the plan." and "Council backs the plan." in content_of(entry)
+    shown = status(site)["tide"]
+    assert (shown.articles, shown.articles_failing) == (0, 1) and f"{link}: HTTP 503" in (shown.article_failure or "")
 
     # Polls before the back-off ends do not ask again; one after it does, and says nothing new.
     second = run(site, T0 + timedelta(minutes=30))
@@ -177,6 +179,8 @@ def test_a_failure_keeps_the_summary_is_reported_once_and_retried_on_a_back_off(
     run(site, T0 + timedelta(seconds=retry_delay(1, 86400) + retry_delay(2, 86400) + 120))
     assert article_hits(server) == ["/articles/harbour"] * 3
     assert "drew several hundred residents" in content_of(by_title(site)[HARBOUR_TITLE])
+    shown = status(site)["tide"]
+    assert (shown.articles, shown.articles_failing, shown.article_failure) == (1, 0, None)
 
 
 def test_hostile_pages_never_stop_the_run(site: Site, server: FeedServer) -> None:

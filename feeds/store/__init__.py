@@ -50,6 +50,7 @@ from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
 from .leases import Lease
 from .records import (
+    ArticleHealth,
     ArticleRow,
     ArticleWanted,
     CachedContent,
@@ -66,6 +67,7 @@ from .schema import SCHEMA_VERSION
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
+    "ArticleHealth",
     "ArticleRow",
     "ArticleWanted",
     "CachedContent",
@@ -380,6 +382,11 @@ class Store:
                 _articles.set_entries(conn, source, entries)
                 _settings.note_items_changed(conn)
             _articles.forget_orphans(conn, source)
+
+    def article_health(self) -> dict[str, ArticleHealth]:
+        """For each source with stored articles: pages that gave one, pages failing, the latest failure."""
+        with self._db.begin() as conn:
+            return _articles.health(conn)
 
     def item_counts(self) -> dict[str, int]:
         """How many items each source has stored."""

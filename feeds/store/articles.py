@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from .codecs import decoding
 from .dialects import chunks, upsert
-from .records import ArticleRow, ArticleWanted
+from .records import ArticleHealth, ArticleRow, ArticleWanted
 from .schema import articles, items
 
 _a = articles.c
@@ -69,6 +69,21 @@ def set_entries(conn: Connection, source: str, entries: Sequence[tuple[str, str,
     """Replace the entry data and digest of the given (ukey, data, digest) items of ``source``."""
     for ukey, data, digest in entries:
         conn.execute(sa.update(items).where(_i.source == source, _i.ukey == ukey).values(data=data, digest=digest))
+
+
+def health(conn: Connection) -> dict[str, ArticleHealth]:
+    """For each source with stored articles: how many pages gave one, how many are failing,
+    and the latest failure (its link and error)."""
+    failing = sa.case((_a.html.is_(None), 1), else_=0)
+    counts = conn.execute(sa.select(_a.source, sa.func.count(), sa.func.sum(failing)).group_by(_a.source))
+    out = {str(r[0]): ArticleHealth(int(r[1]) - int(r[2] or 0), int(r[2] or 0)) for r in counts}
+    latest = conn.execute(sa.select(_a.source, _a.link, _a.error).where(_a.html.is_(None))
+                          .order_by(_a.source, _a.fetched_at.desc(), _a.ukey))
+    for r in latest:
+        name = str(r.source)
+        if name in out and out[name].last_failure is None:
+            out[name] = out[name]._replace(last_failure=f"{r.link}: {r.error}")
+    return out
 
 
 def forget_orphans(conn: Connection, source: str | None = None) -> None:

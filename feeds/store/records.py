@@ -131,6 +131,16 @@ class ArticleWanted(NamedTuple):
     stored: ArticleRow | None
 
 
+class ArticleHealth(NamedTuple):
+    """How a ``full_text`` source's article pages fare, for ``feeds status``."""
+
+    #: Pages that gave an article, and pages failing now.
+    fetched: int
+    failing: int
+    #: The latest failure: its page and why, or None.
+    last_failure: str | None = None
+
+
 class Known(NamedTuple):
     """What is stored of an item, as far as deciding about a new fetch of it goes."""
 
