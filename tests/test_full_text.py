@@ -325,6 +325,31 @@ def test_one_fetch_asks_for_at_most_articles_per_fetch_pages_newest_first(site: 
     assert all("drew several hundred residents" in content_of(e) for e in entries(site))
 
 
+def test_many_sources_and_pages_in_one_run(site: Site, server: FeedServer) -> None:
+    with running() as other:
+        for host, name in ((server, "tide"), (other, "courier")):
+            host.routes["/feed.xml"] = feed_response(rss_of(
+                [story(n, host.url(f"/articles/{n}"), f"{name} {n}") for n in range(1, 21)]))
+            for n in range(1, 21):
+                host.routes[f"/articles/{n}"] = page("harbour.html") if name == "tide" else page("library.html")
+        other.routes["/articles/7"] = Response(500, b"oops", {"Content-Type": "text/plain"})
+        text = (site.root / "config.yaml").read_text().split("sources:")[0]
+        site.write_config(text + "sources:\n"
+                          f"  - {{name: tide, url: '{server.url('/feed.xml')}', full_text: true}}\n"
+                          f"  - {{name: courier, url: '{other.url('/feed.xml')}', full_text: {{selector: "
+                          "'.article-text'}}\n"
+                          "fetch: {host_gap: 0, read_timeout: 2, total_timeout: 4}\n")
+        report = run(site)
+        assert sorted(article_hits(server)) == sorted(f"/articles/{n}" for n in range(1, 21))
+        assert sorted(article_hits(other)) == sorted(f"/articles/{n}" for n in range(1, 21))
+    assert [o.status for o in report.sources] == ["ok", "ok"]
+    assert len(warnings_about(report, "full text of")) == 1
+    got = by_title(site)
+    assert all("drew several hundred residents" in content_of(got[f"tide {n}"]) for n in range(1, 21))
+    assert all("Seeds and screwdrivers" in content_of(got[f"courier {n}"]) for n in range(1, 21) if n != 7)
+    assert content_of(got["courier 7"]) == "Only the first lines of story 7."
+
+
 def test_outputs_are_byte_stable_and_match_a_cold_run(site: Site, server: FeedServer, tmp_path: Path) -> None:
     items = [story(1, server.url("/articles/a"), HARBOUR_TITLE), story(2, server.url("/articles/b"), LIBRARY_TITLE)]
     server.routes["/feed.xml"] = feed_response(rss_of(items))
@@ -404,7 +429,7 @@ def test_an_article_over_the_content_cap_is_refused() -> None:
     assert extract_article(body, {}, "https://tide.example/h", FullText(), max_chars=100).problem is not None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.one_of(st.binary(max_size=600), st.text(max_size=600).map(lambda t: f"<html><body>{t}</body></html>"
                                                                      .encode("utf-8", "surrogatepass"))),
        st.sampled_from([None, "text/html", "text/html; charset=latin-1", "text/html; charset=nonsense"]),

@@ -20,6 +20,7 @@ run: a failure of any kind is that page's, or that source's.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -78,14 +79,25 @@ def _waited(seconds: float) -> str:
     return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
 
 
+#: Article pages asked for at once: their bodies are in memory together until read.
+PAGE_BATCH = 32
+
+
 class _Page:
-    """One article page asked for: whose, which item, what is stored of it."""
+    """One article page asked for: whose, which item, what is stored of it, the request."""
 
-    __slots__ = ("source", "wanted")
+    __slots__ = ("request", "source", "wanted")
 
-    def __init__(self, source: Source, wanted: ArticleWanted) -> None:
+    def __init__(self, source: Source, wanted: ArticleWanted, request: FetchRequest) -> None:
         self.source = source
         self.wanted = wanted
+        self.request = request
+
+
+def _interleaved(per_source: Sequence[Sequence[_Page]]) -> list[_Page]:
+    """The pages of every source, one of each in turn: a batch asks many hosts at once
+    rather than one host (one request at a time) many times."""
+    return [page for turn in itertools.zip_longest(*per_source) for page in turn if page is not None]
 
 
 def update_articles(config: Config, store: Store, sources: Sequence[tuple[Source, FetchRequest]],
@@ -98,8 +110,7 @@ def update_articles(config: Config, store: Store, sources: Sequence[tuple[Source
     by_name = {o.name: i for i, o in enumerate(outcomes)}
     result = list(outcomes)
     stamp = now.timestamp()
-    pages: list[_Page] = []
-    requests: list[FetchRequest] = []
+    per_source: list[list[_Page]] = []
     for source, feed in sources:
         index = by_name.get(source.name)
         if source.full_text is None or index is None or outcomes[index].error:
@@ -118,21 +129,20 @@ def update_articles(config: Config, store: Store, sources: Sequence[tuple[Source
                            "fetches (limits.articles_per_fetch)")
                 log.warning("%s: %s", source.name, waiting)
                 result[index] = _noted(result[index], waiting)
-        for w in wanted:
-            pages.append(_Page(source, w))
-            requests.append(replace(feed, url=w.link, etag=None, last_modified=None, page_of=feed.url))
-    if not requests:
-        return result
-    fetched = fetch(requests)
+        per_source.append([_Page(source, w, replace(feed, url=w.link, etag=None, last_modified=None,
+                                                    page_of=feed.url)) for w in wanted])
+    pages = _interleaved(per_source)
     done: dict[str, tuple[list[ArticleRow], list[tuple[str, str, str]], list[str]]] = {}
-    for page, answer in zip(pages, fetched, strict=True):
-        rows, entries, notes = done.setdefault(page.source.name, ([], [], []))
-        row, content, note = _settle(config, page, answer, stamp)
-        rows.append(row)
-        if content is not None:
-            entries.append(content)
-        if note is not None:
-            notes.append(note)
+    for start in range(0, len(pages), PAGE_BATCH):
+        batch = pages[start:start + PAGE_BATCH]
+        for page, answer in zip(batch, fetch([p.request for p in batch]), strict=True):
+            rows, entries, notes = done.setdefault(page.source.name, ([], [], []))
+            row, content, note = _settle(config, page, answer, stamp)
+            rows.append(row)
+            if content is not None:
+                entries.append(content)
+            if note is not None:
+                notes.append(note)
     for name, (rows, entries, notes) in done.items():
         index = by_name[name]
         try:
