@@ -217,7 +217,12 @@ class Updater:
         if not wanted:
             return outcomes
         fetch = self.fetch or (lambda pages: fetch_all(pages, self.settings, self.transport))
-        return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=fetch)
+        try:
+            return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=fetch)
+        except Exception as exc:  # what nobody foresaw: the feeds are stored, the articles wait
+            log.warning("full text: the article pages could not be fetched (%s)", failure_text(exc))
+            log.debug("full text failed", exc_info=True)
+            return outcomes
 
     async def _stream(self, pool: JobPool, deciders: Sequence[Decider], states: dict[str, SourceState],
                       requests: Sequence[FetchRequest]) -> list[SourceOutcome]:
