@@ -165,6 +165,10 @@ def test_a_failure_keeps_the_summary_is_reported_once_and_retried_on_a_back_off(
     assert entry.summary == "Council backs the plan." and "Council backs the plan." in content_of(entry)
     shown = status(site)["tide"]
     assert (shown.articles, shown.articles_failing) == (0, 1) and f"{link}: HTTP 503" in (shown.article_failure or "")
+    printed = subprocess.run([sys.executable, "-m", "feeds", "status", "--config", str(site.root / "config.yaml")],
+                             capture_output=True, text=True)
+    assert "  full text:  0 articles, 1 page failing" in printed.stdout
+    assert f"  last page failing: {link}: HTTP 503" in printed.stdout
 
     # Polls before the back-off ends do not ask again; one after it does, and says nothing new.
     second = run(site, T0 + timedelta(minutes=30))

@@ -8,6 +8,7 @@ order), so a run never holds every body or every parsed feed at once. One source
 HTTP error, invalid XML, oversize, undecodable, or an exception nobody foresaw while
 parsing, normalizing or storing it) only marks that source with a one-line error; every
 other source is handled as usual. One item that cannot be read is left out of its source.
+Then the article pages of ``full_text`` sources are fetched and stored (``articles``).
 What one source can make is capped (``fetch.limits``, a source's ``limits``): items per
 fetch, tags per entry and per fetch, content per item, stored items; each cap hit is a
 note. Each source's outcome is stored in one transaction, so a run killed midway loses
