@@ -5,7 +5,9 @@ Once a pass has stored its sources (``update``), each due source with ``full_tex
 fetch did not fail gets the article pages of the items that want one
 (``Store.articles_wanted``: items of its latest listing with no article yet, whose link
 changed, or whose page failed and is due again), at most ``limits.articles_per_fetch``
-of them per fetch, newest first; the others wait for the next fetches. The pages are
+of them per fetch, newest first; the others wait for the next fetches. They go out in
+batches, a few of each source in turn, and a source whose page timed out or could not
+connect sends no more this pass (:data:`SOURCE_PAGES_PER_BATCH`). The pages are
 asked for by the fetcher that fetches feeds (``fetch``): the same politeness per host,
 timeouts, size cap and address checks (an article link is followed as a redirect from
 the feed would be), and the source's headers and credentials to its own origin only.
@@ -20,9 +22,8 @@ run: a failure of any kind is that page's, or that source's.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -81,6 +82,11 @@ def _waited(seconds: float) -> str:
 
 #: Article pages asked for at once: their bodies are in memory together until read.
 PAGE_BATCH = 32
+#: Pages of one source in one batch: a host that stops answering costs a pass at most this
+#: many timeouts (its source's other pages wait for the next fetch).
+SOURCE_PAGES_PER_BATCH = 4
+#: Failures that say the host is not answering (or may not be asked), not that one page failed.
+HOST_FAILURES = frozenset({"timeout", "connect", "dns", "throttled", "tls"})
 
 
 class _Page:
@@ -94,10 +100,23 @@ class _Page:
         self.request = request
 
 
-def _interleaved(per_source: Sequence[Sequence[_Page]]) -> list[_Page]:
-    """The pages of every source, one of each in turn: a batch asks many hosts at once
-    rather than one host (one request at a time) many times."""
-    return [page for turn in itertools.zip_longest(*per_source) for page in turn if page is not None]
+def _batches(per_source: Sequence[Sequence[_Page]], given_up: set[str]) -> Iterator[list[_Page]]:
+    """The pages of every source in batches: up to :data:`SOURCE_PAGES_PER_BATCH` of each
+    source in turn, so a batch asks many hosts at once rather than one host (one request at
+    a time) many times. A source named in ``given_up`` (it may grow between batches) gets
+    no more."""
+    queues = [list(pages) for pages in per_source]
+    while True:
+        batch: list[_Page] = []
+        for queue in queues:
+            if queue and queue[0].source.name in given_up:
+                queue.clear()
+            take = min(SOURCE_PAGES_PER_BATCH, PAGE_BATCH - len(batch), len(queue))
+            batch.extend(queue[:take])
+            del queue[:take]
+        if not batch:
+            return
+        yield batch
 
 
 def update_articles(config: Config, store: Store, sources: Sequence[tuple[Source, FetchRequest]],
@@ -131,11 +150,12 @@ def update_articles(config: Config, store: Store, sources: Sequence[tuple[Source
                 result[index] = _noted(result[index], waiting)
         per_source.append([_Page(source, w, replace(feed, url=w.link, etag=None, last_modified=None,
                                                     page_of=feed.url)) for w in wanted])
-    pages = _interleaved(per_source)
     done: dict[str, tuple[list[ArticleRow], list[tuple[str, str, str]], list[str]]] = {}
-    for start in range(0, len(pages), PAGE_BATCH):
-        batch = pages[start:start + PAGE_BATCH]
+    given_up: set[str] = set()
+    for batch in _batches(per_source, given_up):
         for page, answer in zip(batch, fetch([p.request for p in batch]), strict=True):
+            if answer.failure is not None and answer.failure.kind in HOST_FAILURES:
+                given_up.add(page.source.name)  # its host is not answering: its other pages wait
             rows, entries, notes = done.setdefault(page.source.name, ([], [], []))
             row, content, note = _settle(config, page, answer, stamp)
             rows.append(row)
