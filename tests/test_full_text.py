@@ -6,6 +6,7 @@ the summary, are reported once and retried on a back-off; hostile pages never st
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -242,6 +243,25 @@ def test_a_host_that_stops_answering_costs_one_batch_of_timeouts(site: Site, ser
     got = by_title(site)
     assert all("drew several hundred residents" in content_of(got[f"Story {n}"]) for n in range(1, 6))
     assert content_of(got["Story 6"]) == "Only the first lines of story 6."
+
+
+def test_the_pause_between_requests_to_a_host_holds_from_batch_to_batch(site: Site, server: FeedServer) -> None:
+    items = [story(n, server.url(f"/articles/{n}")) for n in range(1, 7)]  # two batches of one source
+    server.routes["/feed.xml"] = feed_response(rss_of(items))
+    for n in range(1, 7):
+        server.routes[f"/articles/{n}"] = page("harbour.html")
+    configure(site, server)
+    config = site.config()
+    config = config.model_copy(update={"fetch": config.fetch.model_copy(update={"host_gap": 0.3})})
+    store = Store(config.state_target)
+    try:
+        update_sources(config, store, now=T0)
+    finally:
+        store.close()
+    times = [s.at for s in server.seen if s.path.startswith("/articles/")]
+    assert len(times) == 6
+    # Each request starts at least the gap after the one before it, in a batch or across two.
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(times))
 
 
 def as_public(address: object) -> str:

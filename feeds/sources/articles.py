@@ -22,6 +22,8 @@ run: a failure of any kind is that page's, or that source's.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -30,6 +32,7 @@ from datetime import datetime
 from ..config import Config, Source
 from ..store import ArticleRow, ArticleWanted, ItemRow, Store, entry_from_json, entry_to_json
 from .decide import SourceOutcome, failure_text
+from .fetch import Fetcher, FetchSettings, Transport
 from .fulltext import (
     EXTRACTED_FACTOR,
     Article,
@@ -45,6 +48,19 @@ from .results import FetchRequest, FetchResult
 log = logging.getLogger("feeds")
 
 Fetch = Callable[[Sequence[FetchRequest]], list[FetchResult]]
+
+
+@contextlib.contextmanager
+def one_fetcher(settings: FetchSettings, transport: Transport | None = None) -> Iterator[Fetch]:
+    """A :data:`Fetch` for batch after batch on one fetcher and one event loop: the pause
+    after a request to a host holds from one batch to the next, and connections are kept."""
+    with asyncio.Runner() as runner:
+        fetcher = Fetcher(settings, transport)
+        runner.run(fetcher.open())
+        try:
+            yield lambda requests: runner.run(fetcher.fetch_all(requests))
+        finally:
+            runner.run(fetcher.aclose())
 
 
 def with_stored_articles(store: Store, config: Config, source: Source, rows: Sequence[ItemRow]) -> list[ItemRow]:

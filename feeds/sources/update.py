@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..identity import Ledger
 from ..store import ItemRow, Store
 from ..workers import JobPool
-from .articles import update_articles, with_stored_articles
+from .articles import one_fetcher, update_articles, with_stored_articles
 from .decide import (
     Decider,
     FeedReading,
@@ -44,7 +44,7 @@ from .decide import (
     failure_text,
     must_read,
 )
-from .fetch import Fetcher, FetchSettings, Transport, fetch_all, resolve_local
+from .fetch import Fetcher, FetchSettings, Transport, resolve_local
 from .parse import parse_feed
 from .results import FetchFailure, FetchRequest, FetchResult, SourceHTTP
 from .schedule import SourceState, new_state
@@ -217,9 +217,11 @@ class Updater:
         wanted = [(source, request) for source, request in zip(due, requests, strict=True) if source.full_text]
         if not wanted:
             return outcomes
-        fetch = self.fetch or (lambda pages: fetch_all(pages, self.settings, self.transport))
         try:
-            return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=fetch)
+            if self.fetch is not None:
+                return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=self.fetch)
+            with one_fetcher(self.settings, self.transport) as fetch:
+                return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=fetch)
         except Exception as exc:  # what nobody foresaw: the feeds are stored, the articles wait
             log.warning("full text: the article pages could not be fetched (%s)", failure_text(exc))
             log.debug("full text failed", exc_info=True)
