@@ -7,6 +7,7 @@ the summary, are reported once and retried on a back-off; hostile pages never st
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -186,6 +187,28 @@ def test_a_failure_keeps_the_summary_is_reported_once_and_retried_on_a_back_off(
     assert "drew several hundred residents" in content_of(by_title(site)[HARBOUR_TITLE])
     shown = status(site)["tide"]
     assert (shown.articles, shown.articles_failing, shown.article_failure) == (1, 0, None)
+
+
+def test_a_source_whose_latest_pages_all_fail_is_in_the_health_feed(site: Site, server: FeedServer) -> None:
+    items = [story(n, server.url(f"/articles/{n}")) for n in range(1, 4)]
+    server.routes["/feed.xml"] = feed_response(rss_of(items))
+    for n in range(1, 4):  # a site redesign: the selector matches nothing any more
+        server.routes[f"/articles/{n}"] = page("harbour.html")
+    configure(site, server, '{selector: "div.old-layout-body"}')
+    run(site)
+    problems = json.loads((site.output / "status.json").read_bytes())["problems"]
+    assert [(p["source"], p["problem"]) for p in problems] == [("tide", "full text failing")]
+    status_feed = feedparser.parse((site.output / "status.atom").read_bytes())
+    assert not status_feed.bozo and [e.title for e in status_feed.entries] == ["tide: full text failing"]
+    published = (site.output / "status.atom").read_bytes()
+    run(site, T0 + timedelta(minutes=5))
+    assert (site.output / "status.atom").read_bytes() == published  # the same episode, the same bytes
+
+    configure(site, server, '{selector: ".story-body"}')  # fixed: every page is asked for again, once
+    run(site, T0 + timedelta(minutes=10))
+    assert json.loads((site.output / "status.json").read_bytes())["problems"] == []
+    assert all("drew several hundred residents" in content_of(e) for e in entries(site))
+    assert len(article_hits(server)) == 6
 
 
 def test_hostile_pages_never_stop_the_run(site: Site, server: FeedServer) -> None:

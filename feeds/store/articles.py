@@ -71,19 +71,32 @@ def set_entries(conn: Connection, source: str, entries: Sequence[tuple[str, str,
         conn.execute(sa.update(items).where(_i.source == source, _i.ukey == ukey).values(data=data, digest=digest))
 
 
+#: The latest pages of a source that must all have failed for its full text to be failing.
+FAILING_STREAK = 3
+
+
 def health(conn: Connection) -> dict[str, ArticleHealth]:
     """For each source with stored articles: how many pages gave one, how many are failing,
-    and the latest failure (its link and error)."""
-    failing = sa.case((_a.html.is_(None), 1), else_=0)
-    counts = conn.execute(sa.select(_a.source, sa.func.count(), sa.func.sum(failing)).group_by(_a.source))
-    out = {str(r[0]): ArticleHealth(int(r[1]) - int(r[2] or 0), int(r[2] or 0)) for r in counts}
-    latest = conn.execute(sa.select(_a.source, _a.link, _a.error).where(_a.html.is_(None))
-                          .order_by(_a.source, _a.fetched_at.desc(), _a.ukey))
-    for r in latest:
+    the latest failure (its link and error), and whether its :data:`FAILING_STREAK` latest
+    pages all failed."""
+    failed = _a.html.is_(None).label("failed")
+    rows = conn.execute(sa.select(_a.source, _a.link, _a.error, failed)
+                        .order_by(_a.source, _a.fetched_at.desc(), _a.ukey))
+    out: dict[str, ArticleHealth] = {}
+    recent: dict[str, list[bool]] = {}
+    for r in rows:
         name = str(r.source)
-        if name in out and out[name].last_failure is None:
-            out[name] = out[name]._replace(last_failure=f"{r.link}: {r.error}")
-    return out
+        was = out.get(name, ArticleHealth(0, 0))
+        latest = recent.setdefault(name, [])
+        if len(latest) < FAILING_STREAK:
+            latest.append(bool(r.failed))
+        if r.failed:
+            out[name] = was._replace(failing=was.failing + 1,
+                                     last_failure=was.last_failure or f"{r.link}: {r.error}")
+        else:
+            out[name] = was._replace(fetched=was.fetched + 1)
+    return {name: h._replace(streak=len(recent[name]) == FAILING_STREAK and all(recent[name]))
+            for name, h in out.items()}
 
 
 def forget_orphans(conn: Connection, source: str | None = None) -> None:

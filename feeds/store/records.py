@@ -139,6 +139,9 @@ class ArticleHealth(NamedTuple):
     failing: int
     #: The latest failure: its page and why, or None.
     last_failure: str | None = None
+    #: Its latest few pages all failed (``store.articles.FAILING_STREAK``): a problem of the
+    #: source (its site changed, its selector no longer matches...), not of one page.
+    streak: bool = False
 
 
 class Known(NamedTuple):
