@@ -483,6 +483,24 @@ def test_the_same_page_always_gives_the_same_article() -> None:
     assert len(made) == 1 and None not in made
 
 
+def test_xhtml_and_charsets_are_read_as_browsers_read_them() -> None:
+    words = "<p>" + "The ferry will run every hour from the new terminal on the north pier. " * 4 + "</p>"
+    xhtml = (f'<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+             f"<title>t</title></head><body><article>{words}</article></body></html>").encode()
+    found = extract_article(xhtml, {"content-type": "application/xhtml+xml"}, "https://s.example/a",
+                            FullText(selector="article"), max_chars=10**6)
+    assert "north pier" in (found.html or "")
+    # "gb2312" pages hold GBK characters (镕); "iso-8859-1" ones hold windows-1252 quotes.
+    han = ('<html><head><meta charset="gb2312"></head><body><article><p>朱镕基出席开幕式。</p></article>'
+           "</body></html>").encode("gbk")
+    assert "朱镕基" in (extract_article(han, {"content-type": "text/html"}, "https://s.example/a",
+                                        FullText(selector="article"), max_chars=10**6).html or "")
+    quoted = b"<html><body><article><p>\x93Quoted\x94</p></article></body></html>"
+    assert "\u201cQuoted\u201d" in (extract_article(quoted, {"content-type": "text/html; charset=ISO-8859-1"},
+                                                   "https://s.example/a", FullText(selector="article"),
+                                                   max_chars=10**6).html or "")
+
+
 def test_an_article_over_the_content_cap_is_refused() -> None:
     body = (DATA / "harbour.html").read_bytes()
     found = extract_article(body, {"content-type": "text/html"}, "https://tide.example/h", FullText(),

@@ -74,13 +74,20 @@ def _media_type(content_type: str | None) -> str | None:
     return content_type.split(";", 1)[0].strip().lower() or None
 
 
+#: Encodings pages name and mean a larger one by, as browsers read them (WHATWG Encoding).
+_AS_BROWSERS_READ = {"latin_1": "cp1252", "ascii": "cp1252", "iso8859-1": "cp1252", "gb2312": "gb18030",
+                     "gbk": "gb18030", "big5": "big5hkscs", "shift_jis": "cp932", "euc_kr": "cp949"}
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
 def _codec(name: str | None) -> str | None:
     if not name:
         return None
     try:
-        return codecs.lookup(name).name
+        found = codecs.lookup(name).name
     except LookupError:
         return None
+    return _AS_BROWSERS_READ.get(found, found)
 
 
 def decode_page(body: bytes, content_type: str | None) -> str:
@@ -143,7 +150,7 @@ def extract_article(body: bytes, headers: Mapping[str, str], url: str, full_text
     if not text.strip():
         return Article(None, "the page is empty")
     try:
-        root = lxml.html.document_fromstring(text)
+        root = lxml.html.document_fromstring(_XML_DECLARATION.sub("", text, count=1))  # XHTML's is read already
     except (etree.ParserError, ValueError) as exc:
         return Article(None, f"the page cannot be read as HTML ({' '.join(str(exc).split())[:200]})")
     if not isinstance(root, lxml.html.HtmlElement):
