@@ -287,6 +287,11 @@ def status_command(config_path: Path) -> None:
             click.echo(f"  last error: {row.error}" + (f" ({row.failures} in a row)" if row.failures > 1 else ""))
         if row.moved_to:
             click.echo(f"  moving to:  {row.moved_to} (seen {row.moved_seen}x)")
+        if row.articles or row.articles_failing:
+            click.echo(f"  full text:  {row.articles} article{'' if row.articles == 1 else 's'}, "
+                       f"{row.articles_failing} page{'' if row.articles_failing == 1 else 's'} failing")
+        if row.article_failure:
+            click.echo(f"  last page failing: {row.article_failure}")
         click.echo(f"  next due:   {_when(row.next_due) if row.enabled else '-'}")
 
 

@@ -742,6 +742,11 @@ class StatusLine:
     moved_to: str | None
     moved_seen: int
     next_due: datetime | None
+    #: For a ``full_text`` source: its article pages that gave an article, those failing,
+    #: and the latest failure (page and error).
+    articles: int = 0
+    articles_failing: int = 0
+    article_failure: str | None = None
 
 
 def source_status(config: Config) -> list[StatusLine]:
@@ -750,12 +755,15 @@ def source_status(config: Config) -> list[StatusLine]:
     try:
         states = store.load_sources()
         stored = store.item_counts()
+        articles = store.article_health() if any(s.full_text for s in config.sources) else {}
     finally:
         store.close()
     rows = []
     for source in config.sources:
         st = states.get(source.name) or new_state(source.name, source.url)
+        pages = articles.get(source.name)
         rows.append(StatusLine(source.name, source.url, source.enabled, st.fetch_url, st.status, st.last_fetch,
                                  st.last_success, st.entries, stored.get(source.name, 0), st.error, st.failures,
-                                 st.moved_to, st.moved_seen, st.next_due))
+                                 st.moved_to, st.moved_seen, st.next_due,
+                                 *((pages.fetched, pages.failing, pages.last_failure) if pages else ())))
     return rows

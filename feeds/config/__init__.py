@@ -23,7 +23,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from cssselect import GenericTranslator, SelectorError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
@@ -243,6 +252,32 @@ class Clean(_Strict):
         return value
 
 
+class FullText(_Strict):
+    """How the article page of each new item of a source is read (``full_text``)."""
+
+    #: A CSS selector: the article is every element it matches, in document order; without
+    #: it, the article is what trafilatura finds to be the page's main text.
+    selector: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+
+    @field_validator("selector")
+    @classmethod
+    def _valid_selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            Clean._valid_selectors([value])
+        return value
+
+
+def _full_text(value: object) -> object:
+    """``full_text: true`` is ``full_text: {}``; ``false`` is no full text."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    if value is not None and not isinstance(value, dict | FullText):
+        raise ValueError("full_text is true, false or a mapping such as {selector: \"article .body\"}")
+    return value
+
+
 class Posts(_Strict):
     """A folder (or glob) of local posts."""
 
@@ -316,6 +351,9 @@ class Limits(_Strict):
     stored_items: Annotated[int, Field(ge=1, le=100_000_000)] = 10_000
     #: Largest clean content of one item, in bytes; over it, the entry keeps its summary and link.
     content_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    #: Article pages one fetch of a ``full_text`` source may ask for; the other new items wait
+    #: for the next fetches (newest first).
+    articles_per_fetch: Annotated[int, Field(ge=0, le=10_000)] = 20
 
 
 #: A header name (an HTTP token).
@@ -378,6 +416,15 @@ class Source(_Strict):
     #: Check the server's certificate (true), do not (false), or check it against this CA
     #: bundle (a PEM file, relative to the config folder).
     tls_verify: bool | Annotated[str, Field(min_length=1)] = True
+    #: Fetch each new item's article page (its link) once, and publish the article as the
+    #: entry's content: ``true`` (trafilatura finds it) or ``{selector: "article .body"}``.
+    full_text: Annotated[FullText | None, BeforeValidator(_full_text)] = None
+
+    @model_validator(mode="after")
+    def _full_text_published(self) -> Source:
+        if self.full_text is not None and self.summary_only:
+            raise ValueError("full_text: a summary_only source publishes no content; set one or the other")
+        return self
 
     @field_validator("headers")
     @classmethod

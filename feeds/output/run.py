@@ -114,7 +114,9 @@ def status_files(config: Config, store: Store, *, check: bool) -> dict[str, byte
     if not config.output.status_feed or not config.sources:
         return {}
     states = store.load_sources()
-    found = problems(config, states)
+    failing = ({name for name, pages in store.article_health().items() if pages.streak}
+               if any(s.full_text for s in config.sources) else set())
+    found = problems(config, states, failing)
     # When each problem was first seen is remembered, so its entry keeps its date.
     remembered = store.load_health_since()
     checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)

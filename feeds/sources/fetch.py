@@ -73,6 +73,8 @@ from .results import FetchFailure, FetchRequest, FetchResult, SourceHTTP
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5")
+#: What an article page (``full_text``) is asked for as.
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 #: Response headers handed on with a body: all describe the decoded body (no
 #: Content-Encoding or Content-Length, so no later stage decodes it again).
 KEPT_HEADERS = ("content-type", "content-language", "content-location", "etag", "last-modified", "cache-control",
@@ -510,14 +512,39 @@ class Fetcher:
     async def _follow(self, client: httpx.AsyncClient, request: FetchRequest,
                       room: asyncio.Semaphore | None = None, *, discover: bool = True) -> FetchResult:
         """The source's result: its URL and redirects followed and, when that gives an HTML
-        page (and ``discover``), the feed the page leads to (:meth:`_discover`)."""
+        page (and ``discover``), the feed the page leads to (:meth:`_discover`). An article
+        page (``request.page_of``) is never searched for a feed."""
         spent = [0.0]
         chain: list[frozenset[str] | None] = [None]
+        if request.page_of is not None:
+            return await self._article_page(client, request, spent)
         result = await self._chain(client, request, room, trusted=None, spent=spent, chain=chain)
         if (not discover or result.body is None
                 or not is_html_page(result.body, result.headers.get("content-type"))):
             return result
         return await self._discover(client, request, result, room, chain[0], spent)
+
+    async def _article_page(self, client: httpx.AsyncClient, request: FetchRequest, spent: list[float]
+                            ) -> FetchResult:
+        """An item's article page (``full_text``), asked for as a redirect from the feed that
+        links to it would be: from a feed on a public address, only a public address (unless
+        ``fetch.allow_private_redirects``); from a local feed file, anywhere, as configured."""
+        s = self.settings
+        assert request.page_of is not None
+        trusted: frozenset[str] | None = None
+        feed_url = parse_url(request.page_of)
+        if not s.allow_private_redirects and isinstance(feed_url, httpx.URL):
+            target = parse_url(request.url)
+            if not isinstance(target, str) and target.userinfo:
+                return FetchResult(request.source, request.url, request.url, failure=FetchFailure(
+                    "refused", f"an article link with a user name or password refused: {_quote(request.url)}"))
+            try:
+                classes = await asyncio.wait_for(self._classes(feed_url, check=None), s.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                return FetchResult(request.source, request.url, request.url, failure=FetchFailure(
+                    "dns", "cannot resolve host: " + (_one_line(str(exc)) or type(exc).__name__)))
+            trusted = after_hop(trusted_classes(classes), classes)
+        return await self._chain(client, request, None, trusted=trusted, spent=spent, chain=[None])
 
     async def _discover(self, client: httpx.AsyncClient, request: FetchRequest, page: FetchResult,
                         room: asyncio.Semaphore | None, trusted: frozenset[str] | None,
@@ -719,6 +746,8 @@ class Fetcher:
         url = str(target)
         headers, auth = asking.headers_for(target)
         headers.update(conditional)
+        if request.page_of is not None:
+            headers["Accept"] = PAGE_ACCEPT
         async with client.stream("GET", target, headers=headers, auth=auth) as response:
             status = response.status_code
             raw_headers = response.headers

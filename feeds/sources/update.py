@@ -8,6 +8,7 @@ order), so a run never holds every body or every parsed feed at once. One source
 HTTP error, invalid XML, oversize, undecodable, or an exception nobody foresaw while
 parsing, normalizing or storing it) only marks that source with a one-line error; every
 other source is handled as usual. One item that cannot be read is left out of its source.
+Then the article pages of ``full_text`` sources are fetched and stored (``articles``).
 What one source can make is capped (``fetch.limits``, a source's ``limits``): items per
 fetch, tags per entry and per fetch, content per item, stored items; each cap hit is a
 note. Each source's outcome is stored in one transaction, so a run killed midway loses
@@ -33,6 +34,7 @@ from ..errors import InputError
 from ..identity import Ledger
 from ..store import ItemRow, Store
 from ..workers import JobPool
+from .articles import one_fetcher, update_articles, with_stored_articles
 from .decide import (
     Decider,
     FeedReading,
@@ -176,6 +178,8 @@ class Updater:
         #: The sources the store has a state of (and so perhaps items).
         self._stored: frozenset[str] = frozenset()
         self._broken = False
+        #: The sources with ``full_text``, by name.
+        self._full_text = {source.name: source for source in config.sources if source.full_text is not None}
 
     def run(self, only: Sequence[str] | None = None) -> list[SourceOutcome]:
         states = self.store.load_sources(only)
@@ -201,10 +205,27 @@ class Updater:
             else:
                 outcomes = asyncio.run(self._stream(pool, deciders, states, requests))
         self.store.save_states(self.pending)
+        outcomes = self._full_texts(due, requests, outcomes)
         if self.config.fetch.retention is not None:
             self.store.prune_items(self.now.timestamp() - self.config.fetch.retention)
         # The store notes changed items (items_version) in the transaction that changes them.
         return outcomes
+
+    def _full_texts(self, due: Sequence[Source], requests: Sequence[FetchRequest],
+                    outcomes: list[SourceOutcome]) -> list[SourceOutcome]:
+        """The article pages of the due ``full_text`` sources, fetched and stored (``articles``)."""
+        wanted = [(source, request) for source, request in zip(due, requests, strict=True) if source.full_text]
+        if not wanted:
+            return outcomes
+        try:
+            if self.fetch is not None:
+                return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=self.fetch)
+            with one_fetcher(self.settings, self.transport) as fetch:
+                return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=fetch)
+        except Exception as exc:  # what nobody foresaw: the feeds are stored, the articles wait
+            log.warning("full text: the article pages could not be fetched (%s)", failure_text(exc))
+            log.debug("full text failed", exc_info=True)
+            return outcomes
 
     async def _stream(self, pool: JobPool, deciders: Sequence[Decider], states: dict[str, SourceState],
                       requests: Sequence[FetchRequest]) -> list[SourceOutcome]:
@@ -322,6 +343,9 @@ class Updater:
         stamp = self.now.timestamp()
         rows = [i.entry if i.entry.entry_id == i.entry_id else i.entry._replace(entry_id=i.entry_id)
                 for i in decision.items]
+        source = self._full_text.get(state.name)
+        if source is not None:  # an item that changed upstream keeps the article it has
+            rows = with_stored_articles(self.store, self.config, source, rows)
         ledger.learn(decision.learnt)
         dropped = self.store.save_fetch(state, rows, decision.listed, seen_at=stamp,
                                         keep_at_most=decision.keep_at_most, ledger=ledger)

@@ -5,8 +5,8 @@ changes), a cache of parsed posts and rendered content (so a run with nothing
 changed is cheap), each source's fetch state and items, what each output file
 was made from, and a few settings. :class:`Store` is its one face: one method
 per operation, each one SQL statement or one transaction. Behind it, one
-module per table (``posts``, ``contents``, ``items``, ``sources``, ``ledger``,
-``outputs``, ``settings``) writes the SQL; ``schema`` defines the tables,
+module per table (``posts``, ``contents``, ``items``, ``articles``, ``sources``,
+``ledger``, ``outputs``, ``settings``) writes the SQL; ``schema`` defines the tables,
 ``codecs`` turns stored text back into the program's types, ``records`` holds
 the row types, ``engine`` opens the database and translates its errors,
 ``dialects`` picks the SQL that differs between databases, ``files`` checks and
@@ -35,6 +35,7 @@ from typing import Any
 
 from ..identity import Ledger
 from ..sources.schedule import SourceState
+from . import articles as _articles
 from . import contents as _contents
 from . import items as _items
 from . import leases as _leases
@@ -48,12 +49,27 @@ from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json,
 from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
 from .leases import Lease
-from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostIndexRow, PostRow
+from .records import (
+    ArticleHealth,
+    ArticleRow,
+    ArticleWanted,
+    CachedContent,
+    ItemHead,
+    ItemRow,
+    Known,
+    LastRun,
+    OutputRecord,
+    PostIndexRow,
+    PostRow,
+)
 from .schema import SCHEMA_VERSION
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
+    "ArticleHealth",
+    "ArticleRow",
+    "ArticleWanted",
     "CachedContent",
     "ItemHead",
     "ItemRow",
@@ -338,7 +354,39 @@ class Store:
             dropped = _items.prune(conn, last_seen_before)
             if dropped:
                 _settings.note_items_changed(conn)
+                _articles.forget_orphans(conn)
         return dropped
+
+    # -- article pages of full_text sources ---------------------------------------
+
+    def articles_wanted(self, source: str, *, how: str, now: float, limit: int) -> list[ArticleWanted]:
+        """Items of ``source``'s latest listing whose article page is to be asked for, newest
+        first, at most ``limit``: none stored, or of another link or extraction (``how``), or
+        failed and due again at ``now``."""
+        with self._db.begin() as conn:
+            return _articles.wanted(conn, source, how=how, now=now, limit=limit)
+
+    def load_articles(self, source: str, ukeys: Sequence[str]) -> dict[str, ArticleRow]:
+        """The stored articles of the given items of ``source``."""
+        with self._db.begin() as conn:
+            return _articles.load(conn, source, ukeys)
+
+    def save_articles(self, source: str, rows: Sequence[ArticleRow],
+                      entries: Sequence[tuple[str, str, str]]) -> None:
+        """Record what ``source``'s article pages gave, and the entry data and digest (by
+        ukey: (ukey, data, digest)) of the items that now carry their article, in one
+        transaction; articles of items no longer stored are dropped."""
+        with self._db.begin() as conn:
+            _articles.save(conn, rows)
+            if entries:
+                _articles.set_entries(conn, source, entries)
+                _settings.note_items_changed(conn)
+            _articles.forget_orphans(conn, source)
+
+    def article_health(self) -> dict[str, ArticleHealth]:
+        """For each source with stored articles: pages that gave one, pages failing, the latest failure."""
+        with self._db.begin() as conn:
+            return _articles.health(conn)
 
     def item_counts(self) -> dict[str, int]:
         """How many items each source has stored."""
