@@ -22,6 +22,13 @@ database a generation reads (reopened when the file at its path is another).
 
 All fetch jobs share one fetcher on one event loop thread, so the global limit
 and the per-host politeness hold across jobs.
+
+On a PostgreSQL state, several ``feeds run`` processes (on one machine or many) share
+the work (``cluster.Membership``): every worker schedules every source, and a fetch job
+first claims its source with a lease, which only one worker gets and only while the
+source is due; the others look again when it is next due (or when the lease could have
+lapsed, should its holder die). A heartbeat thread renews the leases of fetches still
+running; a finished fetch and a stopping worker give theirs back.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import workers
 from .build.keys import snapshot_key
+from .cluster import Membership
 from .config import Config, load_config
 from .errors import Cancelled, FeedsError
 from .output.serve import BackgroundServer
@@ -52,8 +60,9 @@ from .pipeline import generate
 from .sources.decide import SourceOutcome
 from .sources.fetch import Fetcher, FetchSettings
 from .sources.results import FetchRequest, FetchResult
+from .sources.schedule import SourceState
 from .sources.update import update_sources
-from .store import Store
+from .store import Claimed, Store
 
 log = logging.getLogger("feeds")
 
@@ -78,6 +87,15 @@ def moved_run_time(scheduled: datetime | None, due: datetime | None, every: floa
     if due is None or scheduled is None or abs((scheduled - due).total_seconds()) <= every * 0.5:
         return None
     return max(due, now + timedelta(seconds=1))
+
+
+def next_look(state: SourceState | None, url: str, now: datetime, lease: float) -> datetime:
+    """When a fetch job whose claim failed looks again: when the source is next due, if
+    another worker fetched it since it fell due; else (another worker holds it now) once
+    that worker's lease could have lapsed, so that a dead worker's source is taken over."""
+    if state is not None and state.url == url and state.next_due is not None and state.next_due > now:
+        return state.next_due
+    return now + timedelta(seconds=lease)
 
 
 class SharedFetcher:
@@ -145,6 +163,8 @@ class Daemon:
         #: Stores of state databases no longer in use (moved by a reload, or aside by another
         #: run's --rebuild-state); jobs may still be using them.
         self.old_stores: list[Store] = []
+        #: This worker among others on a PostgreSQL state (unused on a SQLite one).
+        self.cluster = Membership()
 
     def current_store(self) -> Store:
         """The store of the configured state database, reopened when the file at its path
@@ -172,8 +192,13 @@ class Daemon:
         config = self.config
         try:
             store = self.current_store()
-            outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
-                                      fetch=self.fetcher.fetch)
+            if config.state_on_server:
+                outcomes = self.fetch_claimed(store, name)
+                if outcomes is None:
+                    return
+            else:
+                outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
+                                          fetch=self.fetcher.fetch)
         except concurrent.futures.CancelledError:
             return
         except FeedsError as exc:
@@ -192,6 +217,47 @@ class Daemon:
                 job.modify(next_run_time=when)
         if brought_news(outcomes):
             self.generate_soon()
+
+    def fetch_claimed(self, store: Store, name: str) -> list[SourceOutcome] | None:
+        """Fetch ``name`` under a lease, beside other workers; None when another worker holds
+        it or fetched it already (the job then looks again later, see :func:`next_look`)."""
+        config = self.config
+        source = config.sources_by_name.get(name)
+        if source is None:
+            return None
+        now = datetime.now(UTC)
+        claimed = self.cluster.claim(store, source, now, seconds=config.schedule.lease)
+        outcomes: list[SourceOutcome] = []
+        if claimed is not None:
+            try:
+                outcomes = update_sources(config, store, now=now, only=[name], fetch=self.fetcher.fetch,
+                                          claimed=claimed)
+            finally:
+                self._release(store, claimed)
+        if outcomes:
+            return outcomes
+        job = self.scheduler.get_job(f"fetch:{name}")
+        if job is not None and not self.stopping.is_set():
+            state = store.load_sources([name]).get(name)
+            job.modify(next_run_time=next_look(state, source.url, datetime.now(UTC), config.schedule.lease))
+        return None
+
+    def _release(self, store: Store, claimed: Claimed) -> None:
+        try:
+            self.cluster.release(store, claimed)
+        except FeedsError as exc:  # it expires on its own
+            log.warning("cluster: could not give a lease back: %s", exc)
+
+    def beat_forever(self) -> None:
+        """The heartbeat thread: say this worker is alive and renew its leases, a few times
+        per lease."""
+        while not self.stopping.wait(self.config.schedule.lease / 4):
+            try:
+                self.cluster.beat(self.current_store(), seconds=self.config.schedule.lease)
+            except FeedsError as exc:
+                log.warning("cluster: heartbeat failed: %s", exc)
+            except Exception:
+                log.exception("cluster: heartbeat failed")
 
     def generate_soon(self) -> None:
         """Regenerate shortly; requests arriving meanwhile join the same run."""
@@ -308,6 +374,12 @@ class Daemon:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is every thread?
+        beating = None
+        if self.config.state_on_server:
+            self.cluster.beat(self.current_store(), seconds=self.config.schedule.lease)
+            log.info("cluster: working as %s (leases of %gs)", self.cluster.owner, self.config.schedule.lease)
+            beating = threading.Thread(target=self.beat_forever, name="heartbeat", daemon=True)
+            beating.start()
         self.scheduler.start()
         self.schedule_all()
         log.info("run: %d sources scheduled; generating every %ss", len(self.config.sources),
@@ -323,6 +395,12 @@ class Daemon:
         if self.generate_lock.acquire(timeout=60):
             self.generate_lock.release()
         self.fetcher.close()
+        if beating is not None:
+            beating.join(timeout=10)
+            try:
+                self.cluster.leave(self.current_store())
+            except FeedsError as exc:  # the leases expire on their own
+                log.warning("cluster: could not give the leases back: %s", exc)
         if server is not None:
             server.stop()
         for store in [*self.old_stores, self.store]:

@@ -30,9 +30,11 @@ the folder holding them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import LostLease
 from ..identity import Ledger
 from ..sources.schedule import SourceState
 from . import contents as _contents
@@ -47,7 +49,7 @@ from . import sources as _sources
 from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
 from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
-from .leases import Lease
+from .leases import Claimed, Lease
 from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostIndexRow, PostRow
 from .schema import SCHEMA_VERSION
 
@@ -55,6 +57,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
     "CachedContent",
+    "Claimed",
     "ItemHead",
     "ItemRow",
     "Known",
@@ -103,6 +106,13 @@ class Store:
         with self._db.begin() as conn:
             return _leases.claim(conn, owner, names, seconds=seconds, limit=limit)
 
+    def claim_due_source(self, owner: str, name: str, url: str, *, now: datetime,
+                         seconds: float) -> Lease | None:
+        """Claim source ``name`` (configured at ``url``) if it is due at ``now`` and no live
+        lease holds it; None when another worker holds it or fetched it already."""
+        with self._db.begin() as conn:
+            return _leases.claim_due(conn, owner, name, url, now=now.timestamp(), seconds=seconds)
+
     def renew_leases(self, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
         """Extend the leases still ours; those lost are left out of the answer."""
         with self._db.begin() as conn:
@@ -124,6 +134,14 @@ class Store:
     def heartbeat(self, owner: str) -> None:
         with self._db.begin() as conn:
             _leases.heartbeat(conn, owner)
+
+    def leave(self, owner: str) -> int:
+        """A worker stopping: give up every lease it holds and drop its heartbeat row; how
+        many leases it held."""
+        with self._db.begin() as conn:
+            released = _leases.release_all(conn, owner)
+            _leases.forget_worker(conn, owner)
+            return released
 
     # -- settings: the raw layer -----------------------------------------------
     # The program itself reads and writes settings only through the typed methods below;
@@ -279,10 +297,23 @@ class Store:
         with self._db.begin() as conn:
             return _sources.load(conn, None if names is None else list(names))
 
-    def save_states(self, states: Iterable[SourceState]) -> None:
-        """Record the fetch state of sources whose items did not change, in one transaction."""
+    def save_states(self, states: Iterable[SourceState], claimed: Claimed | None = None) -> list[str]:
+        """Record the fetch state of sources whose items did not change, in one transaction.
+
+        With ``claimed``, only the states of sources whose lease is still held are written;
+        returns the names of the others (nothing written for them)."""
         with self._db.begin() as conn:
-            _sources.save(conn, states)
+            if claimed is None:
+                _sources.save(conn, states)
+                return []
+            kept: list[SourceState] = []
+            lost: list[SourceState] = []
+            for state in states:
+                lease = claimed.leases.get(state.name)
+                held = lease is not None and _leases.holds(conn, claimed.owner, lease)
+                (kept if held else lost).append(state)
+            _sources.save(conn, kept)
+            return [state.name for state in lost]
 
     def known_items(self, sources: Iterable[str]) -> dict[str, dict[str, Known]]:
         """For each source: item key -> (entry id, digest, first seen), without the entry data."""
@@ -301,7 +332,7 @@ class Store:
 
     def save_fetch(self, state: SourceState, items: Iterable[ItemRow] = (), seen: Iterable[str] = (),
                    seen_at: float | None = None, keep_at_most: int | None = None,
-                   ledger: Ledger | None = None) -> int:
+                   ledger: Ledger | None = None, claimed: Claimed | None = None) -> int:
         """Record one source's fetch in one transaction: its state, new or changed items,
         which items the feed still lists, and the ``ledger``'s new keys (as
         :meth:`save_ledger` would). A run killed midway leaves each source either wholly
@@ -309,12 +340,20 @@ class Store:
 
         With ``keep_at_most``, the source's items beyond that many are dropped, those
         its feed stopped listing longest ago first (never one of the latest listing);
-        returns how many were dropped."""
+        returns how many were dropped.
+
+        With ``claimed``, the write happens only while its lease on the source is held
+        (checked in the same transaction), else :class:`LostLease` and nothing is written."""
         changed = list(items)
         listed = list(seen)
         learnt = ledger.added() if ledger is not None else {}
         dropped = 0
         with self._db.begin() as conn:
+            if claimed is not None:
+                lease = claimed.leases.get(state.name)
+                if lease is None or not _leases.holds(conn, claimed.owner, lease):
+                    raise LostLease("the lease on this source expired and another worker took it over; "
+                                    "this fetch was not stored", where=state.name)
             if learnt:
                 _ledger.add(conn, learnt)
             _sources.save(conn, [state])

@@ -12,7 +12,7 @@ statements on the connection it is given; it never opens one or commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -42,6 +42,13 @@ class Lease(NamedTuple):
 
     name: str
     token: int
+
+
+class Claimed(NamedTuple):
+    """A worker and the leases it holds: its writes of those sources' results are fenced by them."""
+
+    owner: str
+    leases: Mapping[str, Lease]
 
 
 def create(conn: Connection) -> None:
@@ -74,6 +81,31 @@ def claim(conn: Connection, owner: str, names: Sequence[str], *, seconds: float,
     return sorted(Lease(name, token) for name, token in rows)
 
 
+_CLAIM_DUE = sa.text("""
+WITH free AS (
+    SELECT name FROM source_leases
+    WHERE name = :name AND (owner IS NULL OR expires <= now())
+      AND NOT EXISTS (SELECT 1 FROM sources AS s WHERE s.name = :name AND s.url = :url AND s.next_due > :now)
+    FOR UPDATE SKIP LOCKED)
+UPDATE source_leases AS l
+SET owner = :owner, token = l.token + 1, expires = now() + make_interval(secs => :seconds)
+FROM free WHERE l.name = free.name
+RETURNING l.name, l.token
+""")
+
+
+def claim_due(conn: Connection, owner: str, name: str, url: str, *, now: float, seconds: float) -> Lease | None:
+    """Claim source ``name`` for ``seconds`` if no live lease holds it and it is due at ``now``
+    (seconds since the epoch, the worker's clock, as due times are): never stored, stored with
+    another ``url``, or its ``next_due`` passed. None when another worker holds it or it is
+    not due (another worker fetched it since)."""
+    conn.execute(sa.text("INSERT INTO source_leases (name, owner, token, expires) "
+                         "VALUES (:name, NULL, 0, to_timestamp(0)) ON CONFLICT (name) DO NOTHING"), {"name": name})
+    row = conn.execute(_CLAIM_DUE, {"name": name, "url": url, "now": now, "owner": owner,
+                                    "seconds": seconds}).first()
+    return None if row is None else Lease(row[0], row[1])
+
+
 def renew(conn: Connection, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
     """Extend the leases of ``held`` still ours; the ones lost are left out of the answer."""
     kept = []
@@ -102,7 +134,18 @@ def release(conn: Connection, owner: str, lease: Lease) -> None:
                          "AND token = :token"), {"name": lease.name, "owner": owner, "token": lease.token})
 
 
+def release_all(conn: Connection, owner: str) -> int:
+    """Give up every lease ``owner`` holds (a worker stopping); how many there were."""
+    return conn.execute(sa.text("UPDATE source_leases SET owner = NULL WHERE owner = :owner"),
+                        {"owner": owner}).rowcount
+
+
 def heartbeat(conn: Connection, owner: str) -> None:
     """Record that worker ``owner`` is alive (now, on the database's clock)."""
     conn.execute(sa.text("INSERT INTO workers (owner, started, seen) VALUES (:owner, now(), now()) "
                          "ON CONFLICT (owner) DO UPDATE SET seen = now()"), {"owner": owner})
+
+
+def forget_worker(conn: Connection, owner: str) -> None:
+    """Drop the heartbeat row of a worker that stopped cleanly."""
+    conn.execute(sa.text("DELETE FROM workers WHERE owner = :owner"), {"owner": owner})
