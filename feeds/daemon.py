@@ -28,7 +28,9 @@ the work (``cluster.Membership``): every worker schedules every source, and a fe
 first claims its source with a lease, which only one worker gets and only while the
 source is due; the others look again when it is next due (or when the lease could have
 lapsed, should its holder die). A heartbeat thread renews the leases of fetches still
-running; a finished fetch and a stopping worker give theirs back.
+running; a finished fetch and a stopping worker give theirs back. The shared fetcher then
+also takes each host's turn on the server (``store.hosts``): one request in flight per host
+over every worker.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from .sources.results import FetchRequest, FetchResult
 from .sources.schedule import SourceState
 from .sources.update import update_sources
 from .store import Claimed, Store
+from .store.hosts import HostTurns
 
 log = logging.getLogger("feeds")
 
@@ -104,7 +107,10 @@ class SharedFetcher:
     def __init__(self, config: Config) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
-        self.fetcher = Fetcher(FetchSettings.from_config(config.fetch))
+        settings = FetchSettings.from_config(config.fetch)
+        #: On a PostgreSQL state, each host's turn is taken across every worker sharing it.
+        self.turns = HostTurns(config.state, size=settings.concurrency) if config.state_on_server else None
+        self.fetcher = Fetcher(settings, shared=self.turns)
         self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
         self.lock = threading.Lock()
         self.thread.start()
@@ -133,6 +139,8 @@ class SharedFetcher:
         self.thread.join(timeout=5)
         if not self.thread.is_alive():
             self.loop.close()
+        if self.turns is not None:
+            self.turns.close()
 
 
 class Daemon:

@@ -1,7 +1,8 @@
 """Several `feeds run` workers on one PostgreSQL state: real processes, real signals, a real
 server (started by the test run, see postgres.py) and a loopback source server that counts
 every request. No source is fetched twice for one due time, none is lost, a worker killed
-with SIGKILL has its sources taken over once its leases expire."""
+with SIGKILL has its sources taken over once its leases expire, and a host is asked one
+request at a time over all the workers."""
 
 from __future__ import annotations
 
@@ -133,12 +134,14 @@ def query(url: str, sql: str) -> list[tuple[object, ...]]:
         engine.dispose()
 
 
-NAMES = [f"s{i:02d}" for i in range(24)]
+#: More sources than one worker runs fetch jobs at once (32), all on one host (127.0.0.1).
+NAMES = [f"s{i:02d}" for i in range(40)]
 
 
-def test_three_workers_fetch_every_due_source_exactly_once_and_give_their_leases_back(
+def test_three_workers_fetch_every_due_source_exactly_once_one_request_at_a_time_on_the_host(
         site: Site, server: FeedServer, postgres_url: str, workers: list[Worker]) -> None:  # noqa: F811
-    counting = Counting(server, NAMES, delay=0.05)
+    # Slow answers: the host stays busy long enough for every worker to want it at once.
+    counting = Counting(server, NAMES, delay=0.2)
     cluster_site(site, server, postgres_url, NAMES)
     workers.extend(Worker(site, i) for i in range(3))
     owners = {worker.owner() for worker in workers}
@@ -149,6 +152,9 @@ def test_three_workers_fetch_every_due_source_exactly_once_and_give_their_leases
     assert counting.hits == Counter(dict.fromkeys(NAMES, 1))
     fetched = [name for worker in workers for name in worker.fetched()]
     assert sorted(fetched) == NAMES
+    assert len([worker for worker in workers if worker.fetched()]) >= 2
+    # One request in flight on the host at any moment, over all three workers.
+    assert counting.most == 1
     beating = {row[0] for row in query(postgres_url, "SELECT owner FROM workers")}
     assert beating == owners
     for worker in workers:
@@ -163,19 +169,23 @@ def test_a_killed_workers_sources_are_taken_over_once_its_leases_expire(
     counting = Counting(server, names, delay=1.0)
     cluster_site(site, server, postgres_url, names, lease="2s")
     workers.extend(Worker(site, i) for i in range(2))
-    victim, survivor = workers
-    owner = victim.owner()
-    survivor.owner()
+    by_owner = {worker.owner(): worker for worker in workers}
     held: list[tuple[object, ...]] = []
 
-    def victim_holds_some() -> bool:
-        held[:] = query(postgres_url, f"SELECT name FROM source_leases WHERE owner = '{owner}' "
+    def some_are_held() -> bool:
+        held[:] = query(postgres_url, "SELECT owner, name FROM source_leases WHERE owner IS NOT NULL "
                                       "AND expires > now()")
         return bool(held)
 
-    wait_for(victim_holds_some, 30, "the worker to hold a lease")
+    wait_for(some_are_held, 30, "a worker to hold a lease")
+    owner = str(held[0][0])
+    victim = by_owner[owner]
+    (survivor,) = [worker for worker in workers if worker is not victim]
     victim.kill()
-    in_flight = {str(row[0]) for row in held}
+    # What it held when it died stays in its name until taken over.
+    in_flight = {str(row[0]) for row in query(postgres_url, f"SELECT name FROM source_leases "
+                                                            f"WHERE owner = '{owner}'")}
+    assert in_flight
     wait_for(lambda: stored_ok(postgres_url) == set(names), 60, "every source stored after the kill")
     # The killed worker's fetches in flight may have reached the server: those few twice, no other.
     assert set(counting.hits) == set(names)
@@ -211,6 +221,32 @@ def test_a_write_under_a_lost_lease_is_refused_and_stores_nothing(postgres_url: 
         assert one.claim_due_source("a:1:x", "s00", "http://127.0.0.1/s00", now=now, seconds=60) is None
         later = now + timedelta(hours=2)
         assert one.claim_due_source("a:1:x", "s00", "http://127.0.0.1/s00", now=later, seconds=60) is not None
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_hosts_turn_is_held_by_one_worker_at_a_time_and_the_pause_after_it_is_shared(
+        postgres_url: str) -> None:  # noqa: F811
+    from feeds.store.hosts import HostTurns
+
+    Store(postgres_url).close()  # the tables, as a worker makes them when it starts
+    one, two = HostTurns(postgres_url, size=2), HostTurns(postgres_url, size=2)
+    try:
+        turn = one.take("feeds.example")
+        got: list[object] = []
+        waiting = threading.Thread(target=lambda: got.append(two.take("feeds.example")))
+        waiting.start()
+        waiting.join(0.5)
+        assert not got  # the other worker waits for the host
+        elsewhere = two.take("other.example")  # another host is free meanwhile
+        elsewhere.give_back(0)
+        turn.give_back(30.0)
+        waiting.join(30)
+        assert len(got) == 1
+        second = got[0]
+        assert isinstance(second, type(turn)) and 20 < second.wait <= 30  # the pause holds for it too
+        second.give_back(0)
     finally:
         one.close()
         two.close()

@@ -29,6 +29,12 @@ leases = sa.Table(
     sa.Column("token", sa.BigInteger, nullable=False),
     sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
 )
+#: When each host may be asked again (the pause after a request, on the server's clock).
+host_turns = sa.Table(
+    "host_turns", metadata,
+    sa.Column("host", sa.String, primary_key=True),
+    sa.Column("free_at", sa.DateTime(timezone=True), nullable=False),
+)
 workers = sa.Table(
     "workers", metadata,
     sa.Column("owner", sa.String, primary_key=True),
