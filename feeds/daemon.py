@@ -30,7 +30,11 @@ source is due; the others look again when it is next due (or when the lease coul
 lapsed, should its holder die). A heartbeat thread renews the leases of fetches still
 running; a finished fetch and a stopping worker give theirs back. The shared fetcher then
 also takes each host's turn on the server (``store.hosts``): one request in flight per host
-over every worker.
+over every worker. One worker at a time generates: the leader, elected on the server with
+a term (renewed by the heartbeat thread, given up on SIGTERM); what it publishes is fenced
+by its term. Workers note on the server which sources changed; the leader looks for notes
+every second and generates ``schedule.debounce`` after it finds some. A new leader
+generates at once; outputs are byte-stable, so it rewrites nothing that did not change.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +61,7 @@ from . import workers
 from .build.keys import snapshot_key
 from .cluster import Membership
 from .config import Config, load_config
-from .errors import Cancelled, FeedsError
+from .errors import Cancelled, FeedsError, LostLeadership
 from .output.serve import BackgroundServer
 from .pipeline import generate
 from .sources.decide import SourceOutcome
@@ -64,7 +69,7 @@ from .sources.fetch import Fetcher, FetchSettings
 from .sources.results import FetchRequest, FetchResult
 from .sources.schedule import SourceState
 from .sources.update import update_sources
-from .store import Claimed, Store
+from .store import Claimed, LeaderTerm, Store
 from .store.hosts import HostTurns
 
 log = logging.getLogger("feeds")
@@ -173,6 +178,8 @@ class Daemon:
         self.old_stores: list[Store] = []
         #: This worker among others on a PostgreSQL state (unused on a SQLite one).
         self.cluster = Membership()
+        #: The generation leadership's term this worker holds (None: another leads).
+        self.term: LeaderTerm | None = None
 
     def current_store(self) -> Store:
         """The store of the configured state database, reopened when the file at its path
@@ -223,8 +230,8 @@ class Daemon:
                                   datetime.now(UTC))
             if when is not None:
                 job.modify(next_run_time=when)
-        if brought_news(outcomes):
-            self.generate_soon()
+        if brought_news(outcomes) and (not config.state_on_server or self.term is not None):
+            self.generate_soon()  # other workers' news reach the leader as notes on the server
 
     def fetch_claimed(self, store: Store, name: str) -> list[SourceOutcome] | None:
         """Fetch ``name`` under a lease, beside other workers; None when another worker holds
@@ -256,16 +263,50 @@ class Daemon:
         except FeedsError as exc:  # it expires on its own
             log.warning("cluster: could not give a lease back: %s", exc)
 
+    def beat(self, *, renew: bool = True) -> None:
+        """Say this worker is alive and (``renew``) renew its leases; renew its term or try
+        for the leadership."""
+        store = self.current_store()
+        lease = self.config.schedule.lease
+        if renew:
+            self.cluster.beat(store, seconds=lease)
+        if self.stopping.is_set():
+            return
+        held = self.term
+        term = store.lead(self.cluster.owner, seconds=lease, term=held)
+        if term == held:
+            return
+        self.term = term
+        if held is not None:
+            log.warning("cluster: no longer leading (term %d ended); generating no more", held.number)
+        if term is not None:
+            log.info("cluster: leading, term %d", term.number)
+            self.generate_soon()
+
     def beat_forever(self) -> None:
-        """The heartbeat thread: say this worker is alive and renew its leases, a few times
-        per lease."""
-        while not self.stopping.wait(self.config.schedule.lease / 4):
+        """The heartbeat thread: renew the leases a few times per lease, and try for a free
+        leadership every second (a leader that gave it up is followed at once)."""
+        renewed = time.monotonic()
+        while not self.stopping.wait(min(1.0, self.config.schedule.lease / 4)):
+            renew = time.monotonic() - renewed >= self.config.schedule.lease / 4
+            if renew:
+                renewed = time.monotonic()
             try:
-                self.cluster.beat(self.current_store(), seconds=self.config.schedule.lease)
+                self.beat(renew=renew)
             except FeedsError as exc:
                 log.warning("cluster: heartbeat failed: %s", exc)
             except Exception:
                 log.exception("cluster: heartbeat failed")
+
+    def watch_changes(self) -> None:
+        """The leader's look for sources other workers noted as changed."""
+        if self.term is None or self.stopping.is_set():
+            return
+        try:
+            if self.current_store().changed_sources():
+                self.generate_soon()
+        except FeedsError as exc:
+            log.warning("cluster: %s", exc)
 
     def generate_soon(self) -> None:
         """Regenerate shortly; requests arriving meanwhile join the same run."""
@@ -282,10 +323,20 @@ class Daemon:
         with self.generate_lock:
             config = self.config
             started = datetime.now(UTC)
+            term = self.term
+            changed: list[str] = []
             try:
-                report = generate(config, offline=True, cancel=self.stopping.is_set)
+                if config.state_on_server:
+                    if term is None:
+                        return  # another worker leads
+                    # The notes go first: whatever they noted is stored already, so this run reads it.
+                    changed = self.current_store().take_changes()
+                report = generate(config, offline=True, cancel=self.stopping.is_set, term=term)
             except Cancelled:
                 log.info("generate: stopped early, nothing written")
+                return
+            except LostLeadership as exc:
+                log.warning("generate: %s; nothing more published", exc.message)
                 return
             except FeedsError as exc:
                 log.error("generate: %s", exc)
@@ -294,9 +345,9 @@ class Daemon:
                 log.exception("generate: failed")
                 return
             seconds = (datetime.now(UTC) - started).total_seconds()
-            log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs",
+            log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs%s",
                      report.entries, report.feeds, len(report.written), len(report.removed),
-                     len(report.warnings), seconds)
+                     len(report.warnings), seconds, _term_note(term, changed))
 
     # -- scheduling --------------------------------------------------------------
 
@@ -328,6 +379,9 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
+        if config.state_on_server and self.scheduler.get_job("watch-changes") is None:
+            self.scheduler.add_job(self.watch_changes, IntervalTrigger(seconds=1.0, timezone=UTC),
+                                   id="watch-changes", next_run_time=now)
         every = IntervalTrigger(seconds=config.schedule.generate, timezone=UTC)
         job = self.scheduler.get_job("generate")
         if generate_now or job is None or job.next_run_time is None:
@@ -384,7 +438,7 @@ class Daemon:
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is every thread?
         beating = None
         if self.config.state_on_server:
-            self.cluster.beat(self.current_store(), seconds=self.config.schedule.lease)
+            self.beat()
             log.info("cluster: working as %s (leases of %gs)", self.cluster.owner, self.config.schedule.lease)
             beating = threading.Thread(target=self.beat_forever, name="heartbeat", daemon=True)
             beating.start()
@@ -406,6 +460,10 @@ class Daemon:
         if beating is not None:
             beating.join(timeout=10)
             try:
+                if self.term is not None:
+                    self.current_store().resign(self.term)
+                    log.info("cluster: gave up the leadership (term %d)", self.term.number)
+                    self.term = None
                 self.cluster.leave(self.current_store())
             except FeedsError as exc:  # the leases expire on their own
                 log.warning("cluster: could not give the leases back: %s", exc)
@@ -415,6 +473,14 @@ class Daemon:
             store.close()
         log.info("run: stopped")
         return 0
+
+
+def _term_note(term: LeaderTerm | None, changed: Sequence[str]) -> str:
+    """What a leader's generation log line adds: its term and the sources noted as changed."""
+    if term is None:
+        return ""
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f" (term {term.number}" + (f"; changed: {shown})" if changed else ")")
 
 
 def _identity(path: Path | str) -> tuple[int, int] | None:

@@ -250,3 +250,111 @@ def test_a_hosts_turn_is_held_by_one_worker_at_a_time_and_the_pause_after_it_is_
     finally:
         one.close()
         two.close()
+
+
+def leader_now(url: str) -> tuple[str | None, int, bool]:
+    rows = query(url, "SELECT owner, term, expires > now() FROM leadership")
+    if not rows:
+        return None, 0, False
+    owner, term, live = rows[0]
+    return (None if owner is None else str(owner)), int(str(term)), bool(live)
+
+
+def generations(worker: Worker) -> list[tuple[str, int]]:
+    """(log time, term) of each generation the worker finished."""
+    return [(when, int(term)) for when, term in
+            re.findall(r"^(\S+) info\s+generate: .* \(term (\d+)", worker.text(), re.MULTILINE)]
+
+
+def entries_in(site: Site, path: str) -> int:
+    import feedparser
+
+    file = site.output / path
+    return len(feedparser.parse(file.read_bytes()).entries) if file.exists() else 0
+
+
+def test_only_the_leader_generates_and_a_killed_leader_is_replaced_without_rewriting_anything(
+        site: Site, server: FeedServer, postgres_url: str, workers: list[Worker]) -> None:  # noqa: F811
+    names = NAMES[:12]
+    Counting(server, names, delay=0.05)
+    cluster_site(site, server, postgres_url, names, lease="2s")
+    workers.extend(Worker(site, i) for i in range(3))
+    by_owner = {worker.owner(): worker for worker in workers}
+    wait_for(lambda: entries_in(site, "all.atom.xml") == len(names), 60, "every entry published")
+    owner, term, live = leader_now(postgres_url)
+    assert owner in by_owner and live
+    leader = by_owner[owner]
+    # Only the leader generated, under its term; the others fetched but published nothing.
+    for worker in workers:
+        assert generations(worker) if worker is leader else not generations(worker)
+        assert "generate:" not in worker.text() or worker is leader
+    wait_for(lambda: "changed: " not in leader.text().splitlines()[-1], 10, "the last generation")
+    before = site.mtimes()
+    leader.kill()
+    wait_for(lambda: leader_now(postgres_url)[0] not in (None, owner), 60, "a new leader")
+    new_owner, new_term, _ = leader_now(postgres_url)
+    assert new_term > term
+    successor = by_owner[str(new_owner)]
+    wait_for(lambda: any(t == new_term for _, t in generations(successor)), 60, "the new leader's generation")
+    # The new leader found every output as it should be: nothing was rewritten.
+    assert site.mtimes() == before
+    # Terms never overlapped: every generation of the old term ended before the new term's first.
+    old_times = [when for when, t in generations(leader)]
+    new_times = [when for when, t in generations(successor) if t == new_term]
+    assert max(old_times) <= min(new_times)
+    for worker in workers:
+        if worker is not leader:
+            assert worker.stop() == 0
+
+
+def test_a_leader_stopped_by_sigterm_gives_the_leadership_up_at_once(
+        site: Site, server: FeedServer, postgres_url: str, workers: list[Worker]) -> None:  # noqa: F811
+    names = NAMES[:2]
+    Counting(server, names, delay=0.0)
+    cluster_site(site, server, postgres_url, names, lease="1h")
+    workers.extend(Worker(site, i) for i in range(2))
+    by_owner = {worker.owner(): worker for worker in workers}
+    wait_for(lambda: leader_now(postgres_url)[0] in by_owner, 30, "a leader")
+    owner, term, _ = leader_now(postgres_url)
+    leader = by_owner[str(owner)]
+    assert leader.stop() == 0
+    assert "gave up the leadership" in leader.text()
+    # With an hour-long lease, only giving it up lets the other worker lead now.
+    wait_for(lambda: leader_now(postgres_url)[0] not in (None, owner), 60, "the other worker to lead")
+    assert leader_now(postgres_url)[1] == term + 1
+    for worker in workers:
+        assert worker.stop() == 0
+    assert leader_now(postgres_url)[0] is None
+
+
+def test_a_stale_leaders_records_are_refused(postgres_url: str) -> None:  # noqa: F811
+    from feeds.errors import LostLeadership
+    from feeds.store import LastRun, OutputRecord
+
+    one, two = Store(postgres_url), Store(postgres_url)
+    try:
+        first = one.lead("a:1:x", seconds=60, term=None)
+        assert first is not None and two.lead("b:2:y", seconds=60, term=None) is None
+        one.fence_with(first)
+        one.save_outputs([OutputRecord("all.atom.xml", "sig-1", 10, 1)])
+        # The term lapses (its holder stalled); another worker starts the next one.
+        assert one.lead("a:1:x", seconds=0, term=first) == first
+        second = two.lead("b:2:y", seconds=60, term=None)
+        assert second is not None and second.number == first.number + 1
+        with pytest.raises(LostLeadership):
+            one.save_outputs([OutputRecord("all.atom.xml", "sig-stale", 99, 2)])
+        with pytest.raises(LostLeadership):
+            one.save_last_run(LastRun("stale", outputs=1))
+        assert one.load_outputs()["all.atom.xml"].signature == "sig-1"
+        assert not one.still_leads(first) and two.still_leads(second)
+        two.fence_with(second)
+        two.save_outputs([OutputRecord("all.atom.xml", "sig-2", 11, 3)])
+        assert one.load_outputs()["all.atom.xml"].signature == "sig-2"
+        # The stale leader, trying again, gets no term while the new one is live.
+        assert one.lead("a:1:x", seconds=60, term=first) is None
+        two.resign(second)
+        third = one.lead("a:1:x", seconds=60, term=None)
+        assert third is not None and third.number == second.number + 1
+    finally:
+        one.close()
+        two.close()

@@ -34,7 +34,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import LostLease
+from sqlalchemy.engine import Connection
+
+from ..errors import LostLeadership, LostLease
 from ..identity import Ledger
 from ..sources.schedule import SourceState
 from . import contents as _contents
@@ -49,7 +51,7 @@ from . import sources as _sources
 from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
 from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
-from .leases import Claimed, Lease
+from .leases import Claimed, LeaderRow, LeaderTerm, Lease, WorkerRow
 from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostIndexRow, PostRow
 from .schema import SCHEMA_VERSION
 
@@ -62,11 +64,14 @@ __all__ = [
     "ItemRow",
     "Known",
     "LastRun",
+    "LeaderRow",
+    "LeaderTerm",
     "Lease",
     "OutputRecord",
     "PostIndexRow",
     "PostRow",
     "Store",
+    "WorkerRow",
     "decoding_in",
     "entry_from_json",
     "entry_to_json",
@@ -89,6 +94,8 @@ class Store:
         self.path: Path | None = self._db.path
         #: How errors name the database (its file, or its URL without password).
         self.where: str = self._db.where
+        #: The leader's term that fences what a generation records (:meth:`fence_with`).
+        self._term: LeaderTerm | None = None
         try:
             with self._db.begin_immediate() as conn:
                 _schema.create_or_migrate(conn, self.where)
@@ -143,6 +150,51 @@ class Store:
             _leases.forget_worker(conn, owner)
             return released
 
+    # -- the generation leader (a PostgreSQL state shared by several workers) --------
+
+    def lead(self, owner: str, *, seconds: float, term: LeaderTerm | None) -> LeaderTerm | None:
+        """Renew ``term`` (``owner``'s) or take the leadership if it is free; the term held
+        now, or None when another worker leads."""
+        with self._db.begin() as conn:
+            return _leases.lead(conn, owner, seconds=seconds, term=term)
+
+    def resign(self, term: LeaderTerm) -> None:
+        with self._db.begin() as conn:
+            _leases.resign(conn, term)
+
+    def still_leads(self, term: LeaderTerm) -> bool:
+        with self._db.begin() as conn:
+            return _leases.holds_term(conn, term)
+
+    def leader(self) -> LeaderRow | None:
+        with self._db.begin() as conn:
+            return _leases.leader(conn)
+
+    def workers(self) -> list[WorkerRow]:
+        """Every worker's heartbeat and the sources it holds now."""
+        with self._db.begin() as conn:
+            return _leases.worker_rows(conn)
+
+    def changed_sources(self) -> list[str]:
+        """Sources whose items changed since the leader last took the notes."""
+        with self._db.begin() as conn:
+            return _leases.changed(conn)
+
+    def take_changes(self) -> list[str]:
+        with self._db.begin() as conn:
+            return _leases.take_changes(conn)
+
+    def fence_with(self, term: LeaderTerm | None) -> None:
+        """Record what is published (outputs, the last run, the output folder) only while
+        ``term`` is the live one, checked in each such transaction; else
+        :class:`LostLeadership` and nothing of it is written."""
+        self._term = term
+
+    def _fenced(self, conn: Connection) -> None:
+        if self._term is not None and not _leases.holds_term(conn, self._term):
+            raise LostLeadership(f"term {self._term.number} of the generation leadership is over; "
+                                 "another worker publishes now", where=self.where)
+
     # -- settings: the raw layer -----------------------------------------------
     # The program itself reads and writes settings only through the typed methods below;
     # these show and set the stored text of a key (the tests check the formats with them).
@@ -171,6 +223,7 @@ class Store:
 
     def save_last_run(self, run: LastRun) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _settings.save_last_run(conn, run)
 
     def forget_last_run(self) -> None:
@@ -203,6 +256,7 @@ class Store:
 
     def save_output_dir(self, where: str) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _settings.save_output_dir(conn, where)
 
     def items_version(self) -> str | None:
@@ -287,6 +341,7 @@ class Store:
 
     def save_outputs(self, records: Iterable[OutputRecord], forget: Iterable[str] = ()) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _outputs.save(conn, records)
             _outputs.forget(conn, list(forget))
 
@@ -360,6 +415,7 @@ class Store:
             _items.save(conn, changed)
             if changed:
                 _settings.note_items_changed(conn)
+                _leases.note_changed(conn, state.name)
             if seen_at is not None:
                 _items.mark_seen(conn, state.name, listed, seen_at)
             if keep_at_most is not None:
