@@ -18,10 +18,11 @@ import logging
 import os
 import secrets
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import NamedTuple
 
-from .config import Source
-from .store import Claimed, Lease, Store
+from .config import Config, Source
+from .store import Claimed, LeaderRow, Lease, Store, WorkerRow
 
 log = logging.getLogger("feeds")
 
@@ -86,3 +87,44 @@ class Membership:
             self._held.clear()
         released = store.leave(self.owner)
         log.info("cluster: %s left, %d leases given back", self.owner, released)
+
+
+class ClusterView(NamedTuple):
+    """What ``feeds status`` shows of the workers sharing a PostgreSQL state."""
+
+    workers: list[WorkerRow]
+    leader: LeaderRow | None
+    #: How long a lease lasts (``schedule.lease``): a worker silent longer is likely gone.
+    lease: float
+
+
+def cluster_status(config: Config) -> ClusterView | None:
+    """Every worker (owner, last heartbeat, the sources it holds) and the leader with its
+    term; None on a SQLite state (one process, no cluster)."""
+    if not config.state_on_server:
+        return None
+    store = Store(config.state_target)
+    try:
+        return ClusterView(store.workers(), store.leader(), config.schedule.lease)
+    finally:
+        store.close()
+
+
+def status_lines(view: ClusterView) -> list[str]:
+    """``view`` as the lines ``feeds status`` prints."""
+    leader = view.leader
+    if leader is None:
+        head = "no leader yet"
+    elif leader.owner is None or not leader.live:
+        head = f"no leader now (term {leader.term} ended)"
+    else:
+        head = f"leader {leader.owner}, term {leader.term}"
+    lines = [f"cluster: {len(view.workers)} worker{'s' if len(view.workers) != 1 else ''}; {head}"]
+    for worker in view.workers:
+        note = " (silent longer than a lease: stopped?)" if worker.silent > view.lease else ""
+        lines.append(f"  worker {worker.owner}: last heartbeat {worker.silent:.0f} s ago{note}, since "
+                     f"{worker.started.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+        shown = ", ".join(worker.leases[:10]) + (f" and {len(worker.leases) - 10} more"
+                                                  if len(worker.leases) > 10 else "")
+        lines.append(f"    leases: {len(worker.leases)}" + (f" ({shown})" if shown else ""))
+    return lines

@@ -125,6 +125,13 @@ def stored_ok(url: str) -> set[str]:
         store.close()
 
 
+def status(site: Site) -> str:
+    result = subprocess.run([sys.executable, "-m", "feeds", "status", "--config", str(site.root / "config.yaml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
     engine = sa.create_engine(url)
     try:
@@ -157,6 +164,12 @@ def test_three_workers_fetch_every_due_source_exactly_once_one_request_at_a_time
     assert counting.most == 1
     beating = {row[0] for row in query(postgres_url, "SELECT owner FROM workers")}
     assert beating == owners
+    # feeds status shows every worker, its leases and the leader with its term.
+    shown = status(site)
+    leader, term, _ = leader_now(postgres_url)
+    assert "cluster: 3 workers; leader " in shown and f"leader {leader}, term {term}" in shown
+    assert all(f"worker {owner}: last heartbeat" in shown for owner in owners)
+    assert shown.count("    leases: 0") == 3
     for worker in workers:
         assert worker.stop() == 0
     assert query(postgres_url, "SELECT name FROM source_leases WHERE owner IS NOT NULL") == []
@@ -191,6 +204,9 @@ def test_a_killed_workers_sources_are_taken_over_once_its_leases_expire(
     assert set(counting.hits) == set(names)
     twice = {name for name, count in counting.hits.items() if count > 1}
     assert twice <= in_flight and all(count <= 2 for count in counting.hits.values())
+    # feeds status shows the killed worker as silent.
+    wait_for(lambda: f"worker {owner}: last heartbeat" in (shown := status(site))
+             and "silent longer than a lease" in shown, 60, "the killed worker shown as silent")
     assert survivor.stop() == 0
 
 
