@@ -262,16 +262,22 @@ def check_command(config_path: Path) -> None:
 @cli.command("status")
 @config_option
 def status_command(config_path: Path) -> None:
-    """Show each source: last fetch, result, entries, last error, next due time."""
+    """Show each source: last fetch, result, entries, last error, next due time; on a
+    PostgreSQL state also every worker, its leases and the leader."""
+    from .cluster import cluster_status, status_lines
     from .pipeline import source_status
 
     _setup_logging(0)
     config = _load(config_path)
     try:
         rows = source_status(config)
+        view = cluster_status(config)
     except FeedsError as exc:
         log.error("%s", exc)
         sys.exit(1)
+    if view is not None:
+        for line in status_lines(view):
+            click.echo(line)
     if not rows:
         click.echo("no sources configured")
         return

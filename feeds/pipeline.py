@@ -48,7 +48,7 @@ from .build.stories import (
 )
 from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
-from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PublishError
+from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, LostLeadership, PublishError
 from .identity import is_web_url
 from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, feed_file
 from .lock import lock_path, writer_lock
@@ -79,7 +79,7 @@ from .sources.decide import SourceOutcome
 from .sources.fetch import Transport
 from .sources.schedule import SourceStatus, new_state
 from .sources.update import update_sources
-from .store import LastRun, OutputRecord, PostRow, Store, move_aside, server_lock
+from .store import LastRun, LeaderTerm, OutputRecord, PostRow, Store, move_aside, server_lock
 from .workers import Progress, run_jobs
 
 __all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
@@ -173,6 +173,10 @@ class Run:
     progress: Progress | None
     cancel: Callable[[], bool]
     writes: StoreWrites
+    #: The leader's term this run publishes under (workers sharing a PostgreSQL state), or
+    #: None (the only writer). The store refuses to record outputs once it is over; a
+    #: publisher checks it (:meth:`check_term`) right before it writes.
+    term: LeaderTerm | None = None
 
     @property
     def report(self) -> Report:
@@ -182,6 +186,12 @@ class Run:
         """Stop between steps when asked to (a daemon shutting down); nothing is written then."""
         if self.cancel():
             raise Cancelled("cancelled before writing anything")
+
+    def check_term(self) -> None:
+        """Right before publishing: :class:`LostLeadership` if this run's term is over."""
+        if self.term is not None and not self.store.still_leads(self.term):
+            raise LostLeadership(f"term {self.term.number} of the generation leadership is over; "
+                                 "another worker publishes now", where=self.store.where)
 
 
 class _Stopwatch:
@@ -234,6 +244,7 @@ def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     if not all(as_recorded(run.config, record) for record in records.values()):
         return False
     # Source states move on without new items: the health files may change on their own.
+    run.check_term()
     status = publish_extra(run.config, status_files(run.config, run.store, check=False), run.report.written)
     run.store.save_outputs([r for r in status if records.get(r.path) != r])
     if state.quick != snapshot.quick:  # the config file was edited without effect, say: the next check knows
@@ -599,6 +610,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     env = environment(_templates_folder(config))
     extra = {**front_door_files(config, env, plans, stories), **status_files(config, store, check=check)}
     if not check:
+        run.check_term()
         prepare(config, store, records, set(compared.files) | extra.keys())
     feeds = render(run, env, todo, built, stories, check=check)
     outputs = Outputs(feeds, extra, compared.files)
@@ -615,7 +627,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
              now: datetime | None = None, transport: Transport | None = None,
              cancel: Callable[[], bool] | None = None, wait: float | None = None, allow_shrink: bool = False,
-             rebuild_state: bool = False, fence: Fence | None = None) -> Report:
+             rebuild_state: bool = False, term: LeaderTerm | None = None) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
     ``offline`` or ``check``), then read posts and write every output that changed.
 
@@ -623,10 +635,11 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     long to wait for another run holding them (None: until ``cancel``), then :class:`Busy`.
     ``allow_shrink`` takes posts inputs that vanished or shrank as they are now;
     ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt.
-    With ``output.s3``, the folder is then published to the bucket, fenced by ``fence`` (the
-    publisher's term; a single run's is term 0).
+    With ``output.s3``, the folder is then published to the bucket, fenced by ``term`` (a
+    single run publishes as term 0).
     The feeds written are announced to the WebSub hub once the locks are released (a slow
-    hub holds up no other run)."""
+    hub holds up no other run). ``term``: the leader's term of a worker sharing a PostgreSQL
+    state; nothing is published or recorded once it is over (:class:`LostLeadership`)."""
     with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel), \
             _server_lock(config, wait=wait, cancel=cancel):
         if rebuild_state and config.state_on_server:
@@ -637,7 +650,7 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
             for moved in move_aside(config.state_path, datetime.now(UTC)):
                 log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
         report = _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
-                           cancel=cancel, allow_shrink=allow_shrink, fence=fence or Fence())
+                           cancel=cancel, allow_shrink=allow_shrink, term=term)
     announce(config, report.written)
     return report
 
@@ -670,8 +683,9 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
               transport: Transport | None, cancel: Callable[[], bool] | None,
-              allow_shrink: bool, fence: Fence) -> Report:
+              allow_shrink: bool, term: LeaderTerm | None = None) -> Report:
     store = Store(config.state_target)
+    store.fence_with(term)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.
     collecting = gc.isenabled()
@@ -680,13 +694,13 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
         outcomes = []
         if config.sources and not offline and not check:
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
-        run = Run(config, store, Sink(Report()), progress, cancel or (lambda: False), StoreWrites())
+        run = Run(config, store, Sink(Report()), progress, cancel or (lambda: False), StoreWrites(), term)
         try:
             report = _run(run, check=check, allow_shrink=allow_shrink)
         finally:
             run.writes.wait()
         if config.output.s3 is not None and not check:
-            publish_to_bucket(config, store, report, fence)
+            publish_to_bucket(config, store, report, leader_fence(store, term))
         report.sources = outcomes
         local = {s.name for s in config.sources if not s.optional and not is_web_url(s.url)}
         for outcome in outcomes:
@@ -705,6 +719,13 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
         if collecting:
             gc.enable()
         store.close()
+
+
+def leader_fence(store: Store, term: LeaderTerm | None) -> Fence:
+    """What fences publishing to a bucket: the leader's term, asked of the server before each write."""
+    if term is None:
+        return Fence()
+    return Fence(term.number, lambda: store.still_leads(term))
 
 
 def publish_to_bucket(config: Config, store: Store, report: Report, fence: Fence) -> None:

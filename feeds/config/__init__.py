@@ -511,6 +511,10 @@ class Schedule(_Strict):
     generate: Annotated[Duration, Field(ge=1)] = 600.0
     #: After a fetch brings something new, wait this long for others before regenerating.
     debounce: Annotated[Duration, Field(ge=0)] = 2.0
+    #: With a PostgreSQL state shared by several ``feeds run`` workers: how long a worker's
+    #: claim on a source (and the generation leadership) lasts unless renewed. A killed
+    #: worker's sources are taken over, and a new leader elected, within this time.
+    lease: Annotated[Duration, Field(ge=1, le=3600)] = 60.0
 
 
 class WebSub(_Strict):

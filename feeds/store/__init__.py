@@ -30,9 +30,13 @@ the folder holding them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
+from ..errors import LostLeadership, LostLease
 from ..identity import Ledger
 from ..sources.schedule import SourceState
 from . import articles as _articles
@@ -48,7 +52,7 @@ from . import sources as _sources
 from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
 from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
-from .leases import Lease
+from .leases import Claimed, LeaderRow, LeaderTerm, Lease, WorkerRow
 from .records import (
     ArticleHealth,
     ArticleRow,
@@ -71,15 +75,19 @@ __all__ = [
     "ArticleRow",
     "ArticleWanted",
     "CachedContent",
+    "Claimed",
     "ItemHead",
     "ItemRow",
     "Known",
     "LastRun",
+    "LeaderRow",
+    "LeaderTerm",
     "Lease",
     "OutputRecord",
     "PostIndexRow",
     "PostRow",
     "Store",
+    "WorkerRow",
     "decoding_in",
     "entry_from_json",
     "entry_to_json",
@@ -102,6 +110,8 @@ class Store:
         self.path: Path | None = self._db.path
         #: How errors name the database (its file, or its URL without password).
         self.where: str = self._db.where
+        #: The leader's term that fences what a generation records (:meth:`fence_with`).
+        self._term: LeaderTerm | None = None
         try:
             with self._db.begin_immediate() as conn:
                 _schema.create_or_migrate(conn, self.where)
@@ -118,6 +128,13 @@ class Store:
         """Claim up to ``limit`` of ``names`` no live lease holds, for ``seconds``."""
         with self._db.begin() as conn:
             return _leases.claim(conn, owner, names, seconds=seconds, limit=limit)
+
+    def claim_due_source(self, owner: str, name: str, url: str, *, now: datetime,
+                         seconds: float) -> Lease | None:
+        """Claim source ``name`` (configured at ``url``) if it is due at ``now`` and no live
+        lease holds it; None when another worker holds it or fetched it already."""
+        with self._db.begin() as conn:
+            return _leases.claim_due(conn, owner, name, url, now=now.timestamp(), seconds=seconds)
 
     def renew_leases(self, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
         """Extend the leases still ours; those lost are left out of the answer."""
@@ -140,6 +157,59 @@ class Store:
     def heartbeat(self, owner: str) -> None:
         with self._db.begin() as conn:
             _leases.heartbeat(conn, owner)
+
+    def leave(self, owner: str) -> int:
+        """A worker stopping: give up every lease it holds and drop its heartbeat row; how
+        many leases it held."""
+        with self._db.begin() as conn:
+            released = _leases.release_all(conn, owner)
+            _leases.forget_worker(conn, owner)
+            return released
+
+    # -- the generation leader (a PostgreSQL state shared by several workers) --------
+
+    def lead(self, owner: str, *, seconds: float, term: LeaderTerm | None) -> LeaderTerm | None:
+        """Renew ``term`` (``owner``'s) or take the leadership if it is free; the term held
+        now, or None when another worker leads."""
+        with self._db.begin() as conn:
+            return _leases.lead(conn, owner, seconds=seconds, term=term)
+
+    def resign(self, term: LeaderTerm) -> None:
+        with self._db.begin() as conn:
+            _leases.resign(conn, term)
+
+    def still_leads(self, term: LeaderTerm) -> bool:
+        with self._db.begin() as conn:
+            return _leases.holds_term(conn, term)
+
+    def leader(self) -> LeaderRow | None:
+        with self._db.begin() as conn:
+            return _leases.leader(conn)
+
+    def workers(self) -> list[WorkerRow]:
+        """Every worker's heartbeat and the sources it holds now."""
+        with self._db.begin() as conn:
+            return _leases.worker_rows(conn)
+
+    def changed_sources(self) -> list[str]:
+        """Sources whose items changed since the leader last took the notes."""
+        with self._db.begin() as conn:
+            return _leases.changed(conn)
+
+    def take_changes(self) -> list[str]:
+        with self._db.begin() as conn:
+            return _leases.take_changes(conn)
+
+    def fence_with(self, term: LeaderTerm | None) -> None:
+        """Record what is published (outputs, the last run, the output folder) only while
+        ``term`` is the live one, checked in each such transaction; else
+        :class:`LostLeadership` and nothing of it is written."""
+        self._term = term
+
+    def _fenced(self, conn: Connection) -> None:
+        if self._term is not None and not _leases.holds_term(conn, self._term):
+            raise LostLeadership(f"term {self._term.number} of the generation leadership is over; "
+                                 "another worker publishes now", where=self.where)
 
     # -- settings: the raw layer -----------------------------------------------
     # The program itself reads and writes settings only through the typed methods below;
@@ -169,6 +239,7 @@ class Store:
 
     def save_last_run(self, run: LastRun) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _settings.save_last_run(conn, run)
 
     def forget_last_run(self) -> None:
@@ -201,6 +272,7 @@ class Store:
 
     def save_output_dir(self, where: str) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _settings.save_output_dir(conn, where)
 
     def items_version(self) -> str | None:
@@ -285,6 +357,7 @@ class Store:
 
     def save_outputs(self, records: Iterable[OutputRecord], forget: Iterable[str] = ()) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _outputs.save(conn, records)
             _outputs.forget(conn, list(forget))
 
@@ -295,10 +368,23 @@ class Store:
         with self._db.begin() as conn:
             return _sources.load(conn, None if names is None else list(names))
 
-    def save_states(self, states: Iterable[SourceState]) -> None:
-        """Record the fetch state of sources whose items did not change, in one transaction."""
+    def save_states(self, states: Iterable[SourceState], claimed: Claimed | None = None) -> list[str]:
+        """Record the fetch state of sources whose items did not change, in one transaction.
+
+        With ``claimed``, only the states of sources whose lease is still held are written;
+        returns the names of the others (nothing written for them)."""
         with self._db.begin() as conn:
-            _sources.save(conn, states)
+            if claimed is None:
+                _sources.save(conn, states)
+                return []
+            kept: list[SourceState] = []
+            lost: list[SourceState] = []
+            for state in states:
+                lease = claimed.leases.get(state.name)
+                held = lease is not None and _leases.holds(conn, claimed.owner, lease)
+                (kept if held else lost).append(state)
+            _sources.save(conn, kept)
+            return [state.name for state in lost]
 
     def known_items(self, sources: Iterable[str]) -> dict[str, dict[str, Known]]:
         """For each source: item key -> (entry id, digest, first seen), without the entry data."""
@@ -317,7 +403,7 @@ class Store:
 
     def save_fetch(self, state: SourceState, items: Iterable[ItemRow] = (), seen: Iterable[str] = (),
                    seen_at: float | None = None, keep_at_most: int | None = None,
-                   ledger: Ledger | None = None) -> int:
+                   ledger: Ledger | None = None, claimed: Claimed | None = None) -> int:
         """Record one source's fetch in one transaction: its state, new or changed items,
         which items the feed still lists, and the ``ledger``'s new keys (as
         :meth:`save_ledger` would). A run killed midway leaves each source either wholly
@@ -325,18 +411,27 @@ class Store:
 
         With ``keep_at_most``, the source's items beyond that many are dropped, those
         its feed stopped listing longest ago first (never one of the latest listing);
-        returns how many were dropped."""
+        returns how many were dropped.
+
+        With ``claimed``, the write happens only while its lease on the source is held
+        (checked in the same transaction), else :class:`LostLease` and nothing is written."""
         changed = list(items)
         listed = list(seen)
         learnt = ledger.added() if ledger is not None else {}
         dropped = 0
         with self._db.begin() as conn:
+            if claimed is not None:
+                lease = claimed.leases.get(state.name)
+                if lease is None or not _leases.holds(conn, claimed.owner, lease):
+                    raise LostLease("the lease on this source expired and another worker took it over; "
+                                    "this fetch was not stored", where=state.name)
             if learnt:
                 _ledger.add(conn, learnt)
             _sources.save(conn, [state])
             _items.save(conn, changed)
             if changed:
                 _settings.note_items_changed(conn)
+                _leases.note_changed(conn, state.name)
             if seen_at is not None:
                 _items.mark_seen(conn, state.name, listed, seen_at)
             if keep_at_most is not None:
