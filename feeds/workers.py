@@ -117,7 +117,8 @@ def iter_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, share
     At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are submitted and not yet
     consumed, so a slow consumer holds only a few chunks of results. A job that raises
     in a worker comes back as :class:`JobFailed` where its result would be (the results
-    before it have been yielded). When the consumer stops early (closes the generator,
+    before it have been yielded). The pool's lock is held while the stream is open: the
+    consumer must not start other worker jobs before it ends. When the consumer stops early (closes the generator,
     or raises), chunks not yet started are cancelled and the workers shut down."""
     cpus = os.cpu_count() or 1
     total = len(jobs)
@@ -153,14 +154,14 @@ def _iter_parallel(fn: Callable[[J, Any], R], jobs: list[J], shared: Any, forkin
         _shared = shared
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                    initializer=_die_with_parent, initargs=(os.getpid(),))
-        pending: collections.deque[Future[list[R]]] = collections.deque()
+        pending: collections.deque[Future[tuple[list[R], JobFailed | None]]] = collections.deque()
         try:
             for chunk in chunks:
                 pending.append(pool.submit(_run_chunk, fn, chunk))
                 if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                    yield from pending.popleft().result()
+                    yield from _chunk_results(pending.popleft())
             while pending:
-                yield from pending.popleft().result()
+                yield from _chunk_results(pending.popleft())
         finally:
             for future in pending:
                 future.cancel()
@@ -169,8 +170,22 @@ def _iter_parallel(fn: Callable[[J, Any], R], jobs: list[J], shared: Any, forkin
             _shared = None
 
 
-def _run_chunk(fn: Callable[[J, Any], R], chunk: list[J]) -> list[R]:
-    return [_in_worker(fn, job) for job in chunk]
+def _run_chunk(fn: Callable[[J, Any], R], chunk: list[J]) -> tuple[list[R], JobFailed | None]:
+    """The results of a chunk's jobs up to the first that raised, and its error."""
+    results: list[R] = []
+    for job in chunk:
+        try:
+            results.append(_in_worker(fn, job))
+        except JobFailed as exc:
+            return results, exc
+    return results, None
+
+
+def _chunk_results(future: Future[tuple[list[R], JobFailed | None]]) -> Iterator[R]:
+    results, failed = future.result()
+    yield from results
+    if failed is not None:
+        raise failed
 
 
 class JobPool:
