@@ -357,6 +357,9 @@ class Store:
 
         With ``claimed``, only the states of sources whose lease is still held are written;
         returns the names of the others (nothing written for them)."""
+        states = list(states)
+        if not states:
+            return []
         with self._db.begin() as conn:
             if claimed is None:
                 _sources.save(conn, states)
