@@ -374,3 +374,17 @@ def test_a_stale_leaders_records_are_refused(postgres_url: str) -> None:  # noqa
     finally:
         one.close()
         two.close()
+
+
+@pytest.mark.parametrize(("value", "ok"), [("30s", True), ("2m", True), ("0s", False), ("2h", False),
+                                           ("soon", False)])
+def test_schedule_lease_is_checked_with_the_config(site: Site, value: str, ok: bool) -> None:
+    from feeds.config import load_config
+    from feeds.errors import ConfigError
+
+    site.write_config((site.root / "config.yaml").read_text() + f"schedule: {{lease: {value}}}\n")
+    if ok:
+        assert load_config(site.root / "config.yaml").schedule.lease > 0
+    else:
+        with pytest.raises(ConfigError, match="schedule.lease"):
+            load_config(site.root / "config.yaml")
