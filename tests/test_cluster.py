@@ -386,5 +386,5 @@ def test_schedule_lease_is_checked_with_the_config(site: Site, value: str, ok: b
     if ok:
         assert load_config(site.root / "config.yaml").schedule.lease > 0
     else:
-        with pytest.raises(ConfigError, match="schedule.lease"):
+        with pytest.raises(ConfigError, match=r"schedule\.lease"):
             load_config(site.root / "config.yaml")
