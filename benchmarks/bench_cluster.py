@@ -236,13 +236,17 @@ def with_kills(server: object, work: Path, w: int, args: argparse.Namespace) -> 
             started = time.time()
             while stored(url) < feeds // 3:
                 time.sleep(0.5)
-            owner, term, _ = leader(url)
             pids = [proc.pid for proc in cluster.procs]
-            leader_pid = int(str(owner).split(":")[1]) if owner else pids[0]
-            victim = next(pid for pid in pids if pid != leader_pid)
+            owner, term, _ = leader(url)
+            victim = next(pid for pid in pids if owner is None or pid != int(owner.split(":")[1]))
             os.kill(victim, signal.SIGKILL)
             print(f"  killed worker pid {victim} at {time.time() - started:.0f}s ({stored(url)} feeds stored)")
             time.sleep(2)
+            owner, term, _ = leader(url)
+            while owner is None or int(owner.split(":")[1]) == victim:
+                time.sleep(0.1)
+                owner, term, _ = leader(url)
+            leader_pid = int(owner.split(":")[1])
             os.kill(leader_pid, signal.SIGKILL)
             killed_at = time.monotonic()
             print(f"  killed the leader (pid {leader_pid}, term {term})")
@@ -251,7 +255,8 @@ def with_kills(server: object, work: Path, w: int, args: argparse.Namespace) -> 
             while time.monotonic() < deadline:
                 if failover is None:
                     now_owner, now_term, live = leader(url)
-                    if live and now_term > term:
+                    if live and now_term > term and now_owner is not None and \
+                            int(now_owner.split(":")[1]) not in (leader_pid, victim):
                         failover = time.monotonic() - killed_at
                         print(f"  new leader {now_owner}, term {now_term}, after {failover:.1f}s")
                 if failover is not None and stored(url) >= feeds:
@@ -280,7 +285,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--kill-workers", type=int, default=3)
     ap.add_argument("--kill-feeds", type=int, default=2000)
-    ap.add_argument("--lease", type=float, default=5.0)
+    ap.add_argument("--lease", type=float, default=10.0)
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -288,6 +293,8 @@ def main() -> None:
         return
     from tests.postgres import running_server
 
+    # Stopped by a signal, it still stops the workers, the feed server and PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     work = Path(tempfile.mkdtemp(prefix="feeds-cluster-"))
     feed_server = subprocess.Popen([sys.executable, __file__, "--serve", str(args.hosts)], stdout=subprocess.PIPE)
     assert feed_server.stdout is not None

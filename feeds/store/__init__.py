@@ -180,6 +180,12 @@ class Store:
         with self._db.begin() as conn:
             return _leases.changed(conn)
 
+    def note_changes(self, names: Sequence[str]) -> None:
+        """Note sources as changed again (a generation that took their notes failed)."""
+        with self._db.begin() as conn:
+            for name in names:
+                _leases.note_changed(conn, name)
+
     def take_changes(self) -> list[str]:
         with self._db.begin() as conn:
             return _leases.take_changes(conn)
