@@ -188,6 +188,8 @@ class Daemon:
         self.cluster = Membership()
         #: The generation leadership's term this worker holds (None: another leads).
         self.term: LeaderTerm | None = None
+        self._beat_store: Store | None = None
+        self._beat_target = ""
 
     def current_store(self) -> Store:
         """The store of the configured state database, reopened when the file at its path
@@ -272,10 +274,21 @@ class Daemon:
         except FeedsError as exc:  # it expires on its own
             log.warning("cluster: could not give a lease back: %s", exc)
 
+    def beat_store(self) -> Store:
+        """A store of the heartbeat thread's own: renewing leases and the term must never
+        wait for a connection while the fetch jobs use every one of the main store's."""
+        with self.store_lock:
+            target = self.config.state
+            if self._beat_store is None or self._beat_target != target:
+                if self._beat_store is not None:
+                    self.old_stores.append(self._beat_store)
+                self._beat_store, self._beat_target = Store(target), target
+            return self._beat_store
+
     def beat(self, *, renew: bool = True) -> None:
         """Say this worker is alive and (``renew``) renew its leases; renew its term or try
         for the leadership."""
-        store = self.current_store()
+        store = self.beat_store()
         lease = self.config.schedule.lease
         if renew:
             self.cluster.beat(store, seconds=lease)
@@ -341,7 +354,13 @@ class Daemon:
                         return  # another worker leads
                     # The notes go first: whatever they noted is stored already, so this run reads it.
                     changed = self.current_store().take_changes()
-                report = generate(config, offline=True, cancel=self.stopping.is_set, term=term)
+                try:
+                    report = generate(config, offline=True, cancel=self.stopping.is_set, term=term)
+                except BaseException:
+                    if changed:  # not published: noted again for the next generation, whoever leads
+                        with contextlib.suppress(FeedsError):
+                            self.current_store().note_changes(changed)
+                    raise
             except Cancelled:
                 self.metrics.generation_ended("cancelled", time.monotonic() - clock)
                 log.info("generate: stopped early, nothing written")
@@ -481,15 +500,15 @@ class Daemon:
             beating.join(timeout=10)
             try:
                 if self.term is not None:
-                    self.current_store().resign(self.term)
+                    self.beat_store().resign(self.term)
                     log.info("cluster: gave up the leadership (term %d)", self.term.number)
                     self.term = None
-                self.cluster.leave(self.current_store())
+                self.cluster.leave(self.beat_store())
             except FeedsError as exc:  # the leases expire on their own
                 log.warning("cluster: could not give the leases back: %s", exc)
         if server is not None:
             server.stop()
-        for store in [*self.old_stores, self.store]:
+        for store in [*self.old_stores, self.store, *([self._beat_store] if self._beat_store else [])]:
             store.close()
         log.info("run: stopped")
         return 0

@@ -304,7 +304,9 @@ def test_only_the_leader_generates_and_a_killed_leader_is_replaced_without_rewri
     for worker in workers:
         assert generations(worker) if worker is leader else not generations(worker)
         assert "generate:" not in worker.text() or worker is leader
-    wait_for(lambda: "changed: " not in leader.text().splitlines()[-1], 10, "the last generation")
+    # Every change generated (no note left), and the last generation done writing.
+    wait_for(lambda: query(postgres_url, "SELECT name FROM source_changes") == [], 30, "the last generation")
+    time.sleep(2)
     before = site.mtimes()
     leader.kill()
     wait_for(lambda: leader_now(postgres_url)[0] not in (None, owner), 60, "a new leader")
@@ -374,3 +376,30 @@ def test_a_stale_leaders_records_are_refused(postgres_url: str) -> None:  # noqa
     finally:
         one.close()
         two.close()
+
+
+@pytest.mark.parametrize(("value", "ok"), [("30s", True), ("2m", True), ("0s", False), ("2h", False),
+                                           ("soon", False)])
+def test_schedule_lease_is_checked_with_the_config(site: Site, value: str, ok: bool) -> None:
+    from feeds.config import load_config
+    from feeds.errors import ConfigError
+
+    site.write_config((site.root / "config.yaml").read_text() + f"schedule: {{lease: {value}}}\n")
+    if ok:
+        assert load_config(site.root / "config.yaml").schedule.lease > 0
+    else:
+        with pytest.raises(ConfigError, match=r"schedule\.lease"):
+            load_config(site.root / "config.yaml")
+
+
+def test_change_notes_are_taken_once_and_can_be_noted_again(postgres_url: str) -> None:  # noqa: F811
+    store = Store(postgres_url)
+    try:
+        store.note_changes(["s02", "s01", "s02"])
+        assert store.changed_sources() == ["s01", "s02"]
+        assert store.take_changes() == ["s01", "s02"]
+        assert store.changed_sources() == [] and store.take_changes() == []
+        store.note_changes(["s01"])  # a generation that took them failed
+        assert store.take_changes() == ["s01"]
+    finally:
+        store.close()

@@ -196,6 +196,12 @@ class Store:
         with self._db.begin() as conn:
             return _leases.changed(conn)
 
+    def note_changes(self, names: Sequence[str]) -> None:
+        """Note sources as changed again (a generation that took their notes failed)."""
+        with self._db.begin() as conn:
+            for name in names:
+                _leases.note_changed(conn, name)
+
     def take_changes(self) -> list[str]:
         with self._db.begin() as conn:
             return _leases.take_changes(conn)
@@ -373,6 +379,9 @@ class Store:
 
         With ``claimed``, only the states of sources whose lease is still held are written;
         returns the names of the others (nothing written for them)."""
+        states = list(states)
+        if not states:
+            return []
         with self._db.begin() as conn:
             if claimed is None:
                 _sources.save(conn, states)

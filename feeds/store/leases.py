@@ -164,15 +164,16 @@ def claim_due(conn: Connection, owner: str, name: str, url: str, *, now: float, 
 
 def renew(conn: Connection, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
     """Extend the leases of ``held`` still ours; the ones lost are left out of the answer."""
-    kept = []
-    for lease in held:
-        row = conn.execute(sa.text(
-            "UPDATE source_leases SET expires = now() + make_interval(secs => :seconds) "
-            "WHERE name = :name AND owner = :owner AND token = :token AND expires > now() RETURNING name"),
-            {"seconds": seconds, "name": lease.name, "owner": owner, "token": lease.token}).first()
-        if row is not None:
-            kept.append(lease)
-    return kept
+    if not held:
+        return []
+    rows = conn.execute(sa.text(
+        "UPDATE source_leases SET expires = now() + make_interval(secs => :seconds) "
+        "WHERE owner = :owner AND expires > now() AND (name, token) IN "
+        "(SELECT * FROM unnest(CAST(:names AS text[]), CAST(:tokens AS bigint[]))) RETURNING name, token"),
+        {"seconds": seconds, "owner": owner, "names": [lease.name for lease in held],
+         "tokens": [lease.token for lease in held]})
+    kept = {Lease(name, token) for name, token in rows}
+    return [lease for lease in held if lease in kept]
 
 
 def holds(conn: Connection, owner: str, lease: Lease) -> bool:
