@@ -17,10 +17,10 @@ import contextlib
 import gc
 import logging
 import os
+import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +88,8 @@ log = logging.getLogger("feeds")
 
 # Below this many feeds to render, worker processes cost more than they save.
 RENDER_THRESHOLD = 40
+# Post rows saved per transaction while the posts are read (fewer are saved with the index).
+SAVE_BATCH = 2000
 
 
 @dataclass
@@ -257,24 +259,84 @@ def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     return True
 
 
+class RowSaver:
+    """Post rows saved as they are read: once :data:`SAVE_BATCH` rows have come, each batch
+    is saved in a transaction of its own on a writer thread (at most two batches wait for
+    it, so a slow disk slows the reading instead of filling memory). The first of them
+    drops the stored post index, which is saved again whole with the last rows; a run
+    that stops midway keeps the rows saved, and the next run makes the index from them.
+    A read of fewer rows saves nothing here: :meth:`close` hands them back, to be saved
+    with the index in one transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._batch: list[PostRow] = []
+        self._queue: queue.Queue[list[PostRow] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether rows were saved as they came (and the stored index dropped)."""
+        return self._queue is not None
+
+    def add(self, row: PostRow) -> None:
+        self._batch.append(row)
+        if len(self._batch) >= SAVE_BATCH:
+            self._send()
+
+    def _send(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._queue is None:
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._work, args=(self._queue,), name="store-write-posts")
+            self._thread.start()
+        batch, self._batch = self._batch, []
+        self._queue.put(batch)
+
+    def _work(self, batches: queue.Queue[list[PostRow] | None]) -> None:
+        first = True
+        while (batch := batches.get()) is not None:
+            if self._error is None:
+                try:
+                    self._store.save_post_rows(batch, drop_index=first)
+                    first = False
+                except Exception as exc:  # raised again in the reading thread
+                    self._error = exc
+
+    def close(self, *, failed: bool = False) -> list[PostRow]:
+        """Wait for the batches sent to be saved; the rows not sent (to save with the index).
+        Raises what a save raised, unless the read itself ``failed`` (its error goes on)."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None and not failed:
+            raise self._error
+        rest, self._batch = self._batch, []
+        return rest
+
+
 def read_posts(run: Run, cache: PostCache, inputs: Inputs, *, reread: bool) -> FrontMatter:
-    """Front matter of every post; the post cache and the inputs' counts saved."""
-    found, update = read_front_matter(run.config, cache, inputs, run.sink, reread=reread, progress=run.progress)
+    """Front matter of every post; the post cache (saved as the posts are read) and the
+    inputs' counts saved."""
+    saver = RowSaver(run.store)
+    try:
+        found, update = read_front_matter(run.config, cache, inputs, run.sink, reread=reread,
+                                          progress=run.progress, keep=saver.add)
+    except BaseException:
+        saver.close(failed=True)  # what was saved stays saved
+        raise
+    rest = saver.close()
     if inputs.counts != inputs.last_counts:
         run.store.save_input_counts(dict(inputs.counts))
-    # The cache is written while the run goes on; the run waits for it before it ends.
-    if update.fresh or update.forget or update.changes is None:
-        # Each row (its front matter as JSON) is let go of once saved: only the saving holds the rows.
-        rows = deque(update.fresh)
-        update.fresh.clear()
-        run.writes.start(run.store.save_posts, _drain(rows), update.forget, update.index_rows, update.changes)
+    # The last rows and the index are written while the run goes on; the run waits for them before it ends.
+    changes = None if saver.streamed else update.changes
+    if update.kept or update.forget or changes is None:
+        run.writes.start(run.store.save_posts, rest, update.forget, update.index_rows, changes)
     run.report.posts, run.report.parsed, run.report.drafts = found.files, found.parsed, found.drafts
     return found
-
-
-def _drain(rows: deque[PostRow]) -> Iterator[PostRow]:
-    while rows:
-        yield rows.popleft()
 
 
 def _last_grouping(store: Store, key: str) -> Grouping | None:

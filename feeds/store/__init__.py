@@ -321,6 +321,17 @@ class Store:
             _contents.forget(conn, gone)
             _posts.save_index(conn, index, changes)
 
+    def save_post_rows(self, posts: Iterable[PostRow], *, drop_index: bool = False) -> None:
+        """Store a batch of posts as read, in a transaction of its own, leaving the rest of
+        the post cache as it is: a long read saves as it goes, and what it saved is kept if
+        it stops. With ``drop_index`` the post index is dropped in the same transaction (it
+        would no longer tell these rows; it is made again from the rows if it is not saved
+        anew). :meth:`save_posts` then saves the index with the last rows."""
+        with self._db.begin() as conn:
+            if drop_index:
+                _posts.save_index(conn, None, None)
+            _posts.save(conn, posts)
+
     def load_grouping(self) -> str | None:
         """The last run's grouping of entries into feeds, as it was saved."""
         with self._db.begin() as conn:
