@@ -53,6 +53,7 @@ from .identity import is_web_url
 from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, feed_file
 from .lock import lock_path, writer_lock
 from .models import Entry
+from .output.publish import Targets
 from .output.run import (
     FeedFile,
     Placed,
@@ -227,7 +228,8 @@ def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     records = load_records(run.config, run.store)
     if len(records) != state.outputs:
         return False
-    if not all(as_recorded(run.config, record) for record in records.values()):
+    targets = Targets(run.config.output_dir)
+    if not all(as_recorded(run.config, record, targets) for record in records.values()):
         return False
     # Source states move on without new items: the health files may change on their own.
     status = publish_extra(run.config, status_files(run.config, run.store, check=False), run.report.written)
@@ -373,6 +375,7 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
     todo: list[FeedJob] = []
     files: list[str] = []
     unchanged = 0
+    targets = Targets(config.output_dir)
     for p in plans:
         parts = [part(i) for i in p.entry_ids]
         for fmt in [*(p.policy.formats or ()), *(["html"] if config.output.pages else [])]:
@@ -381,7 +384,8 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
             head = feed_head(config, p, relative)
             signature = signature_of_parts(pages if fmt == "html" else key, fmt, head, parts)
             record = records.get(relative)
-            if not check and record is not None and record.signature == signature and as_recorded(config, record):
+            if not check and record is not None and record.signature == signature \
+                    and as_recorded(config, record, targets):
                 unchanged += 1
                 continue
             todo.append(FeedJob(p, fmt, relative, head, signature))
