@@ -26,6 +26,7 @@ from .errors import Busy, ConfigError, FeedsError
 # store or the renderers; `feeds status` and `feeds serve` never load the feed writers.
 if TYPE_CHECKING:
     from .config import Config
+    from .posts import PostScan
     from .sources.decide import SourceOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,9 +190,10 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
 
     _setup_logging(-1 if quiet else 1 if verbose else 0)
     started = time.monotonic()
+    scans: dict[tuple[str, str], PostScan] = {}  # what the quick check scanned, for the full run
     if not (check or allow_shrink or rebuild_state):
         try:
-            replayed = unchanged.replay(config_path, wait=wait)
+            replayed = unchanged.replay(config_path, wait=wait, offline=offline, scans=scans)
         except Busy as exc:
             log.error("%s", exc)
             sys.exit(EXIT_BUSY)
@@ -211,7 +213,7 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     progress = _ProgressLine() if not quiet else None
     try:
         report = generate(config, check=check, offline=offline, progress=progress, wait=wait,
-                          allow_shrink=allow_shrink, rebuild_state=rebuild_state)
+                          allow_shrink=allow_shrink, rebuild_state=rebuild_state, scans=scans)
     except Busy as exc:
         log.error("%s", exc)
         sys.exit(EXIT_BUSY)

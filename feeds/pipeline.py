@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jinja2
 
@@ -53,9 +53,9 @@ from .identity import is_web_url
 from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, feed_file
 from .lock import lock_path, writer_lock
 from .models import Entry
-from .output import websub
 from .output.bucket import Fence, Synced
 from .output.bucket import sync as sync_bucket
+from .output.publish import Targets
 from .output.run import (
     NOT_WRITTEN,
     FeedFile,
@@ -69,18 +69,20 @@ from .output.run import (
     publish_extra,
     status_files,
 )
+from .posts import PostScan
 from .posts.inputs import Inputs, PostCache, scan_inputs
 from .posts.read import Contents, FrontMatter, clean_contents, read_front_matter
 from .render.feed import FeedHead, Rendered, render_checked
 from .render.pages import Group, render_feed_page, render_index, render_opml
 from .render.safe import safe_entries
 from .render.templates import environment, stylesheet, template_stats
-from .sources.decide import SourceOutcome
-from .sources.fetch import Transport
-from .sources.schedule import SourceStatus, new_state
-from .sources.update import update_sources
 from .store import LastRun, LeaderTerm, OutputRecord, PostRow, Store, move_aside, server_lock
 from .workers import Progress, run_jobs
+
+if TYPE_CHECKING:  # fetching is loaded only by a run that fetches (the HTTP client, feedparser)
+    from .sources.decide import SourceOutcome
+    from .sources.fetch import Transport
+    from .sources.schedule import SourceStatus
 
 __all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
 
@@ -243,14 +245,16 @@ def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     records = load_records(run.config, run.store)
     if len(records) != state.outputs:
         return False
-    if not all(as_recorded(run.config, record) for record in records.values()):
+    targets = Targets(run.config.output_dir)
+    if not all(as_recorded(run.config, record, targets) for record in records.values()):
         return False
     # Source states move on without new items: the health files may change on their own.
     run.check_term()
     status = publish_extra(run.config, status_files(run.config, run.store, check=False), run.report.written)
     run.store.save_outputs([r for r in status if records.get(r.path) != r])
-    if state.quick != snapshot.quick:  # the config file was edited without effect, say: the next check knows
-        run.store.save_last_run(replace(state, quick=snapshot.quick))
+    quick = unchanged.with_sources_state(snapshot.quick, run.config.state_path)
+    if state.quick != quick:  # the config file was edited without effect, say: the next check knows
+        run.store.save_last_run(replace(state, quick=quick))
     for warning in state.warnings:
         run.sink.warn(warning)
     report = run.report
@@ -449,6 +453,7 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
     todo: list[FeedJob] = []
     files: list[str] = []
     unchanged = 0
+    targets = Targets(config.output_dir)
     for p in plans:
         parts = [part(i) for i in p.entry_ids]
         for fmt in [*(p.policy.formats or ()), *(["html"] if config.output.pages else [])]:
@@ -457,7 +462,8 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
             head = feed_head(config, p, relative)
             signature = signature_of_parts(pages if fmt == "html" else key, fmt, head, parts)
             record = records.get(relative)
-            if not check and record is not None and record.signature == signature and as_recorded(config, record):
+            if not check and record is not None and record.signature == signature \
+                    and as_recorded(config, record, targets):
                 unchanged += 1
                 continue
             todo.append(FeedJob(p, fmt, relative, head, signature))
@@ -590,6 +596,8 @@ def announce(config: Config, written: Sequence[str]) -> None:
     never a failure of the run."""
     if not (config.websub.hub and written):
         return
+    from .output import websub
+
     websub.announce(config.websub.hub, config.site.base_url, written)
 
 
@@ -633,16 +641,17 @@ def record(run: Run, snapshot: Snapshot, outputs: Outputs, *, settled: bool) -> 
     run.store.save_last_run(LastRun(snapshot.value if settled else "", outputs=len(outputs.every),
                                     feeds=len(outputs.feed_paths), posts=report.posts, drafts=report.drafts,
                                     entries=report.entries, warnings=tuple(report.warnings),
-                                    quick=snapshot.quick if settled else ""))
+                                    quick=unchanged.with_sources_state(snapshot.quick, run.config.state_path)
+                                    if settled else ""))
 
 
-def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
+def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, str], PostScan] | None = None) -> Report:
     config, store, report = run.config, run.store, run.report
     clock = _Stopwatch()
     cache = PostCache(store)
     # How many posts each input had last time is one small setting, so that a run with
     # nothing changed need not load the post cache to know that nothing vanished.
-    inputs = scan_inputs(config, cache, store.load_input_counts(), run.sink, allow_shrink=allow_shrink)
+    inputs = scan_inputs(config, cache, store.load_input_counts(), run.sink, allow_shrink=allow_shrink, scans=scans)
     clock.lap("scan %d post files", len(inputs.files))
     snapshot = snapshot_of(run, inputs)
     if not check and replay_if_unchanged(run, snapshot):
@@ -689,7 +698,8 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
              now: datetime | None = None, transport: Transport | None = None,
              cancel: Callable[[], bool] | None = None, wait: float | None = None, allow_shrink: bool = False,
-             rebuild_state: bool = False, term: LeaderTerm | None = None) -> Report:
+             rebuild_state: bool = False, term: LeaderTerm | None = None,
+             scans: dict[tuple[str, str], PostScan] | None = None) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
     ``offline`` or ``check``), then read posts and write every output that changed.
 
@@ -701,7 +711,9 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     single run publishes as term 0).
     The feeds written are announced to the WebSub hub once the locks are released (a slow
     hub holds up no other run). ``term``: the leader's term of a worker sharing a PostgreSQL
-    state; nothing is published or recorded once it is over (:class:`LostLeadership`)."""
+    state; nothing is published or recorded once it is over (:class:`LostLeadership`).
+    ``scans``: the posts inputs as the quick check found them a moment ago
+    (``feeds.unchanged.replay``), taken instead of scanning them again."""
     with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel), \
             _server_lock(config, wait=wait, cancel=cancel):
         if rebuild_state and config.state_on_server:
@@ -712,7 +724,7 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
             for moved in move_aside(config.state_path, datetime.now(UTC)):
                 log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
         report = _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
-                           cancel=cancel, allow_shrink=allow_shrink, term=term)
+                           cancel=cancel, allow_shrink=allow_shrink, term=term, scans=scans)
     announce(config, report.written)
     return report
 
@@ -745,7 +757,8 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
               transport: Transport | None, cancel: Callable[[], bool] | None,
-              allow_shrink: bool, term: LeaderTerm | None = None) -> Report:
+              allow_shrink: bool, term: LeaderTerm | None = None,
+              scans: dict[tuple[str, str], PostScan] | None = None) -> Report:
     store = Store(config.state_target)
     store.fence_with(term)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
@@ -755,10 +768,12 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
     try:
         outcomes = []
         if config.sources and not offline and not check:
+            from .sources.update import update_sources
+
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
         run = Run(config, store, Sink(Report()), progress, cancel or (lambda: False), StoreWrites(), term)
         try:
-            report = _run(run, check=check, allow_shrink=allow_shrink)
+            report = _run(run, check=check, allow_shrink=allow_shrink, scans=scans)
         finally:
             run.writes.wait()
         if config.output.s3 is not None and not check:
@@ -834,6 +849,8 @@ class StatusLine:
 
 def source_status(config: Config) -> list[StatusLine]:
     """The stored state of every configured source (readable while a daemon runs)."""
+    from .sources.schedule import new_state
+
     store = Store(config.state_target)
     try:
         states = store.load_sources()
