@@ -19,7 +19,7 @@ from lxml import etree
 
 from .config import Config
 from .errors import FeedsError, PostError
-from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_feed_file, listing_order
+from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_archive_folder, is_feed_file, listing_order
 from .normalize.posts import is_draft, meta_from_post
 from .output.run import load_records
 from .posts import read_post, scan_posts
@@ -28,6 +28,7 @@ from .sources.update import source_http
 from .store import Store
 
 ATOM = "{http://www.w3.org/2005/Atom}"
+FEED_HISTORY = "{http://purl.org/syndication/history/1.0}"
 
 
 @dataclass
@@ -100,7 +101,8 @@ def _published_feeds(config: Config) -> list[str] | None:
         store.close()
     if not recorded:
         return None
-    return sorted((p for p in recorded if p.rpartition("/")[0] in FEED_FOLDERS and is_feed_file(p, XML_FORMATS)),
+    return sorted((p for p in recorded if (p.rpartition("/")[0] in FEED_FOLDERS or
+                                           is_archive_folder(p.rpartition("/")[0])) and is_feed_file(p, XML_FORMATS)),
                   key=listing_order)
 
 
@@ -139,6 +141,8 @@ def check_outputs(config: Config, report: CheckReport) -> None:
         selfs = [e.get("href") for e in root.iter(f"{ATOM}link") if e.get("rel") == "self"]
         if expected not in selfs:
             report.problems.append(f"{relative}: its rel=self link is not {expected}")
+        if is_archive_folder(relative.rpartition("/")[0]):
+            _check_archive_page(relative, root, report)
         for entry in parsed.entries:
             for key in ("id", "link"):
                 value = entry.get(key) or ""
@@ -147,6 +151,14 @@ def check_outputs(config: Config, report: CheckReport) -> None:
                                            f"a percent-encoded URI: {value}")
             if not entry.get("title"):
                 report.problems.append(f"{relative}: an entry has no title ({entry.get('id')})")
+
+
+def _check_archive_page(relative: str, root: etree._Element, report: CheckReport) -> None:
+    """An RFC 5005 archive page says it is one and links its current feed."""
+    if root.find(f".//{FEED_HISTORY}archive") is None:
+        report.problems.append(f"{relative}: an archive page without <fh:archive/>")
+    if not any(e.get("rel") == "current" for e in root.iter(f"{ATOM}link")):
+        report.problems.append(f"{relative}: an archive page without a rel=current link")
 
 
 def check(config: Config) -> CheckReport:

@@ -26,10 +26,12 @@ ITEM_VERSION = "2"
 SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every", "enabled", "optional"})
 #: Source keys that only say how it is asked for (its entries are the same whatever they are).
 FETCH_ONLY_SOURCE_KEYS = frozenset({"headers", "user_agent", "auth", "tls_verify"})
+#: Source keys that choose which of its items are published, not what they become.
+FILTER_SOURCE_KEYS = frozenset({"include", "exclude"})
 #: What a post's front matter is normalized with (besides its posts input's permalink and tags).
 POST_SETTINGS = ("site.timezone", "site.base_url", "site.link")
 #: Everything that can change a byte of a rendered feed or page, given its entries.
-FEED_SETTINGS = ("site", "output", "posts", "feeds", "tags", "categories", "websub")
+FEED_SETTINGS = ("site", "output", "posts", "feeds", "queries", "tags", "categories", "websub")
 
 
 def _hash(*parts: object) -> str:
@@ -61,7 +63,8 @@ def items_key(config: Config, source: Source) -> str:
     keeps them)."""
     return _hash(ITEM_VERSION, config.settings_key("site.timezone", "output.summary_length"),
                  config.fetch.limits_of(source).model_dump(mode="json"),
-                 source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS | FETCH_ONLY_SOURCE_KEYS)))
+                 source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS | FETCH_ONLY_SOURCE_KEYS
+                                                                        | FILTER_SOURCE_KEYS)))
 
 
 def snapshot_key(config: Config) -> str:
