@@ -5,9 +5,13 @@ their outputs parsed back with feedparser."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import feedparser
@@ -18,6 +22,7 @@ from hypothesis import strategies as st
 from feeds.build.filters import FIELDS, Facts, facts_of, parse_rule, rule_set, word_pattern
 from feeds.errors import ConfigError
 from feeds.models import EPOCH, Author, Entry
+from feeds.output.serve import make_server
 
 from .conftest import Site
 
@@ -280,3 +285,36 @@ def test_a_filter_edit_of_a_posts_only_config_takes_the_full_run(site: Site) -> 
     site.add("2024-01-01-a.md", "---\ntitle: Drop me too\ndate: 2024-01-01\n---\nA.\n")
     subprocess.run(feeds, cwd=site.root, check=True)
     assert titles(site, "all.atom.xml") == []
+
+
+@pytest.mark.skipif(shutil.which("newsboat") is None, reason="newsboat is not installed (apt install newsboat)")
+def test_newsboat_reads_a_topic_feed_and_its_archive_page(site: Site, tmp_path: Path) -> None:
+    site.write_config(outlets(site).replace("formats: [atom, rss, json]", "formats: [atom, rss, json], archive: true, "
+                                            "archive_page_size: 2")
+                      + "queries:\n  - {name: Climate, include: '/气候|climate/', max_entries: 2}\n")
+    site.generate()
+    assert (site.output / "queries/climate.archive/1.atom.xml").is_file()
+    httpd = make_server(site.output, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        urls = tmp_path / "urls"
+        urls.write_text(f"http://127.0.0.1:{port}/queries/climate.atom.xml\n"
+                        f"http://127.0.0.1:{port}/queries/climate.archive/1.rss.xml\n")
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home), "XDG_DATA_HOME": str(home)}
+        (tmp_path / "newsboat.conf").write_text("")
+        cache = tmp_path / "cache.db"
+        run = subprocess.run(["newsboat", "-u", str(urls), "-c", str(cache), "-C", str(tmp_path / "newsboat.conf"),
+                              "-x", "reload"], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert run.returncode == 0, run.stderr
+        with sqlite3.connect(cache) as db:
+            feeds = dict(db.execute("SELECT rssurl, title FROM rss_feed").fetchall())
+            titles_seen = {t for (t,) in db.execute("SELECT title FROM rss_item")}
+        assert feeds[f"http://127.0.0.1:{port}/queries/climate.atom.xml"] == "Climate — Filters"
+        # newsboat keeps one copy of an entry whichever feed it came in: the topic's three, once each.
+        assert titles_seen == {"Our climate column", "全球气候会议", "Climate summit opens"}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
