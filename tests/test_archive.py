@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from feeds.build.group import FeedPlan
 from feeds.config import Policy
 
 from .conftest import DATA, Site
+from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 FH = "{http://purl.org/syndication/history/1.0}"
@@ -240,3 +242,23 @@ def test_golden_topic_feed_and_archive_page(sample_site: Site) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(files[name])
         assert files[name] == target.read_bytes(), f"{name} differs from {target}"
+
+
+def test_archives_and_topic_feeds_on_postgresql_are_the_bytes_of_sqlite(make_site: Callable[[str], Site],
+                                                                        postgres_url: str) -> None:  # noqa: F811
+    sites = make_site("file"), make_site("server")
+    for site in sites:
+        site.write_config(CONFIG + "queries:\n  - {name: Odd, include: '/post [13579]$/'}\n")
+        add_posts(site, range(1, 8))
+    sites[1].write_config(CONFIG.replace("state: state/feeds.db", f"state: {postgres_url}")
+                          + "queries:\n  - {name: Odd, include: '/post [13579]$/'}\n")
+    for site in sites:
+        site.generate()
+    assert sites[0].outputs() == sites[1].outputs()
+    assert "queries/odd.archive/1.atom.xml" in sites[1].outputs()
+    pages = {n: d for n, d in sites[1].outputs().items() if ".archive/" in n}
+    for site in sites:
+        add_posts(site, range(8, 12))
+        site.generate()
+    assert sites[0].outputs() == sites[1].outputs()
+    assert all(sites[1].outputs()[n] == d for n, d in pages.items())
