@@ -1,5 +1,5 @@
-"""``feeds check``: find every problem in the posts, the sources' settings and the written
-feeds, not just the first.
+"""``feeds check``: find every problem in the posts, the sources' settings, the feed
+policies and the written feeds, not just the first.
 
 Reads post files, output files, the sources' CA bundles and credentials' environment
 variables (only whether they are set), and (to know which output files are this program's)
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import feedparser
 from lxml import etree
 
-from .config import Config
+from .config import Config, Policy
 from .errors import FeedsError, PostError
 from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_archive_folder, is_feed_file, listing_order
 from .normalize.posts import is_draft, meta_from_post
@@ -80,6 +80,24 @@ def check_sources(config: Config, report: CheckReport) -> None:
         problem = tls_problem(http.tls_verify)
         if problem is not None:
             report.problems.append(f"source {source.name}: {problem}")
+
+
+def check_feed_policies(config: Config, report: CheckReport) -> None:
+    """A feed policy or query that names a source there is not (``include_sources``,
+    ``exclude_sources``): its feed would silently hold nothing from it."""
+    known = {s.name for s in config.sources} | {"posts"}
+    p = config.feeds
+    named: list[tuple[str, Policy]] = [("feeds.defaults", p.defaults), ("feeds.all", p.all), ("feeds.tags", p.tags),
+                                       ("feeds.categories", p.categories), ("feeds.queries", p.queries)]
+    named += [(f"feeds.tag.{k}", v) for k, v in p.tag.items()] + [(f"feeds.category.{k}", v)
+                                                                    for k, v in p.category.items()]
+    named += [(f"queries[{i}]", q) for i, q in enumerate(config.queries)]
+    for key, policy in named:
+        for key_name in ("include_sources", "exclude_sources"):
+            for name in getattr(policy, key_name) or ():
+                if name not in known:
+                    report.problems.append(f"{key}.{key_name}: no source is named {name!r} "
+                                           "(write a source's name, or posts for local posts)")
 
 
 def _published_feeds(config: Config) -> list[str] | None:
@@ -165,5 +183,6 @@ def check(config: Config) -> CheckReport:
     report = CheckReport()
     check_posts(config, report)
     check_sources(config, report)
+    check_feed_policies(config, report)
     check_outputs(config, report)
     return report
