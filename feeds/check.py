@@ -1,5 +1,5 @@
-"""``feeds check``: find every problem in the posts, the sources' settings and the written
-feeds, not just the first.
+"""``feeds check``: find every problem in the posts, the sources' settings, the feed
+policies and the written feeds, not just the first.
 
 Reads post files, output files, the sources' CA bundles and credentials' environment
 variables (only whether they are set), whether the bucket's credentials can be found, and
@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import feedparser
 from lxml import etree
 
-from .config import Config
+from .config import Config, Policy
 from .errors import FeedsError, PostError
-from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_feed_file, listing_order
+from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_archive_folder, is_feed_file, listing_order
 from .normalize.posts import is_draft, meta_from_post
 from .output.bucket import settings_problem
 from .output.run import load_records
@@ -30,6 +30,7 @@ from .sources.update import source_http
 from .store import Store
 
 ATOM = "{http://www.w3.org/2005/Atom}"
+FEED_HISTORY = "{http://purl.org/syndication/history/1.0}"
 
 
 @dataclass
@@ -91,6 +92,24 @@ def check_bucket(config: Config, report: CheckReport) -> None:
             report.problems.append(problem)
 
 
+def check_feed_policies(config: Config, report: CheckReport) -> None:
+    """A feed policy or query that names a source there is not (``include_sources``,
+    ``exclude_sources``): its feed would silently hold nothing from it."""
+    known = {s.name for s in config.sources} | {"posts"}
+    p = config.feeds
+    named: list[tuple[str, Policy]] = [("feeds.defaults", p.defaults), ("feeds.all", p.all), ("feeds.tags", p.tags),
+                                       ("feeds.categories", p.categories), ("feeds.queries", p.queries)]
+    named += [(f"feeds.tag.{k}", v) for k, v in p.tag.items()] + [(f"feeds.category.{k}", v)
+                                                                    for k, v in p.category.items()]
+    named += [(f"queries[{i}]", q) for i, q in enumerate(config.queries)]
+    for key, policy in named:
+        for key_name in ("include_sources", "exclude_sources"):
+            for name in getattr(policy, key_name) or ():
+                if name not in known:
+                    report.problems.append(f"{key}.{key_name}: no source is named {name!r} "
+                                           "(write a source's name, or posts for local posts)")
+
+
 def _published_feeds(config: Config) -> list[str] | None:
     """The XML feeds this program recorded publishing (relative paths, in listing order), or
     None when there is no record to go by: no state database, an unreadable one, one that
@@ -110,7 +129,8 @@ def _published_feeds(config: Config) -> list[str] | None:
         store.close()
     if not recorded:
         return None
-    return sorted((p for p in recorded if p.rpartition("/")[0] in FEED_FOLDERS and is_feed_file(p, XML_FORMATS)),
+    return sorted((p for p in recorded if (p.rpartition("/")[0] in FEED_FOLDERS or
+                                           is_archive_folder(p.rpartition("/")[0])) and is_feed_file(p, XML_FORMATS)),
                   key=listing_order)
 
 
@@ -149,6 +169,8 @@ def check_outputs(config: Config, report: CheckReport) -> None:
         selfs = [e.get("href") for e in root.iter(f"{ATOM}link") if e.get("rel") == "self"]
         if expected not in selfs:
             report.problems.append(f"{relative}: its rel=self link is not {expected}")
+        if is_archive_folder(relative.rpartition("/")[0]):
+            _check_archive_page(relative, root, report)
         for entry in parsed.entries:
             for key in ("id", "link"):
                 value = entry.get(key) or ""
@@ -159,10 +181,19 @@ def check_outputs(config: Config, report: CheckReport) -> None:
                 report.problems.append(f"{relative}: an entry has no title ({entry.get('id')})")
 
 
+def _check_archive_page(relative: str, root: etree._Element, report: CheckReport) -> None:
+    """An RFC 5005 archive page says it is one and links its current feed."""
+    if root.find(f".//{FEED_HISTORY}archive") is None:
+        report.problems.append(f"{relative}: an archive page without <fh:archive/>")
+    if not any(e.get("rel") == "current" for e in root.iter(f"{ATOM}link")):
+        report.problems.append(f"{relative}: an archive page without a rel=current link")
+
+
 def check(config: Config) -> CheckReport:
     report = CheckReport()
     check_posts(config, report)
     check_sources(config, report)
     check_bucket(config, report)
+    check_feed_policies(config, report)
     check_outputs(config, report)
     return report

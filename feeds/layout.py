@@ -16,8 +16,8 @@ from urllib.parse import quote
 FeedFormat = Literal["atom", "rss", "json"]
 #: What a feed file is made in: a feed format, or "html" for the feed's page (``output.pages``).
 FileFormat = FeedFormat | Literal["html"]
-#: The kinds of feeds: the one of everything, one per tag, one per category.
-FeedKind = Literal["all", "tag", "category"]
+#: The kinds of feeds: the one of everything, one per tag, one per category, one per query.
+FeedKind = Literal["all", "tag", "category", "query"]
 
 
 class LinkType(NamedTuple):
@@ -41,7 +41,7 @@ PAGE_SUFFIX = ".html"
 #: The feed of everything, at the top of the output folder.
 ALL_STEM = "all"
 #: The folder of each kind of grouped feed.
-FOLDERS: dict[FeedKind, str] = {"tag": "tags", "category": "categories"}
+FOLDERS: dict[FeedKind, str] = {"tag": "tags", "category": "categories", "query": "queries"}
 #: The only folders feeds writes into (or walks when it looks for files of its own).
 MANAGED_FOLDERS = tuple(FOLDERS.values())
 #: Every folder holding feeds, in the order they are listed: the top ("") first.
@@ -76,11 +76,26 @@ BINARY_TYPE = "application/octet-stream"
 
 
 def feed_stem(kind: FeedKind, slug: str | None = None) -> str:
-    """A feed's path without its suffix: "all", "tags/<slug>", "categories/<slug>"."""
+    """A feed's path without its suffix: "all", "tags/<slug>", "categories/<slug>", "queries/<slug>"."""
     if kind == "all":
         return ALL_STEM
     assert slug is not None
     return f"{FOLDERS[kind]}/{slug}"
+
+
+#: What a feed's archive folder is named after it: "tags/<slug>.archive/1.atom.xml" (RFC 5005 pages).
+ARCHIVE_SUFFIX = ".archive"
+
+
+def archive_stem(stem: str, number: int) -> str:
+    """The stem of page ``number`` (1 is the oldest) of the archive of the feed ``stem``."""
+    return f"{stem}{ARCHIVE_SUFFIX}/{number}"
+
+
+def is_archive_folder(folder: str) -> bool:
+    """Whether ``folder`` (relative, '/'-separated) is a feed's archive folder."""
+    parent, _, name = folder.rpartition("/")
+    return name.endswith(ARCHIVE_SUFFIX) and len(name) > len(ARCHIVE_SUFFIX) and parent in FEED_FOLDERS
 
 
 def feed_file(stem: str, fmt: FileFormat) -> str:
@@ -127,10 +142,18 @@ def looks_like_ours(relative_path: str) -> bool:
     folder, _, name = relative_path.rpartition("/")
     if folder in MANAGED_FOLDERS:
         return name.endswith((*FORMATS.values(), PAGE_SUFFIX))
+    if is_archive_folder(folder):
+        return name == "" or is_feed_file(name)  # "" : the archive folder itself
+    if not name and is_archive_folder(folder.removesuffix("/")):
+        return True
     return not folder and (is_feed_file(name) or name in FRONT_DOOR + STATUS_FILES)
 
 
 def listing_order(relative_path: str) -> tuple[int, str]:
-    """Sort key listing feeds folder by folder (the top, then ``FEED_FOLDERS``' order), by name within."""
+    """Sort key listing feeds folder by folder (the top, then ``FEED_FOLDERS``' order), by name
+    within; archive pages come after every feed, by feed and page number."""
     folder, _, name = relative_path.rpartition("/")
+    if is_archive_folder(folder):
+        number, _, suffix = name.partition(".")
+        return len(FEED_FOLDERS) + 1, f"{folder}\0{int(number) if number.isdigit() else 0:09d}.{suffix}"
     return (FEED_FOLDERS.index(folder) if folder in FEED_FOLDERS else len(FEED_FOLDERS)), name

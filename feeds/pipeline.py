@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import jinja2
 
 from . import unchanged
-from .build.entries import build_entry, stored_entries
-from .build.group import FeedPlan, plan_feeds
+from .build.archive import archive_plans, new_pages
+from .build.entries import build_entry, kept_items, stored_entries
+from .build.filters import Facts, facts_of, rule_set
+from .build.group import FeedPlan, needs_facts, plan_feeds
 from .build.heads import feed_head
 from .build.keys import feed_key, snapshot_key
 from .build.pages import front_door, listing
@@ -50,7 +52,7 @@ from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
 from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, LostLeadership, PublishError
 from .identity import is_web_url
-from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, feed_file
+from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, archive_stem, feed_file
 from .lock import lock_path, writer_lock
 from .models import Entry
 from .output.bucket import Fence, Synced
@@ -76,7 +78,7 @@ from .render.feed import FeedHead, Rendered, render_checked
 from .render.pages import Group, render_feed_page, render_index, render_opml
 from .render.safe import safe_entries
 from .render.templates import environment, stylesheet, template_stats
-from .store import LastRun, LeaderTerm, OutputRecord, PostRow, Store, move_aside, server_lock
+from .store import ItemHead, LastRun, LeaderTerm, OutputRecord, PostRow, Store, move_aside, server_lock
 from .workers import Progress, run_jobs
 
 if TYPE_CHECKING:  # fetching is loaded only by a run that fetches (the HTTP client, feedparser)
@@ -355,19 +357,57 @@ def _last_grouping(store: Store, key: str) -> Grouping | None:
     return grouping if grouping.key == key else None
 
 
-def stories_of(run: Run, found: FrontMatter) -> Stories:
-    """Posts and the enabled sources' stored items merged into stories, ids from the ledger,
-    and planned into feeds; or, when none of what that reads changed, the last run's stories
-    and feeds (their front matter read only for the stories that are asked for)."""
+def filtered_items(run: Run, items: Sequence[ItemHead]) -> list[ItemHead]:
+    """The stored items that pass their source's ``include``/``exclude`` rules (all of a
+    source without rules); only the filtered sources' entries are read."""
+    rules = {s.name: rule_set(s.include, s.exclude) for s in run.config.sources if s.include or s.exclude}
+    if not rules:
+        return list(items)
+    data = run.store.load_item_data((i.source, i.ukey) for i in items if i.source in rules)
+    return kept_items(items, data, rules)
+
+
+def _queries(config: Config) -> list[Term]:
+    """The topic feeds of ``queries:`` as terms (keyed by slug)."""
+    return [Term(q.file_slug, q.name, q.file_slug) for q in config.queries]
+
+
+def _all_policies(config: Config, stories: Stories) -> list[Policy]:
+    """Every feed's policy there can be (the rules of any one make planning read entries)."""
+    policy_of = _policies(config)
+    return [policy_of("all", None), *(policy_of("tag", t) for t in stories.terms.tags.values()),
+            *(policy_of("category", t) for t in stories.terms.categories.values()),
+            *(policy_of("query", t) for t in _queries(config))]
+
+
+def _has_rules(config: Config) -> bool:
+    """Whether a feed policy or a query has rules (as far as the config tells, for any tag)."""
+    p = config.feeds
+    policies = [p.defaults, p.all, p.tags, p.categories, p.queries, *p.tag.values(), *p.category.values(),
+                *config.queries]
+    return needs_facts(policies)
+
+
+def stories_of(run: Run, found: FrontMatter, inputs: Inputs) -> tuple[Stories, Built | None]:
+    """Posts and the enabled sources' stored items (those their source's rules let through)
+    merged into stories, ids from the ledger, and planned into feeds; or, when none of what
+    that reads changed, the last run's stories and feeds (their front matter read only for
+    the stories that are asked for). When feeds have rules, every entry is built to match
+    them against, and those entries are returned too (else None)."""
     config, store = run.config, run.store
     ledger = store.load_ledger()
     sources = [s.name for s in config.sources if s.enabled]
     items = store.load_item_heads(sources) if sources else []
     settings, items_seen = snapshot_key(config), items_digest(items)
-    folders, paths, groups = [p.folder for p in found.posts], [p.path for p in found.posts], \
-        [p.group for p in found.posts]
+    ruled = _has_rules(config)
+    folders, paths = [p.folder for p in found.posts], [p.path for p in found.posts]
+    # Rules read titles and bodies too: any edit of a post may move it in or out of a feed.
+    groups = [f"{p.group}\0{p.digest}" if ruled else p.group for p in found.posts]
     key = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
-    last = _last_grouping(store, key)
+    # Archives page through every entry of a feed, not the shown ones the grouping keeps.
+    archive = config.output.archive
+    last = None if archive else _last_grouping(store, key)
+    built: Built | None = None
     if last is not None:
         by_id = StoryIndex(last.stories, {p.path: p.digest for p in found.posts}, found.metas)
         stories = Stories(by_id, last.terms, last.merges, last.problems, last.count)
@@ -375,22 +415,29 @@ def stories_of(run: Run, found: FrontMatter) -> Stories:
         # The newest entry of each feed is on the front door: its stories are read at once.
         by_id.prefetch(p.entry_ids[0] for p in stories.plans or () if p.entry_ids)
     else:
-        stories = merge_stories(found.found(), items, ledger, Vocabulary(config.tags.aliases, config.tags.slugs),
+        stories = merge_stories(found.found(), filtered_items(run, items), ledger,
+                                Vocabulary(config.tags.aliases, config.tags.slugs),
                                 Vocabulary(config.categories.aliases, config.categories.slugs))
         store.save_ledger(ledger)
-        plans = plan(config, stories)
+        facts: dict[str, Facts] | None = None
+        if needs_facts(_all_policies(config, stories)):
+            built = build_entries(run, set(stories.by_id), stories, inputs)
+            facts = {i: facts_of(e) for i, e in built.entries.items()}
+        plans = plan(config, stories, facts)
         after = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
         run.writes.start(store.save_grouping, encode_grouping(Grouping.of(after, stories, plans)))
         # From here on only the stories some feed shows are read: the others (and their front matter) go.
-        shown = {i for p in plans for i in p.entry_ids}
+        shown = {i for p in plans for i in (p.history if archive else p.entry_ids)}
         stories = replace(stories, by_id={i: s for i, s in stories.by_id.items() if i in shown},
                           count=stories.entries, plans=tuple(plans))
+        if built is not None:
+            built = replace(built, entries={i: e for i, e in built.entries.items() if i in shown})
     for merge in stories.merges:
         log.info("%s: same entry as %s (%s); merged", merge.primary, ", ".join(merge.others), merge.entry_id)
     for problem in stories.problems:
         run.sink.warn(problem)
     run.report.entries = stories.entries
-    return stories
+    return stories, built
 
 
 def _policies(config: Config) -> Callable[[FeedKind, Term | None], Policy]:
@@ -399,7 +446,7 @@ def _policies(config: Config) -> Callable[[FeedKind, Term | None], Policy]:
     def policy_of(kind: FeedKind, term: Term | None) -> Policy:
         key = (kind, term.key if term else "")
         if key not in policies:
-            policies[key] = config.policy(kind, term.name if term else None)
+            policies[key] = config.policy(kind, None if term is None else term.slug if kind == "query" else term.name)
         return policies[key]
 
     return policy_of
@@ -408,20 +455,25 @@ def _policies(config: Config) -> Callable[[FeedKind, Term | None], Policy]:
 def _plans(config: Config, stories: Stories, shapes: Sequence[PlanShape]) -> list[FeedPlan]:
     """The feeds of a kept grouping, with their policies."""
     policy_of = _policies(config)
+    queries = {t.key: t for t in _queries(config)}
     plans = []
     for s in shapes:
-        kind: FeedKind = "all" if s.kind == "all" else "tag" if s.kind == "tag" else "category"
-        term = None if s.term is None else (stories.terms.tags if kind == "tag" else stories.terms.categories)[s.term]
+        kind: FeedKind = "all" if s.kind == "all" else "tag" if s.kind == "tag" else \
+            "query" if s.kind == "query" else "category"
+        terms = {"tag": stories.terms.tags, "category": stories.terms.categories, "query": queries}
+        term = None if s.term is None or kind == "all" else terms[kind][s.term]
         plans.append(FeedPlan(kind, term, s.stem, s.entry_ids, policy_of(kind, term), s.total))
     return plans
 
 
-def plan(config: Config, stories: Stories) -> list[FeedPlan]:
-    """Which feeds there are, and the entries of each, as their policies say."""
+def plan(config: Config, stories: Stories, facts: Mapping[str, Facts] | None = None) -> list[FeedPlan]:
+    """Which feeds there are, and the entries of each, as their policies (and rules, which
+    look at ``facts``) say."""
     if stories.plans is not None:
         return list(stories.plans)
     return plan_feeds((s.candidate() for s in stories.by_id.values()), stories.terms.tags,
-                      stories.terms.categories, _policies(config))
+                      stories.terms.categories, _policies(config), _queries(config), facts,
+                      archive=config.output.archive)
 
 
 class FeedJob(NamedTuple):
@@ -459,7 +511,7 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
         for fmt in [*(p.policy.formats or ()), *(["html"] if config.output.pages else [])]:
             relative = feed_file(p.stem, fmt)
             files.append(relative)
-            head = feed_head(config, p, relative)
+            head = feed_head(config, p, relative, fmt)
             signature = signature_of_parts(pages if fmt == "html" else key, fmt, head, parts)
             record = records.get(relative)
             if not check and record is not None and record.signature == signature \
@@ -467,6 +519,24 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
                 unchanged += 1
                 continue
             todo.append(FeedJob(p, fmt, relative, head, signature))
+        for number, page_ids in enumerate(p.pages, 1):
+            # An entry gone since its page was cut is left out only if the page must be made again.
+            ids = tuple(i for i in page_ids if i in stories.by_id)
+            page = replace(p, stem=archive_stem(p.stem, number), entry_ids=ids, history=(), pages=(), frozen=0)
+            for fmt in p.policy.formats or ():
+                relative = feed_file(page.stem, fmt)
+                files.append(relative)
+                record = records.get(relative)
+                if number <= p.frozen and record is not None and as_recorded(config, record):
+                    unchanged += 1  # a page once cut is never written again (not even for --check)
+                    continue
+                head = feed_head(config, p, relative, fmt, number)
+                signature = signature_of_parts(key, fmt, head, (part(i) for i in ids))
+                if not check and record is not None and record.signature == signature and \
+                        as_recorded(config, record):
+                    unchanged += 1
+                    continue
+                todo.append(FeedJob(page, fmt, relative, head, signature))
     if isinstance(stories.by_id, StoryIndex):  # what is built next is read at once
         stories.by_id.prefetch(i for job in todo for i in job.plan.entry_ids)
     return Comparison(tuple(todo), tuple(files), unchanged)
@@ -635,6 +705,17 @@ def write_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord
     run.report.removed = published.removed
 
 
+def record_archive(run: Run, plans: Sequence[FeedPlan]) -> None:
+    """After writing: record the archive pages cut in this run (their entries never change
+    again), and forget those of feeds that are gone, or all of them without ``output.archive``."""
+    recorded = run.store.load_archive_pages()
+    stems = {p.stem for p in plans} if run.config.output.archive else set()
+    gone = sorted(stem for stem in recorded if stem not in stems)
+    cut = new_pages(plans) if run.config.output.archive else []
+    if cut or gone:
+        run.store.save_archive_pages(cut, forget=gone)
+
+
 def record(run: Run, snapshot: Snapshot, outputs: Outputs, *, settled: bool) -> None:
     """What the next run replays when nothing changed (unless something was unsettled)."""
     report = run.report
@@ -663,16 +744,20 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
     found = read_posts(run, cache, inputs, reread=check)
     clock.lap("read front matter of %d posts", report.parsed)
     run.check_cancelled()
-    stories = stories_of(run, found)
+    stories, prebuilt = stories_of(run, found, inputs)
     plans = plan(config, stories)
     clock.lap("group %d entries into %d feeds", stories.entries, len(plans))
     run.check_cancelled()
 
+    if config.output.archive:
+        plans = archive_plans(plans, store.load_archive_pages(), config.output.archive_page_size)
     records = load_records(config, store)
     compared = compare(config, plans, stories, records, check=check)
     report.feeds, report.unchanged = len(compared.files), compared.unchanged
     clock.lap("compare %d feed files with what they were made from", len(compared.files))
-    built = build_entries(run, {i for job in compared.todo for i in job.plan.entry_ids}, stories, inputs)
+    wanted = {i for job in compared.todo for i in job.plan.entry_ids}
+    built = build_entries(run, wanted, stories, inputs) if prebuilt is None else \
+        replace(prebuilt, entries={i: e for i, e in prebuilt.entries.items() if i in wanted})
     # A feed that shows a kept post whose content is not cached keeps its previous file.
     todo = [job for job in compared.todo if built.unavailable.isdisjoint(job.plan.entry_ids)]
     clock.lap("build %d entries", len(built.entries))
@@ -690,6 +775,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
         check_outputs(run, outputs, records)
         return report
     write_outputs(run, outputs, records)
+    record_archive(run, plans)
     # Something read while it changed, or an input missing: the next run must look again.
     record(run, snapshot, outputs, settled=not (found.unsettled or built.unsettled or report.errors))
     return report

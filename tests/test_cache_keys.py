@@ -131,6 +131,16 @@ AFFECTING: list[tuple[str, Edit, bool]] = [
     ("tags.slugs", setting("tags.slugs", {"Shared": "common"}), False),
     ("categories.aliases", setting("categories.aliases", {"Notes": "Jottings"}), False),
     ("websub.hub", setting("websub.hub", "http://127.0.0.1:9/hub"), False),
+    ("sources.exclude", setting("sources.0.exclude", ["title:/story 2$/"]), False),
+    ("sources.include", setting("sources.0.include", "content:/story [13]/"), False),
+    ("feeds.all.include", setting("feeds.all", {"include": ["tags:python", "title:story"]}), False),
+    ("feeds.defaults.exclude", setting("feeds.defaults", {"exclude": "content:cut"}), False),
+    ("queries", setting("queries", [{"name": "Odd", "include": "/post [1357]|story 3/"}]), False),
+    ("feeds.queries.max_entries", lambda c: (setting("queries", [{"name": "All of it"}])(c),
+                                             setting("feeds.queries", {"max_entries": 2})(c)), False),
+    ("output.archive", setting("output.archive", True), False),
+    ("output.archive_page_size", lambda c: (setting("output.archive", True)(c),
+                                            setting("output.archive_page_size", 2)(c)), False),
 ]
 
 #: Edits of settings no output depends on.

@@ -74,3 +74,16 @@ def test_the_command_counts_only_published_feeds(site: Site) -> None:
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[-1] == "check: config ok, 1 posts, 4 feed files, 0 problems"
+
+
+def test_a_policy_or_query_naming_no_source_is_reported(site: Site) -> None:
+    _site_with_feeds(site)
+    text = (site.root / "config.yaml").read_text()
+    site.write_config(text + "feeds:\n  tag:\n    Python: {exclude_sources: [wirre]}\n"
+                             "queries:\n  - {name: Mine, include_sources: [posts, nope], include: good}\n")
+    site.generate()
+    report = check(site.config())
+    hint = "(write a source's name, or posts for local posts)"
+    assert report.problems == [f"feeds.tag.Python.exclude_sources: no source is named 'wirre' {hint}",
+                               f"queries[0].include_sources: no source is named 'nope' {hint}"]
+    assert report.feeds == 6  # the topic feed is checked too

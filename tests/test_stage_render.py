@@ -57,10 +57,11 @@ def load_head(name: str, fmt: str) -> tuple[FeedHead, bool]:
     with_entries = raw.pop("entries", True)
     raw["self_url"] += FORMATS[fmt]  # as the pipeline names a feed: its path and its format's suffix
     raw["empty_updated"] = _when(raw.get("empty_updated"))
+    raw["archive_links"] = tuple((rel, href + FORMATS[fmt]) for rel, href in raw.get("archive_links", ()))
     return FeedHead(**raw), with_entries
 
 
-HEADS = ("plain", "styled", "summary", "empty")
+HEADS = ("plain", "styled", "summary", "empty", "archived", "page")
 CASES = [(head, fmt) for head in HEADS for fmt in FORMATS]
 
 

@@ -16,6 +16,7 @@ from ..models import Entry
 from ..normalize.posts import entry_from_post
 from ..store.codecs import entry_from_json
 from ..store.records import ItemHead
+from .filters import RuleSet, facts_of
 from .stories import Story, Terms
 
 
@@ -33,6 +34,21 @@ def stored_entries(items: Iterable[ItemHead], data: Mapping[tuple[str, str], str
         except StorageError as exc:
             problems.append(f"{item.source}: {exc.message}; item {item.ukey[:100]!r} left out")
     return entries, problems
+
+
+def kept_items(items: Iterable[ItemHead], data: Mapping[tuple[str, str], str],
+               rules: Mapping[str, RuleSet]) -> list[ItemHead]:
+    """The ``items`` their source's rules admit (``data``: the stored entries of the items of
+    the sources with rules). An item whose entry cannot be read is kept: building it says so."""
+    kept = []
+    for item in items:
+        found = rules.get(item.source)
+        if found:
+            entries, _ = stored_entries([item], data)
+            if entries and not found.admits(facts_of(entries[0])):
+                continue
+        kept.append(item)
+    return kept
 
 
 def build_entry(story: Story, terms: Terms, *, folder: Posts | None, content: str = "", summary: str = "",

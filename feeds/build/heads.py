@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ..config import Config
-from ..layout import STATUS_ATOM, feed_url, stylesheet_href
+from ..layout import FORMATS, STATUS_ATOM, FileFormat, archive_stem, feed_file, feed_url, stylesheet_href
 from ..render.feed import FeedHead
 from .group import FeedPlan
 
@@ -24,6 +24,8 @@ def feed_titles(config: Config, plan: FeedPlan) -> tuple[str, str]:
         title, description = site.title, site.description or f"All entries of {site.title}"
     elif plan.kind == "tag":
         title, description = f"{plan.term.name} — {site.title}", f"Entries tagged {plan.term.name}"
+    elif plan.kind == "query":
+        title, description = f"{plan.term.name} — {site.title}", f"Entries about {plan.term.name}"
     else:
         title, description = (f"{plan.term.name} — {site.title}",
                               f"Entries in the category {plan.term.name}")
@@ -35,16 +37,43 @@ def feed_titles(config: Config, plan: FeedPlan) -> tuple[str, str]:
     return title, description
 
 
-def feed_head(config: Config, plan: FeedPlan, relative: str) -> FeedHead:
-    """The head of the feed file at ``relative`` (a path in the output folder) for ``plan``."""
+def archive_links(config: Config, plan: FeedPlan, fmt: FileFormat, page: int | None) -> tuple[tuple[str, str], ...]:
+    """The RFC 5005 links of the feed of ``plan`` in ``fmt`` (of its archive page ``page``, or
+    of the current feed): the current feed links its newest page (``prev-archive``); a page
+    links the current feed, the page before it and the page after it. The page after the
+    newest is named before it is cut, so that no page ever has to be written again."""
+    if not config.output.archive or fmt not in FORMATS:
+        return ()
+    base = config.site.base_url
+
+    def page_url(number: int) -> str:
+        return feed_url(base, feed_file(archive_stem(plan.stem, number), fmt))
+
+    if page is None:
+        return (("prev-archive", page_url(len(plan.pages))),) if plan.pages else ()
+    links = [("current", feed_url(base, feed_file(plan.stem, fmt)))]
+    if page > 1:
+        links.append(("prev-archive", page_url(page - 1)))
+    links.append(("next-archive", page_url(page + 1)))
+    return tuple(links)
+
+
+def feed_head(config: Config, plan: FeedPlan, relative: str, fmt: FileFormat | None = None,
+              page: int | None = None) -> FeedHead:
+    """The head of the feed file at ``relative`` (a path in the output folder) for ``plan``:
+    in ``fmt``, the current feed or its archive page ``page``."""
     site, output = config.site, config.output
     title, description = feed_titles(config, plan)
+    if page is not None:
+        title, description = f"{title} (archive, page {page})", f"{description}: archive page {page}"
     return FeedHead(title=title, description=description, self_url=feed_url(site.base_url, relative),
                     home_url=site.link or site.base_url, language=site.language,
-                    author=site.author or site.title, hub=config.websub.hub,
+                    author=site.author or site.title, hub=config.websub.hub if page is None else None,
                     stylesheet=stylesheet_href(relative) if output.stylesheet else None,
                     full_content=plan.policy.content != "summary", max_bytes=output.max_bytes,
-                    max_entry_bytes=output.max_entry_bytes)
+                    max_entry_bytes=output.max_entry_bytes,
+                    archive_links=archive_links(config, plan, fmt, page) if fmt is not None else (),
+                    archive_page=page is not None)
 
 
 def status_head(config: Config) -> FeedHead:

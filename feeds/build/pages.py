@@ -33,8 +33,11 @@ def listing(config: Config, plan: FeedPlan, stories: Mapping[str, Story], absolu
 
 
 def front_door(config: Config, plans: Sequence[FeedPlan], stories: Mapping[str, Story]) -> tuple[Listing, list[Group]]:
-    """The all-entries feed's listing, and the groups of tag and category feeds."""
+    """The all-entries feed's listing, and the groups of topic (if there are queries), tag
+    and category feeds."""
     main = listing(config, plans[0], stories)
-    groups = [Group("Tags", tuple(listing(config, p, stories) for p in plans if p.kind == "tag")),
+    topics = [Group("Topics", tuple(listing(config, p, stories) for p in plans if p.kind == "query"))]
+    groups = [*(topics if config.queries else []),
+              Group("Tags", tuple(listing(config, p, stories) for p in plans if p.kind == "tag")),
               Group("Categories", tuple(listing(config, p, stories) for p in plans if p.kind == "category"))]
     return main, groups

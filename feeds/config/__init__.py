@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from cssselect import GenericTranslator, SelectorError
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..build.filters import parse_rule
+from ..build.taxonomy import make_slug
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
 from .opml import Subscription, merged, read_opml
@@ -198,6 +201,10 @@ class Output(_Strict):
     allow_any_dir: bool = False
     #: Also publish what the folder holds to an S3-compatible bucket, after each writing run.
     s3: Bucket | None = None
+    #: Complete archives (RFC 5005): every feed's whole history in pages, <feed>.archive/<n>.atom.xml...
+    archive: bool = False
+    #: Entries per archive page (a feed whose max_entries is smaller cuts pages of that many).
+    archive_page_size: Annotated[int, Field(ge=1, le=10_000)] = 50
 
     @field_validator("formats")
     @classmethod
@@ -205,6 +212,19 @@ class Output(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("formats are listed twice")
         return value
+
+
+def _one_or_more(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _valid_rule(text: str) -> str:
+    parse_rule(text)  # ValueError names the rule and what is wrong
+    return text
+
+
+#: ``include``/``exclude``: one rule or a list of them (see ``build.filters`` for the syntax).
+Rules = Annotated[list[Annotated[str, AfterValidator(_valid_rule)]], BeforeValidator(_one_or_more)]
 
 
 class Policy(_Strict):
@@ -220,6 +240,9 @@ class Policy(_Strict):
     #: Only entries from these sources ("posts" for local posts) / none from these.
     include_sources: list[str] | None = None
     exclude_sources: list[str] | None = None
+    #: Only entries matching one of these rules / none matching these (``build.filters``).
+    include: Rules | None = None
+    exclude: Rules | None = None
     #: Feed title and description; {name} is the tag or category, {site} the site title.
     title: str | None = None
     description: str | None = None
@@ -232,6 +255,8 @@ class FeedPolicies(_Strict):
     all: Policy = Field(default_factory=Policy)
     tags: Policy = Field(default_factory=Policy)
     categories: Policy = Field(default_factory=Policy)
+    #: Every topic feed (``queries:``).
+    queries: Policy = Field(default_factory=Policy)
     tag: dict[str, Policy] = Field(default_factory=dict)
     category: dict[str, Policy] = Field(default_factory=dict)
 
@@ -395,6 +420,9 @@ class Source(_Strict):
     url: Annotated[str, Field(min_length=1)]
     #: Tags added to every entry of this source.
     tags: list[str] = Field(default_factory=list)
+    #: Only items matching one of these rules / none matching these (``build.filters``).
+    include: Rules = Field(default_factory=list)
+    exclude: Rules = Field(default_factory=list)
     #: How often to fetch it.
     every: Annotated[Duration, Field(ge=1)] = 3600.0
     clean: Clean = Field(default_factory=Clean)
@@ -527,8 +555,27 @@ class WebSub(_Strict):
         return Site._absolute_http(value)
 
 
-def _one_or_more(value: object) -> object:
-    return [value] if isinstance(value, str) else value
+_SLUG = re.compile(r"[^\s/\\\x00-\x1f.][^\s/\\\x00-\x1f]{0,99}")
+
+
+class Query(Policy):
+    """A topic feed: the entries of every source and post that its rules admit."""
+
+    #: The feed's name (its title is "<name> — <site title>" unless ``title`` says otherwise).
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    #: Its file name, queries/<slug>.atom.xml... (default: made from the name).
+    slug: str | None = None
+
+    @field_validator("slug")
+    @classmethod
+    def _safe_slug(cls, value: str | None) -> str | None:
+        if value is not None and not _SLUG.fullmatch(value):
+            raise ValueError(f"slug {value!r} must be one path segment without spaces")
+        return value
+
+    @property
+    def file_slug(self) -> str:
+        return self.slug if self.slug is not None else make_slug(self.name)
 
 
 class Config(_Strict):
@@ -546,6 +593,8 @@ class Config(_Strict):
     fetch: Fetch = Field(default_factory=Fetch)
     schedule: Schedule = Field(default_factory=Schedule)
     feeds: FeedPolicies = Field(default_factory=FeedPolicies)
+    #: Topic feeds made by rules across every source and post: queries/<slug>.atom.xml...
+    queries: list[Query] = Field(default_factory=list)
     websub: WebSub = Field(default_factory=WebSub)
     tags: Taxonomy = Field(default_factory=Taxonomy)
     categories: Taxonomy = Field(default_factory=Taxonomy)
@@ -570,6 +619,18 @@ class Config(_Strict):
             seen.add(source.name)
         return value
 
+    @field_validator("queries")
+    @classmethod
+    def _unique_slugs(cls, value: list[Query]) -> list[Query]:
+        seen: dict[str, str] = {}
+        for query in value:
+            folded = query.file_slug.casefold()
+            if folded in seen:
+                raise ValueError(f"the queries {seen[folded]!r} and {query.name!r} would both be written as "
+                                 f"queries/{query.file_slug}; give one another slug")
+            seen[folded] = query.name
+        return value
+
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
     _fingerprints: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
@@ -582,12 +643,17 @@ class Config(_Strict):
         return self._name, self._lines.get(key)
 
     def policy(self, kind: FeedKind, name: str | None = None) -> Policy:
-        """The policy of one feed: output settings, then defaults, its taxonomy, itself."""
+        """The policy of one feed: output settings, then defaults, its taxonomy, itself (for
+        a query, ``name`` is its slug)."""
         base = Policy(max_entries=self.output.max_entries, content="full", formats=list(self.output.formats),
                       min_entries=1)
-        layers = [self.feeds.defaults, {"all": self.feeds.all, "tag": self.feeds.tags,
-                                        "category": self.feeds.categories}[kind]]
-        if name is not None:
+        layers: list[Policy] = [self.feeds.defaults, {"all": self.feeds.all, "tag": self.feeds.tags,
+                                                      "category": self.feeds.categories,
+                                                      "query": self.feeds.queries}[kind]]
+        if kind == "query":
+            layers += [Policy.model_validate(q.model_dump(exclude={"name", "slug"}))
+                       for q in self.queries if q.file_slug == name]
+        elif name is not None:
             singles = self.feeds.tag if kind == "tag" else self.feeds.category
             folded = name.casefold()
             layers += [p for key, p in singles.items() if key.casefold() == folded]

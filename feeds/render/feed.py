@@ -59,6 +59,14 @@ class FeedHead:
     max_bytes: int | None = None
     #: An entry whose content is larger (UTF-8 bytes of its HTML) shows summary and link.
     max_entry_bytes: int | None = None
+    #: RFC 5005 links of an archived feed, (rel, href): "prev-archive" on the current feed;
+    #: "current", "prev-archive" and "next-archive" on an archive page. Hrefs percent-encoded.
+    archive_links: tuple[tuple[str, str], ...] = ()
+    #: Whether the feed is an archive page (``<fh:archive/>``).
+    archive_page: bool = False
+
+    def archive_link(self, rel: str) -> str | None:
+        return next((href for r, href in self.archive_links if r == rel), None)
 
 
 class Rendered(NamedTuple):
@@ -68,16 +76,35 @@ class Rendered(NamedTuple):
     notes: tuple[str, ...] = ()
 
 
+#: The namespace of RFC 5005's ``<fh:archive/>`` and ``<fh:complete/>``.
+FEED_HISTORY = "http://purl.org/syndication/history/1.0"
+
+
 class _Attribution(BaseExtension):  # type: ignore[misc]
-    """Feed-level half: the WebSub hub link in RSS (feedgen writes only rel=self there)."""
+    """Feed-level half: the WebSub hub and archive links in RSS (feedgen writes only
+    rel=self there), and ``<fh:archive/>`` on an archive page."""
 
     def __init__(self) -> None:
         self.hub: str | None = None
+        self.archive_links: tuple[tuple[str, str], ...] = ()
+        self.archive_page = False
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        if self.archive_page:
+            etree.SubElement(feed, f"{{{FEED_HISTORY}}}archive", nsmap={"fh": FEED_HISTORY})
+        return feed
 
     def extend_rss(self, feed: etree._Element) -> etree._Element:
         channel = feed.find("channel")
-        if self.hub and channel is not None:
+        if channel is None:
+            return feed
+        if self.hub:
             etree.SubElement(channel, "{http://www.w3.org/2005/Atom}link", href=self.hub, rel="hub")
+        for rel, href in self.archive_links:
+            etree.SubElement(channel, "{http://www.w3.org/2005/Atom}link", href=href, rel=rel,
+                             type="application/rss+xml")
+        if self.archive_page:
+            etree.SubElement(channel, f"{{{FEED_HISTORY}}}archive", nsmap={"fh": FEED_HISTORY})
         return feed
 
 
@@ -127,9 +154,11 @@ def _safe_head(head: FeedHead) -> FeedHead:
     self_url = web_url(head.self_url)
     if self_url is None:
         raise InputError("the feed's address is not an http(s) URL", where=head.self_url)
+    links = tuple((rel, url) for rel, url in ((r, web_url(h)) for r, h in head.archive_links) if url is not None)
     return replace(head, title=text(head.title) or self_url, description=text(head.description),
                    self_url=self_url, home_url=web_url(head.home_url) or self_url,
-                   author=text(head.author) or "feeds", hub=web_url(head.hub) if head.hub else None)
+                   author=text(head.author) or "feeds", hub=web_url(head.hub) if head.hub else None,
+                   archive_links=links)
 
 
 def _feed(head: FeedHead, entries: Sequence[SafeEntry], fmt: FeedFormat, failed: dict[str, str]) -> FeedGenerator:
@@ -146,6 +175,11 @@ def _feed(head: FeedHead, entries: Sequence[SafeEntry], fmt: FeedFormat, failed:
         fg.attribution.hub = head.hub
         if fmt == "atom":
             fg.link(href=head.hub, rel="hub")
+    fg.attribution.archive_links = head.archive_links
+    fg.attribution.archive_page = head.archive_page
+    if fmt == "atom":
+        for rel, href in head.archive_links:
+            fg.link(href=href, rel=rel, type="application/atom+xml")
     fg.link(href=head.home_url, rel="alternate")  # last: feedgen takes RSS's <link> from it
     if head.language:
         fg.language(head.language)
@@ -292,6 +326,9 @@ def render_json(head: FeedHead, entries: Sequence[SafeEntry]) -> bytes:
         feed["language"] = head.language
     if head.hub:
         feed["hubs"] = [{"type": "WebSub", "url": head.hub}]
+    older = head.archive_link("prev-archive")
+    if older:  # JSON Feed's paging: the next (older) page of the archive
+        feed["next_url"] = older
     items = []
     for e in entries:
         item: dict[str, Any] = {"id": e.id, "title": e.title}

@@ -6,7 +6,7 @@ changed is cheap), each source's fetch state and items, what each output file
 was made from, and a few settings. :class:`Store` is its one face: one method
 per operation, each one SQL statement or one transaction. Behind it, one
 module per table (``posts``, ``contents``, ``items``, ``articles``, ``sources``,
-``ledger``, ``outputs``, ``settings``) writes the SQL; ``schema`` defines the tables,
+``ledger``, ``outputs``, ``archive``, ``settings``) writes the SQL; ``schema`` defines the tables,
 ``codecs`` turns stored text back into the program's types, ``records`` holds
 the row types, ``engine`` opens the database and translates its errors,
 ``dialects`` picks the SQL that differs between databases, ``files`` checks and
@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 from ..errors import LostLeadership, LostLease
 from ..identity import Ledger
 from ..sources.schedule import SourceState
+from . import archive as _archive
 from . import articles as _articles
 from . import contents as _contents
 from . import items as _items
@@ -377,6 +378,21 @@ class Store:
             self._fenced(conn)
             _outputs.save(conn, records)
             _outputs.forget(conn, list(forget))
+
+    # -- archive pages (RFC 5005) -------------------------------------------------
+
+    def load_archive_pages(self) -> dict[str, list[tuple[int, tuple[str, ...]]]]:
+        """Each feed's recorded archive pages: (number, entry ids), by the feed's stem."""
+        with self._db.begin() as conn:
+            return _archive.load(conn)
+
+    def save_archive_pages(self, pages: Iterable[tuple[str, int, Sequence[str]]],
+                           forget: Sequence[str] = ()) -> None:
+        """Record newly cut pages (feed stem, number, entry ids), and drop every page of the
+        ``forget`` feeds, in one transaction."""
+        with self._db.begin() as conn:
+            _archive.forget(conn, forget)
+            _archive.save(conn, pages)
 
     # -- sources and their items -------------------------------------------------
 

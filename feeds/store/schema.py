@@ -97,6 +97,14 @@ items = sa.Table(
     sa.Column("first_seen", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
 )
+archive_pages = sa.Table(
+    "archive_pages", metadata,
+    # The feed's path without suffix ("all", "tags/<slug>"...) and the page's number (1: oldest).
+    sa.Column("feed", sa.String, primary_key=True),
+    sa.Column("page", sa.Integer, primary_key=True),
+    # The entry ids on the page, newest first, as a JSON list: cut once, never changed.
+    sa.Column("entry_ids", sa.Text, nullable=False),
+)
 
 articles = sa.Table(
     "articles", metadata,
@@ -118,7 +126,8 @@ articles = sa.Table(
 #: The settings key holding the schema version (a decimal string).
 VERSION_KEY = "schema_version"
 
-# Steps from version N-1 to N; version 1 is the tables above, made by create_all.
+# Steps from version N-1 to N; version 1 is the tables above, made by create_all (which
+# also adds a table that a database of this version lacks, such as archive_pages).
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 

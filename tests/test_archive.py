@@ -1,0 +1,264 @@
+"""Complete archives (RFC 5005): cutting pages (a Hypothesis model of the rule), and real
+`feeds generate` runs whose pages are parsed back with lxml and feedparser, walked from the
+current feed to the oldest page, and kept byte for byte once full."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lxml import etree
+
+from feeds.build.archive import cut_pages, new_pages, recorded_pages
+from feeds.build.group import FeedPlan
+from feeds.config import Policy
+
+from .conftest import DATA, Site
+from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+FH = "{http://purl.org/syndication/history/1.0}"
+BASE = "https://example.org/feeds/"
+
+# -- the rule, pure -------------------------------------------------------------------
+
+
+def plan_of(history: list[str], shown: int) -> FeedPlan:
+    return FeedPlan("all", None, "all", tuple(history[:shown]), Policy(max_entries=shown), len(history),
+                    tuple(history))
+
+
+@given(st.integers(0, 60), st.integers(1, 12), st.integers(0, 40), st.data())
+def test_pages_are_whole_and_together_with_the_feed_hold_everything(n: int, size: int, extra: int,
+                                                                     data: st.DataObject) -> None:
+    shown = data.draw(st.integers(size, size + 10))  # a page is never larger than the feed
+    history = [f"e{i:03d}" for i in range(n, 0, -1)]  # newest first
+    first = cut_pages(plan_of(history, shown), [], size)
+    assert all(len(p) == size for p in first.pages)
+    on_pages = [i for p in first.pages for i in p]
+    assert len(on_pages) == len(set(on_pages))
+    assert set(on_pages) | set(first.entry_ids) == set(history)
+    assert len(first.entry_ids) <= max(shown, size - 1)
+    # Page 1 holds the oldest entries, each page newest first; all older than the next page's.
+    for page, following in zip(first.pages, first.pages[1:], strict=False):
+        assert list(page) == sorted(page, reverse=True) and max(page) < min(following)
+    # Newer entries arrive: the pages already cut stay as they were, in the same places.
+    newer = [f"e{i:03d}" for i in range(n + extra, n, -1)] + history
+    later = cut_pages(plan_of(newer, shown), list(first.pages), size)
+    assert later.pages[:len(first.pages)] == first.pages and later.frozen == len(first.pages)
+    assert set(i for p in later.pages for i in p) | set(later.entry_ids) == set(newer)
+    assert [p[2] for p in new_pages([later])] == list(later.pages[len(first.pages):])
+
+
+@given(st.lists(st.integers(1, 6), max_size=8))
+def test_recorded_pages_run_on_from_page_one(numbers: list[int]) -> None:
+    pages = recorded_pages([(n, (f"p{n}",)) for n in dict.fromkeys(numbers)])
+    run = 0
+    while run + 1 in numbers:
+        run += 1
+    assert pages == [(f"p{n}",) for n in range(1, run + 1)]
+
+
+def test_a_late_old_entry_waits_in_the_current_feed_until_cut() -> None:
+    recorded = [("e003", "e002", "e001")]
+    history = ["e004", "e003", "e002", "e001", "e000"]  # e000 came late
+    p = cut_pages(plan_of(history, 3), recorded, 3)
+    assert p.pages == (("e003", "e002", "e001"),)
+    assert p.entry_ids == ("e004", "e003", "e002", "e000")
+    history = ["e006", "e005", *history]
+    p = cut_pages(plan_of(history, 3), recorded, 3)
+    assert p.pages == (("e003", "e002", "e001"), ("e005", "e004", "e000"))
+    assert p.entry_ids == ("e006", "e005", "e004")
+
+
+# -- real runs ------------------------------------------------------------------------
+
+CONFIG = f"""\
+site: {{title: Archive, base_url: "{BASE}"}}
+output: {{formats: [atom, rss, json], archive: true, archive_page_size: 3, max_entries: 4}}
+state: state/feeds.db
+posts: [{{path: posts}}]
+"""
+START = datetime(2024, 1, 1, 8, tzinfo=UTC)
+
+
+def add_posts(site: Site, numbers: range, tag: str = "news") -> None:
+    for n in numbers:
+        day = (START + timedelta(days=n)).strftime("%Y-%m-%d")
+        site.add(f"{day}-post-{n}.md", f"---\ntitle: Post {n}\ndate: {day} 08:00:00\ntags: [{tag}]\n---\n"
+                                       f"Body of post {n}.\n")
+
+
+def links(doc: etree._Element) -> dict[str, str]:
+    return {e.get("rel"): e.get("href") for e in doc.iter(f"{ATOM}link")}
+
+
+def local(site: Site, url: str) -> Path:
+    assert url.startswith(BASE)
+    return site.output / url[len(BASE):]
+
+
+def walk(site: Site, current: str) -> list[list[str]]:
+    """From the current feed back to the oldest page by prev-archive: each document's titles."""
+    seen: list[list[str]] = []
+    path: Path | None = site.output / current
+    while path is not None:
+        data = path.read_bytes()
+        doc = etree.fromstring(data)
+        parsed = feedparser.parse(data)
+        assert not parsed.bozo, (path, parsed.get("bozo_exception"))
+        seen.append([e.title for e in parsed.entries])
+        found = links(doc)
+        assert found["self"] == BASE + path.relative_to(site.output).as_posix()
+        if seen[1:]:  # an archive page: says so, and links the current feed
+            assert doc.find(f".//{FH}archive") is not None
+            assert found["current"] == BASE + current
+            assert "next-archive" in found
+        else:
+            assert doc.find(f".//{FH}archive") is None
+        path = local(site, found["prev-archive"]) if "prev-archive" in found else None
+    return seen
+
+
+@pytest.fixture
+def archived(site: Site) -> Site:
+    site.write_config(CONFIG)
+    add_posts(site, range(1, 8))
+    site.generate()
+    return site
+
+
+def test_every_feed_links_its_pages_and_they_hold_its_whole_history(archived: Site) -> None:
+    files = archived.outputs()
+    for fmt in ("atom", "rss"):
+        docs = walk(archived, f"all.{fmt}.xml")
+        assert docs[0] == ["Post 7", "Post 6", "Post 5", "Post 4"]
+        assert docs[1:] == [["Post 6", "Post 5", "Post 4"], ["Post 3", "Post 2", "Post 1"]]
+        assert walk(archived, f"tags/news.{fmt}.xml")[1:] == docs[1:]
+    assert "all.archive/3.atom.xml" not in files  # only whole pages
+    page = etree.fromstring(files["all.archive/1.atom.xml"])
+    assert "prev-archive" not in links(page) and links(page)["next-archive"] == BASE + "all.archive/2.atom.xml"
+    # JSON Feed pages by next_url, from the current feed to the oldest page.
+    url, titles = BASE + "all.feed.json", []
+    while url:
+        doc = json.loads(local(archived, url).read_bytes())
+        titles.append([i["title"] for i in doc["items"]])
+        url = doc.get("next_url")
+    assert titles[1:] == [["Post 6", "Post 5", "Post 4"], ["Post 3", "Post 2", "Post 1"]]
+
+
+def test_full_pages_never_change_again(archived: Site) -> None:
+    before, mtimes = archived.outputs(), archived.mtimes()
+    pages = {name: data for name, data in before.items() if ".archive/" in name}
+    add_posts(archived, range(8, 12))  # two more pages' worth, nearly
+    archived.posts.joinpath("2024-01-03-post-2.md").write_text(
+        "---\ntitle: Post 2, edited\ndate: 2024-01-03 08:00:00\ntags: [news]\n---\nEdited.\n")
+    archived.posts.joinpath("2024-01-02-post-1.md").unlink()
+    report = archived.generate()
+    after = archived.outputs()
+    for name, data in pages.items():
+        assert after[name] == data, name
+        assert archived.mtimes()[name] == mtimes[name], name
+    assert "all.archive/3.atom.xml" in after and not any(w in pages for w in report.written)
+    docs = walk(archived, "all.atom.xml")
+    assert docs[0] == ["Post 11", "Post 10", "Post 9", "Post 8"]
+    assert docs[1:] == [["Post 9", "Post 8", "Post 7"], ["Post 6", "Post 5", "Post 4"],
+                        ["Post 3", "Post 2", "Post 1"]]  # a page keeps what it was cut with
+    again = archived.generate()
+    assert again.written == [] and archived.outputs() == after
+    assert archived.generate(check=True).outdated == []
+    # A page removed by hand is made again from its entries as they are now.
+    (archived.output / "all.archive/1.atom.xml").unlink()
+    archived.generate()
+    assert walk(archived, "all.atom.xml")[-1] == ["Post 3", "Post 2, edited"]
+
+
+def test_turning_archives_off_removes_only_the_pages(archived: Site) -> None:
+    (archived.output / "all.archive" / "notes.txt").write_text("mine")
+    archived.write_config(CONFIG.replace("archive: true, ", ""))
+    report = archived.generate()
+    left = archived.outputs()
+    assert not any(".archive/" in name and name.endswith((".xml", ".json")) for name in left)
+    assert len([r for r in report.removed if ".archive/" in r]) == 12
+    assert left["all.archive/notes.txt"] == b"mine"
+    assert "prev-archive" not in links(etree.fromstring(left["all.atom.xml"]))
+    archived.write_config(CONFIG)  # on again: the same pages
+    archived.generate()
+    assert walk(archived, "all.atom.xml")[1:] == [["Post 6", "Post 5", "Post 4"], ["Post 3", "Post 2", "Post 1"]]
+
+
+def test_a_vanished_tag_takes_its_pages_along(archived: Site) -> None:
+    add_posts(archived, range(20, 24), tag="brief")
+    archived.generate()
+    assert "tags/brief.archive/1.atom.xml" in archived.outputs()
+    for n in range(20, 24):
+        next(archived.posts.glob(f"*-post-{n}.md")).unlink()
+    archived.generate()
+    assert not any(name.startswith("tags/brief") for name in archived.outputs())
+    add_posts(archived, range(20, 24), tag="brief")  # back: cut anew
+    archived.generate()
+    assert walk(archived, "tags/brief.atom.xml")[1:] == [["Post 22", "Post 21", "Post 20"]]
+
+
+def test_feeds_check_reads_the_pages(archived: Site) -> None:
+    run = subprocess.run([sys.executable, "-m", "feeds", "check"], cwd=archived.root, capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "12 feed files, 0 problems" in run.stderr  # 2 feeds and 2 pages each, in Atom and RSS
+    page = archived.output / "tags/news.archive/2.rss.xml"
+    page.write_bytes(page.read_bytes().replace(b"<fh:archive", b"<fh:other"))
+    run = subprocess.run([sys.executable, "-m", "feeds", "check"], cwd=archived.root, capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 1 and "tags/news.archive/2.rss.xml: an archive page without <fh:archive/>" in run.stderr
+
+
+GOLDEN = DATA / "golden" / "topics"
+GOLDEN_FILES = ("queries/climate.atom.xml", "queries/climate.rss.xml", "queries/climate.feed.json",
+                "all.archive/1.atom.xml", "all.archive/1.rss.xml", "all.archive/1.feed.json", "all.atom.xml")
+
+
+def test_golden_topic_feed_and_archive_page(sample_site: Site) -> None:
+    shutil.copy(Path(__file__).resolve().parent.parent / "sources" / "example-wire.rss.xml", sample_site.root)
+    text = (sample_site.root / "config.yaml").read_text()
+    text = text.replace("  max_entries: 50\n", "  max_entries: 50\n  formats: [atom, rss, json]\n  archive: true\n"
+                                               "  archive_page_size: 2\n")
+    sample_site.write_config(text + "sources:\n  - {name: wire, url: example-wire.rss.xml}\n"
+                                    "queries:\n  - {name: Climate, include: '/气候|climate/'}\n")
+    sample_site.generate()
+    files = sample_site.outputs()
+    for name in GOLDEN_FILES:
+        target = GOLDEN / name
+        if os.environ.get("UPDATE_GOLDEN"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[name])
+        assert files[name] == target.read_bytes(), f"{name} differs from {target}"
+
+
+def test_archives_and_topic_feeds_on_postgresql_are_the_bytes_of_sqlite(make_site: Callable[[str], Site],
+                                                                        postgres_url: str) -> None:  # noqa: F811
+    sites = make_site("file"), make_site("server")
+    for site in sites:
+        site.write_config(CONFIG + "queries:\n  - {name: Odd, include: '/post [13579]$/'}\n")
+        add_posts(site, range(1, 8))
+    sites[1].write_config(CONFIG.replace("state: state/feeds.db", f"state: {postgres_url}")
+                          + "queries:\n  - {name: Odd, include: '/post [13579]$/'}\n")
+    for site in sites:
+        site.generate()
+    assert sites[0].outputs() == sites[1].outputs()
+    assert "queries/odd.archive/1.atom.xml" in sites[1].outputs()
+    pages = {n: d for n, d in sites[1].outputs().items() if ".archive/" in n}
+    for site in sites:
+        add_posts(site, range(8, 12))
+        site.generate()
+    assert sites[0].outputs() == sites[1].outputs()
+    assert all(sites[1].outputs()[n] == d for n, d in pages.items())
