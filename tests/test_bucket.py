@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -447,3 +448,37 @@ def test_many_files_are_published_and_an_unchanged_run_reads_no_object(tmp_path:
     assert sync(remote.settings(), tmp_path, names).unchanged == len(files)
     assert remote.writes() == before
     assert remote.files() == files
+
+
+def test_check_asks_no_instance_or_container_role(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without credentials in the environment or files boto3 would ask the instance metadata
+    service, and a container's credentials address: ``feeds check`` makes no request at all."""
+    posts(site)
+    text = (site.root / "config.yaml").read_text()
+    site.write_config(text.replace("output:\n", "output:\n  s3: {bucket: some-bucket, region: us-east-1}\n", 1))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{port}/")
+        monkeypatch.setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1")
+        monkeypatch.setenv("AWS_METADATA_SERVICE_TIMEOUT", "1")
+        result = subprocess.run([sys.executable, "-m", "feeds", "check", "--config", str(site.root / "config.yaml")],
+                                capture_output=True, text=True, timeout=60)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()[0].close()
+    assert result.returncode == 1
+    assert "s3://some-bucket/: no credentials found" in result.stderr
+
+
+def test_an_endpoint_with_a_password_in_it_is_refused(site: Site) -> None:
+    text = (site.root / "config.yaml").read_text()
+    line = "  s3: {bucket: good-bucket, endpoint_url: 'https://key:secret@minio.example:9000'}\n"
+    site.write_config(text.replace("output:\n", "output:\n" + line, 1))
+    result = subprocess.run([sys.executable, "-m", "feeds", "check", "--config", str(site.root / "config.yaml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "config.yaml:" in result.stderr and "credentials" in result.stderr
+    assert "secret" not in result.stderr

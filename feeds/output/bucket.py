@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,22 +125,34 @@ def make_client(settings: Bucket) -> Any:
         raise PublishError(f"cannot use the bucket: {exc}", where=location(settings)) from None
 
 
+#: Where boto3 would ask for credentials over the network (an instance's metadata service,
+#: a container's credentials address): ``feeds check`` asks neither.
+NETWORK_PROVIDERS = ("iam-role", "container-role")
+CONTAINER_VARIABLES = ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
 def settings_problem(settings: Bucket) -> str | None:
-    """What would keep publishing to the bucket from starting, found without asking it:
-    boto3 missing, an unknown profile, no credentials anywhere boto3 looks."""
+    """What would keep publishing to the bucket from starting, found without asking it (or
+    anything else on the network): boto3 missing, an unknown profile, no credentials in
+    the environment, the AWS files or a container's settings."""
     try:
-        import boto3
+        import botocore.session
         from botocore.exceptions import BotoCoreError
     except ImportError:
         return f"{location(settings)}: output.s3 needs boto3: pip install 'feeds[s3]'"
+    if any(os.environ.get(name) for name in CONTAINER_VARIABLES):
+        return None  # a container's role: fetched when publishing
     try:
-        session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+        session = botocore.session.Session(profile=settings.profile)
+        resolver = session.get_component("credential_provider")
+        for name in NETWORK_PROVIDERS:
+            resolver.remove(name)
         credentials = session.get_credentials()
     except BotoCoreError as exc:
         return f"{location(settings)}: {exc}"
     if credentials is None:
         return (f"{location(settings)}: no credentials found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "~/.aws/credentials, output.s3.profile or an instance role)")
+                "~/.aws/credentials or output.s3.profile; an instance role is not asked by feeds check)")
     return None
 
 
