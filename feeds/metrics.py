@@ -88,6 +88,9 @@ class Metrics:
                                      "When a generation last succeeded (Unix time).", registry=r)
         self._lock = threading.Lock()
         self._failing: set[str] = set()
+        #: The sources scheduled (None: not told yet); a fetch that ends after a reload
+        #: dropped its source does not count it again.
+        self._scheduled: set[str] | None = None
 
     # -- what the daemon tells -----------------------------------------------------
 
@@ -96,6 +99,7 @@ class Metrics:
         wanted = set(names)
         with self._lock:
             self._failing &= wanted
+            self._scheduled = wanted
             self.sources.set(len(wanted))
             self.failing.set(len(self._failing))
 
@@ -112,7 +116,7 @@ class Metrics:
                     self.items.labels("new").inc(outcome.new)
                 if outcome.changed:
                     self.items.labels("changed").inc(outcome.changed)
-                if outcome.status in FAILING:
+                if outcome.status in FAILING and (self._scheduled is None or outcome.name in self._scheduled):
                     self._failing.add(outcome.name)
                 else:
                     self._failing.discard(outcome.name)

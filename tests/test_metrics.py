@@ -171,3 +171,16 @@ fetch:""", 1))
     assert value(text, "feeds_files_written_total") >= 1
     assert value(text, "feeds_entries") >= 3
     assert value(text, "feeds_last_generation_timestamp_seconds") > 1_700_000_000
+
+
+def test_a_fetch_of_a_source_taken_out_by_a_reload_does_not_count_it_failing_again() -> None:
+    """A fetch job still running when SIGHUP dropped its source ends after the reload."""
+    m = Metrics()
+    m.scheduled(["a", "b"])
+    m.scheduled(["a"])
+    m.updated([SourceOutcome("b", "error", error="timed out")])
+    text = m.exposition().decode()
+    assert value(text, "feeds_sources_failing") == 0
+    assert value(text, "feeds_sources") == 1
+    m.scheduled(["a", "b"])  # back in the config: it fails again only when its next fetch fails
+    assert value(m.exposition().decode(), "feeds_sources_failing") == 0
