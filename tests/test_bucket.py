@@ -482,3 +482,14 @@ def test_an_endpoint_with_a_password_in_it_is_refused(site: Site) -> None:
     assert result.returncode == 2
     assert "config.yaml:" in result.stderr and "credentials" in result.stderr
     assert "secret" not in result.stderr
+
+
+def test_every_kind_of_file_gets_its_content_type(tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url)
+    kinds = {"all.atom.xml": "application/atom+xml", "all.rss.xml": "application/rss+xml",
+             "all.feed.json": "application/feed+json", "index.html": "text/html", "tags/x.html": "text/html",
+             "feeds.opml": "text/x-opml", "feed.xsl": "text/xsl", "status.atom": "application/atom+xml",
+             "status.json": "application/json"}
+    names = folder(tmp_path, {name: b"x" for name in kinds})
+    sync(remote.settings(), tmp_path, names)
+    assert {n: remote.head(n)["ContentType"] for n in kinds} == {n: f"{k}; charset=utf-8" for n, k in kinds.items()}
