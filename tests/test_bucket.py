@@ -439,16 +439,18 @@ def test_a_damaged_manifest_is_one_error_and_nothing_is_written(tmp_path: Path, 
     assert remote.names() == [MANIFEST]
 
 
-def test_many_files_are_published_and_an_unchanged_run_reads_no_object(tmp_path: Path, moto_url: str) -> None:
+def test_many_files_are_published_and_an_unchanged_run_writes_nothing(tmp_path: Path, moto_url: str) -> None:
+    """More objects than one listing page holds."""
     remote = Remote(moto_url)
+    remote.client.put_bucket_versioning(Bucket=remote.name, VersioningConfiguration={"Status": "Suspended"})
     files = {f"tags/t{i:04d}.atom.xml": f"<feed>{i}</feed>".encode() for i in range(1001)}
     names = folder(tmp_path, files)
-    sync(remote.settings(), tmp_path, names)
-    before = remote.writes()
-    assert sync(remote.settings(), tmp_path, names).unchanged == len(files)
-    assert remote.writes() == before
-    assert remote.files() == files
-
+    assert len(sync(remote.settings(), tmp_path, names).written) == len(files)
+    manifest = remote.head(MANIFEST)["ETag"]
+    again = sync(remote.settings(), tmp_path, names)
+    assert again.unchanged == len(files) and again.written == []
+    assert remote.head(MANIFEST)["ETag"] == manifest
+    assert remote.names() == sorted([*files, MANIFEST])
 
 def test_check_asks_no_instance_or_container_role(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without credentials in the environment or files boto3 would ask the instance metadata
