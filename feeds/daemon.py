@@ -381,6 +381,8 @@ class Daemon:
             self.metrics.generated(seconds=time.monotonic() - clock, entries=report.entries, feeds=report.feeds,
                                    written=len(report.written), removed=len(report.removed),
                                    finished_at=time.time())
+            if config.output.s3 is not None:
+                self.metrics.published(report.bucket)
             log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs%s",
                      report.entries, report.feeds, len(report.written), len(report.removed),
                      len(report.warnings), seconds, _term_note(term, changed))

@@ -20,6 +20,9 @@ Names and labels are fixed here, so dashboards can rely on them:
   ``feeds_generation_duration_seconds``;
 - ``feeds_files_written_total`` and ``feeds_files_removed_total``: files the
   publisher wrote (changed bytes only) and removed;
+- with ``output.s3``: ``feeds_bucket_publications_total{result}`` (``ok``, ``failed``:
+  the generation wrote the folder but the bucket was not brought up to date), and
+  ``feeds_bucket_objects_written_total`` / ``feeds_bucket_objects_deleted_total``;
 - ``feeds_entries`` and ``feeds_feed_files``: the last generation's entries and
   feed files; ``feeds_last_generation_timestamp_seconds``: when one last succeeded.
 """
@@ -32,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .output.bucket import Synced
 from .sources.decide import SourceOutcome
 from .sources.results import FetchResult
 
@@ -82,12 +86,21 @@ class Metrics:
         self.written = Counter("feeds_files_written", "Files the publisher wrote (changed bytes only).",
                                registry=r)
         self.removed = Counter("feeds_files_removed", "Files the publisher removed.", registry=r)
+        self.publications = Counter("feeds_bucket_publications", "Publications to the bucket, by result.",
+                                    ["result"], registry=r)
+        self.objects_written = Counter("feeds_bucket_objects_written", "Objects written to the bucket.",
+                                       registry=r)
+        self.objects_deleted = Counter("feeds_bucket_objects_deleted", "Objects deleted from the bucket.",
+                                       registry=r)
         self.entries = Gauge("feeds_entries", "Entries in the last generation.", registry=r)
         self.feed_files = Gauge("feeds_feed_files", "Feed files of the last generation.", registry=r)
         self.last_generation = Gauge("feeds_last_generation_timestamp_seconds",
                                      "When a generation last succeeded (Unix time).", registry=r)
         self._lock = threading.Lock()
         self._failing: set[str] = set()
+        #: The sources scheduled (None: not told yet); a fetch that ends after a reload
+        #: dropped its source does not count it again.
+        self._scheduled: set[str] | None = None
 
     # -- what the daemon tells -----------------------------------------------------
 
@@ -96,6 +109,7 @@ class Metrics:
         wanted = set(names)
         with self._lock:
             self._failing &= wanted
+            self._scheduled = wanted
             self.sources.set(len(wanted))
             self.failing.set(len(self._failing))
 
@@ -112,7 +126,7 @@ class Metrics:
                     self.items.labels("new").inc(outcome.new)
                 if outcome.changed:
                     self.items.labels("changed").inc(outcome.changed)
-                if outcome.status in FAILING:
+                if outcome.status in FAILING and (self._scheduled is None or outcome.name in self._scheduled):
                     self._failing.add(outcome.name)
                 else:
                     self._failing.discard(outcome.name)
@@ -132,6 +146,14 @@ class Metrics:
         self.entries.set(entries)
         self.feed_files.set(feeds)
         self.last_generation.set(finished_at)
+
+    def published(self, synced: Synced | None) -> None:
+        """A generation's publication to the bucket: what it did, or None when it failed."""
+        with self._lock:
+            self.publications.labels("ok" if synced is not None else "failed").inc()
+            if synced is not None:
+                self.objects_written.inc(len(synced.written))
+                self.objects_deleted.inc(len(synced.deleted))
 
     def generation_ended(self, result: str, seconds: float) -> None:
         """A generation that did not finish: ``failed`` or ``cancelled``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -321,3 +322,176 @@ def test_check_reports_missing_credentials(site: Site, monkeypatch: pytest.Monke
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "s3://some-bucket/: no credentials found" in result.stderr
+
+
+# -- what an operator (or a crash) does to the bucket and the folder between runs -----------------
+
+
+def folder(root: Path, files: dict[str, bytes]) -> list[str]:
+    """A folder holding exactly ``files``; their names."""
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return list(files)
+
+
+def test_names_and_a_prefix_beyond_ascii_are_published_as_they_are(tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url, "新闻 feeds/")
+    files = {"tags/中文 标签.atom.xml": b"<feed/>", "tags/café.html": "<p>é</p>".encode(), "index.html": b"<p/>"}
+    names = folder(tmp_path, files)
+    sync(remote.settings(), tmp_path, names)
+    assert remote.files() == files
+    assert remote.head("tags/中文 标签.atom.xml")["ContentType"] == media_type("x.atom.xml")
+    before = remote.writes()
+    assert sync(remote.settings(), tmp_path, names).written == []
+    assert remote.writes() == before
+
+
+def test_an_object_deleted_by_hand_is_written_again_by_the_next_run(tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url)
+    names = folder(tmp_path, {"all.atom.xml": b"<feed>1</feed>", "index.html": b"<p>1</p>"})
+    sync(remote.settings(), tmp_path, names)
+    remote.client.delete_object(Bucket=remote.name, Key="all.atom.xml")
+    # Nothing changed in the folder: the run still finds the hole and fills it.
+    done = sync(remote.settings(), tmp_path, names)
+    assert done.written == ["all.atom.xml"]
+    assert remote.files() == {"all.atom.xml": b"<feed>1</feed>", "index.html": b"<p>1</p>"}
+
+
+def test_an_object_deleted_by_hand_whose_file_then_changes_is_written(tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url)
+    names = folder(tmp_path, {"all.atom.xml": b"<feed>1</feed>"})
+    sync(remote.settings(), tmp_path, names)
+    remote.client.delete_object(Bucket=remote.name, Key="all.atom.xml")
+    folder(tmp_path, {"all.atom.xml": b"<feed>2</feed>"})
+    # S3 answers a write If-Match an object that is not there with 404, not 412.
+    done = sync(remote.settings(), tmp_path, names, client=remote.client)
+    assert done.written == ["all.atom.xml"]
+    assert remote.files() == {"all.atom.xml": b"<feed>2</feed>"}
+
+
+def test_an_object_replaced_by_hand_is_left_alone_with_a_warning_each_run(tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url)
+    names = folder(tmp_path, {"all.atom.xml": b"<feed>1</feed>"})
+    sync(remote.settings(), tmp_path, names)
+    remote.client.put_object(Bucket=remote.name, Key="all.atom.xml", Body=b"by hand")
+    done = sync(remote.settings(), tmp_path, names)
+    assert done.written == [] and any("did not write" in w for w in done.warnings)
+    assert remote.files() == {"all.atom.xml": b"by hand"}
+
+
+def test_a_killed_publication_then_a_file_changed_back_leaves_the_bucket_as_the_folder(
+        tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url)
+    old = {f"tags/t{i}.atom.xml": f"<feed>{i}</feed>".encode() for i in range(4)}
+    names = folder(tmp_path, old)
+    sync(remote.settings(), tmp_path, names)
+    folder(tmp_path, {n: d + b" edited" for n, d in old.items()})
+    asked = 0
+
+    def holds() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked <= 3  # the claim and two objects
+
+    with pytest.raises(StaleTerm):
+        sync(remote.settings(), tmp_path, names, fence=Fence(term=1, holds=holds))
+    assert remote.files() != old
+    folder(tmp_path, old)  # the edit undone before the next run
+    sync(remote.settings(), tmp_path, names, fence=Fence(term=1))
+    assert remote.files() == old
+    assert remote.manifest()["pending"] == {}
+
+
+def test_a_wanted_file_unreadable_after_a_killed_publication_keeps_its_object(tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url)
+    names = folder(tmp_path, {"a.atom.xml": b"1", "b.atom.xml": b"1"})
+    sync(remote.settings(), tmp_path, names)
+    folder(tmp_path, {"a.atom.xml": b"2", "b.atom.xml": b"2"})
+    allowed = iter([True, True])  # the claim and a.atom.xml
+
+    with pytest.raises(StaleTerm):
+        sync(remote.settings(), tmp_path, names, fence=Fence(term=1, holds=lambda: next(allowed, False)))
+    (tmp_path / "b.atom.xml").unlink()  # gone from the folder by hand; the program still wants it
+    sync(remote.settings(), tmp_path, names, fence=Fence(term=1))
+    assert remote.files() == {"a.atom.xml": b"2", "b.atom.xml": b"1"}
+    assert "b.atom.xml" in remote.manifest()["objects"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"format": 1, "term": 0, "objects": {', b"[1, 2]", b'"text"', b"\xff\xfe",
+    b'{"format": 1, "term": 0, "objects": {"a.atom.xml": 1}}',
+    b'{"format": 1, "term": 0, "objects": {"a.atom.xml": {"sha256": "x"}}}',
+    b'{"format": 1, "term": 0, "objects": [["a.atom.xml", {"sha256": "x", "etag": "y"}]]}',
+    b'{"format": 1, "term": "zero", "objects": {}}',
+    b'{"format": 1, "term": true, "objects": {}}',
+    b'{"format": 1, "term": 0, "objects": {}, "pending": ["a"]}',
+], ids=["truncated", "a-list", "a-string", "not-utf8", "object-not-a-table", "no-etag", "objects-a-list",
+        "term-text", "term-bool", "pending-a-list"])
+def test_a_damaged_manifest_is_one_error_and_nothing_is_written(tmp_path: Path, moto_url: str, body: bytes) -> None:
+    remote = Remote(moto_url)
+    remote.client.put_object(Bucket=remote.name, Key=MANIFEST, Body=body)
+    names = folder(tmp_path, {"a.atom.xml": b"new"})
+    with pytest.raises(PublishError, match="not one this version reads") as caught:
+        sync(remote.settings(), tmp_path, names)
+    assert caught.value.where == f"s3://{remote.name}/{MANIFEST}"
+    assert remote.names() == [MANIFEST]
+
+
+def test_many_files_are_published_and_an_unchanged_run_writes_nothing(tmp_path: Path, moto_url: str) -> None:
+    """More objects than one listing page holds."""
+    remote = Remote(moto_url)
+    remote.client.put_bucket_versioning(Bucket=remote.name, VersioningConfiguration={"Status": "Suspended"})
+    files = {f"tags/t{i:04d}.atom.xml": f"<feed>{i}</feed>".encode() for i in range(1001)}
+    names = folder(tmp_path, files)
+    assert len(sync(remote.settings(), tmp_path, names).written) == len(files)
+    manifest = remote.head(MANIFEST)["ETag"]
+    again = sync(remote.settings(), tmp_path, names)
+    assert again.unchanged == len(files) and again.written == []
+    assert remote.head(MANIFEST)["ETag"] == manifest
+    assert remote.names() == sorted([*files, MANIFEST])
+
+def test_check_asks_no_instance_or_container_role(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without credentials in the environment or files boto3 would ask the instance metadata
+    service, and a container's credentials address: ``feeds check`` makes no request at all."""
+    posts(site)
+    text = (site.root / "config.yaml").read_text()
+    site.write_config(text.replace("output:\n", "output:\n  s3: {bucket: some-bucket, region: us-east-1}\n", 1))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{port}/")
+        monkeypatch.setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1")
+        monkeypatch.setenv("AWS_METADATA_SERVICE_TIMEOUT", "1")
+        result = subprocess.run([sys.executable, "-m", "feeds", "check", "--config", str(site.root / "config.yaml")],
+                                capture_output=True, text=True, timeout=60)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()[0].close()
+    assert result.returncode == 1
+    assert "s3://some-bucket/: no credentials found" in result.stderr
+
+
+def test_an_endpoint_with_a_password_in_it_is_refused(site: Site) -> None:
+    text = (site.root / "config.yaml").read_text()
+    line = "  s3: {bucket: good-bucket, endpoint_url: 'https://key:secret@minio.example:9000'}\n"
+    site.write_config(text.replace("output:\n", "output:\n" + line, 1))
+    result = subprocess.run([sys.executable, "-m", "feeds", "check", "--config", str(site.root / "config.yaml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "config.yaml:" in result.stderr and "credentials" in result.stderr
+    assert "secret" not in result.stderr
+
+
+def test_every_kind_of_file_gets_its_content_type(tmp_path: Path, moto_url: str) -> None:
+    remote = Remote(moto_url)
+    kinds = {"all.atom.xml": "application/atom+xml", "all.rss.xml": "application/rss+xml",
+             "all.feed.json": "application/feed+json", "index.html": "text/html", "tags/x.html": "text/html",
+             "feeds.opml": "text/x-opml", "feed.xsl": "text/xsl", "status.atom": "application/atom+xml",
+             "status.json": "application/json"}
+    names = folder(tmp_path, {name: b"x" for name in kinds})
+    sync(remote.settings(), tmp_path, names)
+    assert {n: remote.head(n)["ContentType"] for n in kinds} == {n: f"{k}; charset=utf-8" for n, k in kinds.items()}

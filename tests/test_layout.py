@@ -82,14 +82,15 @@ def test_feed_files_and_announcements() -> None:
     ("all.atom.xml", "application/atom+xml; charset=utf-8"),
     ("tags/x.rss.xml", "application/rss+xml; charset=utf-8"),
     ("tags/x.feed.json", "application/feed+json; charset=utf-8"),
-    ("status.json", "application/feed+json; charset=utf-8"),
+    ("status.json", "application/json; charset=utf-8"),  # problems, not a JSON Feed
     ("index.html", "text/html; charset=utf-8"),
     ("feeds.opml", "text/x-opml; charset=utf-8"),
     ("feed.xsl", "text/xsl; charset=utf-8"),
     ("sitemap.xml", "application/xml; charset=utf-8"),
     ("style.css", "text/css; charset=utf-8"),
     ("robots.txt", "text/plain; charset=utf-8"),
-    ("status.atom", "application/octet-stream"),
+    ("status.atom", "application/atom+xml; charset=utf-8"),  # a feed an operator subscribes to
+    ("notes.json", "application/json; charset=utf-8"),
     ("photo.jpg", "application/octet-stream"),
 ])
 def test_media_types_by_suffix(name: str, kind: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from feeds.metrics import CONTENT_TYPE, Metrics, fetch_result
+from feeds.output.bucket import Synced
 from feeds.output.serve import BackgroundServer
 from feeds.sources.decide import SourceOutcome
 from feeds.sources.results import FetchFailure, FetchResult
@@ -157,7 +158,9 @@ fetch:""", 1))
     try:
         wait_for(lambda: value(metrics(), "feeds_generations_total", result="ok") >= 1
                  and value(metrics(), "feeds_fetches_total", result="not_modified") >= 1
-                 and value(metrics(), "feeds_fetches_total", result="http") >= 1, 30, "fetches and a generation")
+                 and value(metrics(), "feeds_fetches_total", result="http") >= 1
+                 # a generation may run before the first fetch is stored: wait for one after it
+                 and value(metrics(), "feeds_entries") >= 3, 30, "fetches and a generation")
         text = metrics()
     finally:
         assert run.stop() == 0
@@ -171,3 +174,28 @@ fetch:""", 1))
     assert value(text, "feeds_files_written_total") >= 1
     assert value(text, "feeds_entries") >= 3
     assert value(text, "feeds_last_generation_timestamp_seconds") > 1_700_000_000
+
+
+def test_a_fetch_of_a_source_taken_out_by_a_reload_does_not_count_it_failing_again() -> None:
+    """A fetch job still running when SIGHUP dropped its source ends after the reload."""
+    m = Metrics()
+    m.scheduled(["a", "b"])
+    m.scheduled(["a"])
+    m.updated([SourceOutcome("b", "error", error="timed out")])
+    text = m.exposition().decode()
+    assert value(text, "feeds_sources_failing") == 0
+    assert value(text, "feeds_sources") == 1
+    m.scheduled(["a", "b"])  # back in the config: it fails again only when its next fetch fails
+    assert value(m.exposition().decode(), "feeds_sources_failing") == 0
+
+
+def test_a_generation_whose_bucket_publication_failed_is_counted_so() -> None:
+    """The folder written but the bucket not: a dashboard must see it, the generation alone says ok."""
+    m = Metrics()
+    m.published(Synced(written=["a.atom.xml", "index.html"], deleted=["old.atom.xml"]))
+    m.published(None)
+    text = m.exposition().decode()
+    assert value(text, "feeds_bucket_publications_total", result="ok") == 1
+    assert value(text, "feeds_bucket_publications_total", result="failed") == 1
+    assert value(text, "feeds_bucket_objects_written_total") == 2
+    assert value(text, "feeds_bucket_objects_deleted_total") == 1

@@ -102,6 +102,8 @@ class Site(_Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL")
+        if "@" in parts.netloc:
+            raise ValueError("must not hold credentials (user:password@): boto3 finds them (see output.s3)")
         return value
 
     @field_validator("base_url")
@@ -166,6 +168,8 @@ class Bucket(_Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an absolute http(s) URL")
+        if "@" in parts.netloc:
+            raise ValueError("must not hold credentials (user:password@): boto3 finds them (see output.s3)")
         return value
 
     @field_validator("cache_control")

@@ -23,6 +23,10 @@ is conditional, so two publishers can never both win:
   (a leader whose lease ran out stops at once), and the manifest's final version is
   again written ``If-Match`` its claim.
 
+Each sync also lists the prefix, so an object that is not what the manifest records
+(deleted or replaced by hand, or left by a publication stopped halfway) is looked at
+again even when no file changed.
+
 Objects carry ``x-amz-meta-feeds-sha256`` and ``x-amz-meta-feeds-term``: that is how an
 object left by a publication that was killed halfway is known to be this program's.
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,22 +125,34 @@ def make_client(settings: Bucket) -> Any:
         raise PublishError(f"cannot use the bucket: {exc}", where=location(settings)) from None
 
 
+#: Where boto3 would ask for credentials over the network (an instance's metadata service,
+#: a container's credentials address): ``feeds check`` asks neither.
+NETWORK_PROVIDERS = ("iam-role", "container-role")
+CONTAINER_VARIABLES = ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
 def settings_problem(settings: Bucket) -> str | None:
-    """What would keep publishing to the bucket from starting, found without asking it:
-    boto3 missing, an unknown profile, no credentials anywhere boto3 looks."""
+    """What would keep publishing to the bucket from starting, found without asking it (or
+    anything else on the network): boto3 missing, an unknown profile, no credentials in
+    the environment, the AWS files or a container's settings."""
     try:
-        import boto3
+        import botocore.session
         from botocore.exceptions import BotoCoreError
     except ImportError:
         return f"{location(settings)}: output.s3 needs boto3: pip install 'feeds[s3]'"
+    if any(os.environ.get(name) for name in CONTAINER_VARIABLES):
+        return None  # a container's role: fetched when publishing
     try:
-        session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+        session = botocore.session.Session(profile=settings.profile)
+        resolver = session.get_component("credential_provider")
+        for name in NETWORK_PROVIDERS:
+            resolver.remove(name)
         credentials = session.get_credentials()
     except BotoCoreError as exc:
         return f"{location(settings)}: {exc}"
     if credentials is None:
         return (f"{location(settings)}: no credentials found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "~/.aws/credentials, output.s3.profile or an instance role)")
+                "~/.aws/credentials or output.s3.profile; an instance role is not asked by feeds check)")
     return None
 
 
@@ -186,14 +203,26 @@ class _Bucket:
                 return Manifest()
             raise self.fail(exc, MANIFEST) from None
         try:
-            data = json.loads(body)
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format {data.get('format')!r}")
-            return Manifest(int(data["term"]), dict(data["objects"]), dict(data.get("pending") or {}),
-                            answer["ETag"])
-        except (ValueError, KeyError, TypeError) as exc:
+            return parse_manifest(body, str(answer["ETag"]))
+        except ValueError as exc:
             raise PublishError(f"the manifest is not one this version reads ({exc}); it is left as it is",
                                where=location(self.settings, MANIFEST)) from None
+
+    def listing(self) -> dict[str, str]:
+        """Every object under the prefix (but the manifest) and its ETag: what is really there,
+        one request per thousand objects."""
+        found: dict[str, str] = {}
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket,
+                                                                          Prefix=self.settings.prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = str(item["Key"])[len(self.settings.prefix):]
+                    if name != MANIFEST:
+                        found[name] = str(item["ETag"])
+        except self.failures as exc:
+            raise self.fail(exc) from None
+        return found
 
     def write_manifest(self, manifest: Manifest) -> str:
         """Replace the manifest, only if it is still the one read; its new ETag."""
@@ -227,7 +256,8 @@ class _Bucket:
                 CacheControl=self.settings.cache_control, Metadata={SHA_KEY: sha, TERM_KEY: str(term)},
                 **condition)
         except self.failures as exc:
-            if self.status(exc) in (409, 412):
+            # 404: If-Match an object that is not there (deleted by hand, say).
+            if self.status(exc) in (404, 409, 412):
                 return None
             raise self.fail(exc, name) from None
         return str(answer["ETag"])
@@ -243,6 +273,26 @@ class _Bucket:
                 return False
             raise self.fail(exc, name) from None
         return True
+
+
+def parse_manifest(body: bytes, etag: str) -> Manifest:
+    """The manifest in ``body``; ValueError naming what is wrong with it."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if data.get("format") != FORMAT:
+        raise ValueError(f"format {data.get('format')!r}")
+    term, objects, pending = data.get("term"), data.get("objects"), data.get("pending") or {}
+    if not isinstance(term, int) or isinstance(term, bool):
+        raise ValueError(f"term {term!r}")
+    if not isinstance(objects, dict) or not all(
+            isinstance(o, dict) and isinstance(o.get("sha256"), str) and isinstance(o.get("etag"), str)
+            for o in objects.values()):
+        raise ValueError("objects: each needs its sha256 and etag")
+    if not isinstance(pending, dict) or not all(isinstance(v, str) for v in pending.values()):
+        raise ValueError("pending: not a table of hashes")
+    return Manifest(term, {str(n): {"sha256": o["sha256"], "etag": o["etag"]} for n, o in objects.items()},
+                    {str(n): v for n, v in pending.items()}, etag)
 
 
 def _code(exc: Exception) -> str:
@@ -266,7 +316,12 @@ def sync(settings: Bucket, output_dir: Path, names: Iterable[str], *, fence: Fen
         data = read_bytes(safe_target(output_dir, name))
         if data is not None:
             local[name] = (data, hashlib.sha256(data).hexdigest())
-    changed = [n for n, (_, sha) in local.items() if manifest.objects.get(n, {}).get("sha256") != sha]
+    there = bucket.listing()
+    # Changed bytes, and objects that are not what was recorded (deleted or replaced by hand,
+    # or left by a publication stopped halfway): a run in which nothing changed finds them too.
+    changed = [n for n, (_, sha) in local.items()
+               if manifest.objects.get(n, {}).get("sha256") != sha
+               or there.get(n) != manifest.objects[n]["etag"]]
     # A wanted file that cannot be read now keeps its object: only what is no longer wanted goes.
     gone = sorted(n for n in manifest.objects if n not in wanted)
     done.unchanged = len(local) - len(changed)
@@ -287,18 +342,21 @@ def sync(settings: Bucket, output_dir: Path, names: Iterable[str], *, fence: Fen
         claim.pending.pop(name, None)
     for name in gone:
         _check(fence, settings)
-        if bucket.delete(name, claim.objects[name]["etag"]):
+        if name not in there or bucket.delete(name, claim.objects[name]["etag"]):
             done.deleted.append(name)
-        else:
+        elif name not in claim.pending:  # a stopped publication's version is deleted below
             done.warnings.append(f"{location(settings, name)}: changed by someone else since it was written; "
                                  "left in place")
         del claim.objects[name]
     for name in list(claim.pending):
-        if name not in local:  # a killed publication's object no longer wanted
-            there = bucket.head(name)
-            if there is not None and SHA_KEY in there[1] and bucket.delete(name, there[0]):
+        # A stopped publication's object no longer wanted is deleted; one still wanted is
+        # now what the manifest records (or, its file unreadable, written once it is readable).
+        if name not in wanted and name in there:
+            found = bucket.head(name)
+            if (found is not None and SHA_KEY in found[1] and bucket.delete(name, found[0])
+                    and name not in done.deleted):
                 done.deleted.append(name)
-            del claim.pending[name]
+        del claim.pending[name]
     _check(fence, settings)
     bucket.write_manifest(claim)
     return done
