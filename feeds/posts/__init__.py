@@ -160,33 +160,36 @@ class _Walk:
         Each level of the stack holds the folder's names still to look at, what their paths
         start with and what their post names start with."""
         stack: list[tuple[Iterator[str], str, str]] = []
-        inodes, files = self.inodes, self.scan.files
+        # Looked up once: the loop below runs once per entry of every folder.
+        inodes, found, taken = self.inodes, self.scan.files.append, self.inodes.add
+        stat_of, is_dir, is_reg, suffixes, make = os.stat, stat.S_ISDIR, stat.S_ISREG, POST_SUFFIXES, _post_file
         opened = self._open(top, top_stat)
         if opened is not None:
             stack.append((opened, _joinable(top), self.names_in(top)))
         while stack:
             names, at, within = stack[-1]
             for name in names:  # until a folder to enter: its entries come first, then the rest of these
-                if name.startswith("."):
+                if name[0] == ".":  # (a listed name is never empty)
                     continue
                 path = at + name
                 try:
-                    st = os.stat(path)  # follows symlinks
+                    st = stat_of(path)  # follows symlinks
                 except OSError as exc:
                     self._unstatable(path, exc, within + name)
                     continue
-                if stat.S_ISDIR(st.st_mode):
-                    if name.endswith(POST_SUFFIXES):
+                mode = st.st_mode
+                if is_dir(mode):
+                    if name.endswith(suffixes):
                         self.scan.notes.append(f"{within}{name}: a folder named like a post; searched as a folder")
                     opened = self._open(path, st, within + name)
                     if opened is not None:
                         stack.append((opened, path + os.sep, self.names_in(path)))
                         break
-                elif name.endswith(POST_SUFFIXES):
-                    key = _key(st)
-                    if stat.S_ISREG(st.st_mode) and key not in inodes:  # the common case of add(), inline
-                        inodes.add(key)
-                        files.append(PostFile(path, within + name, st.st_mtime_ns, st.st_size))
+                elif name.endswith(suffixes):
+                    key = st.st_dev << 64 | st.st_ino  # _key(st), inline
+                    if is_reg(mode) and key not in inodes:  # the common case of add(), inline
+                        taken(key)
+                        found(make(PostFile, (path, within + name, st.st_mtime_ns, st.st_size)))
                     else:
                         self.add(path, st, within + name)
             else:
@@ -220,6 +223,11 @@ class _Walk:
         else:
             self.scan.unreadable.append(name)
             self.scan.notes.append(f"{name}: cannot read: {exc.strerror}")
+
+
+#: Makes a PostFile from a tuple of its fields without the Python-level ``__new__`` of a
+#: named tuple: the same object, for the one call per post of a scan.
+_post_file = tuple.__new__
 
 
 def _key(st: os.stat_result) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..errors import DamagedStateError
-from . import PostFile, PostScan, input_matcher, scan_posts
+from . import PostFile, PostScan, _is_glob, input_base, input_matcher, scan_posts
 
 if TYPE_CHECKING:  # the scan is also run before the config, the store and the build stages are loaded
     from ..build.signatures import InputStat
@@ -126,6 +126,10 @@ class FoundFile(NamedTuple):
     file: PostFile
 
 
+#: Makes a FoundFile from a tuple of its fields (see ``posts._post_file``).
+new_found = tuple.__new__
+
+
 @dataclass(frozen=True, slots=True)
 class Inputs:
     """Every post file of this run, and how many each input holds now and held last run."""
@@ -182,6 +186,13 @@ def scan_inputs(config: PostsSettings, cache: Rows, last: Mapping[str, int], not
             kept_names.update(f.name for f in kept)
         if not result.files and not kept and result.problem is None:
             notes.warn(f"{folder.path}: no post files found")
+        if not seen and not kept and not _is_glob(input_base(folder.path, config.root)):
+            # The first input found so far, walked as a folder or one file: its names are its
+            # paths' (each path once), so none repeats; not looked up one by one.
+            found += [new_found(FoundFile, (index, f)) for f in result.files]
+            if index + 1 < len(config.posts):
+                seen.update(f.name for f in result.files)
+            continue
         for f in result.files + kept:
             if f.name not in seen:
                 seen.add(f.name)
