@@ -2,8 +2,9 @@
 policies and the written feeds, not just the first.
 
 Reads post files, output files, the sources' CA bundles and credentials' environment
-variables (only whether they are set), and (to know which output files are this program's)
-the state database's record of what it published; writes nothing, fetches nothing.
+variables (only whether they are set), whether the bucket's credentials can be found, and
+(to know which output files are this program's) the state database's record of what it
+published; writes nothing, fetches nothing.
 Each problem is one line naming the file (and line) it is about.
 """
 
@@ -21,6 +22,7 @@ from .config import Config, Policy
 from .errors import FeedsError, PostError
 from .layout import FEED_FOLDERS, XML_FORMATS, feed_url, is_archive_folder, is_feed_file, listing_order
 from .normalize.posts import is_draft, meta_from_post
+from .output.bucket import settings_problem
 from .output.run import load_records
 from .posts import read_post, scan_posts
 from .sources.fetch import tls_problem
@@ -80,6 +82,14 @@ def check_sources(config: Config, report: CheckReport) -> None:
         problem = tls_problem(http.tls_verify)
         if problem is not None:
             report.problems.append(f"source {source.name}: {problem}")
+
+
+def check_bucket(config: Config, report: CheckReport) -> None:
+    """What would keep the folder from being published to ``output.s3`` (no request is made)."""
+    if config.output.s3 is not None:
+        problem = settings_problem(config.output.s3)
+        if problem is not None:
+            report.problems.append(problem)
 
 
 def check_feed_policies(config: Config, report: CheckReport) -> None:
@@ -183,6 +193,7 @@ def check(config: Config) -> CheckReport:
     report = CheckReport()
     check_posts(config, report)
     check_sources(config, report)
+    check_bucket(config, report)
     check_feed_policies(config, report)
     check_outputs(config, report)
     return report

@@ -26,6 +26,7 @@ from .errors import Busy, ConfigError, FeedsError
 # store or the renderers; `feeds status` and `feeds serve` never load the feed writers.
 if TYPE_CHECKING:
     from .config import Config
+    from .posts import PostScan
     from .sources.decide import SourceOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -153,6 +154,9 @@ def _summary(report: Summed, seconds: float) -> str:
         f"{len(report.removed)} removed)",
         f"{len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}",
     ]
+    bucket = getattr(report, "bucket", None)  # a replayed run has none: it never publishes to one
+    if bucket is not None:
+        parts.insert(-1, f"{len(bucket.written)} objects written to the bucket ({len(bucket.deleted)} deleted)")
     return "generate: " + ", ".join(p for p in parts if p) + f" in {seconds:.1f}s"
 
 
@@ -186,9 +190,10 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
 
     _setup_logging(-1 if quiet else 1 if verbose else 0)
     started = time.monotonic()
+    scans: dict[tuple[str, str], PostScan] = {}  # what the quick check scanned, for the full run
     if not (check or allow_shrink or rebuild_state):
         try:
-            replayed = unchanged.replay(config_path, wait=wait)
+            replayed = unchanged.replay(config_path, wait=wait, offline=offline, scans=scans)
         except Busy as exc:
             log.error("%s", exc)
             sys.exit(EXIT_BUSY)
@@ -208,7 +213,7 @@ def generate_command(config_path: Path, offline: bool, check: bool, strict: bool
     progress = _ProgressLine() if not quiet else None
     try:
         report = generate(config, check=check, offline=offline, progress=progress, wait=wait,
-                          allow_shrink=allow_shrink, rebuild_state=rebuild_state)
+                          allow_shrink=allow_shrink, rebuild_state=rebuild_state, scans=scans)
     except Busy as exc:
         log.error("%s", exc)
         sys.exit(EXIT_BUSY)
@@ -259,16 +264,22 @@ def check_command(config_path: Path) -> None:
 @cli.command("status")
 @config_option
 def status_command(config_path: Path) -> None:
-    """Show each source: last fetch, result, entries, last error, next due time."""
+    """Show each source: last fetch, result, entries, last error, next due time; on a
+    PostgreSQL state also every worker, its leases and the leader."""
+    from .cluster import cluster_status, status_lines
     from .pipeline import source_status
 
     _setup_logging(0)
     config = _load(config_path)
     try:
         rows = source_status(config)
+        view = cluster_status(config)
     except FeedsError as exc:
         log.error("%s", exc)
         sys.exit(1)
+    if view is not None:
+        for line in status_lines(view):
+            click.echo(line)
     if not rows:
         click.echo("no sources configured")
         return
@@ -284,6 +295,11 @@ def status_command(config_path: Path) -> None:
             click.echo(f"  last error: {row.error}" + (f" ({row.failures} in a row)" if row.failures > 1 else ""))
         if row.moved_to:
             click.echo(f"  moving to:  {row.moved_to} (seen {row.moved_seen}x)")
+        if row.articles or row.articles_failing:
+            click.echo(f"  full text:  {row.articles} article{'' if row.articles == 1 else 's'}, "
+                       f"{row.articles_failing} page{'' if row.articles_failing == 1 else 's'} failing")
+        if row.article_failure:
+            click.echo(f"  last page failing: {row.article_failure}")
         click.echo(f"  next due:   {_when(row.next_due) if row.enabled else '-'}")
 
 

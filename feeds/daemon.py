@@ -15,13 +15,27 @@ settings or a source's interval).
 
 Everything else is behind one call: ``sources.update.update_sources`` fetches
 and stores a source, ``pipeline.generate`` generates, publishes and announces to
-the WebSub hub; ``--serve`` runs ``output.serve.BackgroundServer`` beside them.
+the WebSub hub; ``--serve`` runs ``output.serve.BackgroundServer`` beside them,
+which also answers ``/metrics`` with what ``metrics.Metrics`` counted.
 This module itself never fetches, parses, renders or writes a file; it keeps a
 store open only to read when each source is due, and to hand the updater the
 database a generation reads (reopened when the file at its path is another).
 
 All fetch jobs share one fetcher on one event loop thread, so the global limit
 and the per-host politeness hold across jobs.
+
+On a PostgreSQL state, several ``feeds run`` processes (on one machine or many) share
+the work (``cluster.Membership``): every worker schedules every source, and a fetch job
+first claims its source with a lease, which only one worker gets and only while the
+source is due; the others look again when it is next due (or when the lease could have
+lapsed, should its holder die). A heartbeat thread renews the leases of fetches still
+running; a finished fetch and a stopping worker give theirs back. The shared fetcher then
+also takes each host's turn on the server (``store.hosts``): one request in flight per host
+over every worker. One worker at a time generates: the leader, elected on the server with
+a term (renewed by the heartbeat thread, given up on SIGTERM); what it publishes is fenced
+by its term. Workers note on the server which sources changed; the leader looks for notes
+every second and generates ``schedule.debounce`` after it finds some. A new leader
+generates at once; outputs are byte-stable, so it rewrites nothing that did not change.
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,15 +60,21 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import workers
 from .build.keys import snapshot_key
+from .cluster import Membership
 from .config import Config, load_config
-from .errors import Cancelled, FeedsError
+from .errors import Cancelled, FeedsError, LostLeadership
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import PATH as METRICS_PATH
+from .metrics import Metrics
 from .output.serve import BackgroundServer
 from .pipeline import generate
 from .sources.decide import SourceOutcome
 from .sources.fetch import Fetcher, FetchSettings
 from .sources.results import FetchRequest, FetchResult
+from .sources.schedule import SourceState
 from .sources.update import update_sources
-from .store import Store
+from .store import Claimed, LeaderTerm, Store
+from .store.hosts import HostTurns
 
 log = logging.getLogger("feeds")
 
@@ -80,13 +101,26 @@ def moved_run_time(scheduled: datetime | None, due: datetime | None, every: floa
     return max(due, now + timedelta(seconds=1))
 
 
+def next_look(state: SourceState | None, url: str, now: datetime, lease: float) -> datetime:
+    """When a fetch job whose claim failed looks again: when the source is next due, if
+    another worker fetched it since it fell due; else (another worker holds it now) once
+    that worker's lease could have lapsed, so that a dead worker's source is taken over."""
+    if state is not None and state.url == url and state.next_due is not None and state.next_due > now:
+        return state.next_due
+    return now + timedelta(seconds=lease)
+
+
 class SharedFetcher:
     """One fetcher on one event loop thread, used by every fetch job."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics: Metrics) -> None:
+        self.metrics = metrics
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
-        self.fetcher = Fetcher(FetchSettings.from_config(config.fetch))
+        settings = FetchSettings.from_config(config.fetch)
+        #: On a PostgreSQL state, each host's turn is taken across every worker sharing it.
+        self.turns = HostTurns(config.state, size=settings.concurrency) if config.state_on_server else None
+        self.fetcher = Fetcher(settings, shared=self.turns)
         self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
         self.lock = threading.Lock()
         self.thread.start()
@@ -97,7 +131,9 @@ class SharedFetcher:
         with self.lock:
             self.pending.add(future)
         try:
-            return future.result()
+            results = future.result()
+            self.metrics.fetched(results)
+            return results
         finally:
             with self.lock:
                 self.pending.discard(future)
@@ -115,6 +151,8 @@ class SharedFetcher:
         self.thread.join(timeout=5)
         if not self.thread.is_alive():
             self.loop.close()
+        if self.turns is not None:
+            self.turns.close()
 
 
 class Daemon:
@@ -137,7 +175,8 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
-        self.fetcher = SharedFetcher(config)
+        self.metrics = Metrics()
+        self.fetcher = SharedFetcher(config, self.metrics)
         self.store_lock = threading.Lock()
         self.store = Store(config.state_target)
         self.store_file = _identity(config.state_target)
@@ -145,6 +184,12 @@ class Daemon:
         #: Stores of state databases no longer in use (moved by a reload, or aside by another
         #: run's --rebuild-state); jobs may still be using them.
         self.old_stores: list[Store] = []
+        #: This worker among others on a PostgreSQL state (unused on a SQLite one).
+        self.cluster = Membership()
+        #: The generation leadership's term this worker holds (None: another leads).
+        self.term: LeaderTerm | None = None
+        self._beat_store: Store | None = None
+        self._beat_target = ""
 
     def current_store(self) -> Store:
         """The store of the configured state database, reopened when the file at its path
@@ -172,8 +217,13 @@ class Daemon:
         config = self.config
         try:
             store = self.current_store()
-            outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
-                                      fetch=self.fetcher.fetch)
+            if config.state_on_server:
+                outcomes = self.fetch_claimed(store, name)
+                if outcomes is None:
+                    return
+            else:
+                outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
+                                          fetch=self.fetcher.fetch)
         except concurrent.futures.CancelledError:
             return
         except FeedsError as exc:
@@ -182,6 +232,7 @@ class Daemon:
         except Exception:
             log.exception("%s: the fetch job failed", name)
             return
+        self.metrics.updated(outcomes)
         due = next((o.next_due for o in outcomes if o.next_due is not None), None)
         job = self.scheduler.get_job(f"fetch:{name}")
         if job is not None and not self.stopping.is_set():
@@ -190,8 +241,94 @@ class Daemon:
                                   datetime.now(UTC))
             if when is not None:
                 job.modify(next_run_time=when)
-        if brought_news(outcomes):
+        if brought_news(outcomes) and (not config.state_on_server or self.term is not None):
+            self.generate_soon()  # other workers' news reach the leader as notes on the server
+
+    def fetch_claimed(self, store: Store, name: str) -> list[SourceOutcome] | None:
+        """Fetch ``name`` under a lease, beside other workers; None when another worker holds
+        it or fetched it already (the job then looks again later, see :func:`next_look`)."""
+        config = self.config
+        source = config.sources_by_name.get(name)
+        if source is None:
+            return None
+        now = datetime.now(UTC)
+        claimed = self.cluster.claim(store, source, now, seconds=config.schedule.lease)
+        outcomes: list[SourceOutcome] = []
+        if claimed is not None:
+            try:
+                outcomes = update_sources(config, store, now=now, only=[name], fetch=self.fetcher.fetch,
+                                          claimed=claimed)
+            finally:
+                self._release(store, claimed)
+        if outcomes:
+            return outcomes
+        job = self.scheduler.get_job(f"fetch:{name}")
+        if job is not None and not self.stopping.is_set():
+            state = store.load_sources([name]).get(name)
+            job.modify(next_run_time=next_look(state, source.url, datetime.now(UTC), config.schedule.lease))
+        return None
+
+    def _release(self, store: Store, claimed: Claimed) -> None:
+        try:
+            self.cluster.release(store, claimed)
+        except FeedsError as exc:  # it expires on its own
+            log.warning("cluster: could not give a lease back: %s", exc)
+
+    def beat_store(self) -> Store:
+        """A store of the heartbeat thread's own: renewing leases and the term must never
+        wait for a connection while the fetch jobs use every one of the main store's."""
+        with self.store_lock:
+            target = self.config.state
+            if self._beat_store is None or self._beat_target != target:
+                if self._beat_store is not None:
+                    self.old_stores.append(self._beat_store)
+                self._beat_store, self._beat_target = Store(target), target
+            return self._beat_store
+
+    def beat(self, *, renew: bool = True) -> None:
+        """Say this worker is alive and (``renew``) renew its leases; renew its term or try
+        for the leadership."""
+        store = self.beat_store()
+        lease = self.config.schedule.lease
+        if renew:
+            self.cluster.beat(store, seconds=lease)
+        if self.stopping.is_set():
+            return
+        held = self.term
+        term = store.lead(self.cluster.owner, seconds=lease, term=held)
+        if term == held:
+            return
+        self.term = term
+        if held is not None:
+            log.warning("cluster: no longer leading (term %d ended); generating no more", held.number)
+        if term is not None:
+            log.info("cluster: leading, term %d", term.number)
             self.generate_soon()
+
+    def beat_forever(self) -> None:
+        """The heartbeat thread: renew the leases a few times per lease, and try for a free
+        leadership every second (a leader that gave it up is followed at once)."""
+        renewed = time.monotonic()
+        while not self.stopping.wait(min(1.0, self.config.schedule.lease / 4)):
+            renew = time.monotonic() - renewed >= self.config.schedule.lease / 4
+            if renew:
+                renewed = time.monotonic()
+            try:
+                self.beat(renew=renew)
+            except FeedsError as exc:
+                log.warning("cluster: heartbeat failed: %s", exc)
+            except Exception:
+                log.exception("cluster: heartbeat failed")
+
+    def watch_changes(self) -> None:
+        """The leader's look for sources other workers noted as changed."""
+        if self.term is None or self.stopping.is_set():
+            return
+        try:
+            if self.current_store().changed_sources():
+                self.generate_soon()
+        except FeedsError as exc:
+            log.warning("cluster: %s", exc)
 
     def generate_soon(self) -> None:
         """Regenerate shortly; requests arriving meanwhile join the same run."""
@@ -208,21 +345,45 @@ class Daemon:
         with self.generate_lock:
             config = self.config
             started = datetime.now(UTC)
+            clock = time.monotonic()
+            term = self.term
+            changed: list[str] = []
             try:
-                report = generate(config, offline=True, cancel=self.stopping.is_set)
+                if config.state_on_server:
+                    if term is None:
+                        return  # another worker leads
+                    # The notes go first: whatever they noted is stored already, so this run reads it.
+                    changed = self.current_store().take_changes()
+                try:
+                    report = generate(config, offline=True, cancel=self.stopping.is_set, term=term)
+                except BaseException:
+                    if changed:  # not published: noted again for the next generation, whoever leads
+                        with contextlib.suppress(FeedsError):
+                            self.current_store().note_changes(changed)
+                    raise
             except Cancelled:
+                self.metrics.generation_ended("cancelled", time.monotonic() - clock)
                 log.info("generate: stopped early, nothing written")
                 return
+            except LostLeadership as exc:
+                self.metrics.generation_ended("cancelled", time.monotonic() - clock)
+                log.warning("generate: %s; nothing more published", exc.message)
+                return
             except FeedsError as exc:
+                self.metrics.generation_ended("failed", time.monotonic() - clock)
                 log.error("generate: %s", exc)
                 return
             except Exception:
+                self.metrics.generation_ended("failed", time.monotonic() - clock)
                 log.exception("generate: failed")
                 return
             seconds = (datetime.now(UTC) - started).total_seconds()
-            log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs",
+            self.metrics.generated(seconds=time.monotonic() - clock, entries=report.entries, feeds=report.feeds,
+                                   written=len(report.written), removed=len(report.removed),
+                                   finished_at=time.time())
+            log.info("generate: %d entries, %d feed files (%d written, %d removed), %d warnings in %.1fs%s",
                      report.entries, report.feeds, len(report.written), len(report.removed),
-                     len(report.warnings), seconds)
+                     len(report.warnings), seconds, _term_note(term, changed))
 
     # -- scheduling --------------------------------------------------------------
 
@@ -254,6 +415,10 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("fetch:") and job.id not in wanted:
                 job.remove()
+        self.metrics.scheduled(job_id.removeprefix("fetch:") for job_id in wanted)
+        if config.state_on_server and self.scheduler.get_job("watch-changes") is None:
+            self.scheduler.add_job(self.watch_changes, IntervalTrigger(seconds=1.0, timezone=UTC),
+                                   id="watch-changes", next_run_time=now)
         every = IntervalTrigger(seconds=config.schedule.generate, timezone=UTC)
         job = self.scheduler.get_job("generate")
         if generate_now or job is None or job.next_run_time is None:
@@ -295,8 +460,10 @@ class Daemon:
         server = None
         if self.serve is not None:
             host, port = self.serve
-            server = self.server = BackgroundServer(self.config.output_dir, host, port)
-            log.info("serve: http://%s:%d/ (%s)", host, server.port, self.config.output_dir)
+            metrics = {METRICS_PATH.lstrip("/"): lambda: (self.metrics.exposition(), METRICS_TYPE)}
+            server = self.server = BackgroundServer(self.config.output_dir, host, port, endpoints=metrics)
+            log.info("serve: http://%s:%d/ (%s; metrics at %s)", host, server.port, self.config.output_dir,
+                     METRICS_PATH)
 
         def on_stop(signum: int, frame: FrameType | None) -> None:
             self.stopping.set()
@@ -308,6 +475,12 @@ class Daemon:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is every thread?
+        beating = None
+        if self.config.state_on_server:
+            self.beat()
+            log.info("cluster: working as %s (leases of %gs)", self.cluster.owner, self.config.schedule.lease)
+            beating = threading.Thread(target=self.beat_forever, name="heartbeat", daemon=True)
+            beating.start()
         self.scheduler.start()
         self.schedule_all()
         log.info("run: %d sources scheduled; generating every %ss", len(self.config.sources),
@@ -323,12 +496,30 @@ class Daemon:
         if self.generate_lock.acquire(timeout=60):
             self.generate_lock.release()
         self.fetcher.close()
+        if beating is not None:
+            beating.join(timeout=10)
+            try:
+                if self.term is not None:
+                    self.beat_store().resign(self.term)
+                    log.info("cluster: gave up the leadership (term %d)", self.term.number)
+                    self.term = None
+                self.cluster.leave(self.beat_store())
+            except FeedsError as exc:  # the leases expire on their own
+                log.warning("cluster: could not give the leases back: %s", exc)
         if server is not None:
             server.stop()
-        for store in [*self.old_stores, self.store]:
+        for store in [*self.old_stores, self.store, *([self._beat_store] if self._beat_store else [])]:
             store.close()
         log.info("run: stopped")
         return 0
+
+
+def _term_note(term: LeaderTerm | None, changed: Sequence[str]) -> str:
+    """What a leader's generation log line adds: its term and the sources noted as changed."""
+    if term is None:
+        return ""
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f" (term {term.number}" + (f"; changed: {shown})" if changed else ")")
 
 
 def _identity(path: Path | str) -> tuple[int, int] | None:

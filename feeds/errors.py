@@ -11,7 +11,10 @@ file (and line) or URL it is about, so the CLI can print it as one line::
     │   └── DamagedStateError  it is damaged; the line says how to rebuild it
     ├── PublishError      an output file could not be written (exit 1)
     ├── Busy              another run holds the lock on the state or output (exit 75)
-    └── Cancelled         a run stopped early on request (a daemon shutting down)
+    ├── Cancelled         a run stopped early on request (a daemon shutting down)
+    └── Fenced            a worker sharing a PostgreSQL state lost what allowed a write
+        ├── LostLease     another worker took the source over: its result is not stored
+        └── LostLeadership  another worker leads now: this one publishes nothing
 """
 
 from __future__ import annotations
@@ -67,3 +70,16 @@ class Busy(FeedsError):
 
 class Cancelled(FeedsError):
     """A run was asked to stop (the daemon is shutting down) and did, writing nothing."""
+
+
+class Fenced(FeedsError):
+    """A worker of a cluster (several ``feeds run`` on one PostgreSQL state) no longer holds
+    what allowed a write; the write was refused in its transaction."""
+
+
+class LostLease(Fenced):
+    """The lease on a source expired and another worker took it: the result was not stored."""
+
+
+class LostLeadership(Fenced):
+    """The generation term ended (another worker leads): nothing more is published under it."""

@@ -17,14 +17,14 @@ import contextlib
 import gc
 import logging
 import os
+import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jinja2
 
@@ -50,13 +50,16 @@ from .build.stories import (
 )
 from .build.taxonomy import Term, Vocabulary
 from .config import Config, Policy
-from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, PublishError
+from .errors import Cancelled, ConfigError, DamagedStateError, FeedsError, LostLeadership, PublishError
 from .identity import is_web_url
 from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, archive_stem, feed_file
 from .lock import lock_path, writer_lock
 from .models import Entry
-from .output import websub
+from .output.bucket import Fence, Synced
+from .output.bucket import sync as sync_bucket
+from .output.publish import Targets
 from .output.run import (
+    NOT_WRITTEN,
     FeedFile,
     Placed,
     as_recorded,
@@ -68,18 +71,20 @@ from .output.run import (
     publish_extra,
     status_files,
 )
+from .posts import PostScan
 from .posts.inputs import Inputs, PostCache, scan_inputs
 from .posts.read import Contents, FrontMatter, clean_contents, read_front_matter
 from .render.feed import FeedHead, Rendered, render_checked
 from .render.pages import Group, render_feed_page, render_index, render_opml
 from .render.safe import safe_entries
 from .render.templates import environment, stylesheet, template_stats
-from .sources.decide import SourceOutcome
-from .sources.fetch import Transport
-from .sources.schedule import SourceStatus, new_state
-from .sources.update import update_sources
-from .store import ItemHead, LastRun, OutputRecord, PostRow, Store, move_aside, server_lock
+from .store import ItemHead, LastRun, LeaderTerm, OutputRecord, PostRow, Store, move_aside, server_lock
 from .workers import Progress, run_jobs
+
+if TYPE_CHECKING:  # fetching is loaded only by a run that fetches (the HTTP client, feedparser)
+    from .sources.decide import SourceOutcome
+    from .sources.fetch import Transport
+    from .sources.schedule import SourceStatus
 
 __all__ = ["Report", "StatusLine", "generate", "run_locks", "source_status"]
 
@@ -87,6 +92,8 @@ log = logging.getLogger("feeds")
 
 # Below this many feeds to render, worker processes cost more than they save.
 RENDER_THRESHOLD = 40
+# Post rows saved per transaction while the posts are read (fewer are saved with the index).
+SAVE_BATCH = 2000
 
 
 @dataclass
@@ -108,6 +115,8 @@ class Report:
     outdated: list[str] = field(default_factory=list)
     #: What happened to each source fetched in this run.
     sources: list[SourceOutcome] = field(default_factory=list)
+    #: With ``output.s3``: what publishing to the bucket did (None: not asked, or it failed).
+    bucket: Synced | None = None
 
 
 # -- the run's context ---------------------------------------------------------
@@ -170,6 +179,10 @@ class Run:
     progress: Progress | None
     cancel: Callable[[], bool]
     writes: StoreWrites
+    #: The leader's term this run publishes under (workers sharing a PostgreSQL state), or
+    #: None (the only writer). The store refuses to record outputs once it is over; a
+    #: publisher checks it (:meth:`check_term`) right before it writes.
+    term: LeaderTerm | None = None
 
     @property
     def report(self) -> Report:
@@ -179,6 +192,12 @@ class Run:
         """Stop between steps when asked to (a daemon shutting down); nothing is written then."""
         if self.cancel():
             raise Cancelled("cancelled before writing anything")
+
+    def check_term(self) -> None:
+        """Right before publishing: :class:`LostLeadership` if this run's term is over."""
+        if self.term is not None and not self.store.still_leads(self.term):
+            raise LostLeadership(f"term {self.term.number} of the generation leadership is over; "
+                                 "another worker publishes now", where=self.store.where)
 
 
 class _Stopwatch:
@@ -228,13 +247,16 @@ def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     records = load_records(run.config, run.store)
     if len(records) != state.outputs:
         return False
-    if not all(as_recorded(run.config, record) for record in records.values()):
+    targets = Targets(run.config.output_dir)
+    if not all(as_recorded(run.config, record, targets) for record in records.values()):
         return False
     # Source states move on without new items: the health files may change on their own.
+    run.check_term()
     status = publish_extra(run.config, status_files(run.config, run.store, check=False), run.report.written)
     run.store.save_outputs([r for r in status if records.get(r.path) != r])
-    if state.quick != snapshot.quick:  # the config file was edited without effect, say: the next check knows
-        run.store.save_last_run(replace(state, quick=snapshot.quick))
+    quick = unchanged.with_sources_state(snapshot.quick, run.config.state_path)
+    if state.quick != quick:  # the config file was edited without effect, say: the next check knows
+        run.store.save_last_run(replace(state, quick=quick))
     for warning in state.warnings:
         run.sink.warn(warning)
     report = run.report
@@ -243,24 +265,84 @@ def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     return True
 
 
+class RowSaver:
+    """Post rows saved as they are read: once :data:`SAVE_BATCH` rows have come, each batch
+    is saved in a transaction of its own on a writer thread (at most two batches wait for
+    it, so a slow disk slows the reading instead of filling memory). The first of them
+    drops the stored post index, which is saved again whole with the last rows; a run
+    that stops midway keeps the rows saved, and the next run makes the index from them.
+    A read of fewer rows saves nothing here: :meth:`close` hands them back, to be saved
+    with the index in one transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._batch: list[PostRow] = []
+        self._queue: queue.Queue[list[PostRow] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether rows were saved as they came (and the stored index dropped)."""
+        return self._queue is not None
+
+    def add(self, row: PostRow) -> None:
+        self._batch.append(row)
+        if len(self._batch) >= SAVE_BATCH:
+            self._send()
+
+    def _send(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._queue is None:
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._work, args=(self._queue,), name="store-write-posts")
+            self._thread.start()
+        batch, self._batch = self._batch, []
+        self._queue.put(batch)
+
+    def _work(self, batches: queue.Queue[list[PostRow] | None]) -> None:
+        first = True
+        while (batch := batches.get()) is not None:
+            if self._error is None:
+                try:
+                    self._store.save_post_rows(batch, drop_index=first)
+                    first = False
+                except Exception as exc:  # raised again in the reading thread
+                    self._error = exc
+
+    def close(self, *, failed: bool = False) -> list[PostRow]:
+        """Wait for the batches sent to be saved; the rows not sent (to save with the index).
+        Raises what a save raised, unless the read itself ``failed`` (its error goes on)."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None and not failed:
+            raise self._error
+        rest, self._batch = self._batch, []
+        return rest
+
+
 def read_posts(run: Run, cache: PostCache, inputs: Inputs, *, reread: bool) -> FrontMatter:
-    """Front matter of every post; the post cache and the inputs' counts saved."""
-    found, update = read_front_matter(run.config, cache, inputs, run.sink, reread=reread, progress=run.progress)
+    """Front matter of every post; the post cache (saved as the posts are read) and the
+    inputs' counts saved."""
+    saver = RowSaver(run.store)
+    try:
+        found, update = read_front_matter(run.config, cache, inputs, run.sink, reread=reread,
+                                          progress=run.progress, keep=saver.add)
+    except BaseException:
+        saver.close(failed=True)  # what was saved stays saved
+        raise
+    rest = saver.close()
     if inputs.counts != inputs.last_counts:
         run.store.save_input_counts(dict(inputs.counts))
-    # The cache is written while the run goes on; the run waits for it before it ends.
-    if update.fresh or update.forget or update.changes is None:
-        # Each row (its front matter as JSON) is let go of once saved: only the saving holds the rows.
-        rows = deque(update.fresh)
-        update.fresh.clear()
-        run.writes.start(run.store.save_posts, _drain(rows), update.forget, update.index_rows, update.changes)
+    # The last rows and the index are written while the run goes on; the run waits for them before it ends.
+    changes = None if saver.streamed else update.changes
+    if update.kept or update.forget or changes is None:
+        run.writes.start(run.store.save_posts, rest, update.forget, update.index_rows, changes)
     run.report.posts, run.report.parsed, run.report.drafts = found.files, found.parsed, found.drafts
     return found
-
-
-def _drain(rows: deque[PostRow]) -> Iterator[PostRow]:
-    while rows:
-        yield rows.popleft()
 
 
 def _last_grouping(store: Store, key: str) -> Grouping | None:
@@ -423,6 +505,7 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
     todo: list[FeedJob] = []
     files: list[str] = []
     unchanged = 0
+    targets = Targets(config.output_dir)
     for p in plans:
         parts = [part(i) for i in p.entry_ids]
         for fmt in [*(p.policy.formats or ()), *(["html"] if config.output.pages else [])]:
@@ -431,7 +514,8 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
             head = feed_head(config, p, relative, fmt)
             signature = signature_of_parts(pages if fmt == "html" else key, fmt, head, parts)
             record = records.get(relative)
-            if not check and record is not None and record.signature == signature and as_recorded(config, record):
+            if not check and record is not None and record.signature == signature \
+                    and as_recorded(config, record, targets):
                 unchanged += 1
                 continue
             todo.append(FeedJob(p, fmt, relative, head, signature))
@@ -582,6 +666,8 @@ def announce(config: Config, written: Sequence[str]) -> None:
     never a failure of the run."""
     if not (config.websub.hub and written):
         return
+    from .output import websub
+
     websub.announce(config.websub.hub, config.site.base_url, written)
 
 
@@ -636,16 +722,17 @@ def record(run: Run, snapshot: Snapshot, outputs: Outputs, *, settled: bool) -> 
     run.store.save_last_run(LastRun(snapshot.value if settled else "", outputs=len(outputs.every),
                                     feeds=len(outputs.feed_paths), posts=report.posts, drafts=report.drafts,
                                     entries=report.entries, warnings=tuple(report.warnings),
-                                    quick=snapshot.quick if settled else ""))
+                                    quick=unchanged.with_sources_state(snapshot.quick, run.config.state_path)
+                                    if settled else ""))
 
 
-def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
+def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, str], PostScan] | None = None) -> Report:
     config, store, report = run.config, run.store, run.report
     clock = _Stopwatch()
     cache = PostCache(store)
     # How many posts each input had last time is one small setting, so that a run with
     # nothing changed need not load the post cache to know that nothing vanished.
-    inputs = scan_inputs(config, cache, store.load_input_counts(), run.sink, allow_shrink=allow_shrink)
+    inputs = scan_inputs(config, cache, store.load_input_counts(), run.sink, allow_shrink=allow_shrink, scans=scans)
     clock.lap("scan %d post files", len(inputs.files))
     snapshot = snapshot_of(run, inputs)
     if not check and replay_if_unchanged(run, snapshot):
@@ -679,6 +766,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
     env = environment(_templates_folder(config))
     extra = {**front_door_files(config, env, plans, stories), **status_files(config, store, check=check)}
     if not check:
+        run.check_term()
         prepare(config, store, records, set(compared.files) | extra.keys())
     feeds = render(run, env, todo, built, stories, check=check)
     outputs = Outputs(feeds, extra, compared.files)
@@ -696,7 +784,8 @@ def _run(run: Run, *, check: bool, allow_shrink: bool) -> Report:
 def generate(config: Config, *, check: bool = False, offline: bool = False, progress: Progress | None = None,
              now: datetime | None = None, transport: Transport | None = None,
              cancel: Callable[[], bool] | None = None, wait: float | None = None, allow_shrink: bool = False,
-             rebuild_state: bool = False) -> Report:
+             rebuild_state: bool = False, term: LeaderTerm | None = None,
+             scans: dict[tuple[str, str], PostScan] | None = None) -> Report:
     """Run ``feeds generate`` once over ``config``: fetch the due sources (unless
     ``offline`` or ``check``), then read posts and write every output that changed.
 
@@ -704,8 +793,13 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
     long to wait for another run holding them (None: until ``cancel``), then :class:`Busy`.
     ``allow_shrink`` takes posts inputs that vanished or shrank as they are now;
     ``rebuild_state`` first moves the state database aside (under the lock), to be rebuilt.
+    With ``output.s3``, the folder is then published to the bucket, fenced by ``term`` (a
+    single run publishes as term 0).
     The feeds written are announced to the WebSub hub once the locks are released (a slow
-    hub holds up no other run)."""
+    hub holds up no other run). ``term``: the leader's term of a worker sharing a PostgreSQL
+    state; nothing is published or recorded once it is over (:class:`LostLeadership`).
+    ``scans``: the posts inputs as the quick check found them a moment ago
+    (``feeds.unchanged.replay``), taken instead of scanning them again."""
     with writer_lock(run_locks(config, create=not check), wait=wait, cancel=cancel), \
             _server_lock(config, wait=wait, cancel=cancel):
         if rebuild_state and config.state_on_server:
@@ -716,7 +810,7 @@ def generate(config: Config, *, check: bool = False, offline: bool = False, prog
             for moved in move_aside(config.state_path, datetime.now(UTC)):
                 log.warning("moved %s aside to %s; rebuilding the state", config.state_path, moved)
         report = _generate(config, check=check, offline=offline, progress=progress, now=now, transport=transport,
-                           cancel=cancel, allow_shrink=allow_shrink)
+                           cancel=cancel, allow_shrink=allow_shrink, term=term, scans=scans)
     announce(config, report.written)
     return report
 
@@ -749,8 +843,10 @@ def run_locks(config: Config, *, create: bool = True) -> list[Path]:
 
 def _generate(config: Config, *, check: bool, offline: bool, progress: Progress | None, now: datetime | None,
               transport: Transport | None, cancel: Callable[[], bool] | None,
-              allow_shrink: bool) -> Report:
+              allow_shrink: bool, term: LeaderTerm | None = None,
+              scans: dict[tuple[str, str], PostScan] | None = None) -> Report:
     store = Store(config.state_target)
+    store.fence_with(term)
     # A run allocates hundreds of thousands of small, acyclic objects; the cyclic
     # collector would rescan them over and over for nothing.
     collecting = gc.isenabled()
@@ -758,12 +854,16 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
     try:
         outcomes = []
         if config.sources and not offline and not check:
+            from .sources.update import update_sources
+
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
-        run = Run(config, store, Sink(Report()), progress, cancel or (lambda: False), StoreWrites())
+        run = Run(config, store, Sink(Report()), progress, cancel or (lambda: False), StoreWrites(), term)
         try:
-            report = _run(run, check=check, allow_shrink=allow_shrink)
+            report = _run(run, check=check, allow_shrink=allow_shrink, scans=scans)
         finally:
             run.writes.wait()
+        if config.output.s3 is not None and not check:
+            publish_to_bucket(config, store, report, leader_fence(store, term))
         report.sources = outcomes
         local = {s.name for s in config.sources if not s.optional and not is_web_url(s.url)}
         for outcome in outcomes:
@@ -784,6 +884,30 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
         store.close()
 
 
+def leader_fence(store: Store, term: LeaderTerm | None) -> Fence:
+    """What fences publishing to a bucket: the leader's term, asked of the server before each write."""
+    if term is None:
+        return Fence()
+    return Fence(term.number, lambda: store.still_leads(term))
+
+
+def publish_to_bucket(config: Config, store: Store, report: Report, fence: Fence) -> None:
+    """Make the bucket hold what the folder now holds of this program's files; a failure is
+    the run's error (the folder is as it should be, and the next run tries again)."""
+    settings = config.output.s3
+    assert settings is not None
+    names = [name for name, record in load_records(config, store).items() if record.size != NOT_WRITTEN]
+    try:
+        report.bucket = sync_bucket(settings, config.output_dir, names, fence=fence)
+    except PublishError as exc:
+        report.errors.append(str(exc))
+        log.error("%s", exc)
+        return
+    for warning in report.bucket.warnings:
+        report.warnings.append(warning)
+        log.warning("%s", warning)
+
+
 @dataclass(frozen=True, slots=True)
 class StatusLine:
     """One line of ``feeds status``: a configured source and its stored state."""
@@ -802,20 +926,30 @@ class StatusLine:
     moved_to: str | None
     moved_seen: int
     next_due: datetime | None
+    #: For a ``full_text`` source: its article pages that gave an article, those failing,
+    #: and the latest failure (page and error).
+    articles: int = 0
+    articles_failing: int = 0
+    article_failure: str | None = None
 
 
 def source_status(config: Config) -> list[StatusLine]:
     """The stored state of every configured source (readable while a daemon runs)."""
+    from .sources.schedule import new_state
+
     store = Store(config.state_target)
     try:
         states = store.load_sources()
         stored = store.item_counts()
+        articles = store.article_health() if any(s.full_text for s in config.sources) else {}
     finally:
         store.close()
     rows = []
     for source in config.sources:
         st = states.get(source.name) or new_state(source.name, source.url)
+        pages = articles.get(source.name)
         rows.append(StatusLine(source.name, source.url, source.enabled, st.fetch_url, st.status, st.last_fetch,
                                  st.last_success, st.entries, stored.get(source.name, 0), st.error, st.failures,
-                                 st.moved_to, st.moved_seen, st.next_due))
+                                 st.moved_to, st.moved_seen, st.next_due,
+                                 *((pages.fetched, pages.failing, pages.last_failure) if pages else ())))
     return rows

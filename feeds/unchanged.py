@@ -34,6 +34,7 @@ import os
 import re
 import sqlite3
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from .render.templates import template_stats
 
 if TYPE_CHECKING:
     from .config import Config
+    from .posts import PostScan
     from .posts.inputs import Inputs
     from .store.records import PostRow
 
@@ -126,8 +128,10 @@ def make_record(config: Config, *, snapshot: str, items_version: str | None, inp
     """What :func:`replay` needs to tell that a run with ``config`` would replay the run
     whose snapshot is ``snapshot`` (JSON); "" when it cannot tell (sources are configured,
     or the config file no longer reads back as ``config``)."""
-    if config.sources or config.sources_opml or not snapshot or config.state_on_server:
-        return ""  # sources are fetched when due, and the status files follow them
+    if config.sources_opml or not snapshot or config.state_on_server:
+        return ""  # the sources an OPML file lists are read with the config: not in its bytes
+    if config.output.s3 is not None:
+        return ""  # the bucket is published to by the full run (which retries a failed publication)
     name = config.where("")[0]
     try:
         data = Path(name).read_bytes()
@@ -158,7 +162,37 @@ def make_record(config: Config, *, snapshot: str, items_version: str | None, inp
         "files": files_digest((f.folder, f.file.name, f.file.mtime_ns, f.file.size) for f in inputs.files),
         "schema": schema_version,
         "snapshot": snapshot,
+        # The enabled sources, to tell whether one is due (None: no sources configured).
+        "sources": [[s.name, s.url] for s in config.sources if s.enabled] if config.sources else None,
     }, ensure_ascii=False)
+
+
+def with_sources_state(quick: str, state: Path) -> str:
+    """The quick record ``quick`` with the state of the sources as stored now (a digest of
+    the ``sources`` table and of when each problem was first seen, which is what the status
+    files are made from), when it has sources; called once the run stored them."""
+    if not quick:
+        return quick
+    record = json.loads(quick)
+    if record.get("sources") is None:
+        return quick
+    try:
+        conn = _connect(state)
+        try:
+            with conn:
+                conn.execute("BEGIN")
+                record["sources_state"] = _sources_state(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return ""  # the next quick check cannot tell: the full run decides
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _sources_state(conn: sqlite3.Connection) -> str:
+    rows = conn.execute("SELECT * FROM sources ORDER BY name").fetchall()
+    health = conn.execute("SELECT value FROM settings WHERE key = 'health'").fetchall()
+    return hashlib.sha256(repr((rows, health)).encode()).hexdigest()
 
 
 # -- the check ---------------------------------------------------------------------------
@@ -282,10 +316,14 @@ def _count(last: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def replay(config_path: Path, *, wait: float | None) -> Replayed | None:
-    """The last run's report when a full run over the config at ``config_path`` would
-    replay it (the same lock held meanwhile: :class:`~feeds.errors.Busy` as a run raises
-    it); None when the full run must decide."""
+def replay(config_path: Path, *, wait: float | None, offline: bool = False,
+           scans: dict[tuple[str, str], PostScan] | None = None) -> Replayed | None:
+    """The last run's report when a full run over the config at ``config_path`` (with
+    ``--offline`` if ``offline``) would replay it (the same lock held meanwhile:
+    :class:`~feeds.errors.Busy` as a run raises it); None when the full run must decide.
+
+    ``scans`` gets what the posts inputs held (by input path and config folder), for the
+    full run to take instead of scanning them again."""
     try:
         data = config_path.read_bytes()
         text = data.decode("utf-8")
@@ -304,23 +342,31 @@ def replay(config_path: Path, *, wait: float | None) -> Replayed | None:
         output_dir = Path(record["output_dir"])
         locks = [lock_path(state), *([output_dir] if output_dir.is_dir() else [])]
         with writer_lock(locks, wait=wait):
-            return _replay_locked(state, record)
+            return _replay_locked(state, record, offline=offline, scans=scans)
     except (Undecided, OSError, sqlite3.Error, ValueError, TypeError, KeyError, LookupError) as exc:
         log.debug("the quick check cannot tell (%s): the full run decides", exc)
         return None
 
 
-def _replay_locked(state: Path, record: Mapping[str, Any]) -> Replayed | None:
+def _replay_locked(state: Path, record: Mapping[str, Any], *, offline: bool,
+                   scans: dict[tuple[str, str], PostScan] | None) -> Replayed | None:
     conn = _connect(state)
+    sources_state: str | None = None
+    due = False
     try:
         with conn:  # one read transaction: what a writer commits meanwhile is all or nothing
             conn.execute("BEGIN")
             settings = _settings(conn)
             outputs = [(str(p), int(size), int(mtime)) for p, size, mtime in
                        conn.execute("SELECT path, size, mtime_ns FROM outputs")]
+            if record.get("sources") is not None:
+                sources_state = _sources_state(conn)
+                due = not offline and _any_due(conn, record["sources"])
     finally:
         conn.close()
     last, again = _last_run(settings)
+    if record.get("sources") is not None and (due or sources_state != again.get("sources_state")):
+        return None  # a source is to be fetched, or its state moved on since (the status files follow it)
     if again != record or not last.get("snapshot") or last.get("snapshot") != record["snapshot"]:
         return None
     if settings.get("schema_version") != record["schema"] or settings.get("items_version") != record["items_version"]:
@@ -339,7 +385,7 @@ def _replay_locked(state: Path, record: Mapping[str, Any]) -> Replayed | None:
     if len(outputs) != outputs_count or not _as_recorded(output_dir, outputs):
         return None
     notes = _Notes()
-    if not _same_posts(record, settings, notes):
+    if not _same_posts(record, settings, notes, scans):
         return None
     warnings = list(notes.warnings)
     replayed = last.get("warnings", [])
@@ -374,14 +420,32 @@ def _as_recorded(output_dir: Path, outputs: Sequence[tuple[str, int, int]]) -> b
     return True
 
 
-def _same_posts(record: Mapping[str, Any], settings: Mapping[str, str], notes: _Notes) -> bool:
+#: A source due this close (seconds) to now is taken as due.
+DUE_MARGIN = 1.0
+
+
+def _any_due(conn: sqlite3.Connection, sources: Sequence[Sequence[str]]) -> bool:
+    """Whether a run now would fetch one of the enabled ``sources`` (name, URL): one never
+    fetched, fetched at another URL, or due (as ``sources.update.due_sources`` tells)."""
+    stored = {str(name): (url, next_due) for name, url, next_due in
+              conn.execute("SELECT name, url, next_due FROM sources")}
+    now = time.time() + DUE_MARGIN
+    for name, url in sources:
+        found = stored.get(name)
+        if found is None or found[0] != url or not isinstance(found[1], int | float) or found[1] <= now:
+            return True
+    return False
+
+
+def _same_posts(record: Mapping[str, Any], settings: Mapping[str, str], notes: _Notes,
+                scans: dict[tuple[str, str], PostScan] | None) -> bool:
     """Scan the posts inputs as the full run does; whether every post file is as recorded."""
     from .posts.inputs import scan_inputs
 
     counts = _json_object(settings["post_inputs"]) if "post_inputs" in settings else {}
     last = {k: v for k, v in counts.items() if isinstance(v, int)}
     config = _Settings([_Input(str(p), bool(o)) for p, o in record["posts"]], Path(record["root"]))
-    inputs = scan_inputs(config, _NoRows(), last, notes, allow_shrink=False)
+    inputs = scan_inputs(config, _NoRows(), last, notes, allow_shrink=False, scans=scans)
     if notes.errors or inputs.kept:
         return False
     digest = files_digest((f.folder, f.file.name, f.file.mtime_ns, f.file.size) for f in inputs.files)

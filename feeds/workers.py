@@ -15,15 +15,15 @@ A killed run so leaves no worker behind holding the database or cron's pipes.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
-import functools
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -97,36 +97,95 @@ def _in_worker(fn: Callable[[J, Any], R], job: J) -> R:
 def run_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared: Any = None,
              progress: Progress | None = None, step: str = "") -> list[R]:
     """``[fn(job, shared) for job in jobs]``, spread over worker processes when there are
-    at least ``threshold`` jobs. With a ``shared`` value, workers must be forked (to
-    inherit it); without fork those jobs run in-process."""
-    global _shared
+    at least ``threshold`` jobs: :func:`iter_jobs`, collected into a list."""
+    return list(iter_jobs(fn, jobs, threshold, shared=shared, progress=progress, step=step))
+
+
+IN_FLIGHT_PER_WORKER = 4
+"""How many chunks each worker may have sent to it, or done and waiting for the
+consumer: enough that no worker waits, few enough that results do not pile up in
+the parent while the consumer is slower than the workers."""
+
+
+def iter_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared: Any = None,
+              progress: Progress | None = None, step: str = "") -> Iterator[R]:
+    """``fn(job, shared)`` for each job, yielded in the jobs' order as soon as it is
+    done, spread over worker processes when there are at least ``threshold`` jobs.
+    With a ``shared`` value, workers must be forked (to inherit it); without fork those
+    jobs run in-process.
+
+    At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are submitted and not yet
+    consumed, so a slow consumer holds only a few chunks of results. A job that raises
+    in a worker comes back as :class:`JobFailed` where its result would be (the results
+    before it have been yielded). The pool's lock is held while the stream is open: the
+    consumer must not start other worker jobs before it ends. When the consumer stops early (closes the generator,
+    or raises), chunks not yet started are cancelled and the workers shut down."""
     cpus = os.cpu_count() or 1
-    results: list[R] = []
-    every = max(1, len(jobs) // 100)
-
-    def collect(items: Iterable[R]) -> list[R]:
-        for item in items:
-            results.append(item)
-            if progress is not None and len(results) % every == 0:
-                progress(step, len(results), len(jobs))
-        if progress is not None and jobs:
-            progress(step, len(jobs), len(jobs))
-        return results
-
+    total = len(jobs)
+    every = max(1, total // 100)
     forking = _fork_allowed and can_fork()
-    if len(jobs) < threshold or cpus < 2 or (shared is not None and not forking) or \
-            (not forking and len(jobs) < threshold * 4):
-        return collect(fn(job, shared) for job in jobs)
+    parallel = not (total < threshold or cpus < 2 or (shared is not None and not forking) or
+                    (not forking and total < threshold * 4))
+    done = 0
+    results = _iter_parallel(fn, jobs, shared, forking, cpus) if parallel else \
+        (fn(job, shared) for job in jobs)
+    try:
+        for item in results:
+            done += 1
+            if progress is not None and done % every == 0:
+                progress(step, done, total)
+            yield item
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+    if progress is not None and total:
+        progress(step, total, total)
+
+
+def _iter_parallel(fn: Callable[[J, Any], R], jobs: list[J], shared: Any, forking: bool,
+                   cpus: int) -> Iterator[R]:
+    global _shared
     context = multiprocessing.get_context("fork" if forking else "spawn")
+    workers = min(cpus, 8)
+    size = max(1, min(256, len(jobs) // (cpus * 8)))
+    chunks = (jobs[i:i + size] for i in range(0, len(jobs), size))
     with _pool_lock:
         _shared = shared
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+        pending: collections.deque[Future[tuple[list[R], JobFailed | None]]] = collections.deque()
         try:
-            with ProcessPoolExecutor(max_workers=min(cpus, 8), mp_context=context,
-                                     initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-                chunk = max(1, min(256, len(jobs) // (cpus * 8)))
-                return collect(pool.map(functools.partial(_in_worker, fn), jobs, chunksize=chunk))
+            for chunk in chunks:
+                pending.append(pool.submit(_run_chunk, fn, chunk))
+                if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+                    yield from _chunk_results(pending.popleft())
+            while pending:
+                yield from _chunk_results(pending.popleft())
         finally:
+            for future in pending:
+                future.cancel()
+            pending.clear()
+            pool.shutdown(wait=True, cancel_futures=True)
             _shared = None
+
+
+def _run_chunk(fn: Callable[[J, Any], R], chunk: list[J]) -> tuple[list[R], JobFailed | None]:
+    """The results of a chunk's jobs up to the first that raised, and its error."""
+    results: list[R] = []
+    for job in chunk:
+        try:
+            results.append(_in_worker(fn, job))
+        except JobFailed as exc:
+            return results, exc
+    return results, None
+
+
+def _chunk_results(future: Future[tuple[list[R], JobFailed | None]]) -> Iterator[R]:
+    results, failed = future.result()
+    yield from results
+    if failed is not None:
+        raise failed
 
 
 class JobPool:

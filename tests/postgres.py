@@ -79,7 +79,7 @@ def _as_postgres() -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[PostgresServer]:
+def running_server(max_connections: int = 200) -> Iterator[PostgresServer]:
     bindir = _bindir()
     if bindir is None:
         if os.environ.get("CI") == "true":
@@ -96,7 +96,7 @@ def running_server() -> Iterator[PostgresServer]:
                         "--no-sync", "--no-instructions"],
                        check=True, capture_output=True, env=env, **as_postgres)  # type: ignore[call-overload]
         options = (f"-k {folder} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=200")
+                   f"-c full_page_writes=off -c max_connections={max_connections}")
         subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
                         "-w", "-t", "60", "start"],
                        check=True, capture_output=True, env=env, **as_postgres)  # type: ignore[call-overload]

@@ -31,7 +31,8 @@ PURE = [
     "feeds.build", "feeds.normalize", "feeds.render",
     "feeds.errors", "feeds.models", "feeds.layout", "feeds.identity",
     "feeds.sources.decide", "feeds.sources.schedule", "feeds.sources.parse", "feeds.sources.results",
-    "feeds.sources.addresses", "feeds.sources.decoding", "feeds.sources.discover", "feeds.output.negotiate",
+    "feeds.sources.addresses", "feeds.sources.decoding", "feeds.sources.discover", "feeds.sources.fulltext",
+    "feeds.output.negotiate",
     "feeds.config.simpleyaml", "feeds.config.yamlload", "feeds.store.codecs", "feeds.store.records",
 ]
 

@@ -47,7 +47,7 @@ FULL = [sys.executable, "-c", "import sys, feeds.unchanged as u; u.replay = lamb
         "from feeds.cli import main; sys.argv[0] = 'feeds'; main()"]
 #: The quick check alone (read-only but for the lock): prints whether it would replay.
 PROBE = [sys.executable, "-c", "import sys; from pathlib import Path; from feeds.unchanged import replay; "
-         "print(replay(Path('config.yaml'), wait=0) is not None)"]
+         "print(replay(Path('config.yaml'), wait=0, offline='--offline' in sys.argv) is not None)"]
 
 
 def _post(n: int, tag: str = "news") -> str:
@@ -80,8 +80,8 @@ class QuickSite:
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc.returncode, proc.stderr + proc.stdout
 
-    def probe(self) -> bool:
-        code, out = self.run(PROBE)
+    def probe(self, *args: str) -> bool:
+        code, out = self.run(PROBE, *args)
         assert code == 0, out
         return out.strip() == "True"
 
@@ -108,7 +108,7 @@ def quick(tmp_path: Path) -> QuickSite:
 def _compare(site: QuickSite, *args: str) -> tuple[bool, bool]:
     """What the quick check decides, and what the full run then does; when the quick
     check replays, the command with it prints and exits exactly as the full run."""
-    said = site.probe()
+    said = site.probe(*args)
     if said:
         with_quick = site.run(FEEDS, "generate", "-v", *args)
     full_code, full_log = site.run(FULL, "generate", "-v", *args)
@@ -137,6 +137,26 @@ def _add(site: QuickSite) -> None:
     post = site.root / "posts" / "2021-01-09-post-8.md"
     post.write_text(_post(8))
     os.utime(post, (1_600_000_000, 1_600_000_100))  # saved a while ago: read as settled
+
+
+def _same_second_edit(site: QuickSite) -> None:
+    # Rewritten with the same size within the same second: only the nanoseconds differ.
+    path = site.root / "posts" / "2021-01-03-post-2.md"
+    st = path.stat()
+    path.write_text(path.read_text().replace("Body", "Bodx"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000))
+
+
+def _state_replaced(site: QuickSite) -> None:
+    """The state database put back as it was before a run that changed a post."""
+    db = site.root / "state" / "feeds.db"
+    saved = db.read_bytes()
+    _touch(site)
+    code, out = site.run(FEEDS, "generate")
+    assert code == 0, out
+    for extra in ("-wal", "-shm"):
+        db.with_name(db.name + extra).unlink(missing_ok=True)
+    db.write_bytes(saved)
 
 
 def _delete(site: QuickSite) -> None:
@@ -231,6 +251,8 @@ MUTATIONS: dict[str, tuple[Callable[[QuickSite], None], bool, bool]] = {
     "touched post": (_touch, False, False),
     # Same size and mtime: the full run does not see it either (feeds generate --check does).
     "same-size edit, mtime restored": (_same_size_edit, True, True),
+    "same-size edit in the same second": (_same_second_edit, False, False),
+    "state file replaced": (_state_replaced, False, False),
     "added post": (_add, False, False),
     "deleted post": (_delete, False, False),
     "renamed post": (_rename, False, False),
@@ -310,12 +332,90 @@ def test_flags_that_change_the_run_take_the_full_run(quick: QuickSite) -> None:
     assert "(quick check)" in quick.run(FEEDS, "generate", "-v", "--offline")[1]
 
 
-def test_a_config_with_sources_takes_the_full_run(quick: QuickSite, tmp_path: Path) -> None:
+WIRE = ('<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><link>https://w.example/</link>'
+        '<description>d</description>{items}</channel></rss>')
+WIRE_ITEM = ('<item><title>{title}</title><link>https://w.example/{slug}</link>'
+             '<pubDate>Mon, 04 Jan 2021 10:00:00 GMT</pubDate></item>')
+
+
+def _with_source(site: QuickSite, feed: Path, every: str = "30m") -> None:
+    feed.write_text(WIRE.format(items=WIRE_ITEM.format(title="Wire A", slug="a")))
+    (site.root / "config.yaml").write_text(CONFIG + f"sources:\n  - name: wire\n    url: {feed}\n    every: {every}\n")
+    code, out = site.run(FEEDS, "generate")
+    assert code == 0 and "1 sources fetched" in out, out
+
+
+def _make_due(site: QuickSite) -> None:
+    db = sqlite3.connect(site.root / "state" / "feeds.db")
+    with db:
+        db.execute("UPDATE sources SET next_due = 1000")
+    db.close()
+
+
+def test_a_source_not_due_takes_the_quick_path(quick: QuickSite, tmp_path: Path) -> None:
     feed = tmp_path / "wire.xml"
-    feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><link>https://w.example/'
-                    '</link><description>d</description><item><title>A</title><link>https://w.example/a</link>'
-                    '<pubDate>Mon, 04 Jan 2021 10:00:00 GMT</pubDate></item></channel></rss>')
-    (quick.root / "config.yaml").write_text(CONFIG + f"sources:\n  - name: wire\n    url: {feed}\n")
+    _with_source(quick, feed)
+    assert _compare(quick) == (True, True)
+    assert _compare(quick, "--offline") == (True, True)
+    # The file changed, not due yet: the full run does not read it either.
+    feed.write_text(WIRE.format(items=WIRE_ITEM.format(title="Wire B", slug="b")))
+    assert _compare(quick) == (True, True)
+    assert "Wire B" not in (quick.root / "output" / "all.atom.xml").read_text()
+
+
+def test_a_due_source_takes_the_full_run_and_its_change_is_published(quick: QuickSite, tmp_path: Path) -> None:
+    feed = tmp_path / "wire.xml"
+    _with_source(quick, feed)
+    feed.write_text(WIRE.format(items=WIRE_ITEM.format(title="Wire A", slug="a")
+                                + WIRE_ITEM.format(title="Wire B", slug="b")))
+    _make_due(quick)
+    assert not quick.probe()
+    # The stored state moved (the full run replays it, and records it); then --offline,
+    # which fetches nothing, is the quick check's, due or not.
+    assert _compare(quick, "--offline") == (False, True)
+    assert _compare(quick, "--offline") == (True, True)
+    assert not quick.probe()
+    code, out = quick.run(FEEDS, "generate", "-v")
+    assert code == 0 and "(quick check)" not in out and "1 sources fetched" in out, out
+    assert "Wire B" in (quick.root / "output" / "all.atom.xml").read_text()
+    assert _compare(quick) == (True, True)  # fetched: not due for 30 minutes
+
+
+def test_a_source_never_fetched_or_moved_takes_the_full_run(quick: QuickSite, tmp_path: Path) -> None:
+    feed = tmp_path / "wire.xml"
+    _with_source(quick, feed)
+    db = sqlite3.connect(quick.root / "state" / "feeds.db")
+    with db:
+        db.execute("UPDATE sources SET url = 'elsewhere.xml'")
+    db.close()
+    assert not quick.probe()
+    assert quick.run(FEEDS, "generate")[0] == 0
+    db = sqlite3.connect(quick.root / "state" / "feeds.db")
+    with db:
+        db.execute("DELETE FROM sources")
+    db.close()
+    assert not quick.probe()
+
+
+def test_a_source_state_moved_on_takes_the_full_run(quick: QuickSite, tmp_path: Path) -> None:
+    # Another process (the daemon) fetched and failed: the status files follow the stored state.
+    feed = tmp_path / "wire.xml"
+    _with_source(quick, feed)
+    status = (quick.root / "output" / "status.json").read_bytes()
+    db = sqlite3.connect(quick.root / "state" / "feeds.db")
+    with db:
+        db.execute("UPDATE sources SET status = 'error', error = 'HTTP 500', failures = 3")
+    db.close()
+    assert _compare(quick) == (False, True)
+    assert (quick.root / "output" / "status.json").read_bytes() != status
+    assert _compare(quick) == (True, True)
+
+
+def test_a_config_with_an_opml_file_takes_the_full_run(quick: QuickSite, tmp_path: Path) -> None:
+    opml = quick.root / "subs.opml"
+    opml.write_text('<?xml version="1.0"?><opml version="2.0"><head><title>s</title></head><body>'
+                    '<outline type="rss" text="wire" xmlUrl="http://127.0.0.1:1/wire.xml"/></body></opml>')
+    (quick.root / "config.yaml").write_text(CONFIG + "sources_opml: subs.opml\n")
     for _ in range(2):
         assert quick.run(FEEDS, "generate")[0] == 0
         assert not quick.probe()

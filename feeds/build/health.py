@@ -1,8 +1,9 @@
 """The operator's health feed: one entry per source problem.
 
 Pure: source states in, entries and a JSON summary out. Problems are sources
-failing, throttled or gone, moving to a new address, and sources whose items
-cannot be told apart by their guids. An entry's id is stable for one episode
+failing, throttled or gone, moving to a new address, sources whose items
+cannot be told apart by their guids, and ``full_text`` sources whose latest
+article pages all failed. An entry's id is stable for one episode
 of a problem, so a reader shows each new episode once.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from html import escape
 
@@ -20,8 +21,11 @@ from ..models import EPOCH, Entry
 from ..sources.schedule import SourceState
 
 
-def problems(config: Config, states: dict[str, SourceState]) -> list[dict[str, str]]:
+def problems(config: Config, states: dict[str, SourceState],
+             full_text_failing: Collection[str] = ()) -> list[dict[str, str]]:
     """Every current problem, as plain data: source, url, problem, detail, key.
+    ``full_text_failing`` names the ``full_text`` sources whose latest article pages all
+    failed (a page failing alone is not a problem of its source).
 
     Only what changes when the problem does is included (not failure counts or
     retry times, which change on every fetch): the health files stay byte-stable
@@ -39,6 +43,9 @@ def problems(config: Config, states: dict[str, SourceState]) -> list[dict[str, s
             found.append(("gone", st.error or "the source answered 410 Gone"))
         if st.moved_to:
             found.append(("moved", f"permanently redirected to {st.moved_to}"))
+        if source.name in full_text_failing and source.full_text is not None:
+            found.append(("full text failing", "its latest article pages gave no article; their entries keep "
+                          "the feed's summaries (feeds status shows the latest failure)"))
         if st.id_mode in ("link", "hash"):
             found.append(("guid downgrade", "its items have missing or repeated guids; they are told apart by "
                           + ("link" if st.id_mode == "link" else "content")))

@@ -26,6 +26,8 @@ ITEM_VERSION = "2"
 SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every", "enabled", "optional"})
 #: Source keys that only say how it is asked for (its entries are the same whatever they are).
 FETCH_ONLY_SOURCE_KEYS = frozenset({"headers", "user_agent", "auth", "tls_verify"})
+#: Caps that only say how much is fetched at once, not what an item's entry becomes.
+FETCH_ONLY_LIMITS = frozenset({"articles_per_fetch"})
 #: Source keys that choose which of its items are published, not what they become.
 FILTER_SOURCE_KEYS = frozenset({"include", "exclude"})
 #: What a post's front matter is normalized with (besides its posts input's permalink and tags).
@@ -61,10 +63,12 @@ def items_key(config: Config, source: Source) -> str:
     """What the entries of ``source``'s items are made with: the settings the source-update
     decider reads, and no other (editing ``schedule.*``, ``fetch.*`` timeouts or ``every``
     keeps them)."""
+    own = source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS | FETCH_ONLY_SOURCE_KEYS
+                                                     | FILTER_SOURCE_KEYS))
+    if own.get("full_text") is None:  # the key a source without full text had before there was one
+        del own["full_text"]
     return _hash(ITEM_VERSION, config.settings_key("site.timezone", "output.summary_length"),
-                 config.fetch.limits_of(source).model_dump(mode="json"),
-                 source.model_dump(mode="json", exclude=set(SCHEDULE_ONLY_SOURCE_KEYS | FETCH_ONLY_SOURCE_KEYS
-                                                                        | FILTER_SOURCE_KEYS)))
+                 config.fetch.limits_of(source).model_dump(mode="json", exclude=set(FETCH_ONLY_LIMITS)), own)
 
 
 def snapshot_key(config: Config) -> str:

@@ -32,6 +32,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ..build.filters import parse_rule
@@ -122,6 +123,59 @@ class Site(_Strict):
         return value
 
 
+#: An S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending
+#: with a letter or digit.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class Bucket(_Strict):
+    """An S3-compatible bucket that the output folder is published to (``output.s3``)."""
+
+    bucket: str
+    #: Where in the bucket the files go ("feeds/": feeds/index.html ...); "" for the top.
+    prefix: str = ""
+    #: The service's address for a bucket not on AWS (MinIO, R2, Ceph...): an http(s) URL.
+    endpoint_url: str | None = None
+    region: str | None = None
+    #: A profile of the AWS config and credentials files; else the usual places
+    #: (AWS_* variables, ~/.aws, an instance role). Keys are never written in config.yaml.
+    profile: str | None = None
+    #: The Cache-Control every object is written with.
+    cache_control: str = "max-age=300"
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET_NAME.match(value) or ".." in value:
+            raise ValueError("not a bucket name: 3 to 63 lower-case letters, digits, '.' and '-'")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        parts = value.strip("/").split("/") if value.strip("/") else []
+        if value.startswith("/") or any(p in ("", ".", "..") for p in parts) or any(c < " " for c in value):
+            raise ValueError("must be a relative folder such as feeds/ (no leading '/', '.' or '..')")
+        return "/".join(parts) + "/" if parts else ""
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator("cache_control")
+    @classmethod
+    def _header_value(cls, value: str) -> str:
+        if any(c < " " or c == "\x7f" for c in value):
+            raise ValueError("must be one line of printable characters")
+        return value
+
+
 class Output(_Strict):
     dir: str = "output"
     formats: list[FeedFormat] = Field(default_factory=lambda: list[FeedFormat](["atom", "rss"]), min_length=1)
@@ -145,6 +199,8 @@ class Output(_Strict):
     allow_foreign_files: bool = False
     #: Allow any folder, even /, the home folder, a posts folder or the state folder.
     allow_any_dir: bool = False
+    #: Also publish what the folder holds to an S3-compatible bucket, after each writing run.
+    s3: Bucket | None = None
     #: Complete archives (RFC 5005): every feed's whole history in pages, <feed>.archive/<n>.atom.xml...
     archive: bool = False
     #: Entries per archive page (a feed whose max_entries is smaller cuts pages of that many).
@@ -221,6 +277,32 @@ class Clean(_Strict):
         return value
 
 
+class FullText(_Strict):
+    """How the article page of each new item of a source is read (``full_text``)."""
+
+    #: A CSS selector: the article is every element it matches, in document order; without
+    #: it, the article is what trafilatura finds to be the page's main text.
+    selector: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+
+    @field_validator("selector")
+    @classmethod
+    def _valid_selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            Clean._valid_selectors([value])
+        return value
+
+
+def _full_text(value: object) -> object:
+    """``full_text: true`` is ``full_text: {}``; ``false`` is no full text."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    if value is not None and not isinstance(value, dict | FullText):
+        raise ValueError("full_text is true, false or a mapping such as {selector: \"article .body\"}")
+    return value
+
+
 class Posts(_Strict):
     """A folder (or glob) of local posts."""
 
@@ -294,6 +376,9 @@ class Limits(_Strict):
     stored_items: Annotated[int, Field(ge=1, le=100_000_000)] = 10_000
     #: Largest clean content of one item, in bytes; over it, the entry keeps its summary and link.
     content_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    #: Article pages one fetch of a ``full_text`` source may ask for; the other new items wait
+    #: for the next fetches (newest first).
+    articles_per_fetch: Annotated[int, Field(ge=0, le=10_000)] = 20
 
 
 #: A header name (an HTTP token).
@@ -359,6 +444,15 @@ class Source(_Strict):
     #: Check the server's certificate (true), do not (false), or check it against this CA
     #: bundle (a PEM file, relative to the config folder).
     tls_verify: bool | Annotated[str, Field(min_length=1)] = True
+    #: Fetch each new item's article page (its link) once, and publish the article as the
+    #: entry's content: ``true`` (trafilatura finds it) or ``{selector: "article .body"}``.
+    full_text: Annotated[FullText | None, BeforeValidator(_full_text)] = None
+
+    @model_validator(mode="after")
+    def _full_text_published(self) -> Source:
+        if self.full_text is not None and self.summary_only:
+            raise ValueError("full_text: a summary_only source publishes no content; set one or the other")
+        return self
 
     @field_validator("headers")
     @classmethod
@@ -445,6 +539,10 @@ class Schedule(_Strict):
     generate: Annotated[Duration, Field(ge=1)] = 600.0
     #: After a fetch brings something new, wait this long for others before regenerating.
     debounce: Annotated[Duration, Field(ge=0)] = 2.0
+    #: With a PostgreSQL state shared by several ``feeds run`` workers: how long a worker's
+    #: claim on a source (and the generation leadership) lasts unless renewed. A killed
+    #: worker's sources are taken over, and a new leader elected, within this time.
+    lease: Annotated[Duration, Field(ge=1, le=3600)] = 60.0
 
 
 class WebSub(_Strict):

@@ -43,6 +43,25 @@ def safe_target(output_dir: Path, relative: str) -> Path:
     return parent / lexical.name
 
 
+class Targets:
+    """:func:`safe_target` for many files of one output folder, each folder resolved once
+    (the same paths, the same refusals): for one pass over the recorded files."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
+        self.root = output_dir.resolve()
+        self._folders: dict[Path, Path] = {}
+
+    def __call__(self, relative: str) -> Path:
+        lexical = self.output_dir / relative
+        parent = self._folders.get(lexical.parent)
+        if parent is None or lexical.name in ("", ".", ".."):
+            target = safe_target(self.output_dir, relative)
+            self._folders[lexical.parent] = target.parent
+            return target
+        return parent / lexical.name
+
+
 def read_bytes(path: Path) -> bytes | None:
     """The bytes of the regular file at ``path``; None if there is none (a symlink is none)."""
     try:

@@ -26,6 +26,7 @@ from ..models import EPOCH
 from ..render.feed import render_feed
 from ..store import OutputRecord, Store
 from .publish import (
+    Targets,
     read_bytes,
     remove_files,
     remove_leftover_temps,
@@ -103,10 +104,13 @@ def load_records(config: Config, store: Store) -> dict[str, OutputRecord]:
     return store.load_outputs()
 
 
-def as_recorded(config: Config, record: OutputRecord | None) -> bool:
-    """Whether the file of ``record`` still has the size and mtime it was left with."""
-    return record is not None and stat(safe_target(config.output_dir, record.path)) == (record.size,
-                                                                                        record.mtime_ns)
+def as_recorded(config: Config, record: OutputRecord | None, targets: Targets | None = None) -> bool:
+    """Whether the file of ``record`` still has the size and mtime it was left with
+    (``targets``: where the output folder's files are, for many records at once)."""
+    if record is None:
+        return False
+    target = targets(record.path) if targets is not None else safe_target(config.output_dir, record.path)
+    return stat(target) == (record.size, record.mtime_ns)
 
 
 def status_files(config: Config, store: Store, *, check: bool) -> dict[str, bytes]:
@@ -114,7 +118,9 @@ def status_files(config: Config, store: Store, *, check: bool) -> dict[str, byte
     if not config.output.status_feed or not config.sources:
         return {}
     states = store.load_sources()
-    found = problems(config, states)
+    failing = ({name for name, pages in store.article_health().items() if pages.streak}
+               if any(s.full_text for s in config.sources) else set())
+    found = problems(config, states, failing)
     # When each problem was first seen is remembered, so its entry keeps its date.
     remembered = store.load_health_since()
     checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)

@@ -41,6 +41,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -63,6 +64,9 @@ VIEW_PREFIX = "\x00view:"
 GZIP_MIN = 256  # smaller bodies gain nothing from gzip
 MAX_CONNECTIONS = 10_000
 REPLACED_RETRIES = 5  # lookups of a large file that keeps being replaced before a 503
+
+#: A name answered by a function: the body and its Content-Type, made for each request.
+Endpoint = Callable[[], tuple[bytes, str]]
 
 
 @dataclass
@@ -162,7 +166,10 @@ class FileServer:
     """Serves one folder on the running event loop: ``await start(sock)``, then ``await close()``."""
 
     def __init__(self, root: Path, *, idle_timeout: float = IDLE_TIMEOUT,
-                 max_connections: int | None = None, cache_bytes: int = CACHE_BYTES) -> None:
+                 max_connections: int | None = None, cache_bytes: int = CACHE_BYTES,
+                 endpoints: Mapping[str, Endpoint] | None = None) -> None:
+        #: Names answered by a function instead of a file (``/metrics`` in ``feeds run --serve``).
+        self.endpoints = dict(endpoints or {})
         self.root = os.path.abspath(root)  # resolved again on each cache miss: it may be a symlink that moves
         if max_connections is None:
             max_connections = max(64, min(MAX_CONNECTIONS, raise_fd_limit() // 2))
@@ -209,6 +216,8 @@ class FileServer:
         if request.method not in ("GET", "HEAD"):
             return http1.plain(request, 405, "method not allowed\n", [("Allow", "GET, HEAD")])
         target = negotiate.request_target(request.target)
+        if target is not None and not target.folder and target.relative in self.endpoints:
+            return self.answer_endpoint(request, self.endpoints[target.relative])
         found = None
         if target is not None:
             for name in negotiate.spellings(target.relative):
@@ -255,6 +264,17 @@ class FileServer:
         if len(body) > http1.CHUNK:  # sent a CHUNK at a time: a client that never reads holds no copy of it
             return http1.Stream(head, io.BytesIO(body), len(body))
         return head + body
+
+    def answer_endpoint(self, request: http1.Request, endpoint: Endpoint) -> bytes:
+        """What a function answers: made afresh for each request, never cached."""
+        try:
+            body, kind = endpoint()
+        except Exception:
+            log.exception("serve: %s failed", request.target)
+            return http1.plain(request, 500, "internal error\n")
+        head = http1.response_head(request, 200, [("Content-Type", kind), ("Cache-Control", "no-store"),
+                                                  ("X-Content-Type-Options", "nosniff")], len(body))
+        return head if request.method == "HEAD" else head + body
 
     def page_of(self, name: str, feed: _File) -> _File | None:
         """What a browser gets for feed ``name``: the feed's own HTML page (``output.pages``), else the

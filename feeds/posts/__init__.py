@@ -112,13 +112,18 @@ class PostScan:
 
 class _Walk:
     """One scan's state: the folders already entered (symlink loops are followed once)
-    and the files already found (a file reached by two paths is one post)."""
+    and the files already found (a file reached by two paths is one post).
+
+    Folders are listed as names (sorted strings) and each entry is stat'ed by its path as
+    the walk reaches it: no ``os.DirEntry`` (with its cached stat) is kept, so what a scan
+    holds is the names of the folders it is in and one record per post."""
 
     def __init__(self, root: Path) -> None:
         self.prefix = str(root.absolute()) + os.sep
         self.scan = PostScan()
-        self.folders: set[tuple[int, int]] = set()
-        self.inodes: set[tuple[int, int]] = set()
+        #: Folders entered and files taken, each as ``_key``: one int, not a tuple of two.
+        self.folders: set[int] = set()
+        self.inodes: set[int] = set()
 
     def name(self, path: str) -> str:
         absolute = os.path.abspath(path)
@@ -141,76 +146,187 @@ class _Walk:
         if not stat.S_ISREG(st.st_mode):
             self.scan.refused.append(f"{name}: skipped: {_kind(st.st_mode)}, not a regular file")
             return
-        if (st.st_dev, st.st_ino) in self.inodes:
+        key = _key(st)
+        if key in self.inodes:
             self.scan.notes.append(f"{name}: skipped: the same file as another post path")
             return
-        self.inodes.add((st.st_dev, st.st_ino))
+        self.inodes.add(key)
         self.scan.files.append(PostFile(path=path, name=name, mtime_ns=st.st_mtime_ns, size=st.st_size))
 
     def folder(self, top: str, top_stat: os.stat_result) -> None:
         """Find post files under ``top`` (recursively), in name order, skipping hidden entries.
 
         Depth first with a stack of its own, so that no nesting depth can exhaust Python's.
-        Each level of the stack holds the folder's entries and what their names start with."""
-        stack: list[tuple[Iterator[os.DirEntry[str]], str]] = []
+        Each level of the stack holds the folder's names still to look at, what their paths
+        start with and what their post names start with."""
+        stack: list[tuple[Iterator[str], str, str]] = []
         inodes, files = self.inodes, self.scan.files
         opened = self._open(top, top_stat)
         if opened is not None:
-            stack.append((opened, self.names_in(top)))
+            stack.append((opened, _joinable(top), self.names_in(top)))
         while stack:
-            entries, within = stack[-1]
-            for entry in entries:  # until a folder to enter: its entries come first, then the rest of these
-                if entry.name.startswith("."):
+            names, at, within = stack[-1]
+            for name in names:  # until a folder to enter: its entries come first, then the rest of these
+                if name.startswith("."):
                     continue
+                path = at + name
                 try:
-                    est = entry.stat()  # follows symlinks
+                    st = os.stat(path)  # follows symlinks
                 except OSError as exc:
-                    self._unstatable(entry, exc, within + entry.name)
+                    self._unstatable(path, exc, within + name)
                     continue
-                if stat.S_ISDIR(est.st_mode):
-                    if entry.name.endswith(POST_SUFFIXES):
-                        self.scan.notes.append(f"{within}{entry.name}: a folder named like a post; "
-                                               "searched as a folder")
-                    opened = self._open(entry.path, est, within + entry.name)
+                if stat.S_ISDIR(st.st_mode):
+                    if name.endswith(POST_SUFFIXES):
+                        self.scan.notes.append(f"{within}{name}: a folder named like a post; searched as a folder")
+                    opened = self._open(path, st, within + name)
                     if opened is not None:
-                        stack.append((opened, self.names_in(entry.path)))
+                        stack.append((opened, path + os.sep, self.names_in(path)))
                         break
-                elif entry.name.endswith(POST_SUFFIXES):
-                    key = (est.st_dev, est.st_ino)
-                    if stat.S_ISREG(est.st_mode) and key not in inodes:  # the common case of add(), inline
+                elif name.endswith(POST_SUFFIXES):
+                    key = _key(st)
+                    if stat.S_ISREG(st.st_mode) and key not in inodes:  # the common case of add(), inline
                         inodes.add(key)
-                        files.append(PostFile(entry.path, within + entry.name, est.st_mtime_ns, est.st_size))
+                        files.append(PostFile(path, within + name, st.st_mtime_ns, st.st_size))
                     else:
-                        self.add(entry.path, est, within + entry.name)
+                        self.add(path, st, within + name)
             else:
                 stack.pop()
 
-    def _open(self, folder: str, st: os.stat_result, name: str | None = None) -> Iterator[os.DirEntry[str]] | None:
-        """The entries of ``folder`` in name order; None if it was searched already or cannot be listed."""
-        if (st.st_dev, st.st_ino) in self.folders:
+    def _open(self, folder: str, st: os.stat_result, name: str | None = None) -> Iterator[str] | None:
+        """The names in ``folder`` in order; None if it was searched already or cannot be listed."""
+        key = _key(st)
+        if key in self.folders:
             self.scan.notes.append(f"{name or self.name(folder)}: skipped: a folder already searched "
                                    "(a symlink loop?)")
             return None
-        self.folders.add((st.st_dev, st.st_ino))
+        self.folders.add(key)
         try:
-            with os.scandir(folder) as it:
-                return iter(sorted(it, key=lambda e: e.name))
+            names = os.listdir(folder)
         except OSError as exc:
             name = name or self.name(folder)
             self.scan.unreadable.append(name)
             self.scan.notes.append(f"{name}: cannot list the folder: {exc.strerror}")
             return None
+        names.sort()
+        return iter(names)
 
-    def _unstatable(self, entry: os.DirEntry[str], exc: OSError, name: str) -> None:
-        if exc.errno == errno.ENOENT and entry.is_symlink():
+    def _unstatable(self, path: str, exc: OSError, name: str) -> None:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
             self.scan.notes.append(f"{name}: skipped: a symlink to nothing")
         elif exc.errno == errno.ELOOP:
             self.scan.notes.append(f"{name}: skipped: a symlink loop")
-        elif entry.name.endswith(POST_SUFFIXES):
+        elif path.endswith(POST_SUFFIXES):
             self.scan.refused.append(f"{name}: skipped: cannot read: {exc.strerror}")
         else:
             self.scan.unreadable.append(name)
             self.scan.notes.append(f"{name}: cannot read: {exc.strerror}")
+
+
+def _key(st: os.stat_result) -> int:
+    """The file's identity (device and inode) as one int."""
+    return st.st_dev << 64 | st.st_ino
+
+
+def _joinable(folder: str) -> str:
+    """``folder`` as the start of its entries' paths (as ``os.path.join`` makes them)."""
+    return folder if folder.endswith(os.sep) else folder + os.sep
+
+
+def _join(folder: str, name: str) -> str:
+    return _joinable(folder) + name if folder else name
+
+
+def _list(folder: str, folders_only: bool) -> list[tuple[str, bool]]:
+    """The names in ``folder`` ("" is the working folder), each with whether it is a folder
+    (symlinks followed); only the folders if ``folders_only``; nothing if it cannot be listed."""
+    found = []
+    try:
+        with os.scandir(folder or os.curdir) as it:
+            for entry in it:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir or not folders_only:
+                    found.append((entry.name, is_dir))
+    except OSError:
+        pass
+    return found
+
+
+def _below(folder: str, folders_only: bool) -> list[str]:
+    """What ``**`` stands for under ``folder``: every entry below it that is not hidden and
+    not under a hidden folder, as a path relative to it (folders only if ``folders_only``).
+
+    A folder is entered once: one reached again (a symlink loop, or two symlinks to one
+    folder) is passed over, so a loop costs nothing (``glob.glob`` goes round it again
+    and again, in time exponential in the loops). Depth first in name order, as the folder
+    walk: the first path to a folder in that order is the one kept."""
+    found: list[str] = []
+    entered: set[int] = set()
+
+    def identity(path: str) -> int | None:
+        try:
+            return _key(os.stat(path or os.curdir))
+        except OSError:
+            return None
+
+    def entries(path: str) -> Iterator[tuple[str, bool]]:
+        return iter(sorted(_list(path, folders_only)))
+
+    top = identity(folder)
+    if top is not None:
+        entered.add(top)
+    stack = [(entries(folder), folder, "")]
+    while stack:
+        names, path, relative = stack[-1]
+        for name, is_dir in names:
+            if name.startswith("."):
+                continue
+            if is_dir:
+                child = _join(path, name)
+                key = identity(child)
+                if key is not None:
+                    if key in entered:
+                        continue
+                    entered.add(key)
+                found.append(relative + name)
+                stack.append((entries(child), child, relative + name + os.sep))
+                break
+            found.append(relative + name)
+        else:
+            stack.pop()
+    return found
+
+
+def glob_paths(pattern: str) -> list[str]:
+    """The paths ``glob.glob(pattern, recursive=True)`` finds (in no particular order), except
+    that ``**`` does not follow a symlink loop round and round (``glob`` does, in time that
+    grows exponentially with the loops). ``pattern`` is a normalized path (as ``str`` of a
+    ``Path``: single separators, no trailing one)."""
+    parts = pattern.split(os.sep)
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    if first == len(parts):  # nothing to match: there or not
+        return [pattern] if os.path.lexists(pattern) else []
+    fixed = os.sep.join(parts[:first]) or (os.sep if first else "")
+    paths = [fixed]
+    last = len(parts) - 1
+    for index in range(first, len(parts)):
+        part, folders_only = parts[index], index < last
+        found: list[str] = []
+        for folder in paths:
+            if part == "**":
+                found.append(_join(folder, "") if folder else "")
+                found += [_join(folder, below) for below in _below(folder, folders_only)]
+            elif glob.has_magic(part):
+                names = [name for name, _ in _list(folder, folders_only)]
+                if not part.startswith("."):
+                    names = [name for name in names if not name.startswith(".")]
+                found += [_join(folder, name) for name in fnmatch.filter(names, part)]
+            elif part and os.path.lexists(candidate := _join(folder, part)):
+                found.append(candidate)
+        paths = found
+    return [path for path in paths if path]
 
 
 def _kind(mode: int) -> str:
@@ -256,7 +372,7 @@ def scan_posts(pattern: str, root: Path) -> PostScan:
         except OSError as exc:
             walk.scan.problem = f"cannot read the folder {walk.name(str(fixed))}: {exc.strerror}"
             return walk.scan
-        for path in sorted(glob.glob(text, recursive=True)):
+        for path in sorted(glob_paths(text)):
             try:
                 st = os.stat(path)
             except OSError:

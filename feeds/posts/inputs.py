@@ -11,7 +11,7 @@ Reads folders (through ``scan_posts``) and the post cache; writes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -152,9 +152,13 @@ def shrunk(last: int, found: int) -> bool:
 
 
 def scan_inputs(config: PostsSettings, cache: Rows, last: Mapping[str, int], notes: Notes, *,
-                allow_shrink: bool) -> Inputs:
-    """Scan every posts input; a file matched by two inputs belongs to the first."""
-    results = [scan_posts(folder.path, config.root) for folder in config.posts]
+                allow_shrink: bool, scans: MutableMapping[tuple[str, str], PostScan] | None = None) -> Inputs:
+    """Scan every posts input; a file matched by two inputs belongs to the first.
+
+    ``scans``: an input's scan found there (by its path and the config's folder) is taken
+    out and used instead of scanning it again (the quick check's, a moment ago, in the same
+    command); one made here is put there."""
+    results = [_scan(folder.path, config.root, scans) for folder in config.posts]
     counts = {folder.path: len(r.files) for folder, r in zip(config.posts, results, strict=True)}
     # Posts of no configured input: the config changed, or a path in it is mistyped. They
     # go with the first input that cannot be read (and so stay published), if there is one.
@@ -183,6 +187,16 @@ def scan_inputs(config: PostsSettings, cache: Rows, last: Mapping[str, int], not
                 seen.add(f.name)
                 found.append(FoundFile(index, f))
     return Inputs(tuple(found), frozenset(kept_names), counts, dict(last))
+
+
+def _scan(path: str, root: Path, scans: MutableMapping[tuple[str, str], PostScan] | None) -> PostScan:
+    if scans is None:
+        return scan_posts(path, root)
+    key = (path, str(root))
+    found = scans.pop(key, None)
+    if found is None:
+        found = scans[key] = scan_posts(path, root)
+    return found
 
 
 def _vanished(config: PostsSettings, path: str, optional: bool, result: PostScan, last: int,

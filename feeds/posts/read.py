@@ -9,7 +9,7 @@ the caller, which writes it (this module writes nothing).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from ..models import PostMeta
 from ..normalize.posts import is_draft, meta_from_post, post_content
 from ..store import CachedContent, PostIndexRow, PostRow, Store, meta_from_json, meta_to_json
 from ..store.codecs import group_digest
-from ..workers import Progress, run_jobs
+from ..workers import Progress, iter_jobs, run_jobs
 from . import PostChangedError, PostFile, PostUnreadableError, read_body, read_post_snapshot
 from .inputs import Inputs, Notes, PostCache
 
@@ -150,22 +150,28 @@ class FrontMatter:
 
 
 class PostCacheUpdate(NamedTuple):
-    """The post rows read in this run, the cached posts no longer found, and the post
-    index as it is with them: whole, and its rows changed since it was saved whole (None
-    when it is to be saved whole)."""
+    """What the post cache is to hold after a read, besides the rows given to ``keep``:
+    how many rows were given, the cached posts no longer found, and the post index as it
+    is with them: whole, and its rows changed since it was saved whole (None when it is
+    to be saved whole)."""
 
-    fresh: list[PostRow]
+    kept: int
     forget: list[str]
     index_rows: dict[str, PostIndexRow]
     changes: dict[str, PostIndexRow | None] | None
 
 
 def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: Notes, *, reread: bool,
-                      progress: Progress | None) -> tuple[FrontMatter, PostCacheUpdate]:
+                      progress: Progress | None,
+                      keep: Callable[[PostRow], None]) -> tuple[FrontMatter, PostCacheUpdate]:
     """Front matter of every post: from its cached row when the file's size, mtime and the
     settings it was read with are unchanged (and not ``reread``), else read again. A post
     whose input vanished is taken from its row as it is. The cache's rows are read
-    through its index: only those of posts read again are loaded."""
+    through its index: only those of posts read again are loaded.
+
+    Each row read again is given to ``keep`` (to be saved) as soon as its worker sends it
+    back, in the posts' order, and let go of here: only its front matter, decoded once,
+    stays (shared strings shared between posts)."""
     index = cache.index()
     site = config.site
     keys = [post_key(config, folder) for folder in config.posts]
@@ -177,19 +183,28 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
             folder = config.posts[i]
             jobs.append(ParseJob(f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                                  tuple(folder.tags), keys[i]))
-    parsed: list[Parsed] = run_jobs(parse_one, jobs, PARALLEL_THRESHOLD, progress=progress, step="reading posts")
-    unsettled = any(p.row.mtime_ns == UNTRUSTED for p in parsed)
+    unsettled = False
     # A post that is there but could not be read (or kept changing) stays as last read.
-    held = {p.row.path for p in parsed if p.row.meta is None and p.row.mtime_ns == UNTRUSTED
-            and (old := index.get(p.row.path)) is not None and old.problem is None}
-    for p in parsed:
-        if p.row.path in held:
-            notes.warn(f"{p.row.problem}; published as last read")
-    fresh = [p for p in parsed if p.row.path not in held]
+    held: set[str] = set()
+    changed: dict[str, PostIndexRow] = {}
+    metas: dict[str, PostMeta] = {}
+    shared: dict[Any, Any] = {}
+    for p in iter_jobs(parse_one, jobs, PARALLEL_THRESHOLD, progress=progress, step="reading posts"):
+        got = p.row
+        if got.mtime_ns == UNTRUSTED:
+            unsettled = True
+            if got.meta is None and (old := index.get(got.path)) is not None and old.problem is None:
+                held.add(got.path)
+                notes.warn(f"{got.problem}; published as last read")
+                continue
+        changed[got.path] = PostIndexRow.of(got, p.digest, p.group)
+        if got.meta is not None:
+            metas[got.path] = meta_from_json(got.meta, shared)
+        keep(got)
+    del jobs
     present = {f.name for _, f in inputs.files}
     forget = [path for path in index if path not in present]
     new_index = {path: row for path, row in index.items() if path in present} if forget else dict(index)
-    changed = {p.row.path: PostIndexRow.of(p.row, p.digest, p.group) for p in fresh}
     new_index.update(changed)
     changes = None
     if cache.changes is not None:
@@ -206,12 +221,8 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
             notes.warn(row.problem)
         else:
             drafts += 1
-    rows = [p.row for p in fresh]
-    # Decoded once here; the JSON goes with the rows to be saved, and no further.
-    shared: dict[Any, Any] = {}
-    metas = {row.path: meta_from_json(row.meta, shared) for row in rows if row.meta is not None}
-    return (FrontMatter(tuple(posts), len(inputs.files), len(rows), drafts, unsettled, metas, cache),
-            PostCacheUpdate(rows, forget, new_index, changes))
+    return (FrontMatter(tuple(posts), len(inputs.files), len(changed), drafts, unsettled, metas, cache),
+            PostCacheUpdate(len(changed), forget, new_index, changes))
 
 
 class Cleaned(NamedTuple):

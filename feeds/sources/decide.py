@@ -35,6 +35,7 @@ from ..errors import FeedsError
 from ..identity import IdMode, Ledger, LedgerKey, id_mode, item_id, item_key, natural_item_id
 from ..models import Entry
 from ..normalize.items import allowed_feed_tags, content_capped, entry_from_item, tags_capped
+from .fulltext import item_digest
 from .parse import ParsedFeed, ParsedItem
 from .results import FetchFailure, FetchResult
 from .schedule import SourceState, SourceStatus, after_fetch
@@ -229,7 +230,7 @@ class Decider:
                     continue  # the same item twice in one feed
                 digest = hashlib.sha1(f"{self.fingerprint}\0{item!r}\0{feed.title}\0{feed.link}".encode()).hexdigest()
                 old = known.get(key)
-                if old is not None and old.digest == digest:
+                if old is not None and item_digest(old.digest) == digest:  # an article's part aside
                     listed.add(key)
                     keys.append(key)
                     continue

@@ -6,7 +6,9 @@ pause after each download or error from a host (none after a 304 or a
 redirect, so a pass where nothing changed is not slowed down), and a host that
 answers 429 with Retry-After is left alone as long as it asks. An honest
 User-Agent, conditional GET (ETag and Last-Modified), bounded redirects, and
-no cookies kept.
+no cookies kept. Beside other workers on one PostgreSQL state, a host's turn is also
+taken across the cluster (:class:`SharedTurns`, handed in by the daemon), so the one
+request at a time per host and the pause after it hold for every worker together.
 
 Timeouts (connect, each read, and the whole fetch) count only the time a
 source's requests actually run: waiting for the host's turn, for the pause
@@ -30,6 +32,7 @@ URL. Deciding what a result means for the schedule is not done here (see ``sched
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import email.utils
 import functools
@@ -73,6 +76,8 @@ from .results import FetchFailure, FetchRequest, FetchResult, SourceHTTP
 USER_AGENT = f"feeds/{__version__} (+{PROJECT_URL})"
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5")
+#: What an article page (``full_text``) is asked for as.
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 #: Response headers handed on with a body: all describe the decoded body (no
 #: Content-Encoding or Content-Length, so no later stage decodes it again).
 KEPT_HEADERS = ("content-type", "content-language", "content-location", "etag", "last-modified", "cache-control",
@@ -386,12 +391,38 @@ class _HostTurns:
         self.busy = False
 
 
-class Fetcher:
-    """Fetches many sources concurrently, politely. ``transport`` is for tests."""
+class SharedTurn(typing.Protocol):
+    """A host's turn held across the cluster (see :class:`SharedTurns`)."""
 
-    def __init__(self, settings: FetchSettings, transport: Transport | None = None) -> None:
+    #: Seconds the pause after the host's last request, by any worker, still lasts.
+    wait: float
+
+    def give_back(self, pause: float) -> None:
+        """Let the next worker ask the host, ``pause`` seconds from now at the earliest (blocks)."""
+
+
+class SharedTurns(typing.Protocol):
+    """Turns on hosts shared with other processes: one request in flight per host among them."""
+
+    def take(self, host: str) -> SharedTurn:
+        """Wait until nobody else asks ``host`` and hold its turn (blocks)."""
+
+
+class Fetcher:
+    """Fetches many sources concurrently, politely. ``transport`` is for tests; ``shared``
+    takes each host's turn across other workers too."""
+
+    def __init__(self, settings: FetchSettings, transport: Transport | None = None,
+                 shared: SharedTurns | None = None) -> None:
         self.settings = settings
         self.transport = transport
+        self.shared = shared
+        # Taking a turn blocks until the host is free; giving one back never waits for that.
+        self._taking: concurrent.futures.ThreadPoolExecutor | None = None
+        self._giving: concurrent.futures.ThreadPoolExecutor | None = None
+        if shared is not None:
+            self._taking = concurrent.futures.ThreadPoolExecutor(settings.concurrency, "host-turns")
+            self._giving = concurrent.futures.ThreadPoolExecutor(2, "host-turns-back")
         self._hosts: dict[str, _HostTurns] = {}
         # One gate for every fetch_all on this fetcher: the global limit holds across calls.
         self._gate = asyncio.Semaphore(settings.concurrency)
@@ -428,6 +459,29 @@ class Fetcher:
             await self._client.aclose()
             self._client = None
         await self._close_tls_clients()
+        for pool in (self._taking, self._giving):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _take_shared(self, host: str) -> SharedTurn | None:
+        """This host's turn across the cluster (None without one to share with)."""
+        if self.shared is None or self._taking is None:
+            return None
+        loop = asyncio.get_running_loop()
+        taking = loop.run_in_executor(self._taking, self.shared.take, host)
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # The turn may still come: then it goes straight back.
+            taking.add_done_callback(lambda f: None if f.cancelled() or f.exception() is not None
+                                     else self._give_back(f.result(), 0.0))
+            raise
+
+    def _give_back(self, turn: SharedTurn, pause: float) -> None:
+        """Hand ``turn`` back from a thread of its own (the next worker's wait ends then)."""
+        assert self._giving is not None
+        future = self._giving.submit(turn.give_back, pause)
+        future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
     async def _close_tls_clients(self) -> None:
         clients, self._tls_clients = list(self._tls_clients.values()), {}
@@ -510,14 +564,39 @@ class Fetcher:
     async def _follow(self, client: httpx.AsyncClient, request: FetchRequest,
                       room: asyncio.Semaphore | None = None, *, discover: bool = True) -> FetchResult:
         """The source's result: its URL and redirects followed and, when that gives an HTML
-        page (and ``discover``), the feed the page leads to (:meth:`_discover`)."""
+        page (and ``discover``), the feed the page leads to (:meth:`_discover`). An article
+        page (``request.page_of``) is never searched for a feed."""
         spent = [0.0]
         chain: list[frozenset[str] | None] = [None]
+        if request.page_of is not None:
+            return await self._article_page(client, request, spent)
         result = await self._chain(client, request, room, trusted=None, spent=spent, chain=chain)
         if (not discover or result.body is None
                 or not is_html_page(result.body, result.headers.get("content-type"))):
             return result
         return await self._discover(client, request, result, room, chain[0], spent)
+
+    async def _article_page(self, client: httpx.AsyncClient, request: FetchRequest, spent: list[float]
+                            ) -> FetchResult:
+        """An item's article page (``full_text``), asked for as a redirect from the feed that
+        links to it would be: from a feed on a public address, only a public address (unless
+        ``fetch.allow_private_redirects``); from a local feed file, anywhere, as configured."""
+        s = self.settings
+        assert request.page_of is not None
+        trusted: frozenset[str] | None = None
+        feed_url = parse_url(request.page_of)
+        if not s.allow_private_redirects and isinstance(feed_url, httpx.URL):
+            target = parse_url(request.url)
+            if not isinstance(target, str) and target.userinfo:
+                return FetchResult(request.source, request.url, request.url, failure=FetchFailure(
+                    "refused", f"an article link with a user name or password refused: {_quote(request.url)}"))
+            try:
+                classes = await asyncio.wait_for(self._classes(feed_url, check=None), s.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                return FetchResult(request.source, request.url, request.url, failure=FetchFailure(
+                    "dns", "cannot resolve host: " + (_one_line(str(exc)) or type(exc).__name__)))
+            trusted = after_hop(trusted_classes(classes), classes)
+        return await self._chain(client, request, None, trusted=trusted, spent=spent, chain=[None])
 
     async def _discover(self, client: httpx.AsyncClient, request: FetchRequest, page: FetchResult,
                         room: asyncio.Semaphore | None, trusted: frozenset[str] | None,
@@ -658,6 +737,7 @@ class Fetcher:
         host = self._hosts.setdefault(target.host, _HostTurns())
         await host.acquire(priority)
         pause = True
+        shared: SharedTurn | None = None
         try:
             now = time.monotonic()
             if host.blocked_until > now:
@@ -668,6 +748,9 @@ class Fetcher:
                                                                      f"with Retry-After; left alone for {wait:.0f} s"))
             if host.free_at > now:
                 await asyncio.sleep(host.free_at - now)
+            shared = await self._take_shared(target.host)
+            if shared is not None and shared.wait > 0:
+                await asyncio.sleep(shared.wait)
             if room is not None:
                 await room.acquire()
             result = None
@@ -698,6 +781,8 @@ class Fetcher:
             return (*result, hop_classes)
         finally:
             host.free_at = time.monotonic() + (s.host_gap if pause else 0.0)
+            if shared is not None:
+                self._give_back(shared, s.host_gap if pause else 0.0)
             host.release()
 
     async def _classes(self, target: httpx.URL, check: frozenset[str] | None) -> frozenset[str]:
@@ -719,6 +804,8 @@ class Fetcher:
         url = str(target)
         headers, auth = asking.headers_for(target)
         headers.update(conditional)
+        if request.page_of is not None:
+            headers["Accept"] = PAGE_ACCEPT
         async with client.stream("GET", target, headers=headers, auth=auth) as response:
             status = response.status_code
             raw_headers = response.headers

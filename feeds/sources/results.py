@@ -75,6 +75,10 @@ class FetchRequest:
     last_modified: str | None = None
     #: The source's own HTTP settings, if it has any.
     http: SourceHTTP | None = None
+    #: For an article page (``full_text``): the URL of the feed that links to it. The page is
+    #: asked for as a redirect from that feed would be (from a public feed, only a public
+    #: address), as an HTML page, and never searched for a feed.
+    page_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

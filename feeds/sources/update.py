@@ -8,6 +8,7 @@ order), so a run never holds every body or every parsed feed at once. One source
 HTTP error, invalid XML, oversize, undecodable, or an exception nobody foresaw while
 parsing, normalizing or storing it) only marks that source with a one-line error; every
 other source is handled as usual. One item that cannot be read is left out of its source.
+Then the article pages of ``full_text`` sources are fetched and stored (``articles``).
 What one source can make is capped (``fetch.limits``, a source's ``limits``): items per
 fetch, tags per entry and per fetch, content per item, stored items; each cap hit is a
 note. Each source's outcome is stored in one transaction, so a run killed midway loses
@@ -29,10 +30,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..config import Config, Source
-from ..errors import InputError
+from ..errors import InputError, LostLease
 from ..identity import Ledger
-from ..store import ItemRow, Store
+from ..store import Claimed, ItemRow, Store
 from ..workers import JobPool
+from .articles import one_fetcher, update_articles, with_stored_articles
 from .decide import (
     Decider,
     FeedReading,
@@ -56,14 +58,15 @@ PARALLEL_FEEDS = 8
 
 
 def due_sources(config: Config, states: dict[str, SourceState], now: datetime,
-                only: Sequence[str] | None = None) -> list[Source]:
-    """Enabled sources whose time has come (or that are new, or whose URL changed)."""
+                only: Sequence[str] | None = None, *, force: bool = True) -> list[Source]:
+    """Enabled sources whose time has come (or that are new, or whose URL changed); the
+    ``only`` ones due or not, unless ``force`` is False."""
     due = []
     for source in config.sources:
         if not source.enabled or (only is not None and source.name not in only):
             continue
         state = states.get(source.name)
-        if state is None or state.url != source.url or state.due(now) or only is not None:
+        if state is None or state.url != source.url or state.due(now) or (only is not None and force):
             due.append(source)
     return due
 
@@ -161,7 +164,7 @@ class Updater:
 
     def __init__(self, config: Config, store: Store, *, now: datetime,
                  transport: Transport | None = None, rng: random.Random | None = None,
-                 fetch: Fetch | None = None) -> None:
+                 fetch: Fetch | None = None, claimed: Claimed | None = None) -> None:
         self.config = config
         self.store = store
         self.now = now
@@ -170,17 +173,25 @@ class Updater:
         #: A fetcher that answers a whole pass at once (the daemon's), or None: fetch here, streaming.
         self.fetch = fetch
         self.rng = rng or random.Random()
+        #: The leases this worker holds on the sources (several workers on one PostgreSQL
+        #: state): only those are fetched, only if due, and stored only while still held.
+        self.claimed = claimed
         # States of sources that brought nothing new, saved together at the end.
         self.pending: list[SourceState] = []
         self._ledger: Ledger | None = None
         #: The sources the store has a state of (and so perhaps items).
         self._stored: frozenset[str] = frozenset()
         self._broken = False
+        #: The sources with ``full_text``, by name.
+        self._full_text = {source.name: source for source in config.sources if source.full_text is not None}
 
     def run(self, only: Sequence[str] | None = None) -> list[SourceOutcome]:
+        claimed = self.claimed
+        if claimed is not None:
+            only = [name for name in (only if only is not None else claimed.leases) if name in claimed.leases]
         states = self.store.load_sources(only)
         self._stored = frozenset(states)
-        due = due_sources(self.config, states, self.now, only)
+        due = due_sources(self.config, states, self.now, only, force=claimed is None)
         if not due:
             return []
         requests = []
@@ -200,11 +211,30 @@ class Updater:
                             for i, slot in enumerate(slots)]
             else:
                 outcomes = asyncio.run(self._stream(pool, deciders, states, requests))
-        self.store.save_states(self.pending)
+        for name in self.store.save_states(self.pending, self.claimed):
+            log.warning("%s: the lease on this source expired and another worker took it over; "
+                        "this fetch was not stored", name)
+        outcomes = self._full_texts(due, requests, outcomes)
         if self.config.fetch.retention is not None:
             self.store.prune_items(self.now.timestamp() - self.config.fetch.retention)
         # The store notes changed items (items_version) in the transaction that changes them.
         return outcomes
+
+    def _full_texts(self, due: Sequence[Source], requests: Sequence[FetchRequest],
+                    outcomes: list[SourceOutcome]) -> list[SourceOutcome]:
+        """The article pages of the due ``full_text`` sources, fetched and stored (``articles``)."""
+        wanted = [(source, request) for source, request in zip(due, requests, strict=True) if source.full_text]
+        if not wanted:
+            return outcomes
+        try:
+            if self.fetch is not None:
+                return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=self.fetch)
+            with one_fetcher(self.settings, self.transport) as fetch:
+                return update_articles(self.config, self.store, wanted, outcomes, now=self.now, fetch=fetch)
+        except Exception as exc:  # what nobody foresaw: the feeds are stored, the articles wait
+            log.warning("full text: the article pages could not be fetched (%s)", failure_text(exc))
+            log.debug("full text failed", exc_info=True)
+            return outcomes
 
     async def _stream(self, pool: JobPool, deciders: Sequence[Decider], states: dict[str, SourceState],
                       requests: Sequence[FetchRequest]) -> list[SourceOutcome]:
@@ -302,6 +332,9 @@ class Updater:
         ledger = self._ledger if self._ledger is not None else Ledger()
         try:
             outcome = self.save(decider.decide(states[name], result, reading, ledger, self.rng), ledger)
+        except LostLease as exc:  # another worker has it now: its fetch counts, not this one
+            log.warning("%s", exc)
+            return SourceOutcome(name, states[name].status, notes=())
         except Exception as exc:  # storing it failed: this source's error, not the run's
             log.debug("%s: storing failed", name, exc_info=True)
             failure = FetchFailure("store", failure_text(exc))
@@ -322,16 +355,22 @@ class Updater:
         stamp = self.now.timestamp()
         rows = [i.entry if i.entry.entry_id == i.entry_id else i.entry._replace(entry_id=i.entry_id)
                 for i in decision.items]
+        source = self._full_text.get(state.name)
+        if source is not None:  # an item that changed upstream keeps the article it has
+            rows = with_stored_articles(self.store, self.config, source, rows)
         ledger.learn(decision.learnt)
         dropped = self.store.save_fetch(state, rows, decision.listed, seen_at=stamp,
-                                        keep_at_most=decision.keep_at_most, ledger=ledger)
+                                        keep_at_most=decision.keep_at_most, ledger=ledger, claimed=self.claimed)
         return decision.stored(dropped)
 
 
 def update_sources(config: Config, store: Store, *, now: datetime, only: Sequence[str] | None = None,
-                   transport: Transport | None = None, fetch: Fetch | None = None
-                   ) -> list[SourceOutcome]:
+                   transport: Transport | None = None, fetch: Fetch | None = None,
+                   claimed: Claimed | None = None) -> list[SourceOutcome]:
     """Fetch every due source (or the ``only`` ones, due or not) and store what changed.
 
-    ``fetch`` replaces the default one-shot fetcher (the daemon shares one across jobs)."""
-    return Updater(config, store, now=now, transport=transport, fetch=fetch).run(only)
+    ``fetch`` replaces the default one-shot fetcher (the daemon shares one across jobs).
+    ``claimed``: the leases of a worker sharing the state with others; only the sources
+    it holds are fetched, only when due, and each result is stored only while its lease
+    is still held."""
+    return Updater(config, store, now=now, transport=transport, fetch=fetch, claimed=claimed).run(only)

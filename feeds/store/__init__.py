@@ -5,8 +5,8 @@ changes), a cache of parsed posts and rendered content (so a run with nothing
 changed is cheap), each source's fetch state and items, what each output file
 was made from, and a few settings. :class:`Store` is its one face: one method
 per operation, each one SQL statement or one transaction. Behind it, one
-module per table (``posts``, ``contents``, ``items``, ``sources``, ``ledger``,
-``outputs``, ``archive``, ``settings``) writes the SQL; ``schema`` defines the tables,
+module per table (``posts``, ``contents``, ``items``, ``articles``, ``sources``,
+``ledger``, ``outputs``, ``archive``, ``settings``) writes the SQL; ``schema`` defines the tables,
 ``codecs`` turns stored text back into the program's types, ``records`` holds
 the row types, ``engine`` opens the database and translates its errors,
 ``dialects`` picks the SQL that differs between databases, ``files`` checks and
@@ -30,12 +30,17 @@ the folder holding them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
+from ..errors import LostLeadership, LostLease
 from ..identity import Ledger
 from ..sources.schedule import SourceState
 from . import archive as _archive
+from . import articles as _articles
 from . import contents as _contents
 from . import items as _items
 from . import leases as _leases
@@ -48,23 +53,42 @@ from . import sources as _sources
 from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
 from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
-from .leases import Lease
-from .records import CachedContent, ItemHead, ItemRow, Known, LastRun, OutputRecord, PostIndexRow, PostRow
+from .leases import Claimed, LeaderRow, LeaderTerm, Lease, WorkerRow
+from .records import (
+    ArticleHealth,
+    ArticleRow,
+    ArticleWanted,
+    CachedContent,
+    ItemHead,
+    ItemRow,
+    Known,
+    LastRun,
+    OutputRecord,
+    PostIndexRow,
+    PostRow,
+)
 from .schema import SCHEMA_VERSION
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "SCHEMA_VERSION",
+    "ArticleHealth",
+    "ArticleRow",
+    "ArticleWanted",
     "CachedContent",
+    "Claimed",
     "ItemHead",
     "ItemRow",
     "Known",
     "LastRun",
+    "LeaderRow",
+    "LeaderTerm",
     "Lease",
     "OutputRecord",
     "PostIndexRow",
     "PostRow",
     "Store",
+    "WorkerRow",
     "decoding_in",
     "entry_from_json",
     "entry_to_json",
@@ -87,6 +111,8 @@ class Store:
         self.path: Path | None = self._db.path
         #: How errors name the database (its file, or its URL without password).
         self.where: str = self._db.where
+        #: The leader's term that fences what a generation records (:meth:`fence_with`).
+        self._term: LeaderTerm | None = None
         try:
             with self._db.begin_immediate() as conn:
                 _schema.create_or_migrate(conn, self.where)
@@ -103,6 +129,13 @@ class Store:
         """Claim up to ``limit`` of ``names`` no live lease holds, for ``seconds``."""
         with self._db.begin() as conn:
             return _leases.claim(conn, owner, names, seconds=seconds, limit=limit)
+
+    def claim_due_source(self, owner: str, name: str, url: str, *, now: datetime,
+                         seconds: float) -> Lease | None:
+        """Claim source ``name`` (configured at ``url``) if it is due at ``now`` and no live
+        lease holds it; None when another worker holds it or fetched it already."""
+        with self._db.begin() as conn:
+            return _leases.claim_due(conn, owner, name, url, now=now.timestamp(), seconds=seconds)
 
     def renew_leases(self, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
         """Extend the leases still ours; those lost are left out of the answer."""
@@ -125,6 +158,65 @@ class Store:
     def heartbeat(self, owner: str) -> None:
         with self._db.begin() as conn:
             _leases.heartbeat(conn, owner)
+
+    def leave(self, owner: str) -> int:
+        """A worker stopping: give up every lease it holds and drop its heartbeat row; how
+        many leases it held."""
+        with self._db.begin() as conn:
+            released = _leases.release_all(conn, owner)
+            _leases.forget_worker(conn, owner)
+            return released
+
+    # -- the generation leader (a PostgreSQL state shared by several workers) --------
+
+    def lead(self, owner: str, *, seconds: float, term: LeaderTerm | None) -> LeaderTerm | None:
+        """Renew ``term`` (``owner``'s) or take the leadership if it is free; the term held
+        now, or None when another worker leads."""
+        with self._db.begin() as conn:
+            return _leases.lead(conn, owner, seconds=seconds, term=term)
+
+    def resign(self, term: LeaderTerm) -> None:
+        with self._db.begin() as conn:
+            _leases.resign(conn, term)
+
+    def still_leads(self, term: LeaderTerm) -> bool:
+        with self._db.begin() as conn:
+            return _leases.holds_term(conn, term)
+
+    def leader(self) -> LeaderRow | None:
+        with self._db.begin() as conn:
+            return _leases.leader(conn)
+
+    def workers(self) -> list[WorkerRow]:
+        """Every worker's heartbeat and the sources it holds now."""
+        with self._db.begin() as conn:
+            return _leases.worker_rows(conn)
+
+    def changed_sources(self) -> list[str]:
+        """Sources whose items changed since the leader last took the notes."""
+        with self._db.begin() as conn:
+            return _leases.changed(conn)
+
+    def note_changes(self, names: Sequence[str]) -> None:
+        """Note sources as changed again (a generation that took their notes failed)."""
+        with self._db.begin() as conn:
+            for name in names:
+                _leases.note_changed(conn, name)
+
+    def take_changes(self) -> list[str]:
+        with self._db.begin() as conn:
+            return _leases.take_changes(conn)
+
+    def fence_with(self, term: LeaderTerm | None) -> None:
+        """Record what is published (outputs, the last run, the output folder) only while
+        ``term`` is the live one, checked in each such transaction; else
+        :class:`LostLeadership` and nothing of it is written."""
+        self._term = term
+
+    def _fenced(self, conn: Connection) -> None:
+        if self._term is not None and not _leases.holds_term(conn, self._term):
+            raise LostLeadership(f"term {self._term.number} of the generation leadership is over; "
+                                 "another worker publishes now", where=self.where)
 
     # -- settings: the raw layer -----------------------------------------------
     # The program itself reads and writes settings only through the typed methods below;
@@ -154,6 +246,7 @@ class Store:
 
     def save_last_run(self, run: LastRun) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _settings.save_last_run(conn, run)
 
     def forget_last_run(self) -> None:
@@ -186,6 +279,7 @@ class Store:
 
     def save_output_dir(self, where: str) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _settings.save_output_dir(conn, where)
 
     def items_version(self) -> str | None:
@@ -227,6 +321,17 @@ class Store:
             _posts.forget(conn, gone)
             _contents.forget(conn, gone)
             _posts.save_index(conn, index, changes)
+
+    def save_post_rows(self, posts: Iterable[PostRow], *, drop_index: bool = False) -> None:
+        """Store a batch of posts as read, in a transaction of its own, leaving the rest of
+        the post cache as it is: a long read saves as it goes, and what it saved is kept if
+        it stops. With ``drop_index`` the post index is dropped in the same transaction (it
+        would no longer tell these rows; it is made again from the rows if it is not saved
+        anew). :meth:`save_posts` then saves the index with the last rows."""
+        with self._db.begin() as conn:
+            if drop_index:
+                _posts.save_index(conn, None, None)
+            _posts.save(conn, posts)
 
     def load_grouping(self) -> str | None:
         """The last run's grouping of entries into feeds, as it was saved."""
@@ -270,6 +375,7 @@ class Store:
 
     def save_outputs(self, records: Iterable[OutputRecord], forget: Iterable[str] = ()) -> None:
         with self._db.begin() as conn:
+            self._fenced(conn)
             _outputs.save(conn, records)
             _outputs.forget(conn, list(forget))
 
@@ -295,10 +401,26 @@ class Store:
         with self._db.begin() as conn:
             return _sources.load(conn, None if names is None else list(names))
 
-    def save_states(self, states: Iterable[SourceState]) -> None:
-        """Record the fetch state of sources whose items did not change, in one transaction."""
+    def save_states(self, states: Iterable[SourceState], claimed: Claimed | None = None) -> list[str]:
+        """Record the fetch state of sources whose items did not change, in one transaction.
+
+        With ``claimed``, only the states of sources whose lease is still held are written;
+        returns the names of the others (nothing written for them)."""
+        states = list(states)
+        if not states:
+            return []
         with self._db.begin() as conn:
-            _sources.save(conn, states)
+            if claimed is None:
+                _sources.save(conn, states)
+                return []
+            kept: list[SourceState] = []
+            lost: list[SourceState] = []
+            for state in states:
+                lease = claimed.leases.get(state.name)
+                held = lease is not None and _leases.holds(conn, claimed.owner, lease)
+                (kept if held else lost).append(state)
+            _sources.save(conn, kept)
+            return [state.name for state in lost]
 
     def known_items(self, sources: Iterable[str]) -> dict[str, dict[str, Known]]:
         """For each source: item key -> (entry id, digest, first seen), without the entry data."""
@@ -317,7 +439,7 @@ class Store:
 
     def save_fetch(self, state: SourceState, items: Iterable[ItemRow] = (), seen: Iterable[str] = (),
                    seen_at: float | None = None, keep_at_most: int | None = None,
-                   ledger: Ledger | None = None) -> int:
+                   ledger: Ledger | None = None, claimed: Claimed | None = None) -> int:
         """Record one source's fetch in one transaction: its state, new or changed items,
         which items the feed still lists, and the ``ledger``'s new keys (as
         :meth:`save_ledger` would). A run killed midway leaves each source either wholly
@@ -325,18 +447,27 @@ class Store:
 
         With ``keep_at_most``, the source's items beyond that many are dropped, those
         its feed stopped listing longest ago first (never one of the latest listing);
-        returns how many were dropped."""
+        returns how many were dropped.
+
+        With ``claimed``, the write happens only while its lease on the source is held
+        (checked in the same transaction), else :class:`LostLease` and nothing is written."""
         changed = list(items)
         listed = list(seen)
         learnt = ledger.added() if ledger is not None else {}
         dropped = 0
         with self._db.begin() as conn:
+            if claimed is not None:
+                lease = claimed.leases.get(state.name)
+                if lease is None or not _leases.holds(conn, claimed.owner, lease):
+                    raise LostLease("the lease on this source expired and another worker took it over; "
+                                    "this fetch was not stored", where=state.name)
             if learnt:
                 _ledger.add(conn, learnt)
             _sources.save(conn, [state])
             _items.save(conn, changed)
             if changed:
                 _settings.note_items_changed(conn)
+                _leases.note_changed(conn, state.name)
             if seen_at is not None:
                 _items.mark_seen(conn, state.name, listed, seen_at)
             if keep_at_most is not None:
@@ -354,7 +485,39 @@ class Store:
             dropped = _items.prune(conn, last_seen_before)
             if dropped:
                 _settings.note_items_changed(conn)
+                _articles.forget_orphans(conn)
         return dropped
+
+    # -- article pages of full_text sources ---------------------------------------
+
+    def articles_wanted(self, source: str, *, how: str, now: float, limit: int) -> list[ArticleWanted]:
+        """Items of ``source``'s latest listing whose article page is to be asked for, newest
+        first, at most ``limit``: none stored, or of another link or extraction (``how``), or
+        failed and due again at ``now``."""
+        with self._db.begin() as conn:
+            return _articles.wanted(conn, source, how=how, now=now, limit=limit)
+
+    def load_articles(self, source: str, ukeys: Sequence[str]) -> dict[str, ArticleRow]:
+        """The stored articles of the given items of ``source``."""
+        with self._db.begin() as conn:
+            return _articles.load(conn, source, ukeys)
+
+    def save_articles(self, source: str, rows: Sequence[ArticleRow],
+                      entries: Sequence[tuple[str, str, str]]) -> None:
+        """Record what ``source``'s article pages gave, and the entry data and digest (by
+        ukey: (ukey, data, digest)) of the items that now carry their article, in one
+        transaction; articles of items no longer stored are dropped."""
+        with self._db.begin() as conn:
+            _articles.save(conn, rows)
+            if entries:
+                _articles.set_entries(conn, source, entries)
+                _settings.note_items_changed(conn)
+            _articles.forget_orphans(conn, source)
+
+    def article_health(self) -> dict[str, ArticleHealth]:
+        """For each source with stored articles: pages that gave one, pages failing, the latest failure."""
+        with self._db.begin() as conn:
+            return _articles.health(conn)
 
     def item_counts(self) -> dict[str, int]:
         """How many items each source has stored."""

@@ -47,16 +47,20 @@ class Database:
     ``target`` is a URL string or a :class:`Path`; a file database is checked (a folder
     or another program's database in its place is refused) before it is opened."""
 
-    def __init__(self, target: str | Path, *, ours: frozenset[str], busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    def __init__(self, target: str | Path, *, ours: frozenset[str], busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                 pool_size: int | None = None, lock_timeout_ms: int | None = None) -> None:
         url, self.path, self.where = _locate(target)
         self.busy_timeout_ms = busy_timeout_ms
         #: Held for each transaction on a database in memory: its one connection is shared
         #: by every thread, and SQLite does not keep their transactions apart on it.
         self._lock: threading.Lock | None = None
         if url.get_backend_name() == "postgresql":
+            connect: dict[str, Any] = {"connect_timeout": 10}
+            if lock_timeout_ms is not None:  # a wait for a lock ends in an error after this long
+                connect["options"] = f"-c lock_timeout={lock_timeout_ms}"
+            pool: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
             # pool_pre_ping: a daemon's connection dropped by a server restart is replaced.
-            self._engine: Engine = sa.create_engine(url, pool_pre_ping=True,
-                                                    connect_args={"connect_timeout": 10})
+            self._engine: Engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect, **pool)
             return
         if self.path is not None:
             files.check_state_file(self.path, ours, busy_timeout_ms)
@@ -68,6 +72,14 @@ class Database:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def session(self) -> Connection:
+        """A connection of the pool in autocommit mode, for session-level state such as an
+        advisory lock held across statements (PostgreSQL); close it to hand it back."""
+        try:
+            return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.error(exc) from None
 
     def _sqlite_pragmas(self, dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()

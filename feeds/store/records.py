@@ -100,6 +100,50 @@ class ItemRow(NamedTuple):
                    tags_to_json(entry.tags), entry_to_json(entry), digest, first_seen, last_seen)
 
 
+class ArticleRow(NamedTuple):
+    """The article page of one item of a ``full_text`` source, as stored."""
+
+    source: str
+    ukey: str
+    #: The page asked for (the item's link then).
+    link: str
+    #: What the article was extracted with (``sources.fulltext.extraction``).
+    how: str
+    #: The extracted article (HTML, not yet cleaned); None when the page failed.
+    html: str | None
+    #: Why it failed, how many times in a row, and when it may be asked for again (seconds).
+    error: str | None
+    failures: int
+    next_try: float | None
+    fetched_at: float
+
+
+class ArticleWanted(NamedTuple):
+    """An item of a ``full_text`` source whose article page is to be asked for."""
+
+    ukey: str
+    #: The item's link: the page to ask for.
+    link: str
+    #: ``entry_to_json`` of its stored entry, and its digest.
+    data: str
+    digest: str
+    #: What is stored of its page so far (another link, an older extraction, a failure), or None.
+    stored: ArticleRow | None
+
+
+class ArticleHealth(NamedTuple):
+    """How a ``full_text`` source's article pages fare, for ``feeds status``."""
+
+    #: Pages that gave an article, and pages failing now.
+    fetched: int
+    failing: int
+    #: The latest failure: its page and why, or None.
+    last_failure: str | None = None
+    #: Its latest few pages all failed (``store.articles.FAILING_STREAK``): a problem of the
+    #: source (its site changed, its selector no longer matches...), not of one page.
+    streak: bool = False
+
+
 class Known(NamedTuple):
     """What is stored of an item, as far as deciding about a new fetch of it goes."""
 

@@ -106,6 +106,23 @@ archive_pages = sa.Table(
     sa.Column("entry_ids", sa.Text, nullable=False),
 )
 
+articles = sa.Table(
+    "articles", metadata,
+    # The item (of a full_text source) whose article page this is.
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("ukey", sa.String, primary_key=True),
+    # The page asked for (the item's link then), and what the article was extracted with.
+    sa.Column("link", sa.String, nullable=False),
+    sa.Column("how", sa.String, nullable=False),
+    # The extracted article (HTML, not yet cleaned); NULL when the page failed.
+    sa.Column("html", sa.Text),
+    # Why it failed, how many times in a row, and when it may be asked for again.
+    sa.Column("error", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("next_try", sa.Float),
+    sa.Column("fetched_at", sa.Float, nullable=False),
+)
+
 #: The settings key holding the schema version (a decimal string).
 VERSION_KEY = "schema_version"
 

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .codecs import decoding
+from .dialects import upsert
 from .records import LastRun
 from .schema import settings
 
@@ -47,8 +48,9 @@ def get(conn: Connection, key: str) -> str | None:
 
 
 def put(conn: Connection, key: str, value: str) -> None:
-    conn.execute(sa.delete(settings).where(settings.c.key == key))
-    conn.execute(sa.insert(settings).values(key=key, value=value))
+    # One upsert, not a delete and an insert: two workers on one PostgreSQL state setting the
+    # same key at once would both delete, then collide on the insert.
+    upsert(conn, settings, [(key, value)])
 
 
 def get_json(conn: Connection, key: str) -> dict[str, Any] | None:

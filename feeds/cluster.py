@@ -1,0 +1,130 @@
+"""This worker's place among several ``feeds run`` processes sharing one PostgreSQL state.
+
+Each worker has an owner id (``host:pid:random``), keeps a heartbeat row, claims a
+due source with a lease before fetching it (so no two workers fetch it for the same
+due time), renews the leases of fetches still running, and gives them up when a fetch
+ends or the worker stops. A worker killed outright leaves its leases to expire on the
+database's clock; others then take its sources over. Every write of a fetch result is
+fenced by the lease's token in the store (``Store.save_fetch(claimed=...)``).
+
+This module keeps what the worker holds and asks the store; the SQL is the store's,
+the scheduling (when a job runs) the daemon's. A SQLite state never gets here: it has
+one writer, and ``feeds run`` on it works alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from .config import Config, Source
+from .store import Claimed, LeaderRow, Lease, Store, WorkerRow
+
+log = logging.getLogger("feeds")
+
+
+def owner_id() -> str:
+    """A name for this worker no other worker has had: its machine, its pid, and chance."""
+    return f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Membership:
+    """This worker in the cluster: its owner id and the source leases it holds now."""
+
+    def __init__(self) -> None:
+        self.owner = owner_id()
+        self._lock = threading.Lock()
+        self._held: dict[str, Lease] = {}
+
+    def claim(self, store: Store, source: Source, now: datetime, *, seconds: float) -> Claimed | None:
+        """Claim ``source`` for ``seconds`` if it is due and free; None when another worker
+        holds it or has fetched it since it fell due."""
+        lease = store.claim_due_source(self.owner, source.name, source.url, now=now, seconds=seconds)
+        if lease is None:
+            return None
+        with self._lock:
+            self._held[lease.name] = lease
+        return Claimed(self.owner, {lease.name: lease})
+
+    def release(self, store: Store, claimed: Claimed) -> None:
+        """Give the leases of ``claimed`` up (the next claim may take them at once)."""
+        with self._lock:
+            for name, lease in claimed.leases.items():
+                if self._held.get(name) == lease:
+                    del self._held[name]
+        for lease in claimed.leases.values():
+            store.release_lease(self.owner, lease)
+
+    def held(self) -> list[Lease]:
+        with self._lock:
+            return sorted(self._held.values())
+
+    def beat(self, store: Store, *, seconds: float) -> None:
+        """Say this worker is alive and extend the leases of the fetches still running; a
+        lease found lost (this worker stalled past its expiry) is forgotten: its result
+        will be refused."""
+        store.heartbeat(self.owner)
+        held = self.held()
+        if not held:
+            return
+        kept = set(store.renew_leases(self.owner, held, seconds=seconds))
+        lost = [lease for lease in held if lease not in kept]
+        with self._lock:
+            for lease in lost:
+                if self._held.get(lease.name) == lease:
+                    del self._held[lease.name]
+        for lease in lost:
+            log.warning("%s: lost the lease on this source (renewed too late); another worker may take it",
+                        lease.name)
+
+    def leave(self, store: Store) -> None:
+        """This worker stops: every lease it holds goes back, its heartbeat row goes."""
+        with self._lock:
+            self._held.clear()
+        released = store.leave(self.owner)
+        log.info("cluster: %s left, %d leases given back", self.owner, released)
+
+
+class ClusterView(NamedTuple):
+    """What ``feeds status`` shows of the workers sharing a PostgreSQL state."""
+
+    workers: list[WorkerRow]
+    leader: LeaderRow | None
+    #: How long a lease lasts (``schedule.lease``): a worker silent longer is likely gone.
+    lease: float
+
+
+def cluster_status(config: Config) -> ClusterView | None:
+    """Every worker (owner, last heartbeat, the sources it holds) and the leader with its
+    term; None on a SQLite state (one process, no cluster)."""
+    if not config.state_on_server:
+        return None
+    store = Store(config.state_target)
+    try:
+        return ClusterView(store.workers(), store.leader(), config.schedule.lease)
+    finally:
+        store.close()
+
+
+def status_lines(view: ClusterView) -> list[str]:
+    """``view`` as the lines ``feeds status`` prints."""
+    leader = view.leader
+    if leader is None:
+        head = "no leader yet"
+    elif leader.owner is None or not leader.live:
+        head = f"no leader now (term {leader.term} ended)"
+    else:
+        head = f"leader {leader.owner}, term {leader.term}"
+    lines = [f"cluster: {len(view.workers)} worker{'s' if len(view.workers) != 1 else ''}; {head}"]
+    for worker in view.workers:
+        note = " (silent longer than a lease: stopped?)" if worker.silent > view.lease else ""
+        lines.append(f"  worker {worker.owner}: last heartbeat {worker.silent:.0f} s ago{note}, since "
+                     f"{worker.started.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+        shown = ", ".join(worker.leases[:10]) + (f" and {len(worker.leases) - 10} more"
+                                                  if len(worker.leases) > 10 else "")
+        lines.append(f"    leases: {len(worker.leases)}" + (f" ({shown})" if shown else ""))
+    return lines
