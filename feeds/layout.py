@@ -97,7 +97,9 @@ def archive_stem(stem: str, number: int) -> str:
 def is_archive_folder(folder: str) -> bool:
     """Whether ``folder`` (relative, '/'-separated) is a feed's archive folder."""
     parent, _, name = folder.rpartition("/")
-    return name.endswith(ARCHIVE_SUFFIX) and len(name) > len(ARCHIVE_SUFFIX) and parent in FEED_FOLDERS
+    if not parent:  # at the top there is one feed
+        return name == ALL_STEM + ARCHIVE_SUFFIX
+    return name.endswith(ARCHIVE_SUFFIX) and len(name) > len(ARCHIVE_SUFFIX) and parent in MANAGED_FOLDERS
 
 
 def feed_file(stem: str, fmt: FileFormat) -> str:

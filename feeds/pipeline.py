@@ -237,6 +237,14 @@ def snapshot_of(run: Run, inputs: Inputs) -> Snapshot:
     return Snapshot(value, quick)
 
 
+def _quick_record(run: Run, quick: str) -> str:
+    """The quick path's record with the sources' state as stored now; none for a state on a
+    server (the quick path reads SQLite files only, and a server state has no file)."""
+    if run.config.state_on_server:
+        return ""
+    return unchanged.with_sources_state(quick, run.config.state_path)
+
+
 def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     """True, with the last run's report replayed, when no input changed and every output is
     as the last run left it: each recorded file (feeds, index, OPML, stylesheet, status)
@@ -254,7 +262,7 @@ def replay_if_unchanged(run: Run, snapshot: Snapshot) -> bool:
     run.check_term()
     status = publish_extra(run.config, status_files(run.config, run.store, check=False), run.report.written)
     run.store.save_outputs([r for r in status if records.get(r.path) != r])
-    quick = unchanged.with_sources_state(snapshot.quick, run.config.state_path)
+    quick = _quick_record(run, snapshot.quick)
     if state.quick != quick:  # the config file was edited without effect, say: the next check knows
         run.store.save_last_run(replace(state, quick=quick))
     for warning in state.warnings:
@@ -722,8 +730,7 @@ def record(run: Run, snapshot: Snapshot, outputs: Outputs, *, settled: bool) -> 
     run.store.save_last_run(LastRun(snapshot.value if settled else "", outputs=len(outputs.every),
                                     feeds=len(outputs.feed_paths), posts=report.posts, drafts=report.drafts,
                                     entries=report.entries, warnings=tuple(report.warnings),
-                                    quick=unchanged.with_sources_state(snapshot.quick, run.config.state_path)
-                                    if settled else ""))
+                                    quick=_quick_record(run, snapshot.quick) if settled else ""))
 
 
 def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, str], PostScan] | None = None) -> Report:

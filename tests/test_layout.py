@@ -106,3 +106,17 @@ def test_listing_order_is_folder_by_folder() -> None:
     paths = ["tags/b.atom.xml", "categories/a.atom.xml", "all.rss.xml", "tags/a.atom.xml", "all.atom.xml"]
     assert sorted(paths, key=layout.listing_order) == ["all.atom.xml", "all.rss.xml", "tags/a.atom.xml",
                                                        "tags/b.atom.xml", "categories/a.atom.xml"]
+
+
+def test_archive_pages_are_named_beside_their_feed_and_listed_after_every_feed() -> None:
+    assert layout.feed_file(layout.archive_stem("tags/联合早报", 3), "rss") == "tags/联合早报.archive/3.rss.xml"
+    assert layout.feed_stem("query", "climate") == "queries/climate"
+    paths = ["tags/a.archive/10.atom.xml", "all.archive/2.atom.xml", "queries/q.atom.xml", "tags/a.archive/9.atom.xml",
+             "all.atom.xml", "all.archive/1.atom.xml"]
+    assert sorted(paths, key=layout.listing_order) == [
+        "all.atom.xml", "queries/q.atom.xml", "all.archive/1.atom.xml", "all.archive/2.atom.xml",
+        "tags/a.archive/9.atom.xml", "tags/a.archive/10.atom.xml"]
+    for ours in ("all.archive/1.atom.xml", "tags/x.archive/2.feed.json", "queries/q.archive/", "queries/q.rss.xml"):
+        assert layout.looks_like_ours(ours), ours
+    for foreign in ("all.archive/notes.txt", "x.archive/1.atom.xml", "tags/x/1.atom.xml", "tags/.archive/1.atom.xml"):
+        assert not layout.looks_like_ours(foreign), foreign
