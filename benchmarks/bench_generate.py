@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Time `feeds generate` on synthetic archives, cold and again with nothing changed.
 
-    python benchmarks/bench_generate.py [--sizes 10000 50000] [--work /tmp/feeds-bench]
+    python benchmarks/bench_generate.py [--sizes 10000 50000] [--work /tmp/feeds-bench] [--cold-only]
 
 For each size it builds a corpus with make_corpus.py (kept between runs), then runs,
 each as its own process, measuring wall time, CPU time (user + system, its workers
-included) and peak memory (largest RSS of the process and its workers):
+included) and peak memory (memwatch.py): "peak MB" is the largest RSS of any one process
+(a forked worker counts the pages it shares with its parent), "tree MB" the largest sum
+of proportional set sizes over the process and its workers at one time (shared pages
+split between the processes sharing them: what the run as a whole holds). With
+--cold-only (for big sizes, such as --sizes 200000) only the cold, baseline and Hugo
+rows are run:
 
   cold      no state, no output
   unchanged a second run, nothing changed
@@ -27,10 +32,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import memwatch  # noqa: E402  (beside this file)
+
 HUGO_CONFIG = """\
 baseURL: "https://example.org/feeds/"
 title: Bench
@@ -56,18 +63,13 @@ posts:
 """
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of ``cmd`` and everything
-    it started and waited for (its worker processes)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, float]:
+    """Wall seconds, CPU seconds (user + system), peak RSS of one process (MB) and peak PSS of
+    the process tree (MB) of ``cmd`` and everything it started (its worker processes)."""
+    usage = memwatch.run(cmd, str(cwd))
+    if usage.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({usage.returncode}):\n{usage.stderr}")
+    return usage.seconds, usage.cpu, usage.max_rss_mb, usage.tree_pss_mb
 
 
 def corpus(work: Path, posts: int) -> Path:
@@ -95,10 +97,26 @@ def hugo_site(folder: Path) -> Path:
     return site
 
 
-def bench(folder: Path, posts: int, hugo: str | None) -> list[tuple[str, float, float, float]]:
+def bench(folder: Path, posts: int, hugo: str | None,
+          cold_only: bool = False) -> list[tuple[str, float, float, float, float]]:
     for name in ("state", "output", "bare-output"):
         shutil.rmtree(folder / name, ignore_errors=True)
     rows = [("cold", *measure([*FEEDS, "generate", "-q"], folder))]
+    if not cold_only:
+        rows.extend(changes(folder))
+    rows.append(("baseline", *measure([sys.executable, str(HERE / "bare_baseline.py"), "_posts", "bare-output"],
+                                      folder)))
+    if hugo:
+        site = hugo_site(folder)
+        shutil.rmtree(site / "public", ignore_errors=True)
+        shutil.rmtree(site / "resources", ignore_errors=True)
+        rows.append(("hugo", *measure([hugo, "--quiet", "--logLevel", "error"], site)))
+    return rows
+
+
+def changes(folder: Path) -> list[tuple[str, float, float, float, float]]:
+    """The runs after the cold one: nothing changed, 1% touched, one post edited and reverted."""
+    rows = []
     rows.append(("unchanged", *measure([*FEEDS, "generate", "-q"], folder)))
     names = sorted(os.listdir(folder / "_posts"))
     for name in names[:: 100]:
@@ -114,13 +132,6 @@ def bench(folder: Path, posts: int, hugo: str | None) -> list[tuple[str, float, 
         finally:
             edited.write_bytes(original)
         rows.append((label.replace("edited", "reverted"), *measure([*FEEDS, "generate", "-q"], folder)))
-    rows.append(("baseline", *measure([sys.executable, str(HERE / "bare_baseline.py"), "_posts", "bare-output"],
-                                      folder)))
-    if hugo:
-        site = hugo_site(folder)
-        shutil.rmtree(site / "public", ignore_errors=True)
-        shutil.rmtree(site / "resources", ignore_errors=True)
-        rows.append(("hugo", *measure([hugo, "--quiet", "--logLevel", "error"], site)))
     return rows
 
 
@@ -130,14 +141,15 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/feeds-bench"))
     ap.add_argument("--hugo", default=shutil.which("hugo"),
                     help="the hugo binary to compare with (default: hugo on PATH; none: skipped)")
+    ap.add_argument("--cold-only", action="store_true", help="only the cold run (and the floor, and Hugo)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"{'posts':>7}  {'run':<13} {'seconds':>8} {'CPU s':>8} {'peak MB':>8} {'vs cold':>8}")
+    print(f"{'posts':>7}  {'run':<13} {'seconds':>8} {'CPU s':>8} {'peak MB':>8} {'tree MB':>8} {'vs cold':>8}")
     for size in args.sizes:
-        rows = bench(corpus(args.work, size), size, args.hugo)
+        rows = bench(corpus(args.work, size), size, args.hugo, args.cold_only)
         cold = rows[0][1]
-        for label, seconds, cpu, mb in rows:
-            print(f"{size:>7}  {label:<13} {seconds:>8.2f} {cpu:>8.2f} {mb:>8.0f} {seconds / cold:>8.2f}")
+        for label, seconds, cpu, mb, tree in rows:
+            print(f"{size:>7}  {label:<13} {seconds:>8.2f} {cpu:>8.2f} {mb:>8.0f} {tree:>8.0f} {seconds / cold:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -752,6 +752,9 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
     clock.lap("read front matter of %d posts", report.parsed)
     run.check_cancelled()
     stories, prebuilt = stories_of(run, found, inputs)
+    # Let go of the front matter of the posts no feed shows (a kept grouping still reads it).
+    posts_unsettled = found.unsettled
+    del found
     plans = plan(config, stories)
     clock.lap("group %d entries into %d feeds", stories.entries, len(plans))
     run.check_cancelled()
@@ -784,7 +787,7 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
     write_outputs(run, outputs, records)
     record_archive(run, plans)
     # Something read while it changed, or an input missing: the next run must look again.
-    record(run, snapshot, outputs, settled=not (found.unsettled or built.unsettled or report.errors))
+    record(run, snapshot, outputs, settled=not (posts_unsettled or built.unsettled or report.errors))
     return report
 
 
