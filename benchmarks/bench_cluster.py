@@ -344,6 +344,8 @@ def main() -> None:
                       f"{r['rate'] / base:.2f}x, duplicates {r['duplicates']:.0f}, most requests in flight on "
                       f"one host {r['most']:.0f}; the workers used {r['cores']:.2f} cores, "
                       f"{r['cpu_ms']:.0f} ms of CPU per fetch", flush=True)
+            if args.kill_workers < 3:  # 0: no such run; it needs a worker left after two kills
+                return
             print(f"W={args.kill_workers}, {args.kill_feeds} feeds, one worker and then the leader killed (SIGKILL) "
                   "midway:")
             with_kills(server, work, args.kill_workers, args)
