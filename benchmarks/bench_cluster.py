@@ -16,7 +16,9 @@ stored: once a third are, one
 worker that is not the leader and then the leader get SIGKILL. Printed: duplicates (at most
 the killed workers' fetches in flight), lost feeds (due, and never stored), how long
 until another worker held the leadership, and terms that overlapped (a generation of an
-older term logged after a newer term started). Log times have one-second resolution.
+older term logged after a newer term started). Log times have one-second resolution. The
+CPU the workers used (cores, and milliseconds per fetch) says whether a run was bound by
+the machine rather than by the network.
 """
 
 from __future__ import annotations
@@ -160,6 +162,18 @@ class Cluster:
                 proc.kill()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def leader(url: str) -> tuple[str | None, int, bool]:
     import sqlalchemy as sa
 
@@ -180,6 +194,19 @@ def stored(url: str) -> int:
     try:
         with engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT count(*) FROM sources WHERE status = 'ok'")).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def held_by(url: str, pid: int) -> int:
+    """How many source leases the worker with ``pid`` holds (still in its name after a kill)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM source_leases WHERE owner LIKE :pattern"),
+                                    {"pattern": f"%:{pid}:%"}).scalar() or 0)
     finally:
         engine.dispose()
 
@@ -212,9 +239,10 @@ def throughput(server: object, work: Path, w: int, args: argparse.Namespace) -> 
         cluster = Cluster(config, w)
         try:
             cluster.wait_up()
-            t0 = time.time()
+            pids = [proc.pid for proc in cluster.procs]
+            t0, cpu0 = time.time(), cpu_seconds(pids)
             time.sleep(args.seconds)
-            t1 = time.time()
+            t1, cpu1 = time.time(), cpu_seconds(pids)
             stats = ask("/__stats")
         finally:
             cluster.stop()
@@ -222,7 +250,8 @@ def throughput(server: object, work: Path, w: int, args: argparse.Namespace) -> 
     window = sum(1 for times in hits.values() for t in times if t0 <= t < t1)
     duplicates = sum(len(times) - 1 for times in hits.values() if len(times) > 1)
     return {"fetches": window, "rate": window / (t1 - t0), "duplicates": duplicates,
-            "most": float(stats["most"])}  # type: ignore[arg-type]
+            "most": float(stats["most"]), "cores": (cpu1 - cpu0) / (t1 - t0),  # type: ignore[arg-type]
+            "cpu_ms": 1000 * (cpu1 - cpu0) / max(window, 1)}
 
 
 def with_kills(server: object, work: Path, w: int, args: argparse.Namespace) -> None:
@@ -240,7 +269,9 @@ def with_kills(server: object, work: Path, w: int, args: argparse.Namespace) -> 
             owner, term, _ = leader(url)
             victim = next(pid for pid in pids if owner is None or pid != int(owner.split(":")[1]))
             os.kill(victim, signal.SIGKILL)
-            print(f"  killed worker pid {victim} at {time.time() - started:.0f}s ({stored(url)} feeds stored)")
+            in_flight = held_by(url, victim)
+            print(f"  killed worker pid {victim} at {time.time() - started:.0f}s ({stored(url)} feeds stored, "
+                  f"it held {in_flight} leases)")
             time.sleep(2)
             owner, term, _ = leader(url)
             while owner is None or int(owner.split(":")[1]) == victim:
@@ -249,7 +280,9 @@ def with_kills(server: object, work: Path, w: int, args: argparse.Namespace) -> 
             leader_pid = int(owner.split(":")[1])
             os.kill(leader_pid, signal.SIGKILL)
             killed_at = time.monotonic()
-            print(f"  killed the leader (pid {leader_pid}, term {term})")
+            held = held_by(url, leader_pid)
+            in_flight += held
+            print(f"  killed the leader (pid {leader_pid}, term {term}; it held {held} leases)")
             failover = None
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
@@ -271,8 +304,8 @@ def with_kills(server: object, work: Path, w: int, args: argparse.Namespace) -> 
         texts = [cluster.text(i) for i in range(w)]
     hits: dict[str, list[float]] = stats["hits"]  # type: ignore[assignment]
     duplicates = sum(len(times) - 1 for times in hits.values() if len(times) > 1)
-    print(f"  every feed stored after {done:.0f}s; duplicates {duplicates} (the killed workers' fetches in "
-          f"flight at most), lost {lost}, most requests in flight on one host {stats['most']}, "
+    print(f"  every feed stored after {done:.0f}s; duplicates {duplicates} (at most the {in_flight} leases the "
+          f"killed workers held), lost {lost}, most requests in flight on one host {stats['most']}, "
           f"leader failover {failover if failover is None else round(failover, 1)}s (lease {args.lease:g}s), "
           f"overlapping terms {overlapping_terms(texts)}")
 
@@ -309,7 +342,10 @@ def main() -> None:
                 base = base or r["rate"]
                 print(f"W={w}: {r['rate']:.1f} fetches/s ({r['fetches']:.0f} in {args.seconds}s), speed-up "
                       f"{r['rate'] / base:.2f}x, duplicates {r['duplicates']:.0f}, most requests in flight on "
-                      f"one host {r['most']:.0f}", flush=True)
+                      f"one host {r['most']:.0f}; the workers used {r['cores']:.2f} cores, "
+                      f"{r['cpu_ms']:.0f} ms of CPU per fetch", flush=True)
+            if args.kill_workers < 3:  # 0: no such run; it needs a worker left after two kills
+                return
             print(f"W={args.kill_workers}, {args.kill_feeds} feeds, one worker and then the leader killed (SIGKILL) "
                   "midway:")
             with_kills(server, work, args.kill_workers, args)

@@ -72,11 +72,11 @@ class Membership:
         if not held:
             return
         kept = set(store.renew_leases(self.owner, held, seconds=seconds))
-        lost = [lease for lease in held if lease not in kept]
         with self._lock:
+            # A lease given back meanwhile (its fetch ended) is not lost.
+            lost = [lease for lease in held if lease not in kept and self._held.get(lease.name) == lease]
             for lease in lost:
-                if self._held.get(lease.name) == lease:
-                    del self._held[lease.name]
+                del self._held[lease.name]
         for lease in lost:
             log.warning("%s: lost the lease on this source (renewed too late); another worker may take it",
                         lease.name)

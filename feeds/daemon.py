@@ -438,6 +438,11 @@ class Daemon:
             log.error("reload: %s; keeping the running configuration", exc)
             return
         running = self.config
+        if config.state_on_server != running.state_on_server:
+            # Working beside other workers (leases, host turns, the leadership) starts with the process.
+            log.error("reload: moving the state between a SQLite file and a PostgreSQL server needs a restart; "
+                      "keeping the running configuration")
+            return
         self.config = config
         try:
             self.current_store()

@@ -403,3 +403,19 @@ def test_change_notes_are_taken_once_and_can_be_noted_again(postgres_url: str) -
         assert store.take_changes() == ["s01"]
     finally:
         store.close()
+
+
+def test_a_reload_moving_the_state_to_a_server_is_refused_until_a_restart(
+        site: Site, server: FeedServer, postgres_url: str, workers: list[Worker]) -> None:  # noqa: F811
+    names = NAMES[:1]
+    Counting(server, names, delay=0.0)
+    cluster_site(site, server, postgres_url, names)
+    on_server = (site.root / "config.yaml").read_text()
+    site.write_config(on_server.replace(f"state: {postgres_url}", "state: state/feeds.db"))
+    workers.append(Worker(site, 0))
+    wait_for(lambda: "sources scheduled" in workers[0].text(), 30, "the daemon to start")
+    site.write_config(on_server)
+    workers[0].proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "needs a restart" in workers[0].text(), 30, "the refused reload")
+    assert workers[0].proc.poll() is None
+    assert workers[0].stop() == 0
