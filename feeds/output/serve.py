@@ -453,12 +453,14 @@ def serve_forever(root: Path, host: str, port: int, workers: int = 0) -> int:
     raise_fd_limit()
     sock = listen(host, port)
     children = []
+    # Taken before forking: a helper that first runs after the main process died must see it gone.
+    main = os.getpid()
     for _ in range(max(1, workers or default_workers()) - 1):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                code = asyncio.run(_serve_process(root, sock, parent=os.getppid()))
+                code = asyncio.run(_serve_process(root, sock, parent=main))
             finally:
                 os._exit(code)
         children.append(pid)
