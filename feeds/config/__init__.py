@@ -75,6 +75,14 @@ def _state_file(state: str) -> str:
     return name
 
 
+def _http_url(value: str) -> str:
+    """``value`` if it is an absolute http(s) URL; ValueError otherwise."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -97,14 +105,7 @@ class Site(_Strict):
     @field_validator("base_url", "link")
     @classmethod
     def _absolute_http(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an absolute http(s) URL")
-        if "@" in parts.netloc:
-            raise ValueError("must not hold credentials (user:password@): boto3 finds them (see output.s3)")
-        return value
+        return None if value is None else _http_url(value)
 
     @field_validator("base_url")
     @classmethod
@@ -165,10 +166,7 @@ class Bucket(_Strict):
     def _endpoint(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an absolute http(s) URL")
-        if "@" in parts.netloc:
+        if "@" in urlsplit(_http_url(value)).netloc:
             raise ValueError("must not hold credentials (user:password@): boto3 finds them (see output.s3)")
         return value
 
