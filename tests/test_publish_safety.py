@@ -384,3 +384,21 @@ def test_an_output_folder_holding_an_input_file_is_refused(tmp_path: Path, key: 
     assert result.returncode == 2, result.stderr
     assert "output.dir: must not be or hold an input" in result.stderr and result.stderr.count("\n") == 1
     assert {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} == before
+
+
+@pytest.mark.parametrize("loop", ["self", "pair"])
+def test_an_output_folder_turned_into_a_symlink_loop_is_one_line(site: Site, loop: str) -> None:
+    site.add("2020-01-01-a.md", post("old"))
+    gen(site)
+    shutil.rmtree(site.output / "tags")
+    if loop == "self":
+        (site.output / "tags").symlink_to("tags")
+    else:
+        (site.output / "tags").symlink_to("other")
+        (site.output / "other").symlink_to("tags")
+    for args in ((), ("--offline",), ("--check",)):
+        result = run_cli(site, "-v", *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert "symlink loop" in result.stderr and "tags/" in result.stderr
+    assert (site.output / "tags").is_symlink()  # what it did not write is left as it is

@@ -36,8 +36,11 @@ def safe_target(output_dir: Path, relative: str) -> Path:
     """``output_dir / relative`` with its folder resolved, refusing anything that would land
     outside it. The name itself is not followed: a symlink there is replaced, not written through."""
     lexical = output_dir / relative
-    parent = lexical.parent.resolve()
-    root = output_dir.resolve()
+    try:
+        parent = lexical.parent.resolve()
+        root = output_dir.resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise PublishError("cannot resolve its folder (a symlink loop?)", where=relative) from exc
     if lexical.name in ("", ".", "..") or (parent != root and root not in parent.parents):
         raise PublishError("refusing to write outside the output folder", where=relative)
     return parent / lexical.name

@@ -149,6 +149,9 @@ def outdated(config: Config, feeds: Sequence[Placed], extra: Mapping[str, bytes]
     """With ``--check``: the files that are missing, different, or stale and still there
     (``feeds`` were compared where they were rendered)."""
     output_dir = config.output_dir
+    for f in feeds:
+        if f.error is not None:  # the file could not even be compared, as publishing would fail
+            raise PublishError(f.error[0], where=f.error[1])
     found = [f.relative for f in feeds if f.changed]
     found += [name for name, data in extra.items() if read_bytes(safe_target(output_dir, name)) != data]
     found += [p for p in stale if _removable(safe_target(output_dir, p))]
