@@ -35,8 +35,10 @@ import re
 import sqlite3
 import sys
 import time
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, unquote
@@ -49,13 +51,13 @@ from .render.templates import template_stats
 if TYPE_CHECKING:
     from .config import Config
     from .posts import PostScan
-    from .posts.inputs import Inputs
+    from .posts.inputs import FoundFile, Inputs
     from .store.records import PostRow
 
 log = logging.getLogger("feeds")
 
 #: The version of the record's format; a record of another is not read.
-FORMAT = 1
+FORMAT = 2
 #: How long reading the database waits for a writer's transaction (seconds).
 READ_TIMEOUT = 5.0
 _PACKAGE = Path(__file__).resolve().parent
@@ -95,10 +97,23 @@ def _code_stamp() -> list[tuple[str, int, int]]:
     return found
 
 
-def files_digest(files: Iterable[tuple[int, str, int, int]]) -> str:
-    """A hash of every post file's (input index, name, mtime_ns, size), in scan order."""
-    text = "".join([f"{folder}\0{name}\0{mtime_ns}\0{size}\n" for folder, name, mtime_ns, size in files])
-    return hashlib.sha1(text.encode()).hexdigest()
+def files_digest(files: Sequence[FoundFile]) -> str:
+    """A hash of every post file's input index, name, mtime_ns and size, in scan order.
+
+    Each field is hashed as one column (the numbers as 8-byte machine words, the names
+    joined by NUL, which no file name holds), after the count: the same files give the
+    same hash, and a run over 50,000 posts makes no string per file."""
+    posts = list(map(_FILE, files))
+    digest = hashlib.sha1(len(posts).to_bytes(8, "little"))
+    digest.update(array("q", map(_FOLDER, files)).tobytes())
+    digest.update(array("q", map(_MTIME, posts)).tobytes())
+    digest.update(array("q", map(_SIZE, posts)).tobytes())
+    digest.update("\0".join(map(_NAME, posts)).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+_FOLDER, _FILE = itemgetter(0), itemgetter(1)
+_NAME, _MTIME, _SIZE = itemgetter(1), itemgetter(2), itemgetter(3)  # of a PostFile
 
 
 def _home() -> str | None:
@@ -159,7 +174,7 @@ def make_record(config: Config, *, snapshot: str, items_version: str | None, inp
         "templates": str(templates) if templates is not None else None,
         "template_stats": [list(t) for t in stats],
         "items_version": items_version,
-        "files": files_digest((f.folder, f.file.name, f.file.mtime_ns, f.file.size) for f in inputs.files),
+        "files": files_digest(inputs.files),
         "schema": schema_version,
         "snapshot": snapshot,
         # The enabled sources, to tell whether one is due (None: no sources configured).
@@ -448,5 +463,4 @@ def _same_posts(record: Mapping[str, Any], settings: Mapping[str, str], notes: _
     inputs = scan_inputs(config, _NoRows(), last, notes, allow_shrink=False, scans=scans)
     if notes.errors or inputs.kept:
         return False
-    digest = files_digest((f.folder, f.file.name, f.file.mtime_ns, f.file.size) for f in inputs.files)
-    return bool(digest == record["files"])
+    return bool(files_digest(inputs.files) == record["files"])

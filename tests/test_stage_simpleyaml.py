@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 # Stage entry points, in one place (they move as the stages are split).
 from feeds.config import simpleyaml
-from feeds.posts import _YAMLLoader
+from feeds.posts.formats import _YAMLLoader
 
 LOADERS = {"safe": yaml.SafeLoader, "posts": _YAMLLoader}
 
@@ -260,7 +260,7 @@ def _posts_yaml(text: str) -> tuple[bool, Any]:
 def test_any_text_reads_as_pyyaml_reads_it_or_falls_back(text: str) -> None:
     """Never a value PyYAML would not give: on arbitrary text the fast path either declines
     or agrees with the safe loader the posts fall back to."""
-    from feeds.posts import _YAMLHandler
+    from feeds.posts.formats import _YAMLHandler
     fast = simpleyaml.load(text, _YAMLLoader(""))
     ok, slow = _posts_yaml(text)
     if fast is not None:

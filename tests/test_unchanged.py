@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import feeds.posts
 from feeds import unchanged
 from feeds.posts import POST_SUFFIXES, PostFile, PostScan, _kind, _Walk, scan_posts
+from feeds.posts.inputs import FoundFile
 from feeds.render.templates import template_stats
 
 CONFIG = """\
@@ -429,8 +430,25 @@ def test_nothing_changed_loads_no_database_library_feed_writer_or_http_client(qu
     result = quick.run([sys.executable, "-c", code], "generate", "-v")
     assert result[0] == 0 and "(quick check)" in result[1], result
     loaded = set(listing.read_text().split())
-    for heavy in ("sqlalchemy", "feedgen", "httpx", "lxml", "jinja2", "pydantic", "feeds.pipeline", "feeds.config"):
+    for heavy in ("sqlalchemy", "feedgen", "httpx", "lxml", "jinja2", "pydantic", "feeds.pipeline", "feeds.config",
+                  "frontmatter", "yaml", "listparser", "requests"):
         assert heavy not in loaded, heavy
+
+
+_FOUND = st.lists(st.tuples(st.integers(0, 3), st.text(st.characters(blacklist_characters="\0"), min_size=1),
+                            st.integers(-(2**62), 2**62), st.integers(0, 2**40)), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(files=_FOUND, other=_FOUND)
+def test_the_files_digest_tells_any_two_lists_of_post_files_apart(files: list[tuple[int, str, int, int]],
+                                                                 other: list[tuple[int, str, int, int]]) -> None:
+    """Equal digests exactly for equal lists (in order): a file touched (its mtime only), edited
+    to the same size, renamed, moved to another input, added or removed is always seen."""
+    def found(rows: list[tuple[int, str, int, int]]) -> tuple[FoundFile, ...]:
+        return tuple(FoundFile(i, PostFile(f"/p/{n}", n, m, size)) for i, n, m, size in rows)
+
+    assert (unchanged.files_digest(found(files)) == unchanged.files_digest(found(other))) == (files == other)
 
 
 def test_the_state_line_is_found_or_refused() -> None:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from feeds.config import parse_config, simpleyaml
 from feeds.config.yamlload import EXPANSION_FLOOR, expanded_size, load_bounded
 from feeds.errors import ConfigError, PostError
-from feeds.posts import _YAMLLoader, split_post
+from feeds.posts import split_post
+from feeds.posts.formats import _YAMLLoader
 
 from .safety import cli, make_site, no_traceback
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import listparser
 from lxml import etree
 
 from ..errors import ConfigError
@@ -84,6 +83,8 @@ def read_opml(path: Path, shown: str) -> list[Subscription]:
                           where=shown, line=top)
     if root.find("body") is None:
         raise ConfigError("not an OPML file (no <body>)", where=shown, line=top)
+    import listparser  # here: it loads requests, which a config without OPML files never needs
+
     parsed = listparser.parse(data)  # bytes: listparser fetches nothing
     if parsed.get("bozo") and parsed.get("bozo_exception") is not None:
         raise ConfigError(f"unreadable OPML: {_line(str(parsed['bozo_exception']))}", where=shown)

@@ -16,18 +16,13 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import stat
 import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import frontmatter
-import yaml
-from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
+from typing import NamedTuple
 
 from ..errors import PostError
 from ..models import RawPost
@@ -35,53 +30,6 @@ from ..models import RawPost
 POST_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".html", ".htm")
 
 
-class _TOMLHandler(BaseHandler):
-    """``+++`` TOML front matter, read with the standard library."""
-
-    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
-    START_DELIMITER = END_DELIMITER = "+++"
-
-    def load(self, fm: str, **kwargs: object) -> Any:
-        return tomllib.loads(fm)
-
-
-class _YAMLLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """The safe loader, except that an impossible timestamp (2021-13-45) stays a string.
-
-    PyYAML raises a bare ValueError there, with no line; as a string it reaches
-    the date parser, which reports it with the key's line.
-    """
-
-    def timestamp(self, node: yaml.ScalarNode) -> Any:
-        try:
-            return self.construct_yaml_timestamp(node)
-        except ValueError:
-            return self.construct_scalar(node)
-
-
-_YAMLLoader.add_constructor("tag:yaml.org,2002:timestamp", _YAMLLoader.timestamp)
-
-
-class _YAMLHandler(YAMLHandler):
-    """YAML front matter: plain documents through the fast path, the rest through PyYAML."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._typer = _YAMLLoader("")  # types scalars for the fast path
-
-    def load(self, fm: str, **kwargs: object) -> Any:
-        # Imported here: the scanner above is used before the config package (pydantic) is
-        # loaded, by the quick nothing-changed check of ``feeds generate``.
-        from ..config import simpleyaml
-        from ..config.yamlload import load_bounded
-
-        fast = simpleyaml.load(fm, self._typer)
-        if fast is not None:
-            return fast
-        return load_bounded(fm, _YAMLLoader)[1]  # a safe loader, with aliases bounded
-
-
-_HANDLERS = [_YAMLHandler(), _TOMLHandler(), JSONHandler()]
 
 
 class PostFile(NamedTuple):
@@ -431,7 +379,11 @@ def _decode(data: bytes, name: str) -> str:
 
 def split_post(text: str, name: str, digest: str) -> RawPost:
     """Split a post's text into parsed front matter and body."""
-    handler = frontmatter.detect_format(text, _HANDLERS)
+    import yaml
+
+    from .formats import JSONHandler, detect_format
+
+    handler = detect_format(text)
     if handler is None:
         raise PostError("no front matter (the file must start with '---', '+++' or '{')", where=name, line=1)
     try:
@@ -547,7 +499,9 @@ def read_body(post: PostFile) -> tuple[str, str]:
     """The digest and the body (after the front matter) of a post, without parsing the front matter."""
     data = _read(post)
     text = _decode(data, post.name)
-    handler = frontmatter.detect_format(text, _HANDLERS)
+    from .formats import detect_format
+
+    handler = detect_format(text)
     if handler is None:
         raise PostError("no front matter (the file must start with '---', '+++' or '{')", where=post.name, line=1)
     try:
