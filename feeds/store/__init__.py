@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ..errors import LostLeadership, LostLease
-from ..identity import Ledger
+from ..identity import Ledger, LedgerKey
 from ..sources.schedule import SourceState
 from . import archive as _archive
 from . import articles as _articles
@@ -356,6 +356,15 @@ class Store:
     def load_ledger(self) -> Ledger:
         with self._db.begin() as conn:
             return _ledger.load(conn)
+
+    def load_ledger_keys(self, keys: Iterable[LedgerKey]) -> dict[LedgerKey, str]:
+        """The stored ids of ``keys`` only (a fetch needs the links of its items, not the
+        whole ledger, which grows with every item ever seen)."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        with self._db.begin() as conn:
+            return _ledger.load_keys(conn, keys)
 
     def save_ledger(self, ledger: Ledger) -> None:
         """Record the ledger's new keys; existing keys keep their first id (even against a
