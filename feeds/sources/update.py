@@ -197,7 +197,11 @@ class Updater:
         claimed = self.claimed
         if claimed is not None:
             only = [name for name in (only if only is not None else claimed.leases) if name in claimed.leases]
-        states = self.store.load_sources(only)
+        if claimed is not None and claimed.states is not None and only is not None:
+            # Read with the claim, in its transaction: nobody else writes them while they are ours.
+            states = {name: claimed.states[name] for name in only if name in claimed.states}
+        else:
+            states = self.store.load_sources(only)
         self._stored = frozenset(states)
         due = due_sources(self.config, states, self.now, only, force=claimed is None, among=self.among)
         if not due:
