@@ -38,30 +38,42 @@ class Membership:
     def __init__(self) -> None:
         self.owner = owner_id()
         self._lock = threading.Lock()
-        self._held: dict[str, Lease] = {}
+        #: Each lease held, with where the store notes the leases it gave back with a write.
+        self._held: dict[str, tuple[Lease, set[str]]] = {}
 
     def claim(self, store: Store, source: Source, now: datetime, *, seconds: float) -> Claimed | None:
         """Claim ``source`` for ``seconds`` if it is due and free; None when another worker
-        holds it or has fetched it since it fell due."""
-        lease = store.claim_due_source(self.owner, source.name, source.url, now=now, seconds=seconds)
-        if lease is None:
+        holds it or has fetched it since it fell due. The claim carries the source's stored
+        state (read once the lease was ours), and the store gives the lease back in the
+        transaction that writes the fetch's result."""
+        got = store.claim_due(self.owner, source.name, source.url, now=now, seconds=seconds)
+        if got is None:
             return None
+        lease, state = got
+        released: set[str] = set()
         with self._lock:
-            self._held[lease.name] = lease
-        return Claimed(self.owner, {lease.name: lease})
+            self._held[lease.name] = (lease, released)
+        return Claimed(self.owner, {lease.name: lease}, {} if state is None else {lease.name: state}, released)
 
     def release(self, store: Store, claimed: Claimed) -> None:
-        """Give the leases of ``claimed`` up (the next claim may take them at once)."""
+        """Give the leases of ``claimed`` up (the next claim may take them at once), those
+        the store has not given back with their write already."""
         with self._lock:
             for name, lease in claimed.leases.items():
-                if self._held.get(name) == lease:
+                if self._holds(lease):
                     del self._held[name]
         for lease in claimed.leases.values():
-            store.release_lease(self.owner, lease)
+            if claimed.released is None or lease.name not in claimed.released:
+                store.release_lease(self.owner, lease)
+
+    def _holds(self, lease: Lease) -> bool:
+        """Whether ``lease`` is held and not given back with its write (under the lock)."""
+        held = self._held.get(lease.name)
+        return held is not None and held[0] == lease and lease.name not in held[1]
 
     def held(self) -> list[Lease]:
         with self._lock:
-            return sorted(self._held.values())
+            return sorted(lease for lease, released in self._held.values() if lease.name not in released)
 
     def beat(self, store: Store, *, seconds: float) -> None:
         """Say this worker is alive and extend the leases of the fetches still running; a
@@ -74,7 +86,7 @@ class Membership:
         kept = set(store.renew_leases(self.owner, held, seconds=seconds))
         with self._lock:
             # A lease given back meanwhile (its fetch ended) is not lost.
-            lost = [lease for lease in held if lease not in kept and self._held.get(lease.name) == lease]
+            lost = [lease for lease in held if lease not in kept and self._holds(lease)]
             for lease in lost:
                 del self._held[lease.name]
         for lease in lost:

@@ -61,7 +61,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from . import workers
 from .build.keys import snapshot_key
 from .cluster import Membership
-from .config import Config, load_config
+from .config import Config, Source, load_config
 from .errors import Cancelled, FeedsError, LostLeadership
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import PATH as METRICS_PATH
@@ -190,6 +190,8 @@ class Daemon:
         self.term: LeaderTerm | None = None
         self._beat_store: Store | None = None
         self._beat_target = ""
+        #: The sources of a config by name, made for the last config asked about.
+        self._sources: tuple[Config | None, dict[str, Source]] = (None, {})
 
     def current_store(self) -> Store:
         """The store of the configured state database, reopened when the file at its path
@@ -222,8 +224,9 @@ class Daemon:
                 if outcomes is None:
                     return
             else:
+                source = self.source_named(config, name)
                 outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
-                                          fetch=self.fetcher.fetch)
+                                          fetch=self.fetcher.fetch, among=[source] if source is not None else [])
         except concurrent.futures.CancelledError:
             return
         except FeedsError as exc:
@@ -236,7 +239,7 @@ class Daemon:
         due = next((o.next_due for o in outcomes if o.next_due is not None), None)
         job = self.scheduler.get_job(f"fetch:{name}")
         if job is not None and not self.stopping.is_set():
-            source = config.sources_by_name.get(name)
+            source = self.source_named(config, name)
             when = moved_run_time(job.next_run_time, due, source.every if source is not None else 60.0,
                                   datetime.now(UTC))
             if when is not None:
@@ -244,11 +247,19 @@ class Daemon:
         if brought_news(outcomes) and (not config.state_on_server or self.term is not None):
             self.generate_soon()  # other workers' news reach the leader as notes on the server
 
+    def source_named(self, config: Config, name: str) -> Source | None:
+        """``config``'s source ``name``: looked up in a table made once per config (not at
+        every job: a config may have thousands of sources)."""
+        made = self._sources
+        if made[0] is not config:
+            made = self._sources = (config, config.sources_by_name)
+        return made[1].get(name)
+
     def fetch_claimed(self, store: Store, name: str) -> list[SourceOutcome] | None:
         """Fetch ``name`` under a lease, beside other workers; None when another worker holds
         it or fetched it already (the job then looks again later, see :func:`next_look`)."""
         config = self.config
-        source = config.sources_by_name.get(name)
+        source = self.source_named(config, name)
         if source is None:
             return None
         now = datetime.now(UTC)
@@ -257,7 +268,7 @@ class Daemon:
         if claimed is not None:
             try:
                 outcomes = update_sources(config, store, now=now, only=[name], fetch=self.fetcher.fetch,
-                                          claimed=claimed)
+                                          claimed=claimed, among=[source])
             finally:
                 self._release(store, claimed)
         if outcomes:

@@ -286,6 +286,18 @@ class Ledger:
         for key, entry_id in added.items():
             self.remember(entry_id, key)
 
+    def unknown(self, keys: Iterable[LedgerKey]) -> list[LedgerKey]:
+        """Those of ``keys`` this ledger has no id for (each once, in order)."""
+        return [key for key in dict.fromkeys(keys) if self.get(key) is None]
+
+    def know(self, stored: Mapping[LedgerKey, str]) -> None:
+        """Take the ids the store keeps for keys this ledger does not know yet (loaded
+        keys, not :meth:`added` ones: they are stored already). A ledger loaded key by key
+        this way, before each decision, answers that decision as the whole stored one would."""
+        for key, entry_id in stored.items():
+            if self.get(key) is None:
+                self._ids[key] = entry_id
+
     def draft(self) -> Ledger:
         """A ledger that reads this one and keeps its own additions (its :meth:`added`)."""
         return Ledger(base=self)

@@ -3,6 +3,7 @@ moto server on 127.0.0.1 (a versioned bucket, so every write the server took is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -244,6 +245,41 @@ def test_an_unreachable_bucket_is_one_line_and_the_folder_is_published(site: Sit
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "s3://nowhere/" in line]
     assert len(errors) == 1 and "cannot publish" in errors[0]
+    assert (site.output / "all.atom.xml").is_file()
+
+
+def test_a_bucket_server_that_never_answers_fails_the_run_after_its_timeouts(site: Site) -> None:
+    """A server that takes connections and never answers: each request gives up after
+    ``timeout`` and ``attempts``; the run ends with one line, the folder published."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])  # and never a byte back
+
+    threading.Thread(target=take, daemon=True).start()
+    port = listener.getsockname()[1]
+    try:
+        posts(site)
+        text = (site.root / "config.yaml").read_text()
+        bucket = (f"  s3: {{bucket: silent, endpoint_url: 'http://127.0.0.1:{port}', region: us-east-1, "
+                  "timeout: 1s, attempts: 2}\n")
+        site.write_config(text.replace("output:\n", "output:\n" + bucket, 1))
+        result = subprocess.run([sys.executable, "-m", "feeds", "generate", "--config", str(site.root / "config.yaml")],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "s3://silent/" in line]
+    assert len(errors) == 1 and "cannot publish" in errors[0]
+    assert held  # it was asked
     assert (site.output / "all.atom.xml").is_file()
 
 

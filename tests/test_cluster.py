@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -240,6 +241,37 @@ def test_a_write_under_a_lost_lease_is_refused_and_stores_nothing(postgres_url: 
     finally:
         one.close()
         two.close()
+
+
+def test_a_claim_reads_the_state_and_the_write_gives_the_lease_back(postgres_url: str) -> None:  # noqa: F811
+    """One transaction claims a source and reads its state; the one storing the fetch gives
+    the lease back, so a fetch costs no transaction of its own for either."""
+    from feeds.store import Claimed
+
+    store = Store(postgres_url)
+    try:
+        now = datetime.now(UTC)
+        url = "http://127.0.0.1/s00"
+        first = store.claim_due("a:1:x", "s00", url, now=now, seconds=60)
+        assert first is not None and first[1] is None  # never stored
+        released: set[str] = set()
+        stored = SourceState(name="s00", url=url, fetch_url=url, status="ok", etag='"v1"',
+                             next_due=now - timedelta(seconds=1))
+        store.save_fetch(stored, claimed=Claimed("a:1:x", {"s00": first[0]}, {}, released))
+        assert released == {"s00"}
+        # Due again (next_due passed): another worker claims it at once, and gets its state.
+        again = store.claim_due("b:2:y", "s00", url, now=now, seconds=60)
+        assert again is not None and again[0].token > first[0].token
+        assert again[1] is not None and again[1].etag == '"v1"'
+        released = set()
+        assert store.save_states([replace(stored, next_due=now + timedelta(hours=1))],
+                                 Claimed("b:2:y", {"s00": again[0]}, {}, released)) == []
+        assert released == {"s00"}
+        # Fetched for this due time: the claim finds it so and gives the lease straight back.
+        assert store.claim_due("c:3:z", "s00", url, now=now, seconds=60) is None
+        assert store.claim_due("c:3:z", "s00", url, now=now + timedelta(hours=2), seconds=60) is not None
+    finally:
+        store.close()
 
 
 def test_a_hosts_turn_is_held_by_one_worker_at_a_time_and_the_pause_after_it_is_shared(

@@ -13,7 +13,7 @@ from feeds.store import Store
 
 from .conftest import Site
 from .httpserver import FeedServer, feed_response, item, rss
-from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
+from .postgres import PostgresServer, postgres_server, postgres_url  # noqa: F401  (fixtures)
 from .safety import cli, make_site, outputs
 
 
@@ -151,3 +151,24 @@ def test_concurrent_claims_are_disjoint_and_a_stale_token_cannot_write(postgres_
     finally:
         one.close()
         two.close()
+
+
+def test_a_pooled_connection_dropped_by_the_server_is_replaced_once_idle(
+        postgres_url: str, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Connections just handed back are used without a ping; one idle for a while is pinged
+    first, and one the server dropped meanwhile (a restart) is replaced, not an error."""
+    import sqlalchemy as sa
+
+    from feeds.store import engine
+
+    store = Store(postgres_url)
+    try:
+        assert store.load_sources() == {}
+        database = sa.make_url(postgres_url).database
+        postgres_server.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              f"WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+        monkeypatch.setattr(engine, "IDLE_PING", 0.0)
+        assert store.load_sources() == {}
+        assert store.load_sources() == {}
+    finally:
+        store.close()

@@ -145,6 +145,10 @@ class Bucket(_Strict):
     profile: str | None = None
     #: The Cache-Control every object is written with.
     cache_control: str = "max-age=300"
+    #: How long each request waits to connect, and then for each answer, before it fails.
+    timeout: Annotated[Duration, Field(ge=1, le=600)] = 20.0
+    #: Tries per request (a request that timed out or failed to connect is tried again).
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
     @field_validator("bucket")
     @classmethod

@@ -114,8 +114,10 @@ def make_client(settings: Bucket) -> Any:
         from botocore.exceptions import BotoCoreError
     except ImportError:
         raise PublishError("output.s3 needs boto3: pip install 'feeds[s3]'", where=location(settings)) from None
-    options: dict[str, Any] = {"connect_timeout": 10, "read_timeout": 60,
-                               "retries": {"max_attempts": 3, "mode": "standard"}}
+    # A server that takes the connection and never answers fails each request after
+    # attempts x timeout, never holding a run for longer.
+    options: dict[str, Any] = {"connect_timeout": settings.timeout, "read_timeout": settings.timeout,
+                               "retries": {"total_max_attempts": settings.attempts, "mode": "standard"}}
     if settings.endpoint_url:
         options["s3"] = {"addressing_style": "path"}
     try:

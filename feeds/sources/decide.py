@@ -266,6 +266,13 @@ class Decider:
 
     # -- in order, source after source ---------------------------------------------
 
+    @staticmethod
+    def ledger_keys(reading: FeedReading[E]) -> list[LedgerKey]:
+        """The ledger keys :meth:`decide` looks up for ``reading``: the links of its new and
+        changed items. A ledger that knows what the store keeps of these answers the
+        decision as the whole ledger would."""
+        return [LedgerKey("link", item.link) for item in reading.items if item.link is not None]
+
     def decide(self, state: SourceState, result: FetchResult, reading: FeedReading[E] | FetchFailure | None,
                ledger: Ledger, rng: random.Random) -> SourceDecision[E]:
         """What ``result`` means for the source, given how its body was read.

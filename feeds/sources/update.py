@@ -58,12 +58,15 @@ PARALLEL_FEEDS = 8
 
 
 def due_sources(config: Config, states: dict[str, SourceState], now: datetime,
-                only: Sequence[str] | None = None, *, force: bool = True) -> list[Source]:
+                only: Sequence[str] | None = None, *, force: bool = True,
+                among: Sequence[Source] | None = None) -> list[Source]:
     """Enabled sources whose time has come (or that are new, or whose URL changed); the
-    ``only`` ones due or not, unless ``force`` is False."""
+    ``only`` ones due or not, unless ``force`` is False. ``among``: the config's sources
+    to look at, when the caller has them at hand (else every one of the config's)."""
     due = []
-    for source in config.sources:
-        if not source.enabled or (only is not None and source.name not in only):
+    wanted = None if only is None else frozenset(only)
+    for source in config.sources if among is None else among:
+        if not source.enabled or (wanted is not None and source.name not in wanted):
             continue
         state = states.get(source.name)
         if state is None or state.url != source.url or state.due(now) or (only is not None and force):
@@ -164,7 +167,8 @@ class Updater:
 
     def __init__(self, config: Config, store: Store, *, now: datetime,
                  transport: Transport | None = None, rng: random.Random | None = None,
-                 fetch: Fetch | None = None, claimed: Claimed | None = None) -> None:
+                 fetch: Fetch | None = None, claimed: Claimed | None = None,
+                 among: Sequence[Source] | None = None) -> None:
         self.config = config
         self.store = store
         self.now = now
@@ -178,22 +182,31 @@ class Updater:
         self.claimed = claimed
         # States of sources that brought nothing new, saved together at the end.
         self.pending: list[SourceState] = []
-        self._ledger: Ledger | None = None
+        #: The id ledger as far as this pass has needed it: loaded key by key, before each
+        #: decision, with what the decisions taught it.
+        self._ledger = Ledger()
         #: The sources the store has a state of (and so perhaps items).
         self._stored: frozenset[str] = frozenset()
         self._broken = False
-        #: The sources with ``full_text``, by name.
-        self._full_text = {source.name: source for source in config.sources if source.full_text is not None}
+        #: The config's sources this pass looks at (None: every one).
+        self.among = among
+        #: The due sources with ``full_text``, by name.
+        self._full_text: dict[str, Source] = {}
 
     def run(self, only: Sequence[str] | None = None) -> list[SourceOutcome]:
         claimed = self.claimed
         if claimed is not None:
             only = [name for name in (only if only is not None else claimed.leases) if name in claimed.leases]
-        states = self.store.load_sources(only)
+        if claimed is not None and claimed.states is not None and only is not None:
+            # Read with the claim, in its transaction: nobody else writes them while they are ours.
+            states = {name: claimed.states[name] for name in only if name in claimed.states}
+        else:
+            states = self.store.load_sources(only)
         self._stored = frozenset(states)
-        due = due_sources(self.config, states, self.now, only, force=claimed is None)
+        due = due_sources(self.config, states, self.now, only, force=claimed is None, among=self.among)
         if not due:
             return []
+        self._full_text = {source.name: source for source in due if source.full_text is not None}
         requests = []
         for source in due:
             state = states.get(source.name)
@@ -327,9 +340,10 @@ class Updater:
         """Decide about one source and store it; its outcome, logged."""
         name = decider.source.name
         result = slot.result
-        if reading is not None and self._ledger is None:
-            self._ledger = self.store.load_ledger()
-        ledger = self._ledger if self._ledger is not None else Ledger()
+        ledger = self._ledger
+        if isinstance(reading, FeedReading):
+            # Only the keys this decision looks up, not the whole ledger: ids come out the same.
+            ledger.know(self.store.load_ledger_keys(ledger.unknown(decider.ledger_keys(reading))))
         try:
             outcome = self.save(decider.decide(states[name], result, reading, ledger, self.rng), ledger)
         except LostLease as exc:  # another worker has it now: its fetch counts, not this one
@@ -366,11 +380,13 @@ class Updater:
 
 def update_sources(config: Config, store: Store, *, now: datetime, only: Sequence[str] | None = None,
                    transport: Transport | None = None, fetch: Fetch | None = None,
-                   claimed: Claimed | None = None) -> list[SourceOutcome]:
+                   claimed: Claimed | None = None, among: Sequence[Source] | None = None) -> list[SourceOutcome]:
     """Fetch every due source (or the ``only`` ones, due or not) and store what changed.
 
     ``fetch`` replaces the default one-shot fetcher (the daemon shares one across jobs).
     ``claimed``: the leases of a worker sharing the state with others; only the sources
     it holds are fetched, only when due, and each result is stored only while its lease
-    is still held."""
-    return Updater(config, store, now=now, transport=transport, fetch=fetch, claimed=claimed).run(only)
+    is still held. ``among``: the config's sources to look at, if the caller has them
+    (the daemon's job has its one source); else every one of the config's."""
+    return Updater(config, store, now=now, transport=transport, fetch=fetch, claimed=claimed,
+                   among=among).run(only)

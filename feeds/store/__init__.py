@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ..errors import LostLeadership, LostLease
-from ..identity import Ledger
+from ..identity import Ledger, LedgerKey
 from ..sources.schedule import SourceState
 from . import archive as _archive
 from . import articles as _articles
@@ -134,8 +134,26 @@ class Store:
                          seconds: float) -> Lease | None:
         """Claim source ``name`` (configured at ``url``) if it is due at ``now`` and no live
         lease holds it; None when another worker holds it or fetched it already."""
+        claimed = self.claim_due(owner, name, url, now=now, seconds=seconds)
+        return None if claimed is None else claimed[0]
+
+    def claim_due(self, owner: str, name: str, url: str, *, now: datetime,
+                  seconds: float) -> tuple[Lease, SourceState | None] | None:
+        """:meth:`claim_due_source`, with the source's stored state (None: never stored),
+        read in the same transaction once the lease is ours.
+
+        That read is a statement of its own, so it sees every write committed before the
+        lease was taken: a worker that stored this source and gave its lease back just as
+        the claim began is seen, and the source found fetched (the lease goes back at once)."""
         with self._db.begin() as conn:
-            return _leases.claim_due(conn, owner, name, url, now=now.timestamp(), seconds=seconds)
+            lease = _leases.claim_due(conn, owner, name, url, now=now.timestamp(), seconds=seconds)
+            if lease is None:
+                return None
+            state = _sources.load(conn, [name]).get(name)
+            if state is not None and state.url == url and state.next_due is not None and state.next_due > now:
+                _leases.release(conn, owner, lease)
+                return None
+            return lease, state
 
     def renew_leases(self, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
         """Extend the leases still ours; those lost are left out of the answer."""
@@ -357,6 +375,15 @@ class Store:
         with self._db.begin() as conn:
             return _ledger.load(conn)
 
+    def load_ledger_keys(self, keys: Iterable[LedgerKey]) -> dict[LedgerKey, str]:
+        """The stored ids of ``keys`` only (a fetch needs the links of its items, not the
+        whole ledger, which grows with every item ever seen)."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        with self._db.begin() as conn:
+            return _ledger.load_keys(conn, keys)
+
     def save_ledger(self, ledger: Ledger) -> None:
         """Record the ledger's new keys; existing keys keep their first id (even against a
         concurrent writer)."""
@@ -404,8 +431,9 @@ class Store:
     def save_states(self, states: Iterable[SourceState], claimed: Claimed | None = None) -> list[str]:
         """Record the fetch state of sources whose items did not change, in one transaction.
 
-        With ``claimed``, only the states of sources whose lease is still held are written;
-        returns the names of the others (nothing written for them)."""
+        With ``claimed``, only the states of sources whose lease is still held are written
+        (and their leases given back in the same transaction, if ``claimed.released`` notes
+        them); returns the names of the others (nothing written for them)."""
         states = list(states)
         if not states:
             return []
@@ -420,7 +448,11 @@ class Store:
                 held = lease is not None and _leases.holds(conn, claimed.owner, lease)
                 (kept if held else lost).append(state)
             _sources.save(conn, kept)
-            return [state.name for state in lost]
+            if claimed.released is not None:
+                for state in kept:
+                    _leases.release(conn, claimed.owner, claimed.leases[state.name])
+                    claimed.released.add(state.name)
+        return [state.name for state in lost]
 
     def known_items(self, sources: Iterable[str]) -> dict[str, dict[str, Known]]:
         """For each source: item key -> (entry id, digest, first seen), without the entry data."""
@@ -450,7 +482,8 @@ class Store:
         returns how many were dropped.
 
         With ``claimed``, the write happens only while its lease on the source is held
-        (checked in the same transaction), else :class:`LostLease` and nothing is written."""
+        (checked in the same transaction), else :class:`LostLease` and nothing is written;
+        if ``claimed.released`` notes them, the lease is given back in that transaction too."""
         changed = list(items)
         listed = list(seen)
         learnt = ledger.added() if ledger is not None else {}
@@ -472,6 +505,10 @@ class Store:
                 _items.mark_seen(conn, state.name, listed, seen_at)
             if keep_at_most is not None:
                 dropped = _items.keep_at_most(conn, state.name, keep_at_most)
+            if claimed is not None and claimed.released is not None:
+                _leases.release(conn, claimed.owner, claimed.leases[state.name])
+                # Noted before the commit, so the heartbeat never takes it for a lost lease.
+                claimed.released.add(state.name)
         if learnt and ledger is not None:
             ledger.saved()
         return dropped

@@ -59,8 +59,12 @@ class Database:
             if lock_timeout_ms is not None:  # a wait for a lock ends in an error after this long
                 connect["options"] = f"-c lock_timeout={lock_timeout_ms}"
             pool: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
-            # pool_pre_ping: a daemon's connection dropped by a server restart is replaced.
-            self._engine: Engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect, **pool)
+            self._engine: Engine = sa.create_engine(url, connect_args=connect, **pool)
+            # A connection that sat idle is pinged before use, so that one dropped by a server
+            # restart is replaced; one handed back a moment ago is known good and is not.
+            sa.event.listen(self._engine, "connect", _idle_since)
+            sa.event.listen(self._engine, "checkin", _idle_since)
+            sa.event.listen(self._engine, "checkout", _ping_if_idle)
             return
         if self.path is not None:
             files.check_state_file(self.path, ours, busy_timeout_ms)
@@ -131,6 +135,31 @@ class Database:
             first = str(reason).strip().splitlines()[0] if str(reason).strip() else "no answer"
             return StorageError(f"cannot use the database server: {first}", where=self.where)
         return StorageError(f"database error: {reason}", where=self.where)
+
+
+#: A pooled connection idle longer than this (seconds) is pinged before it is used again.
+IDLE_PING = 10.0
+
+
+def _idle_since(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection idle longer than :data:`IDLE_PING`; a dead one is replaced (the
+    pool opens another when this raises ``DisconnectionError``)."""
+    if time.monotonic() - record.info.get("idle_since", 0.0) < IDLE_PING:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        if not dbapi_connection.autocommit:
+            dbapi_connection.rollback()
+    except Exception:
+        raise sa.exc.DisconnectionError() from None
 
 
 def _damaged(reason: object) -> bool:

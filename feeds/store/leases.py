@@ -26,6 +26,8 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..sources.schedule import SourceState
+
 metadata = sa.MetaData()
 
 leases = sa.Table(
@@ -105,6 +107,12 @@ class Claimed(NamedTuple):
 
     owner: str
     leases: Mapping[str, Lease]
+    #: The stored states of the claimed sources, read in the claim's transaction once the
+    #: lease was ours (a source never stored has none); None: not read with the claim.
+    states: Mapping[str, SourceState] | None = None
+    #: Where the store notes the sources whose lease it gave back in the transaction that
+    #: wrote their fetch result (the worker then need not give them back); None: not noted.
+    released: set[str] | None = None
 
 
 def create(conn: Connection) -> None:

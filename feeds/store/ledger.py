@@ -7,7 +7,7 @@ stored keeps its id, even against a concurrent writer. Deciding ids is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -25,6 +25,24 @@ def load(conn: Connection) -> Ledger:
         if key is not None and isinstance(r.entry_id, str):
             known[key] = r.entry_id
     return Ledger(known)
+
+
+#: Keys asked for in one statement (well under SQLite's limit on bound parameters).
+_CHUNK = 500
+
+
+def load_keys(conn: Connection, keys: Iterable[LedgerKey]) -> dict[LedgerKey, str]:
+    """The stored ids of ``keys`` (those stored; the others are left out)."""
+    wanted = {key.stored(): key for key in keys}
+    names = list(wanted)
+    found = {}
+    for start in range(0, len(names), _CHUNK):
+        rows = conn.execute(sa.select(ledger.c.key, ledger.c.entry_id)
+                            .where(ledger.c.key.in_(names[start:start + _CHUNK])))
+        for r in rows:
+            if isinstance(r.entry_id, str):
+                found[wanted[r.key]] = r.entry_id
+    return found
 
 
 def add(conn: Connection, ids: Mapping[LedgerKey, str]) -> None:
