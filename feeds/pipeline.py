@@ -31,7 +31,7 @@ import jinja2
 from . import unchanged
 from .build.archive import archive_plans, new_pages
 from .build.entries import build_entry, kept_items, stored_entries
-from .build.filters import Facts, facts_of, rule_set
+from .build.filters import MATCH_TIMEOUT, Facts, facts_of, given_up, rule_set
 from .build.group import FeedPlan, needs_facts, plan_feeds
 from .build.heads import feed_head
 from .build.keys import feed_key, snapshot_key
@@ -432,8 +432,13 @@ def stories_of(run: Run, found: FrontMatter, inputs: Inputs) -> tuple[Stories, B
             built = build_entries(run, set(stories.by_id), stories, inputs)
             facts = {i: facts_of(e) for i, e in built.entries.items()}
         plans = plan(config, stories, facts)
-        after = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
-        run.writes.start(store.save_grouping, encode_grouping(Grouping.of(after, stories, plans)))
+        slow = given_up()
+        for rule in slow:
+            run.sink.warn(f"filter rule {rule!r}: its regular expression took longer than {MATCH_TIMEOUT:g} s on "
+                          "one entry and was given up (it matches nothing in this run); write it more simply")
+        if not slow:  # a plan made without a rule is not kept for the next run
+            after = grouping_key(settings, items_seen, len(ledger), folders, paths, groups)
+            run.writes.start(store.save_grouping, encode_grouping(Grouping.of(after, stories, plans)))
         # From here on only the stories some feed shows are read: the others (and their front matter) go.
         shown = {i for p in plans for i in (p.history if archive else p.entry_ids)}
         stories = replace(stories, by_id={i: s for i, s in stories.by_id.items() if i in shown},

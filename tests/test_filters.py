@@ -318,3 +318,41 @@ def test_newsboat_reads_a_topic_feed_and_its_archive_page(site: Site, tmp_path: 
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# -- a regular expression that backtracks without end -----------------------------------
+
+SLOW = ["/(x+x+)+y/", "/^(a|aa)+$/", r"/(\w+\s?)+$/"]
+
+
+@pytest.mark.parametrize("pattern", SLOW)
+def test_a_catastrophic_regex_is_given_up_once_and_named(pattern: str) -> None:
+    from feeds.build.filters import given_up
+
+    rule = parse_rule(f"title:{pattern}")
+    hostile = Facts(title="a" * 3000 + "x" * 3000 + "!")
+    assert not rule.matches(hostile)  # stopped after MATCH_TIMEOUT, not after the heat death of the sun
+    assert given_up() == [f"title:{pattern}"] and given_up() == []
+    assert not rule.matches(Facts(title="xxy aa"))  # given up: matches nothing more, costs nothing
+    assert given_up() == []
+
+
+def test_a_run_with_catastrophic_rules_ends_warns_and_publishes_the_rest(site: Site) -> None:
+    long_title = "a" * 3000 + "!"
+    site.write_config(outlets(site).replace("{name: beta, url: beta.xml}",
+                                            "{name: beta, url: beta.xml, exclude: ['/^(a|aa)+$/']}") +
+                      "feeds:\n  defaults: {exclude: ['title:/(x+x+)+y/', 'sponsored']}\n")
+    site.add("2024-01-07-long.md", f"---\ntitle: {'x' * 3000}\ndate: 2024-01-07\ntags: [Opinion]\n---\n{long_title}\n")
+    write_source(site.root / "beta.xml", "beta.example", [(long_title, "Cy", "Business", long_title)])
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-m", "feeds", "generate", "--config", str(site.root / "config.yaml")],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    shown = titles(site, "all.atom.xml")
+    assert "Sponsored: buy a car" not in shown  # the other rule of the same list still works
+    assert {"Climate summit opens", "Gardening", "x" * 3000} <= set(shown)
+    assert any(t.startswith("aaaa") for t in shown)  # the beta item its source's slow rule was to judge
+    # Every run that plans says which rules were given up, one line each.
+    warned = [line for line in result.stderr.splitlines() if "given up" in line]
+    assert len(warned) == 2 and any("/^(a|aa)+$/" in w for w in warned) and any("(x+x+)+y" in w for w in warned)

@@ -9,7 +9,10 @@ A rule is one string, ``[field:]pattern``:
   case-folded, so "strasse" finds "Straße"; in scripts
   written without spaces, such as Chinese or Japanese, anywhere); spaces in it match any
   run of white space. Or ``/regular expression/`` (Python's syntax), case-insensitive, and
-  ``/regular expression/c`` to match case-sensitively.
+  ``/regular expression/c`` to match case-sensitively. A regular expression gets at most
+  :data:`MATCH_TIMEOUT` seconds on one field (the ``regex`` library's own limit): one that
+  takes longer (catastrophic backtracking, such as ``(a+)+$``) is given up for the rest of
+  the process, matches nothing from then on, and :func:`given_up` names it for a warning.
 
 An entry passes a rule set when it matches at least one ``include`` rule (if there are
 any) and no ``exclude`` rule. Parsing (``parse_rule``, what the config validates with) and
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
+
+import regex
 
 from ..models import Entry
 from ..normalize.content import html_to_text
@@ -35,6 +40,17 @@ _ANY = "any"
 _REGEX = re.compile(r"^/(?P<body>.+)/(?P<flags>c?)$", re.DOTALL)
 #: Characters of scripts written without spaces between words start at the CJK radicals.
 _UNSPACED = 0x2E80
+#: Seconds a user's regular expression may take on one field before it is given up.
+MATCH_TIMEOUT = 0.2
+# The texts of the rules given up since :func:`given_up` was last asked.
+_given_up: list[str] = []
+
+
+def given_up() -> list[str]:
+    """The rules given up (too slow) since the last call, each named once: for the caller to warn."""
+    found = list(dict.fromkeys(_given_up))
+    _given_up.clear()
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +70,26 @@ class Rule:
 
     text: str
     fields: tuple[Field, ...]
-    pattern: re.Pattern[str]
+    #: The words' pattern (``re``, written by :func:`word_pattern`), or the user's own
+    #: regular expression (``regex``, which can be stopped).
+    pattern: Any
     #: Whether the pattern is of case-folded text, to be matched against case-folded text
     #: (words: "Straße" finds "STRASSE").
     folded: bool = False
+    #: Set once the user's expression took longer than MATCH_TIMEOUT: it matches nothing more.
+    _stopped: list[bool] = field(default_factory=list, compare=False, repr=False)
 
     def matches(self, facts: Facts) -> bool:
         if self.folded:
             return any(self.pattern.search(getattr(facts, f).casefold()) for f in self.fields)
-        return any(self.pattern.search(getattr(facts, f)) for f in self.fields)
+        if self._stopped:
+            return False
+        try:
+            return any(self.pattern.search(getattr(facts, f), timeout=MATCH_TIMEOUT) for f in self.fields)
+        except TimeoutError:
+            self._stopped.append(True)
+            _given_up.append(self.text)
+            return False
 
 
 def _edge(c: str) -> bool:
@@ -94,12 +121,12 @@ def parse_rule(text: str) -> Rule:
         pattern = text.strip()
     if not pattern:
         raise ValueError(f"the rule {text!r} has nothing to match")
-    regex = _REGEX.match(pattern)
-    if regex is not None:
-        flags = 0 if regex["flags"] == "c" else re.IGNORECASE
+    found = _REGEX.match(pattern)
+    if found is not None:
+        flags = regex.V0 if found["flags"] == "c" else regex.V0 | regex.IGNORECASE
         try:
-            compiled = re.compile(regex["body"], flags)
-        except (re.error, OverflowError, RecursionError) as exc:
+            compiled = regex.compile(found["body"], flags)
+        except (regex.error, re.error, OverflowError, RecursionError, ValueError) as exc:
             raise ValueError(f"the rule {text!r} is not a valid regular expression: {exc}") from None
         return Rule(text, fields, compiled)
     return Rule(text, fields, re.compile(word_pattern(pattern.casefold())), folded=True)
