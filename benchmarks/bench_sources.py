@@ -38,6 +38,11 @@ def serve(folder: Path, hosts: int) -> None:
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
     class Quiet(SimpleHTTPRequestHandler):
+        # Keep-alive, as real feed servers have (HTTP/1.0 made every request a new connection),
+        # and headers and body not held back for the client's delayed ACK on a kept connection.
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 

@@ -35,6 +35,8 @@ class Seen:
     path: str
     headers: dict[str, str]
     at: float
+    #: The client's port: one per connection it made.
+    port: int = 0
 
 
 Route = Callable[[dict[str, str]], Response] | Response
@@ -60,7 +62,7 @@ class FeedServer:
 
             def do_GET(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                server.seen.append(Seen(self.path, headers, time.monotonic()))
+                server.seen.append(Seen(self.path, headers, time.monotonic(), self.client_address[1]))
                 route = server.routes.get(self.path)
                 if route is None:  # /f?n=1 is served by /f unless it has a route of its own
                     route = server.routes.get(self.path.partition("?")[0])

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import itertools
 import os
 import time
+from dataclasses import replace
 
 import httpx
 import pytest
 
-from feeds.sources.fetch import USER_AGENT, FetchSettings, fetch_all
+from feeds.sources import fetch
+from feeds.sources.fetch import USER_AGENT, Fetcher, FetchSettings, fetch_all
 from feeds.sources.results import FetchRequest
 
-from .httpserver import FeedServer, Response, feed_response, item, rss
+from .httpserver import FeedServer, Response, feed_response, item, rss, running
 
 FAST = FetchSettings(concurrency=8, host_gap=0.0, connect_timeout=2, read_timeout=1, total_timeout=3,
                      max_bytes=200_000, max_redirects=4)
@@ -148,3 +151,46 @@ def test_local_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert again.not_modified
     missing = fetch_all([FetchRequest("s", str(tmp_path / "nope.xml"))], FAST)[0]
     assert "cannot read" in (missing.error or "")
+
+
+def _pass_twice(servers: list[FeedServer], settings: FetchSettings = FAST) -> list[list[int]]:
+    """Three sources on each server, asked host after host, then again with their
+    validators (304s), on one open fetcher: the client ports each server saw."""
+    for s in servers:
+        for n in range(3):
+            s.routes[f"/f{n}"] = feed_response(rss([item(n)]))
+    requests = [FetchRequest(f"s{n}{k}", s.url(f"/f{n}")) for n in range(3) for k, s in enumerate(servers)]
+
+    async def run() -> None:
+        fetcher = Fetcher(settings)
+        await fetcher.open()
+        try:
+            first = await fetcher.fetch_all(requests)
+            assert [r.status for r in first] == [200] * len(requests)
+            again = [FetchRequest(r.source, r.url, f.etag, f.last_modified)
+                     for r, f in zip(requests, first, strict=True)]
+            second = await fetcher.fetch_all(again)
+            assert all(r.not_modified for r in second)
+        finally:
+            await fetcher.aclose()
+
+    asyncio.run(run())
+    return [[seen.port for seen in s.seen] for s in servers]
+
+
+def test_a_connection_serves_each_host_again(server: FeedServer) -> None:
+    """One connection to each host for all its sources, 200s and 304s alike, while the
+    requests go from host to host."""
+    with running("127.0.0.2") as other:
+        for ports in _pass_twice([server, other]):
+            assert len(ports) == 6 and len(set(ports)) == 1
+
+
+def test_the_least_recently_asked_hosts_connections_close(server: FeedServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond ``IDLE_HOSTS`` hosts, the connection of the one asked longest ago is closed
+    (and made anew when it is asked again). One request at a time: they alternate hosts."""
+    monkeypatch.setattr(fetch, "IDLE_HOSTS", 1)
+    with running("127.0.0.2") as other:
+        for ports in _pass_twice([server, other], replace(FAST, concurrency=1)):
+            assert len(ports) == 6 and len(set(ports)) == 6

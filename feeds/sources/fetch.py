@@ -86,6 +86,9 @@ KEPT_HEADERS = ("content-type", "content-language", "content-location", "etag", 
 LONGEST_WAIT = 30 * 86400.0
 #: Longest URL quoted in an error message.
 QUOTED_URL = 200
+#: Hosts whose connection is kept open, idle, for their next request (the least recently asked
+#: ones are closed beyond that): a pass over many hosts connects to each once, not once a source.
+IDLE_HOSTS = 256
 
 
 #: How the fetcher's requests go out (tests hand in ``httpx.MockTransport`` or one of their
@@ -346,6 +349,53 @@ def _asking(http: SourceHTTP | None) -> _Asking | FetchFailure:
     return _Asking(origin, http.user_agent, dict(http.headers), auth)
 
 
+#: One host's transport, and its pool of connections.
+_HostTransport = tuple[httpx.AsyncHTTPTransport, httpcore.AsyncConnectionPool]
+
+
+class _HostTransports(httpx.AsyncBaseTransport):
+    """The transport: one pool of connections for each host (and scheme and port), at most
+    :data:`IDLE_HOSTS` of them kept, each with a network backend that checks where it connects.
+
+    One pool for every host would keep only its last few connections alive while a pass
+    asks one host after another: each request would connect anew. A host's pool is small
+    (a host is asked one request at a time), so finding a connection never scans every
+    other host's; the least recently asked pool is closed once it is idle and there are too many."""
+
+    def __init__(self, tls: ssl.SSLContext, limits: httpx.Limits, backend: httpcore.AsyncNetworkBackend) -> None:
+        self.tls = tls
+        self.limits = limits
+        self.backend = backend
+        #: By origin, the most recently asked last: each transport and its pool.
+        self.hosts: dict[tuple[str, str, int | None], _HostTransport] = {}
+
+    def _new(self) -> _HostTransport:
+        limits = self.limits
+        transport = httpx.AsyncHTTPTransport(verify=self.tls, limits=limits, trust_env=False)
+        # The pool httpx would build, with the checking backend.
+        pool = transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=self.tls, max_connections=limits.max_connections, max_keepalive_connections=1,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=self.backend)
+        return transport, pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = _origin(request.url)
+        host = self.hosts.pop(origin, None) or self._new()
+        self.hosts[origin] = host
+        if len(self.hosts) > IDLE_HOSTS:
+            for old in list(self.hosts)[:len(self.hosts) - IDLE_HOSTS]:
+                transport, pool = self.hosts[old]
+                if all(connection.is_idle() for connection in pool.connections):
+                    del self.hosts[old]
+                    await transport.aclose()
+        return await host[0].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        hosts, self.hosts = list(self.hosts.values()), {}
+        for transport, _ in hosts:
+            await transport.aclose()
+
+
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
     """Keep no cookie: sources must not track the aggregator, nor one source affect another."""
 
@@ -438,13 +488,7 @@ class Fetcher:
         transport = self.transport
         if transport is None:
             tls = tls or _tls_context()
-            guarded = httpx.AsyncHTTPTransport(verify=tls, limits=limits, trust_env=False)
-            # The pool httpx would build, with a network backend that checks where it connects.
-            guarded._pool = httpcore.AsyncConnectionPool(
-                ssl_context=tls, max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry, network_backend=GuardedBackend(s.classify))
-            transport = guarded
+            transport = _HostTransports(tls, limits, GuardedBackend(s.classify))
         jar = http.cookiejar.CookieJar(policy=_NoCookies())
         return httpx.AsyncClient(timeout=timeout, limits=limits, headers=headers, follow_redirects=False,
                                  transport=transport, trust_env=False, cookies=jar)
@@ -821,6 +865,8 @@ class Fetcher:
                                retry_after=_retry_after(raw_headers.get("retry-after"), now),
                                max_age=_max_age(raw_headers.get("cache-control")))
             if status == 304:
+                # HTTP gives a 304 no body: reading its end lets the connection serve the next request.
+                await response.aread()
                 return replace(base, not_modified=True)
             if status == 410:
                 return replace(base, failure=FetchFailure("gone", "HTTP 410 Gone: the source was removed for good"))
