@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from feeds.normalize.content import port_agrees, render_markdown
+from feeds.normalize.content import port_agrees, port_agrees_reference, render_markdown
 
 REFERENCE = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 PORT = markdown_it_pyrs.MarkdownIt("commonmark").enable_many(["table", "strikethrough"])
@@ -46,6 +46,17 @@ def test_the_port_renders_what_it_is_given_as_the_reference_does(text: str, fina
     assert render_markdown(text) == reference(text)
     if port_agrees(text):
         assert PORT.render(text) == reference(text)
+
+
+@settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.sampled_from(["\n", " ", "  ", "\t", ">", "> ", "<!--", "-", "1)",
+                                                                 "123456789.", "1234567890.", "* ", "+\t", "<p ",
+                                                                 "</div>", "<h7>", "<hr", "<!-", "\r", "_\u00e9",
+                                                                 "\u00e9*", "\x1c"]),
+                          st.text(max_size=3)), max_size=30).map("".join))
+def test_the_quick_test_of_what_the_port_renders_alike_is_the_pattern(text: str) -> None:
+    assert port_agrees(text) == port_agrees_reference(text)
+    assert port_agrees(text + "\n") == port_agrees_reference(text + "\n")
 
 
 def test_the_bundled_posts_and_the_sample_render_through_the_port_alike() -> None:
