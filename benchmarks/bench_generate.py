@@ -106,7 +106,8 @@ def bench(folder: Path, posts: int, hugo: str | None,
         rows.extend(changes(folder))
     rows.append(("baseline", *measure([sys.executable, str(HERE / "bare_baseline.py"), "_posts", "bare-output"],
                                       folder)))
-    if hugo:
+    if hugo and hugo != "none":
+        hugo = str(Path(hugo).resolve()) if os.sep in hugo else hugo  # run from the Hugo site's folder
         site = hugo_site(folder)
         shutil.rmtree(site / "public", ignore_errors=True)
         shutil.rmtree(site / "resources", ignore_errors=True)
