@@ -13,7 +13,7 @@ from .conftest import Site
 from .httpserver import FeedServer
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from .test_bucket import Remote, aws_env, moto_url  # noqa: F401  (fixtures)
-from .test_cluster import NAMES, Counting, Worker, cluster_site, generations, leader_now, workers  # noqa: F401
+from .test_cluster import NAMES, Counting, Worker, cluster_site, kill_the_leader, leader_now, workers  # noqa: F401
 from .test_daemon import wait_for
 
 
@@ -40,12 +40,7 @@ def test_the_leaders_term_fences_the_bucket_and_a_new_leader_rewrites_nothing(
              "the leader's publication")
     wait_for(lambda: remote.files() == site.outputs(), 30, "the bucket to hold the folder")
     before = {k: n for k, n in remote.writes().items() if not k.endswith(MANIFEST)}
-    leader.kill()
-    wait_for(lambda: leader_now(postgres_url)[0] not in (None, owner), 60, "a new leader")
-    new_owner, new_term, _ = leader_now(postgres_url)
-    assert new_term > term
-    successor = by_owner[str(new_owner)]
-    wait_for(lambda: any(t == new_term for _, t in generations(successor)), 60, "the new leader's generation")
+    successor, new_term = kill_the_leader(leader, postgres_url, term, by_owner)
     wait_for(lambda: remote.manifest()["term"] == new_term, 30, "the new term recorded in the bucket")
     after = {k: n for k, n in remote.writes().items() if not k.endswith(MANIFEST)}
     assert after == before, "the new leader rewrote objects whose bytes had not changed"

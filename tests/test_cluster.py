@@ -314,6 +314,18 @@ def generations(worker: Worker) -> list[tuple[str, int]]:
             re.findall(r"^(\S+) info\s+generate: .* \(term (\d+)", worker.text(), re.MULTILINE)]
 
 
+def kill_the_leader(leader: Worker, url: str, term: int, by_owner: dict[str, Worker]) -> tuple[Worker, int]:
+    """SIGKILL the leader (of ``term``); the worker that took over once it has generated, and its term."""
+    owner = leader.owner()
+    leader.kill()
+    wait_for(lambda: leader_now(url)[0] not in (None, owner), 60, "a new leader")
+    new_owner, new_term, _ = leader_now(url)
+    assert new_term > term
+    successor = by_owner[str(new_owner)]
+    wait_for(lambda: any(t == new_term for _, t in generations(successor)), 60, "the new leader's generation")
+    return successor, new_term
+
+
 def entries_in(site: Site, path: str) -> int:
     import feedparser
 
@@ -340,12 +352,7 @@ def test_only_the_leader_generates_and_a_killed_leader_is_replaced_without_rewri
     wait_for(lambda: query(postgres_url, "SELECT name FROM source_changes") == [], 30, "the last generation")
     time.sleep(2)
     before = site.mtimes()
-    leader.kill()
-    wait_for(lambda: leader_now(postgres_url)[0] not in (None, owner), 60, "a new leader")
-    new_owner, new_term, _ = leader_now(postgres_url)
-    assert new_term > term
-    successor = by_owner[str(new_owner)]
-    wait_for(lambda: any(t == new_term for _, t in generations(successor)), 60, "the new leader's generation")
+    successor, new_term = kill_the_leader(leader, postgres_url, term, by_owner)
     # The new leader found every output as it should be: nothing was rewritten.
     assert site.mtimes() == before
     # Terms never overlapped: every generation of the old term ended before the new term's first.
