@@ -70,6 +70,7 @@ from .output.run import (
     publish,
     publish_extra,
     status_files,
+    still_holds,
 )
 from .posts import PostScan
 from .posts.inputs import Inputs, PostCache, scan_inputs
@@ -496,7 +497,8 @@ class FeedJob(NamedTuple):
     fmt: FileFormat
     relative: str
     head: FeedHead
-    signature: str
+    #: What it is made from; None for an archive page, signed by its bytes once written.
+    signature: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,6 +509,8 @@ class Comparison:
     todo: tuple[FeedJob, ...]
     files: tuple[str, ...]
     unchanged: int
+    #: The records of archive pages that hold what was written, with their size and mtime now.
+    refreshed: tuple[OutputRecord, ...] = ()
 
 
 def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records: Mapping[str, OutputRecord], *,
@@ -517,6 +521,7 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
     part = parts_of(stories)
     todo: list[FeedJob] = []
     files: list[str] = []
+    refreshed: list[OutputRecord] = []
     unchanged = 0
     targets = Targets(config.output_dir)
     for p in plans:
@@ -540,19 +545,19 @@ def compare(config: Config, plans: Sequence[FeedPlan], stories: Stories, records
                 relative = feed_file(page.stem, fmt)
                 files.append(relative)
                 record = records.get(relative)
-                if number <= p.frozen and record is not None and as_recorded(config, record):
-                    unchanged += 1  # a page once cut is never written again (not even for --check)
-                    continue
-                head = feed_head(config, p, relative, fmt, number)
-                signature = signature_of_parts(key, fmt, head, (part(i) for i in ids))
-                if not check and record is not None and record.signature == signature and \
-                        as_recorded(config, record):
+                # A page once cut is never made again (not even for --check) while its file
+                # holds the bytes written, whatever became of its entries since; it is
+                # recorded by those bytes.
+                kept = still_holds(config, record) if number <= p.frozen and record is not None else None
+                if kept is not None:
                     unchanged += 1
+                    if kept != record:
+                        refreshed.append(kept)
                     continue
-                todo.append(FeedJob(page, fmt, relative, head, signature))
+                todo.append(FeedJob(page, fmt, relative, feed_head(config, p, relative, fmt, number), None))
     if isinstance(stories.by_id, StoryIndex):  # what is built next is read at once
         stories.by_id.prefetch(i for job in todo for i in job.plan.entry_ids)
-    return Comparison(tuple(todo), tuple(files), unchanged)
+    return Comparison(tuple(todo), tuple(files), unchanged, tuple(refreshed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,7 +605,7 @@ class RenderJob(NamedTuple):
     entry_ids: tuple[str, ...]
     fmt: FeedFormat
     relative: str
-    signature: str
+    signature: str | None
 
 
 class RenderShared(NamedTuple):
@@ -719,7 +724,7 @@ def write_outputs(run: Run, outputs: Outputs, records: Mapping[str, OutputRecord
 
 
 def record_archive(run: Run, plans: Sequence[FeedPlan]) -> None:
-    """After writing: record the archive pages cut in this run (their entries never change
+    """Before writing: record the archive pages cut in this run (their entries never change
     again), and forget those of feeds that are gone, or all of them without ``output.archive``."""
     recorded = run.store.load_archive_pages()
     stems = {p.stem for p in plans} if run.config.output.archive else set()
@@ -783,6 +788,11 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
     if not check:
         run.check_term()
         prepare(config, store, records, set(compared.files) | extra.keys())
+        if compared.refreshed:
+            store.save_outputs(compared.refreshed)
+        # Before the first page is written: a run killed while writing leaves its cut recorded,
+        # so the next one writes the same pages even if older entries arrived since.
+        record_archive(run, plans)
     feeds = render(run, env, todo, built, stories, check=check)
     outputs = Outputs(feeds, extra, compared.files)
     clock.lap("render and write %d feed files", len(feeds))
@@ -790,7 +800,6 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
         check_outputs(run, outputs, records)
         return report
     write_outputs(run, outputs, records)
-    record_archive(run, plans)
     # Something read while it changed, or an input missing: the next run must look again.
     record(run, snapshot, outputs, settled=not (posts_unsettled or built.unsettled or report.errors))
     return report

@@ -183,6 +183,102 @@ def test_full_pages_never_change_again(archived: Site) -> None:
     assert walk(archived, "all.atom.xml")[-1] == ["Post 3", "Post 2, edited"]
 
 
+def edit_post_2(site: Site, body: str = "Edited.") -> None:
+    site.posts.joinpath("2024-01-03-post-2.md").write_text(
+        f"---\ntitle: Post 2, edited\ndate: 2024-01-03 08:00:00\ntags: [news]\n---\n{body}\n")
+
+
+def test_a_touched_or_restored_page_keeps_its_bytes_though_its_entries_changed(archived: Site) -> None:
+    pages = {name: data for name, data in archived.outputs().items() if ".archive/" in name}
+    edit_post_2(archived)
+    archived.generate()
+    assert {n: d for n, d in archived.outputs().items() if n in pages} == pages
+    # Touched, and copied back from a backup (same bytes, new mtime): neither is made again
+    # with the entries as they are now.
+    first = archived.output / "all.archive/1.atom.xml"
+    os.utime(first, ns=(1_600_000_000_000_000_000,) * 2)
+    shutil.copyfile(first, archived.root / "backup.xml")
+    (archived.output / "tags/news.archive/1.rss.xml").unlink()
+    shutil.copyfile(archived.root / "backup.xml", first)
+    for name in pages:
+        if name != "tags/news.archive/1.rss.xml":
+            os.utime(archived.output / name)
+    assert archived.generate(check=True).outdated == ["tags/news.archive/1.rss.xml"]
+    report = archived.generate()
+    assert report.written == ["tags/news.archive/1.rss.xml"]  # removed by hand: made again, as documented
+    after = archived.outputs()
+    for name, data in pages.items():
+        if name != "tags/news.archive/1.rss.xml":
+            assert after[name] == data, name
+    assert b"Edited." in after["tags/news.archive/1.rss.xml"]
+    assert b"Edited." not in after["all.archive/1.rss.xml"] and b"Edited." not in after["all.archive/1.atom.xml"]
+    # The touched pages' records now have their new mtimes: nothing is read or written again.
+    mtimes = archived.mtimes()
+    again = archived.generate()
+    assert again.written == [] and archived.mtimes() == mtimes and archived.outputs() == after
+    assert archived.generate(check=True).outdated == []
+
+
+def test_a_page_changed_by_hand_is_made_again_from_its_recorded_entries(archived: Site) -> None:
+    page = archived.output / "all.archive/2.atom.xml"
+    page.write_bytes(page.read_bytes().replace(b"Post 5", b"Post five"))
+    assert archived.generate(check=True).outdated == ["all.archive/2.atom.xml"]
+    add_posts(archived, range(0, 1))  # an older post arrives: the page keeps the entries it was cut with
+    report = archived.generate()
+    assert "all.archive/2.atom.xml" in report.written
+    assert walk(archived, "all.atom.xml")[1] == ["Post 6", "Post 5", "Post 4"]
+
+
+class Killed(BaseException):
+    """Stands for the kill of a run while it writes."""
+
+
+def test_a_run_killed_while_writing_pages_leaves_their_cut_recorded(site: Site,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import feeds.pipeline
+
+    site.write_config(CONFIG)
+    add_posts(site, range(1, 8))
+    placed = feeds.pipeline.place
+
+    def killed_at_the_second_page(output_dir: Path, file: feeds.pipeline.FeedFile, *, check: bool) -> object:
+        if file.relative == "all.archive/2.atom.xml":
+            raise Killed
+        return placed(output_dir, file, check=check)
+
+    monkeypatch.setattr(feeds.pipeline, "place", killed_at_the_second_page)
+    with pytest.raises(Killed):
+        site.generate()
+    assert "all.archive/1.atom.xml" in site.outputs()
+    monkeypatch.undo()
+    # Posts older than every page arrive before the next run: pages 1 and 2 are written with
+    # the entries they were cut with (page 1 may already have been read), the late ones go
+    # to page 3.
+    add_posts(site, range(-2, 1))
+    site.generate()
+    assert walk(site, "all.atom.xml") == [["Post 7", "Post 6", "Post 5", "Post 4"], ["Post 0", "Post -1", "Post -2"],
+                                          ["Post 6", "Post 5", "Post 4"], ["Post 3", "Post 2", "Post 1"]]
+
+
+def test_pages_recorded_by_what_they_were_made_from_are_signed_by_their_bytes(archived: Site) -> None:
+    # A database written before pages were signed by their bytes: its records carry what the
+    # pages were made from. Pages as recorded are signed by their bytes on the next run.
+    import sqlite3
+
+    db = sqlite3.connect(archived.root / "state/feeds.db")
+    with db:
+        db.execute("UPDATE outputs SET signature = 'made-from' WHERE path LIKE '%.archive/%'")
+    db.close()
+    pages = {name: data for name, data in archived.outputs().items() if ".archive/" in name}
+    edit_post_2(archived)
+    archived.generate()
+    for name in pages:
+        os.utime(archived.output / name, ns=(1_600_000_000_000_000_000,) * 2)
+    report = archived.generate()
+    assert not any(".archive/" in w for w in report.written)
+    assert {n: d for n, d in archived.outputs().items() if n in pages} == pages
+
+
 def test_turning_archives_off_removes_only_the_pages(archived: Site) -> None:
     (archived.output / "all.archive" / "notes.txt").write_text("mine")
     archived.write_config(CONFIG.replace("archive: true, ", ""))

@@ -11,6 +11,7 @@ It decides nothing about what the files hold.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,12 +41,22 @@ log = logging.getLogger("feeds")
 #: The size of a file recorded before it is written.
 NOT_WRITTEN = -1
 
+#: How the signature of a file signed by its bytes begins (an archive page's: see ``bytes_signature``).
+BYTES = "bytes:"
+
+
+def bytes_signature(data: bytes) -> str:
+    """The signature of a file that is recorded by what it holds, not by what it was made
+    from: an archive page, which once cut is never made again while its file holds these bytes."""
+    return BYTES + hashlib.sha256(data).hexdigest()
+
 
 class FeedFile(NamedTuple):
     """A rendered feed or page: its path in the output folder, what it is made from, its bytes."""
 
     relative: str
-    signature: str
+    #: What it is made from; None: sign it by its bytes (an archive page).
+    signature: str | None
     data: bytes
 
 
@@ -66,15 +77,16 @@ def place(output_dir: Path, file: FeedFile, *, check: bool) -> Placed:
     """Write one rendered feed or page unless the published file holds these bytes (with
     ``check``, only compare). Runs where it was rendered, in a worker process too, so that
     no process holds every rendered file; the caller records and reports what it returns."""
+    signature = bytes_signature(file.data) if file.signature is None else file.signature
     try:
         target = safe_target(output_dir, file.relative)
         if check:
-            return Placed(file.relative, file.signature, read_bytes(target) != file.data)
+            return Placed(file.relative, signature, read_bytes(target) != file.data)
         changed = write_if_changed(target, file.data)
     except PublishError as exc:
-        return Placed(file.relative, file.signature, False, error=(exc.message, exc.where))
+        return Placed(file.relative, signature, False, error=(exc.message, exc.where))
     size, mtime_ns = stat(target) or (0, 0)
-    return Placed(file.relative, file.signature, changed, size, mtime_ns)
+    return Placed(file.relative, signature, changed, size, mtime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +123,26 @@ def as_recorded(config: Config, record: OutputRecord | None, targets: Targets | 
         return False
     target = targets(record.path) if targets is not None else safe_target(config.output_dir, record.path)
     return stat(target) == (record.size, record.mtime_ns)
+
+
+def still_holds(config: Config, record: OutputRecord) -> OutputRecord | None:
+    """For a file signed by its bytes (see :func:`bytes_signature`): its record, with the
+    size and mtime the file has now if they changed (touched, copied back from a backup)
+    while it still holds the bytes written; None if it is gone or holds others. A file
+    recorded by an older version by what it was made from is signed by its bytes if it is
+    as recorded, and None if not (its bytes cannot be told apart)."""
+    signed = record.signature.startswith(BYTES)
+    if signed and as_recorded(config, record):
+        return record
+    target = safe_target(config.output_dir, record.path)
+    before = stat(target)
+    data = read_bytes(target)
+    if data is None or before is None or stat(target) != before:  # gone, or changing as it is read
+        return None
+    signature = bytes_signature(data)
+    if signature != record.signature if signed else before != (record.size, record.mtime_ns):
+        return None
+    return OutputRecord(record.path, signature, *before)
 
 
 def status_files(config: Config, store: Store, *, check: bool) -> dict[str, bytes]:
