@@ -55,6 +55,7 @@ from .identity import is_web_url
 from .layout import INDEX_NAME, OPML_NAME, XSL_NAME, FeedFormat, FeedKind, FileFormat, archive_stem, feed_file
 from .lock import lock_path, writer_lock
 from .models import Entry
+from .output.archive import ReadBack, read_back
 from .output.bucket import Fence, Synced
 from .output.bucket import sync as sync_bucket
 from .output.publish import Targets
@@ -769,10 +770,16 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
     clock.lap("group %d entries into %d feeds", stories.entries, len(plans))
     run.check_cancelled()
 
-    if config.output.archive:
-        plans = archive_plans(plans, store.load_archive_pages(), config.output.archive_page_size)
     records = load_records(config, store)
-    compared = compare(config, plans, stories, records, check=check)
+    published = ReadBack([], [])
+    if config.output.archive:
+        recorded = store.load_archive_pages()
+        if not recorded:  # a new state database: the pages published stay as they were cut
+            published = read_back(config, [(p.stem, p.policy.formats or (), frozenset(p.history)) for p in plans])
+            for stem, number, ids in published.pages:
+                recorded.setdefault(stem, []).append((number, ids))
+        plans = archive_plans(plans, recorded, config.output.archive_page_size)
+    compared = compare(config, plans, stories, {**records, **{r.path: r for r in published.records}}, check=check)
     report.feeds, report.unchanged = len(compared.files), compared.unchanged
     clock.lap("compare %d feed files with what they were made from", len(compared.files))
     wanted = {i for job in compared.todo for i in job.plan.entry_ids}
@@ -788,8 +795,12 @@ def _run(run: Run, *, check: bool, allow_shrink: bool, scans: dict[tuple[str, st
     if not check:
         run.check_term()
         prepare(config, store, records, set(compared.files) | extra.keys())
-        if compared.refreshed:
-            store.save_outputs(compared.refreshed)
+        if compared.refreshed or published.records:
+            store.save_outputs([*published.records, *compared.refreshed])
+        if published.pages:
+            store.save_archive_pages(published.pages)
+            log.warning("%s: %d archive pages read back from the files published; they stay as they are",
+                        config.output_dir, len(published.pages))
         # Before the first page is written: a run killed while writing leaves its cut recorded,
         # so the next one writes the same pages even if older entries arrived since.
         record_archive(run, plans)

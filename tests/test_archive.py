@@ -22,6 +22,10 @@ from lxml import etree
 from feeds.build.archive import cut_pages, new_pages, recorded_pages
 from feeds.build.group import FeedPlan
 from feeds.config import Policy
+from feeds.layout import FeedFormat
+from feeds.models import Entry
+from feeds.output.archive import entry_ids as read_ids
+from feeds.render.feed import FeedHead, render_feed
 
 from .conftest import DATA, Site
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
@@ -79,6 +83,21 @@ def test_a_late_old_entry_waits_in_the_current_feed_until_cut() -> None:
     p = cut_pages(plan_of(history, 3), recorded, 3)
     assert p.pages == (("e003", "e002", "e001"), ("e005", "e004", "e000"))
     assert p.entry_ids == ("e006", "e005", "e004")
+
+
+ID_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
+
+
+@given(st.lists(st.text(ID_CHARS, min_size=1, max_size=30), max_size=6, unique=True),
+       st.sampled_from(["atom", "rss", "json"]))
+def test_a_page_read_back_gives_the_ids_it_was_rendered_with(tails: list[str], fmt: FeedFormat) -> None:
+    ids = [f"tag:example.org,2024:{t}" for t in tails]
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    head = FeedHead("Archive", "Older entries", BASE + "all.archive/1.atom.xml", BASE, None, "Someone")
+    data = render_feed(head, [Entry(i, f"Title <{n}> &", None, when, when, summary="s") for n, i in enumerate(ids)],
+                       fmt)
+    assert read_ids(data, fmt) == tuple(ids)
+    assert read_ids(data[:len(data) // 2], fmt) is None or not ids
 
 
 # -- real runs ------------------------------------------------------------------------
@@ -277,6 +296,46 @@ def test_pages_recorded_by_what_they_were_made_from_are_signed_by_their_bytes(ar
     report = archived.generate()
     assert not any(".archive/" in w for w in report.written)
     assert {n: d for n, d in archived.outputs().items() if n in pages} == pages
+
+
+@pytest.mark.parametrize("how", ["rebuild", "lost"])
+def test_a_new_state_database_keeps_the_pages_as_published(archived: Site, how: str) -> None:
+    pages = {name: data for name, data in archived.outputs().items() if ".archive/" in name}
+    mtimes = archived.mtimes()
+    # Since the pages were cut: an entry on page 1 edited, older posts that would be cut
+    # into page 1 if it were cut again, and one page's RSS cut short.
+    edit_post_2(archived)
+    add_posts(archived, range(-2, 1))
+    odd = archived.output / "tags/news.archive/2.rss.xml"
+    odd.write_bytes(odd.read_bytes()[:400])
+    if how == "rebuild":
+        run = subprocess.run([sys.executable, "-m", "feeds", "generate", "--rebuild-state"], cwd=archived.root,
+                             capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+        assert "archive pages read back" in run.stderr
+    else:
+        (archived.root / "state/feeds.db").unlink()
+        archived.generate()
+    after, now = archived.outputs(), archived.mtimes()
+    for name, data in pages.items():
+        if name != "tags/news.archive/2.rss.xml":
+            assert after[name] == data and now[name] == mtimes[name], name
+    # The page whose RSS file is not a page is written again from the entries read back.
+    assert feedparser.parse(after["tags/news.archive/2.rss.xml"]).entries[1].title == "Post 5"
+    assert walk(archived, "all.atom.xml")[1:] == [["Post 0", "Post -1", "Post -2"], ["Post 6", "Post 5", "Post 4"],
+                                                  ["Post 3", "Post 2", "Post 1"]]
+    again = archived.generate()
+    assert again.written == [] and archived.generate(check=True).outdated == []
+
+
+def test_pages_of_another_feed_are_not_read_back(archived: Site) -> None:
+    # The folder's pages hold entries none of the new site's feeds has: they are cut anew.
+    (archived.root / "state/feeds.db").unlink()
+    for post in archived.posts.iterdir():
+        post.unlink()
+    add_posts(archived, range(50, 57))
+    archived.generate()
+    assert walk(archived, "all.atom.xml")[1:] == [["Post 55", "Post 54", "Post 53"], ["Post 52", "Post 51", "Post 50"]]
 
 
 def test_turning_archives_off_removes_only_the_pages(archived: Site) -> None:
