@@ -402,6 +402,9 @@ def test_a_stale_leaders_records_are_refused(postgres_url: str) -> None:  # noqa
             one.save_outputs([OutputRecord("all.atom.xml", "sig-stale", 99, 2)])
         with pytest.raises(LostLeadership):
             one.save_last_run(LastRun("stale", outputs=1))
+        with pytest.raises(LostLeadership):  # nor may it cut archive pages
+            one.save_archive_pages([("all", 1, ("tag:example.org,2024:stale",))])
+        assert one.load_archive_pages() == {}
         assert one.load_outputs()["all.atom.xml"].signature == "sig-1"
         assert not one.still_leads(first) and two.still_leads(second)
         two.fence_with(second)

@@ -416,8 +416,10 @@ class Store:
     def save_archive_pages(self, pages: Iterable[tuple[str, int, Sequence[str]]],
                            forget: Sequence[str] = ()) -> None:
         """Record newly cut pages (feed stem, number, entry ids), and drop every page of the
-        ``forget`` feeds, in one transaction."""
+        ``forget`` feeds, in one transaction (only while this worker's term of the generation
+        leadership, if any, lasts)."""
         with self._db.begin() as conn:
+            self._fenced(conn)
             _archive.forget(conn, forget)
             _archive.save(conn, pages)
 
