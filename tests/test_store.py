@@ -9,8 +9,10 @@ them): the same writes through the typed methods must give the same dump.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -463,6 +465,28 @@ def test_listed_items_are_marked_seen(store: Store) -> None:
     # Pruning before 2000 drops what was not listed at 5000, and never the latest listing.
     assert store.prune_items(2000.0) == 300
     assert sorted(store.known_items(["wire"])["wire"]) == sorted(f"guid:{n}" for n in range(0, 600, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.integers(0, 30), st.sampled_from([100.0, 200.0]), max_size=20),
+       st.dictionaries(st.integers(0, 30), st.sampled_from([300.0, 150.0]), max_size=20),
+       st.sets(st.integers(0, 30)))
+def test_after_a_fetch_what_was_listed_was_seen_then_and_nothing_else(stored: dict[int, float],
+                                                                       changed: dict[int, float],
+                                                                       listed: set[int]) -> None:
+    # Rows stored by the fetch carry a last_seen of their own (the fetch's time or not):
+    # every listed item ends up seen at the fetch's time, every other one keeps its own.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "feeds.db"
+        with contextlib.closing(Store(path)) as opened:
+            opened.save_fetch(state(), [item(f"k{n}", last_seen=at) for n, at in stored.items()])
+            opened.save_fetch(state(), [item(f"k{n}", last_seen=at) for n, at in changed.items()],
+                              [f"k{n}" for n in sorted(listed)], seen_at=300.0)
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            got = dict(db.execute("SELECT ukey, last_seen FROM items").fetchall())
+    want = {f"k{n}": at for n, at in {**stored, **changed}.items()}
+    want.update({f"k{n}": 300.0 for n in listed if f"k{n}" in want})
+    assert got == want
 
 
 def test_keep_at_most_drops_the_longest_unlisted_first(store: Store) -> None:

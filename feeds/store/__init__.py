@@ -504,7 +504,9 @@ class Store:
                 _settings.note_items_changed(conn)
                 _leases.note_changed(conn, state.name)
             if seen_at is not None:
-                _items.mark_seen(conn, state.name, listed, seen_at)
+                # The rows just stored carry their last_seen already (on a first fetch, all of them).
+                stored = {r.ukey for r in changed if r.last_seen == seen_at and r.source == state.name}
+                _items.mark_seen(conn, state.name, [u for u in listed if u not in stored], seen_at)
             if keep_at_most is not None:
                 dropped = _items.keep_at_most(conn, state.name, keep_at_most)
             if claimed is not None and claimed.released is not None:
