@@ -62,15 +62,17 @@ def entry_ids(data: bytes, fmt: FeedFormat) -> tuple[str, ...] | None:
 def read_back(config: Config, feeds: Iterable[tuple[str, Sequence[FeedFormat], frozenset[str]]]) -> ReadBack:
     """For each feed (stem, formats, the ids of its whole history): its published pages
     from page 1 on, as long as they run on and each holds at least one of the feed's
-    entries (a page of some other site's feed is not taken for this one's). A page's
+    entries (a page of some other site's feed is not taken for this one's) and none
+    that an earlier page holds. A page's
     files that disagree with the first one read are not taken: they are made again."""
     found = ReadBack([], [])
     for stem, formats, history in feeds:
-        number = 1
+        number, seen = 1, set[str]()
         while True:
             ids, records = _page(config, archive_stem(stem, number), formats)
-            if ids is None or history.isdisjoint(ids):
-                break
+            if ids is None or history.isdisjoint(ids) or len(set(ids)) != len(ids) or not seen.isdisjoint(ids):
+                break  # not a page of this feed's, or one holding an entry twice
+            seen.update(ids)
             found.pages.append((stem, number, ids))
             found.records.extend(records)
             number += 1
