@@ -41,6 +41,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+import installed  # noqa: E402  (beside this file)
 
 PORT = 8767
 
@@ -311,6 +313,7 @@ def with_kills(server: object, work: Path, w: int, args: argparse.Namespace) -> 
 
 
 def main() -> None:
+    installed.compile_program()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--feeds", type=int, default=10_000)
     ap.add_argument("--hosts", type=int, default=200)

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import installed  # noqa: E402  (beside this file)
 
 
 def serve(folder: Path, hosts: int, log_path: Path) -> None:
@@ -83,6 +85,7 @@ def rss_mb(pid: int) -> float:
 
 
 def main() -> None:
+    installed.compile_program()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sources", type=int, default=200)
     ap.add_argument("--seconds", type=int, default=60)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import installed  # noqa: E402  (beside this file)
 import memwatch  # noqa: E402  (beside this file)
 
 HUGO_CONFIG = """\
@@ -137,6 +138,7 @@ def changes(folder: Path) -> list[tuple[str, float, float, float, float]]:
 
 
 def main() -> None:
+    installed.compile_program()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     ap.add_argument("--work", type=Path, default=Path("/tmp/feeds-bench"))

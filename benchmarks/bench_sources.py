@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import installed  # noqa: E402  (beside this file)
 
 
 def serve(folder: Path, hosts: int) -> None:
@@ -119,6 +121,7 @@ def measure(args: list[str]) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    installed.compile_program()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--feeds", type=int, default=1000)
     ap.add_argument("--hosts", type=int, default=250)
