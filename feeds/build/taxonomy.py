@@ -126,15 +126,19 @@ def _separate(terms: dict[str, Term]) -> tuple[dict[str, Term], list[str]]:
     for term in terms.values():
         # Case-insensitive file systems (macOS, Windows) treat these as one file.
         by_slug.setdefault(term.slug.casefold(), []).append(term)
+    # A renamed slug must not be one that another term has, or that an earlier rename took:
+    # every term's own slug is taken first, so a name that is its slug always keeps it.
+    taken = set(by_slug)
     problems: list[str] = []
-    for group in by_slug.values():
+    for folded in sorted(by_slug):  # in slug order, so that the result is that of the terms alone
+        group = by_slug[folded]
         if len(group) < 2:
             continue
         group.sort(key=lambda t: (t.slug.casefold() != t.name.casefold(), t.key))
         keeper, *others = group
         for other in others:
-            suffix = hashlib.sha1(other.key.encode()).hexdigest()[:6]
-            new = Term(key=other.key, name=other.name, slug=f"{other.slug}-{suffix}")
+            new = Term(key=other.key, name=other.name, slug=_free_slug(other, taken))
+            taken.add(new.slug.casefold())
             terms[other.key] = new
             problems.append(
                 f"{other.name!r} and {keeper.name!r} both make the slug {keeper.slug!r}; "
@@ -142,3 +146,12 @@ def _separate(terms: dict[str, Term]) -> tuple[dict[str, Term], list[str]]:
             )
     return terms, problems
 
+
+def _free_slug(term: Term, taken: set[str]) -> str:
+    """``term``'s slug with a short hash of its key that no slug in ``taken`` has (case aside)."""
+    seed = term.key
+    while True:
+        slug = f"{term.slug}-{hashlib.sha1(seed.encode()).hexdigest()[:6]}"
+        if slug.casefold() not in taken:
+            return slug
+        seed += "\x00"
