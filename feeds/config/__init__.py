@@ -42,6 +42,9 @@ from ..layout import FeedFormat, FeedKind
 from .opml import Subscription, merged, read_opml
 from .yamlload import load_bounded
 
+#: What feed policies' include_sources/exclude_sources call the local posts: no source may be named so.
+POSTS_SOURCE = "posts"
+
 # A URL's scheme, as in "sqlite://" (a path such as "state:db" has no "//").
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 
@@ -459,6 +462,14 @@ class Source(_Strict):
         if self.full_text is not None and self.summary_only:
             raise ValueError("full_text: a summary_only source publishes no content; set one or the other")
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _not_the_posts(cls, value: str) -> str:
+        if value == POSTS_SOURCE:
+            raise ValueError(f"{POSTS_SOURCE!r} is what include_sources and exclude_sources call the local posts; "
+                             "give the source another name")
+        return value
 
     @field_validator("headers")
     @classmethod
@@ -886,7 +897,8 @@ def _with_opml(config: Config, name: str, line: int | None) -> Config:
             raise ConfigError(exc.message.replace("(sources_opml)", f"({named})"), where=exc.where,
                               line=exc.line) from None
     added = []
-    for source_name, sub in merged(found, [s.name for s in config.sources], [s.url for s in config.sources]):
+    taken = [POSTS_SOURCE, *(s.name for s in config.sources)]
+    for source_name, sub in merged(found, taken, [s.url for s in config.sources]):
         parts = urlsplit(sub.url)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"the outline {sub.title or sub.url!r} has xmlUrl {sub.url!r}, not an absolute "
