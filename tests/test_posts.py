@@ -217,3 +217,10 @@ def test_any_front_matter_values_give_a_post_or_one_post_error(values: dict[str,
     for value in values.values():
         if isinstance(value, list | dict) and value:
             assert str(value) not in texts
+
+
+def test_json_front_matter_on_one_line_is_told_how_to_write_it() -> None:
+    # It said "the file must start with ... '{'", of a file that does.
+    message = error('{"title": "t", "date": "2020-01-01"}\nbody\n')
+    assert message == ("posts/x.md:1: JSON front matter opens with '{' alone on the first line and closes "
+                       "with '}' alone on a line")
