@@ -294,6 +294,8 @@ def _kind(mode: int) -> str:
         return "a device"
     if stat.S_ISDIR(mode):
         return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file without a post's suffix (.md, .html...)"
     return "a special file"
 
 
