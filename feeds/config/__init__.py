@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from ..build.filters import parse_rule
-from ..build.taxonomy import make_slug
+from ..build.taxonomy import fit_slug, make_slug
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
 from .opml import Subscription, merged, read_opml
@@ -586,8 +586,11 @@ class Query(Policy):
     @field_validator("slug")
     @classmethod
     def _safe_slug(cls, value: str | None) -> str | None:
-        if value is not None and not _SLUG.fullmatch(value):
-            raise ValueError(f"slug {value!r} must be one path segment without spaces")
+        if value is not None and (not _SLUG.fullmatch(value) or fit_slug(value, value) != value):
+            # The rules of tag slugs (taxonomy.fit_slug): a file name on any system, with room for its suffixes.
+            raise ValueError(f"slug {value!r} must be one path segment without spaces, of at most 80 characters "
+                             "and 120 bytes, without \\ : * ? \" < > |, a leading or trailing . or -, or a "
+                             "name Windows reserves (CON, NUL, LPT1...)")
         return value
 
     @property
