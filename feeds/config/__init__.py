@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from ..build.filters import parse_rule
-from ..build.taxonomy import fit_slug, make_slug
+from ..build.taxonomy import Vocabulary, fit_slug, make_slug, term_key
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
 from .opml import Subscription, merged, read_opml
@@ -654,6 +654,8 @@ class Config(_Strict):
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
     _fingerprints: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+    #: The feeds.tag / feeds.category policies by the term key of their names (made on first use).
+    _policy_keys: dict[str, list[tuple[str, Policy]]] = PrivateAttr(default_factory=dict)
     #: Where the config came from, and the line of each key that a later error may name.
     _name: str = PrivateAttr(default="config.yaml")
     _lines: dict[str, int | None] = PrivateAttr(default_factory=dict)
@@ -674,9 +676,15 @@ class Config(_Strict):
             layers += [Policy.model_validate(q.model_dump(exclude={"name", "slug"}))
                        for q in self.queries if q.file_slug == name]
         elif name is not None:
-            singles = self.feeds.tag if kind == "tag" else self.feeds.category
-            folded = name.casefold()
-            layers += [p for key, p in singles.items() if key.casefold() == folded]
+            singles, taxonomy = (self.feeds.tag, self.tags) if kind == "tag" else (self.feeds.category,
+                                                                                  self.categories)
+            # Any spelling of the term, as the taxonomy reads it (through the alias map, then its key).
+            keyed = self._policy_keys.get(kind)
+            if keyed is None:
+                vocabulary = Vocabulary(taxonomy.aliases, {})
+                keyed = self._policy_keys[kind] = [(term_key(vocabulary.canonical(k)), p) for k, p in singles.items()]
+            wanted = term_key(Vocabulary(taxonomy.aliases, {}).canonical(name) if taxonomy.aliases else name)
+            layers += [p for key, p in keyed if key == wanted]
         merged = base.model_dump()
         for layer in layers:
             merged.update(layer.model_dump(exclude_none=True))
