@@ -117,3 +117,9 @@ def test_published_slugs_are_unique_and_independent_of_order(names: list[str], d
     assert all(len(t.slug.encode()) <= MAX_SLUG_BYTES + 14 for t in terms.values())
     shuffled = Counter(dict(data.draw(st.permutations(list(counts.items())))))
     assert Vocabulary({}, {}).resolve(shuffled)[0] == terms
+
+
+def test_a_slug_chosen_for_an_alias_spelling_is_the_terms() -> None:
+    # The slug map was read by its own spellings only: a slug given for "Zaobao" was lost.
+    terms, _ = Vocabulary({"Zaobao": "联合早报"}, {"ZAOBAO": "zaobao"}).resolve(Counter({"联合早报": 2}))
+    assert terms[term_key("联合早报")].slug == "zaobao"

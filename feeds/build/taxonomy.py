@@ -94,7 +94,7 @@ class Vocabulary:
 
     def __init__(self, aliases: Mapping[str, str], slugs: Mapping[str, str]) -> None:
         self._alias = {term_key(k): v for k, v in aliases.items()}
-        self._slugs = {term_key(k): v for k, v in slugs.items()}
+        self._slugs = {term_key(self.canonical(k)): v for k, v in slugs.items()}
 
     def canonical(self, raw: str) -> str:
         """The spelling ``raw`` maps to (through the alias map), not yet case-folded."""
