@@ -79,3 +79,10 @@ def test_a_feed_policy_is_found_by_any_spelling_of_its_tag(key: str, shown: str)
     assert config.policy("tag", shown).max_entries == 7
     assert config.policy("category", shown).max_entries == 5
     assert config.policy("tag", "other").max_entries == 50
+
+
+def test_aliases_that_go_round_in_a_circle_are_a_config_error_naming_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD + "tags:\n  aliases: {a: b, B: c, c: A, Python: python}\n", name="config.yaml")
+    assert str(info.value).startswith("config.yaml:7: tags.aliases: ") and "'a' -> 'B' -> 'c' -> 'a'" in str(info.value)
+    assert parse_config(GOOD + "tags:\n  aliases: {Python: python, py: Python}\n").tags.aliases

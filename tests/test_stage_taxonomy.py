@@ -123,3 +123,10 @@ def test_a_slug_chosen_for_an_alias_spelling_is_the_terms() -> None:
     # The slug map was read by its own spellings only: a slug given for "Zaobao" was lost.
     terms, _ = Vocabulary({"Zaobao": "联合早报"}, {"ZAOBAO": "zaobao"}).resolve(Counter({"联合早报": 2}))
     assert terms[term_key("联合早报")].slug == "zaobao"
+
+
+def test_an_alias_of_an_alias_reaches_the_end_of_the_chain() -> None:
+    # "早报" -> "Zaobao" -> "联合早报": posts tagged 早报 used to get a feed "Zaobao" of their own.
+    vocab = Vocabulary({"早报": "Zaobao", "zaobao": "联合早报", "Python": "python"}, {})
+    assert vocab.canonical("早报") == vocab.canonical("ZAOBAO") == "联合早报"
+    assert vocab.canonical("PYTHON") == "python"  # an alias to its own term only chooses the spelling

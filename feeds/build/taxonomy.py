@@ -89,11 +89,33 @@ def _cut(text: str, chars: int, limit: int) -> str:
     return text[:end]
 
 
+def alias_chains(aliases: Mapping[str, str]) -> dict[str, str]:
+    """The alias map by term key, each spelling mapped to the end of its chain ("早报" -> "Zaobao"
+    -> "联合早报" is "早报" -> "联合早报"). ValueError naming a chain that comes back to its start."""
+    direct = {term_key(k): v for k, v in aliases.items()}
+    out: dict[str, str] = {}
+    for key, target in direct.items():
+        path = [key]
+        while (next_key := term_key(target)) in direct and next_key != path[-1]:
+            if next_key in path:
+                names = [_spelled(aliases, k) for k in path[path.index(next_key):]]
+                raise ValueError("the aliases go round in a circle: " + " -> ".join(
+                    repr(n) for n in [*names, names[0]]))
+            path.append(next_key)
+            target = direct[next_key]
+        out[key] = target
+    return out
+
+
+def _spelled(aliases: Mapping[str, str], key: str) -> str:
+    return next(k for k in aliases if term_key(k) == key)
+
+
 class Vocabulary:
     """Resolves raw tag spellings to published terms for one taxonomy."""
 
     def __init__(self, aliases: Mapping[str, str], slugs: Mapping[str, str]) -> None:
-        self._alias = {term_key(k): v for k, v in aliases.items()}
+        self._alias = alias_chains(aliases)
         self._slugs = {term_key(self.canonical(k)): v for k, v in slugs.items()}
 
     def canonical(self, raw: str) -> str:

@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from ..build.filters import parse_rule
-from ..build.taxonomy import Vocabulary, fit_slug, make_slug, term_key
+from ..build.taxonomy import Vocabulary, alias_chains, fit_slug, make_slug, term_key
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
 from .opml import Subscription, merged, read_opml
@@ -343,6 +343,12 @@ class Taxonomy(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)
     #: File-name slugs chosen by hand: {联合早报: zaobao}.
     slugs: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("aliases")
+    @classmethod
+    def _no_circles(cls, value: dict[str, str]) -> dict[str, str]:
+        alias_chains(value)
+        return value
 
     @field_validator("slugs")
     @classmethod
