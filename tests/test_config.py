@@ -63,3 +63,26 @@ def test_cli_exits_2_on_missing_config(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "config file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("key", "shown"), [
+    ("ＰＹＴＨＯＮ", "python"), ("python", "ＰＹＴＨＯＮ"), ("New  York", "new york"), ("Straße", "STRASSE"),
+    ("e\u0301cole", "école"), ("Zaobao", "联合早报"), ("zaobao", "联合早报"),
+])
+def test_a_feed_policy_is_found_by_any_spelling_of_its_tag(key: str, shown: str) -> None:
+    # Spellings that are one tag (width, spacing, composition, an alias) missed the policy
+    # whenever the spelling shown (the most used) was not the config's, case aside.
+    config = parse_config(GOOD + "tags:\n  aliases: {Zaobao: 联合早报}\n"
+                          f"feeds:\n  tag:\n    {key!r}: {{max_entries: 7}}\n"
+                          f"  category:\n    {key!r}: {{max_entries: 5}}\n"
+                          "categories:\n  aliases: {Zaobao: 联合早报}\n")
+    assert config.policy("tag", shown).max_entries == 7
+    assert config.policy("category", shown).max_entries == 5
+    assert config.policy("tag", "other").max_entries == 50
+
+
+def test_aliases_that_go_round_in_a_circle_are_a_config_error_naming_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD + "tags:\n  aliases: {a: b, B: c, c: A, Python: python}\n", name="config.yaml")
+    assert str(info.value).startswith("config.yaml:7: tags.aliases: ") and "'a' -> 'B' -> 'c' -> 'a'" in str(info.value)
+    assert parse_config(GOOD + "tags:\n  aliases: {Python: python, py: Python}\n").tags.aliases

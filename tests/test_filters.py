@@ -257,6 +257,11 @@ def test_a_query_that_matches_nothing_yet_has_an_empty_feed(site: Site) -> None:
     ("queries:\n  - name: A\n    include: ok\n  - name: B\n    exclude: '/[b-a]/'\n", 9, "queries[1].exclude[0]"),
     ("queries:\n  - name: Climate\n  - {name: climate}\n", 5, "would both be written as queries/climate"),
     ("queries:\n  - {name: A, slug: a/b}\n", 6, "one path segment"),
+    # A slug the file system cannot hold (over 255 bytes with its suffix) failed the run with exit 1,
+    # and one a tag could not have (a Windows device name, characters Windows refuses) was written.
+    ("queries:\n  - {name: A, slug: " + "词" * 90 + "}\n", 6, "at most 80 characters and 120 bytes"),
+    ("queries:\n  - {name: A, slug: CON}\n", 6, "one path segment"),
+    ("queries:\n  - {name: A, slug: 'a?b'}\n", 6, "one path segment"),
     ("queries:\n  - {name: A, includ: x}\n", 6, "queries[0].includ: unknown key"),
 ])
 def test_bad_rules_and_queries_are_config_errors_with_their_line(site: Site, extra: str, line: int,

@@ -525,3 +525,24 @@ def test_any_page_gives_an_article_or_a_reason_and_never_unsafe_html(body: bytes
         applied = article_content(found.html, _entry(), remove=[], content_bytes=10**6)
         if applied.html is not None:
             assert "<script" not in applied.html.lower() and "javascript:" not in applied.html.lower()
+
+
+_CODEC_NAMES = sorted({*__import__("encodings.aliases").aliases.aliases, "rot13", "base64", "hex", "zlib", "bz2",
+                       "uu", "quopri", "idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape",
+                       "utf-7", "utf-32-le", "utf-32-be", "utf-16-le", "nonsense"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_CODEC_NAMES), st.booleans())
+def test_a_page_naming_any_charset_is_read_or_refused_with_a_reason(name: str, in_header: bool) -> None:
+    # A label that names a Python codec but no text encoding of the web (base64, rot13, idna,
+    # undefined...) raised out of the extraction: the page was lost with Python's error.
+    words = "<p>" + "The ferry will run every hour from the new terminal on the north pier. " * 4 + "</p>"
+    meta = "" if in_header else f'<meta charset="{name}">'
+    body = f"<html><head>{meta}</head><body><article>{words}</article></body></html>".encode()
+    headers = {"content-type": f"text/html; charset={name}" if in_header else "text/html"}
+    found = extract_article(body, headers, "https://s.example/a", FullText(selector="article"), max_chars=10**6)
+    assert (found.html is None) != (found.problem is None)
+    if name.replace("_", "-").lower() in ("base64", "rot13", "hex", "idna", "undefined", "unicode-escape", "utf-7",
+                                          "utf-32-le", "nonsense"):
+        assert "north pier" in (found.html or ""), found  # read as UTF-8, as a browser does with such a label

@@ -50,6 +50,8 @@ def test_missing_posts_folder_keeps_everything_published(tmp_path: Path, damage:
     result = cli(root)
     assert result.returncode == 1
     one_error_line(result, "posts" if damage != "typo in the config" else "psots", "stay published")
+    if damage == "replaced by a file":  # it was called "a special file"
+        one_error_line(result, "is a file without a post's suffix", "not a posts folder")
     assert outputs(root) == before
     assert entry_ids(root) == ids
     # Once the input is back, the run is as if nothing had happened.

@@ -187,3 +187,18 @@ def test_merged_names_are_unique_and_independent_of_order(subs: list[tuple[str, 
     if all(len({t for t, u2 in subs if normal_url(u2) == normal_url(u)}) == 1 for _, u in subs):
         again = merged(shuffled, taken, [])
         assert {normal_url(s.url): n for n, s in first} == {normal_url(s.url): n for n, s in again}
+
+
+def test_an_outline_named_posts_is_renamed_and_a_source_may_not_be_named_so(tmp_path: Path) -> None:
+    # "posts" is what include_sources/exclude_sources call the local posts: a source of that
+    # name would be left out (or let in) with them.
+    (tmp_path / "s.opml").write_text('<opml version="1.0"><body><outline text="posts" '
+                                     'xmlUrl="https://a.example/feed"/></body></opml>')
+    (tmp_path / "config.yaml").write_text("site: {base_url: 'https://example.org/'}\nsources_opml: s.opml\n")
+    [source] = load_config(tmp_path / "config.yaml").sources
+    assert source.name == "posts (a.example)"
+    (tmp_path / "config.yaml").write_text("site: {base_url: 'https://example.org/'}\n"
+                                          "sources:\n  - {name: posts, url: 'https://a.example/feed'}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "config.yaml")
+    assert str(info.value).startswith(f"{tmp_path / 'config.yaml'}:3: ") and "'posts'" in str(info.value)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feeds.errors import PostError
-from feeds.models import Author, PostMeta
+from feeds.models import Author, PostMeta, RawPost
 from feeds.normalize.dates import parse_datetime
 from feeds.normalize.posts import is_draft, meta_from_post
 from feeds.posts import split_post
@@ -155,3 +158,69 @@ def test_parse_datetime_rejects_garbage() -> None:
         parse_datetime("soon", UTC)
     with pytest.raises(ValueError):
         parse_datetime(["2020"], UTC)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("title", "[a, b]"), ("title", "{a: 1}"), ("id", "[x]"), ("guid", "{a: 1}"), ("summary", "[one, two]"),
+    ("lang", "[en, fr]"), ("link", "[https://e.com/a]"),
+])
+def test_a_text_field_that_is_a_list_or_mapping_is_an_error_naming_it(key: str, value: str) -> None:
+    # It used to be published as Python's spelling of it: a title "['a', 'b']".
+    title = "" if key == "title" else "title: t\n"
+    message = error(f"---\ndate: 2020-01-01\n{key}: {value}\n{title}---\n")
+    assert message.startswith(f"posts/x.md:3: {key}: expected text, got a "), message
+
+
+def test_tags_given_as_a_mapping_make_no_tag_of_its_spelling() -> None:
+    m = meta("---\ntitle: t\ndate: 2020-01-01\ntags: {a: 1}\ncategories: [x, {b: 2}, [c]]\n---\n")
+    assert m.tags == () and m.categories == ("x",)
+
+
+@pytest.mark.parametrize("value", ["2024", "20240105", "0", "86399"])
+def test_a_number_that_is_no_time_since_1970_is_not_a_date(value: str) -> None:
+    # date: 2024 was 1970-01-01T00:33:44Z, date: 20240105 was 1970-08-23.
+    message = error(f"---\ntitle: t\ndate: {value}\n---\n")
+    assert message.startswith("posts/x.md:3: invalid date: ") and value in message, message
+    assert meta("---\ntitle: t\ndate: 1704448800\n---\n").published == datetime(2024, 1, 5, 10, tzinfo=UTC)
+    assert meta("---\ntitle: t\ndate: 1704448800000\n---\n").published == datetime(2024, 1, 5, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("front", "draft"), [
+    ("draft: 'true'", True), ("draft: 'yes'", True), ("draft: 'TRUE'", True), ("draft: 'false'", False),
+    ("draft: 'no'", False), ("published: 'false'", True), ("published: 'no'", True), ("published: 'off'", True),
+    ("published: 'true'", False), ("draft: 1", True), ("published: 0", True), ("draft: 0", False),
+])
+def test_a_draft_flag_written_as_text_or_a_number_is_read_as_meant(front: str, draft: bool) -> None:
+    # draft: "true" (quoted) used to publish the draft.
+    assert is_draft(split_post(f"---\ntitle: t\n{front}\n---\n", "x.md", "d").meta) is draft
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**15, 10**15) | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6)
+_KEYS = ("title", "date", "updated", "lastmod", "link", "from", "id", "guid", "author", "authors", "tags",
+         "categories", "summary", "image", "lang", "draft", "published")
+
+
+@settings(deadline=None, max_examples=400)
+@given(st.dictionaries(st.sampled_from(_KEYS), _values, max_size=8))
+def test_any_front_matter_values_give_a_post_or_one_post_error(values: dict[str, Any]) -> None:
+    raw = RawPost(name="posts/x.md", digest="d" * 40, meta={"title": "t", "date": "2020-01-01", **values},
+                  front="", body="", front_line=1, body_line=2)
+    try:
+        m = meta_from_post(raw, zone=SGT, base_url=BASE)
+    except PostError:
+        return
+    texts = [m.title, m.explicit_id or "", m.summary or "", m.language or "", *m.tags, *m.categories,
+             *(a.name for a in m.authors)]
+    for value in values.values():
+        if isinstance(value, list | dict) and value:
+            assert str(value) not in texts
+
+
+def test_json_front_matter_on_one_line_is_told_how_to_write_it() -> None:
+    # It said "the file must start with ... '{'", of a file that does.
+    message = error('{"title": "t", "date": "2020-01-01"}\nbody\n')
+    assert message == ("posts/x.md:1: JSON front matter opens with '{' alone on the first line and closes "
+                       "with '}' alone on a line")

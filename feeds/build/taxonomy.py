@@ -89,12 +89,34 @@ def _cut(text: str, chars: int, limit: int) -> str:
     return text[:end]
 
 
+def alias_chains(aliases: Mapping[str, str]) -> dict[str, str]:
+    """The alias map by term key, each spelling mapped to the end of its chain ("早报" -> "Zaobao"
+    -> "联合早报" is "早报" -> "联合早报"). ValueError naming a chain that comes back to its start."""
+    direct = {term_key(k): v for k, v in aliases.items()}
+    out: dict[str, str] = {}
+    for key, target in direct.items():
+        path = [key]
+        while (next_key := term_key(target)) in direct and next_key != path[-1]:
+            if next_key in path:
+                names = [_spelled(aliases, k) for k in path[path.index(next_key):]]
+                raise ValueError("the aliases go round in a circle: " + " -> ".join(
+                    repr(n) for n in [*names, names[0]]))
+            path.append(next_key)
+            target = direct[next_key]
+        out[key] = target
+    return out
+
+
+def _spelled(aliases: Mapping[str, str], key: str) -> str:
+    return next(k for k in aliases if term_key(k) == key)
+
+
 class Vocabulary:
     """Resolves raw tag spellings to published terms for one taxonomy."""
 
     def __init__(self, aliases: Mapping[str, str], slugs: Mapping[str, str]) -> None:
-        self._alias = {term_key(k): v for k, v in aliases.items()}
-        self._slugs = {term_key(k): v for k, v in slugs.items()}
+        self._alias = alias_chains(aliases)
+        self._slugs = {term_key(self.canonical(k)): v for k, v in slugs.items()}
 
     def canonical(self, raw: str) -> str:
         """The spelling ``raw`` maps to (through the alias map), not yet case-folded."""
@@ -126,15 +148,19 @@ def _separate(terms: dict[str, Term]) -> tuple[dict[str, Term], list[str]]:
     for term in terms.values():
         # Case-insensitive file systems (macOS, Windows) treat these as one file.
         by_slug.setdefault(term.slug.casefold(), []).append(term)
+    # A renamed slug must not be one that another term has, or that an earlier rename took:
+    # every term's own slug is taken first, so a name that is its slug always keeps it.
+    taken = set(by_slug)
     problems: list[str] = []
-    for group in by_slug.values():
+    for folded in sorted(by_slug):  # in slug order, so that the result is that of the terms alone
+        group = by_slug[folded]
         if len(group) < 2:
             continue
         group.sort(key=lambda t: (t.slug.casefold() != t.name.casefold(), t.key))
         keeper, *others = group
         for other in others:
-            suffix = hashlib.sha1(other.key.encode()).hexdigest()[:6]
-            new = Term(key=other.key, name=other.name, slug=f"{other.slug}-{suffix}")
+            new = Term(key=other.key, name=other.name, slug=_free_slug(other, taken))
+            taken.add(new.slug.casefold())
             terms[other.key] = new
             problems.append(
                 f"{other.name!r} and {keeper.name!r} both make the slug {keeper.slug!r}; "
@@ -142,3 +168,12 @@ def _separate(terms: dict[str, Term]) -> tuple[dict[str, Term], list[str]]:
             )
     return terms, problems
 
+
+def _free_slug(term: Term, taken: set[str]) -> str:
+    """``term``'s slug with a short hash of its key that no slug in ``taken`` has (case aside)."""
+    seed = term.key
+    while True:
+        slug = f"{term.slug}-{hashlib.sha1(seed.encode()).hexdigest()[:6]}"
+        if slug.casefold() not in taken:
+            return slug
+        seed += "\x00"

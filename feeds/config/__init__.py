@@ -36,11 +36,14 @@ from pydantic import (
 )
 
 from ..build.filters import parse_rule
-from ..build.taxonomy import make_slug
+from ..build.taxonomy import Vocabulary, alias_chains, fit_slug, make_slug, term_key
 from ..errors import ConfigError
 from ..layout import FeedFormat, FeedKind
 from .opml import Subscription, merged, read_opml
 from .yamlload import load_bounded
+
+#: What feed policies' include_sources/exclude_sources call the local posts: no source may be named so.
+POSTS_SOURCE = "posts"
 
 # A URL's scheme, as in "sqlite://" (a path such as "state:db" has no "//").
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
@@ -341,6 +344,12 @@ class Taxonomy(_Strict):
     #: File-name slugs chosen by hand: {联合早报: zaobao}.
     slugs: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("aliases")
+    @classmethod
+    def _no_circles(cls, value: dict[str, str]) -> dict[str, str]:
+        alias_chains(value)
+        return value
+
     @field_validator("slugs")
     @classmethod
     def _safe_slugs(cls, value: dict[str, str]) -> dict[str, str]:
@@ -460,6 +469,14 @@ class Source(_Strict):
             raise ValueError("full_text: a summary_only source publishes no content; set one or the other")
         return self
 
+    @field_validator("name")
+    @classmethod
+    def _not_the_posts(cls, value: str) -> str:
+        if value == POSTS_SOURCE:
+            raise ValueError(f"{POSTS_SOURCE!r} is what include_sources and exclude_sources call the local posts; "
+                             "give the source another name")
+        return value
+
     @field_validator("headers")
     @classmethod
     def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
@@ -575,8 +592,11 @@ class Query(Policy):
     @field_validator("slug")
     @classmethod
     def _safe_slug(cls, value: str | None) -> str | None:
-        if value is not None and not _SLUG.fullmatch(value):
-            raise ValueError(f"slug {value!r} must be one path segment without spaces")
+        if value is not None and (not _SLUG.fullmatch(value) or fit_slug(value, value) != value):
+            # The rules of tag slugs (taxonomy.fit_slug): a file name on any system, with room for its suffixes.
+            raise ValueError(f"slug {value!r} must be one path segment without spaces, of at most 80 characters "
+                             "and 120 bytes, without \\ : * ? \" < > |, a leading or trailing . or -, or a "
+                             "name Windows reserves (CON, NUL, LPT1...)")
         return value
 
     @property
@@ -640,6 +660,8 @@ class Config(_Strict):
     #: Folder holding the config file; relative paths are resolved against it.
     root: Path = Field(default=Path("."), exclude=True)
     _fingerprints: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+    #: The feeds.tag / feeds.category policies by the term key of their names (made on first use).
+    _policy_keys: dict[str, list[tuple[str, Policy]]] = PrivateAttr(default_factory=dict)
     #: Where the config came from, and the line of each key that a later error may name.
     _name: str = PrivateAttr(default="config.yaml")
     _lines: dict[str, int | None] = PrivateAttr(default_factory=dict)
@@ -660,9 +682,15 @@ class Config(_Strict):
             layers += [Policy.model_validate(q.model_dump(exclude={"name", "slug"}))
                        for q in self.queries if q.file_slug == name]
         elif name is not None:
-            singles = self.feeds.tag if kind == "tag" else self.feeds.category
-            folded = name.casefold()
-            layers += [p for key, p in singles.items() if key.casefold() == folded]
+            singles, taxonomy = (self.feeds.tag, self.tags) if kind == "tag" else (self.feeds.category,
+                                                                                  self.categories)
+            # Any spelling of the term, as the taxonomy reads it (through the alias map, then its key).
+            keyed = self._policy_keys.get(kind)
+            if keyed is None:
+                vocabulary = Vocabulary(taxonomy.aliases, {})
+                keyed = self._policy_keys[kind] = [(term_key(vocabulary.canonical(k)), p) for k, p in singles.items()]
+            wanted = term_key(Vocabulary(taxonomy.aliases, {}).canonical(name) if taxonomy.aliases else name)
+            layers += [p for key, p in keyed if key == wanted]
         merged = base.model_dump()
         for layer in layers:
             merged.update(layer.model_dump(exclude_none=True))
@@ -886,7 +914,8 @@ def _with_opml(config: Config, name: str, line: int | None) -> Config:
             raise ConfigError(exc.message.replace("(sources_opml)", f"({named})"), where=exc.where,
                               line=exc.line) from None
     added = []
-    for source_name, sub in merged(found, [s.name for s in config.sources], [s.url for s in config.sources]):
+    taken = [POSTS_SOURCE, *(s.name for s in config.sources)]
+    for source_name, sub in merged(found, taken, [s.url for s in config.sources]):
         parts = urlsplit(sub.url)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"the outline {sub.title or sub.url!r} has xmlUrl {sub.url!r}, not an absolute "

@@ -148,7 +148,9 @@ def name_list(value: Any) -> list[str]:
     if isinstance(value, str):
         parts = value.split(",") if "," in value else value.split()
     elif isinstance(value, list | tuple):
-        parts = [str(v) for v in value if v is not None and not isinstance(v, dict | list)]
+        parts = [str(v) for v in value if v is not None and not isinstance(v, dict | list | tuple)]
+    elif isinstance(value, dict):
+        return []  # a mapping names no tags (its Python spelling is none)
     else:
         parts = [str(value)]
     out: list[str] = []

@@ -18,6 +18,10 @@ from ..models import EPOCH, LATEST
 #: before 1000 cannot be written as RFC 822 or RFC 3339 dates that readers agree on.
 EARLIEST = EPOCH
 
+#: A number is seconds (or milliseconds) since 1970; one below a year's seconds is no time but a
+#: year (``date: 2024``) or a date without its dashes (``date: 20240105``).
+_FIRST_YEAR = 365 * 86400
+
 _DATETIME = re.compile(
     r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt ]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
     r"\s*(?:([Zz]|UTC|GMT)|([+-])(\d{2}):?(\d{2})?)?$"
@@ -36,6 +40,9 @@ def parse_datetime(value: Any, zone: tzinfo) -> datetime:
         when = datetime.combine(value, time())
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > 10**11 else value
+        if not seconds >= _FIRST_YEAR:  # NaN too
+            raise ValueError(f"{value} is read as seconds since 1970, and that is {_spelled(seconds)}: "
+                             "write the date as YYYY-MM-DD")
         try:
             when = datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError) as exc:
@@ -50,7 +57,7 @@ def parse_datetime(value: Any, zone: tzinfo) -> datetime:
         raise ValueError(f"year {when.year} is before {EARLIEST.year}")
     when = max(when.astimezone(UTC), EARLIEST)
     if when > LATEST:
-        raise ValueError(f"{when:%Y-%m-%d} is after {LATEST:%Y-%m-%d}, more than readers can hold")
+        raise ValueError(f"{when:%Y-%m-%dT%H:%M:%SZ} is after {LATEST:%Y-%m-%dT%H:%M:%SZ}, more than readers can hold")
     return when
 
 
@@ -71,3 +78,10 @@ def _parse_date_string(text: str) -> datetime:
     except (TypeError, ValueError, IndexError):
         raise ValueError(f"not a date: {text!r}") from None
 
+
+
+def _spelled(seconds: float) -> str:
+    try:
+        return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    except (OverflowError, OSError, ValueError):
+        return "no time"

@@ -81,8 +81,31 @@ def _first(meta: dict[str, Any], keys: Sequence[str]) -> tuple[str, Any] | None:
     return None
 
 
+_YES = frozenset(("true", "yes", "on", "1", "y"))
+_NO = frozenset(("false", "no", "off", "0", "n"))
+
+
+def _flag(value: Any, words: frozenset[str]) -> bool:
+    """Whether ``value`` is the flag ``words`` name: the YAML/TOML boolean, a number, or the
+    word quoted ("true" or "no" as text: a quoted flag must not publish a draft)."""
+    if isinstance(value, bool):
+        return value is ("true" in words)
+    if isinstance(value, int | float):
+        return (value != 0) is ("true" in words)
+    return isinstance(value, str) and value.strip().casefold() in words
+
+
 def is_draft(meta: dict[str, Any]) -> bool:
-    return meta.get("draft") is True or meta.get("published") is False
+    return _flag(meta.get("draft"), _YES) or _flag(meta.get("published"), _NO)
+
+
+def _text(raw: RawPost, key: str, value: Any) -> str:
+    """A scalar front-matter value as text; a list or mapping is a :class:`PostError` naming ``key``
+    (its Python spelling, "['a', 'b']", is no title, id or summary)."""
+    if isinstance(value, list | tuple | dict):
+        kind = "mapping" if isinstance(value, dict) else "list"
+        raise PostError(f"{key}: expected text, got a {kind}", where=raw.name, line=key_line(raw, key))
+    return str(value)
 
 
 def permalink_for(name: str, published: datetime, zone: tzinfo, pattern: str, home: str) -> str | None:
@@ -105,7 +128,7 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
         return PostError(message, where=raw.name, line=key_line(raw, key))
 
     title_value = meta.get("title")
-    title = html.plain_line(str(title_value)) if title_value not in (None, "") else ""
+    title = html.plain_line(_text(raw, "title", title_value)) if title_value not in (None, "") else ""
     if not title:
         return_line = key_line(raw, "title") if "title" in meta else raw.front_line
         raise PostError("the post has no title", where=raw.name, line=return_line)
@@ -146,19 +169,19 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
     link = None
     found = _first(meta, LINK_KEYS)
     if found:
-        link = canonical_link(str(found[1]), base_url)
+        link = canonical_link(_text(raw, found[0], found[1]), base_url)
         if link is None:
             raise fail(found[0], f"{found[0]}: not a usable http(s) URL: {found[1]!r}")
 
     explicit_id = None
     found = _first(meta, ID_KEYS)
     if found:
-        explicit_id = str(found[1]).strip() or None
+        explicit_id = _text(raw, found[0], found[1]).strip() or None
 
     summary = None
     found = _first(meta, SUMMARY_KEYS)
     if found:
-        text = str(found[1])
+        text = _text(raw, found[0], found[1])
         summary = html.html_to_text(html.clean_html(text)) if "<" in text else html.plain_line(text)
 
     image = None
@@ -169,7 +192,8 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
             value = value.get("path") or value.get("url") or value.get("src") or ""
         image = absolute_url(str(value), link or base_url)
 
-    language = meta.get("lang") or meta.get("language")
+    found = _first(meta, ("lang", "language"))
+    language = _text(raw, found[0], found[1]) if found else None
     tags = html.name_list(meta.get("tags", meta.get("tag"))) + html.name_list(list(extra_tags))
     categories = html.name_list(meta.get("categories", meta.get("category")))
     return PostMeta(
@@ -185,7 +209,7 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
         tags=tuple(html.name_list(tags)),
         categories=tuple(categories),
         summary=summary,
-        language=html.plain_line(str(language)) if language else None,
+        language=html.plain_line(language) if language else None,
         image=image,
         body_line=raw.body_line,
     )

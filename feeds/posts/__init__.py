@@ -294,6 +294,8 @@ def _kind(mode: int) -> str:
         return "a device"
     if stat.S_ISDIR(mode):
         return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file without a post's suffix (.md, .html...)"
     return "a special file"
 
 
@@ -377,6 +379,12 @@ def _decode(data: bytes, name: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _no_front_matter(text: str) -> str:
+    if text.startswith("{"):
+        return "JSON front matter opens with '{' alone on the first line and closes with '}' alone on a line"
+    return "no front matter (the file must start with '---', '+++' or '{')"
+
+
 def split_post(text: str, name: str, digest: str) -> RawPost:
     """Split a post's text into parsed front matter and body."""
     import yaml
@@ -385,7 +393,7 @@ def split_post(text: str, name: str, digest: str) -> RawPost:
 
     handler = detect_format(text)
     if handler is None:
-        raise PostError("no front matter (the file must start with '---', '+++' or '{')", where=name, line=1)
+        raise PostError(_no_front_matter(text), where=name, line=1)
     try:
         front, body = handler.split(text)
     except ValueError:
@@ -503,7 +511,7 @@ def read_body(post: PostFile) -> tuple[str, str]:
 
     handler = detect_format(text)
     if handler is None:
-        raise PostError("no front matter (the file must start with '---', '+++' or '{')", where=post.name, line=1)
+        raise PostError(_no_front_matter(text), where=post.name, line=1)
     try:
         _front, body = handler.split(text)
     except ValueError:

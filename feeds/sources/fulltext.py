@@ -80,14 +80,23 @@ _AS_BROWSERS_READ = {"latin_1": "cp1252", "ascii": "cp1252", "iso8859-1": "cp125
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
+#: Codecs Python has and no browser reads a page in: a page naming one is read as if it named none
+#: (UTF-7 is refused by browsers, as it hides markup; UTF-32 is no web encoding).
+_NOT_WEB = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape", "utf-7",
+                      "utf-32", "utf-32-le", "utf-32-be"})
+
+
 def _codec(name: str | None) -> str | None:
     if not name:
         return None
     try:
-        found = codecs.lookup(name).name
+        info = codecs.lookup(name)
     except LookupError:
         return None
-    return _AS_BROWSERS_READ.get(found, found)
+    # base64, rot13, zlib...: bytes-to-bytes (or str-to-str) codecs, no text encoding.
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_WEB:
+        return None
+    return _AS_BROWSERS_READ.get(info.name, info.name)
 
 
 def decode_page(body: bytes, content_type: str | None) -> str:
@@ -100,9 +109,12 @@ def decode_page(body: bytes, content_type: str | None) -> str:
     declared = _CHARSET.search(content_type or "")
     meta = _META_CHARSET.search(body[:4096])
     name = _codec(declared[1] if declared else None) or _codec(meta[1].decode("ascii") if meta else None) or "utf-8"
-    if name in ("utf-16", "utf-16-le", "utf-16-be", "utf-32"):  # a page that says so yet has no BOM: not so
+    if name in ("utf-16", "utf-16-le", "utf-16-be"):  # a page that says so yet has no BOM: not so
         name = "utf-8"
-    return body.decode(name, "replace")
+    try:
+        return body.decode(name, "replace")
+    except (LookupError, UnicodeError):  # a codec that cannot replace what it cannot read
+        return body.decode("utf-8", "replace")
 
 
 @lru_cache(maxsize=64)
