@@ -122,3 +122,17 @@ def test_a_small_budget_leaves_the_oldest_out_and_bounds_pages_and_index(site: S
     assert "Every" in index  # the biggest feed is listed
     page = etree.fromstring((site.output / "tags/every.html").read_bytes(), etree.HTMLParser())
     assert 0 < len(page.findall(".//article")) < 28
+
+
+def test_a_page_over_its_budget_even_without_entries_is_not_written(site: Site) -> None:
+    # The page of such a feed was written whatever its size (a 15 MB page of a 10,000-byte budget).
+    configure(site, "  max_bytes: 10000\n")
+    text = (site.root / "config.yaml").read_text()
+    site.write_config(text + f"feeds:\n  tags: {{title: '{'d' * 12000}'}}\n")
+    small_post(site, 1)
+    report = site.generate()
+    for path, data in site.outputs().items():
+        if path != "feed.xsl":
+            assert len(data) <= 10_000, (path, len(data))
+    assert any(w.startswith("tags/big.html: ") and "even without entries" in w for w in report.warnings), \
+        report.warnings

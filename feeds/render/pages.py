@@ -19,6 +19,7 @@ from datetime import datetime
 import jinja2
 
 from ..config import Site
+from ..errors import InputError
 from ..identity import web_url
 from ..layout import INDEX_NAME, OPML_NAME, PAGE_TEMPLATE, FeedKind
 from ..models import Entry
@@ -110,5 +111,9 @@ def render_feed_page(env: jinja2.Environment, site: Site, feed: Listing, entries
     """The page, and how many of ``entries`` (newest first) it shows."""
     template = env.get_template(PAGE_TEMPLATE)
     shown = _shown(feed)
-    return fit_count(len(entries), lambda n: template.render(site=site, feed=shown, entries=entries[:n],
-                                                             home=web_url(home) or "").encode("utf-8"), max_bytes)
+    data, count = fit_count(len(entries), lambda n: template.render(site=site, feed=shown, entries=entries[:n],
+                                                                    home=web_url(home) or "").encode("utf-8"),
+                            max_bytes)
+    if max_bytes and len(data) > max_bytes:  # as a feed: not written at all, the one published before kept
+        raise InputError(f"over its {max_bytes:,}-byte budget even without entries")
+    return data, count
