@@ -224,11 +224,3 @@ def test_json_front_matter_on_one_line_is_told_how_to_write_it() -> None:
     message = error('{"title": "t", "date": "2020-01-01"}\nbody\n')
     assert message == ("posts/x.md:1: JSON front matter opens with '{' alone on the first line and closes "
                        "with '}' alone on a line")
-
-
-def test_a_tag_or_category_is_capped_as_a_source_items_are() -> None:
-    # A 3,000,000-character tag was copied into every feed's categories, the tag feed's title,
-    # the index and the OPML file: its feeds could not be written and its page was 15 MB.
-    m = meta(f"---\ntitle: t\ndate: 2020-01-01\ntags: ['{'词' * 5000}', ok]\ncategories: ['{'x' * 300}']\n---\n")
-    assert [len(t) <= 100 for t in (*m.tags, *m.categories)] == [True, True, True]
-    assert m.tags[0].startswith("词" * 90) and m.tags[1] == "ok" and m.categories[0].startswith("x" * 90)

@@ -140,10 +140,6 @@ def plain_line(text: str) -> str:
     return text if text.isprintable() else xml_safe(text)
 
 
-#: The longest tag or category name (characters), of posts and source items alike.
-TAG_CHARS = 100
-
-
 def name_list(value: Any) -> list[str]:
     """Distinct names (tags, categories), each a plain line, from a YAML list or a space or
     comma separated string; the first spelling of a name, compared case-insensitively, wins."""

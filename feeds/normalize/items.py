@@ -24,7 +24,7 @@ from .dates import EARLIEST, parse_datetime
 # Sizes of what one item may bring, whatever its feed says (characters unless named bytes).
 TITLE_CHARS = 500
 NAME_CHARS = 200
-TAG_CHARS = html.TAG_CHARS
+TAG_CHARS = 100
 ID_CHARS = 2000
 LANGUAGE_CHARS = 35
 TYPE_CHARS = 100

@@ -194,11 +194,8 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
 
     found = _first(meta, ("lang", "language"))
     language = _text(raw, found[0], found[1]) if found else None
-    # Capped as a source item's are: a name is copied into every feed of its entry, its feed's
-    # title, the index and the OPML file.
-    tags = [html.shorten(t, html.TAG_CHARS) for t in html.name_list(meta.get("tags", meta.get("tag")))]
-    tags += html.name_list(list(extra_tags))
-    categories = [html.shorten(c, html.TAG_CHARS) for c in html.name_list(meta.get("categories", meta.get("category")))]
+    tags = html.name_list(meta.get("tags", meta.get("tag"))) + html.name_list(list(extra_tags))
+    categories = html.name_list(meta.get("categories", meta.get("category")))
     return PostMeta(
         path=raw.name,
         digest=raw.digest,
