@@ -1,8 +1,8 @@
 """This worker's place among several ``feeds run`` processes sharing one PostgreSQL state.
 
-Each worker has an owner id (``host:pid:random``), keeps a heartbeat row, claims a
-due source with a lease before fetching it (so no two workers fetch it for the same
-due time), renews the leases of fetches still running, and gives them up when a fetch
+Each worker has an owner id (``host:pid:random``), keeps a heartbeat row, claims due
+sources in batches with a lease before fetching them (so no two workers fetch one for
+the same due time), renews the leases of fetches still running, and gives them up when a fetch
 ends or the worker stops. A worker killed outright leaves its leases to expire on the
 database's clock; others then take its sources over. Every write of a fetch result is
 fenced by the lease's token in the store (``Store.save_fetch(claimed=...)``).
@@ -18,10 +18,11 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from .config import Config, Source
+from .config import Config
 from .store import Claimed, LeaderRow, Lease, Store, WorkerRow
 
 log = logging.getLogger("feeds")
@@ -41,30 +42,33 @@ class Membership:
         #: Each lease held, with where the store notes the leases it gave back with a write.
         self._held: dict[str, tuple[Lease, set[str]]] = {}
 
-    def claim(self, store: Store, source: Source, now: datetime, *, seconds: float) -> Claimed | None:
-        """Claim ``source`` for ``seconds`` if it is due and free; None when another worker
-        holds it or has fetched it since it fell due. The claim carries the source's stored
-        state (read once the lease was ours), and the store gives the lease back in the
-        transaction that writes the fetch's result."""
-        got = store.claim_due(self.owner, source.name, source.url, now=now, seconds=seconds)
-        if got is None:
-            return None
-        lease, state = got
-        released: set[str] = set()
+    def claim(self, store: Store, urls: Mapping[str, str], now: datetime, *, seconds: float,
+              limit: int) -> list[Claimed]:
+        """Claim for ``seconds`` up to ``limit`` due sources no other worker holds, the
+        longest due first (``urls``: the configured URL of each source this worker may
+        fetch); one :class:`Claimed` each. Each carries its source's stored state (read
+        once the lease was ours), and the store gives the lease back in the transaction
+        that writes the fetch's result."""
+        got = store.claim_batch(self.owner, urls, now=now, seconds=seconds, limit=limit)
+        claims = []
         with self._lock:
-            self._held[lease.name] = (lease, released)
-        return Claimed(self.owner, {lease.name: lease}, {} if state is None else {lease.name: state}, released)
+            for lease, state in got:
+                released: set[str] = set()
+                self._held[lease.name] = (lease, released)
+                claims.append(Claimed(self.owner, {lease.name: lease},
+                                      {} if state is None else {lease.name: state}, released))
+        return claims
 
-    def release(self, store: Store, claimed: Claimed) -> None:
-        """Give the leases of ``claimed`` up (the next claim may take them at once), those
-        the store has not given back with their write already."""
+    def release(self, store: Store, claimed: Claimed, *, due: datetime | None = None) -> None:
+        """Give the leases of ``claimed`` up (the next claim may take them at once, or from
+        ``due`` on), those the store has not given back with their write already."""
         with self._lock:
             for name, lease in claimed.leases.items():
                 if self._holds(lease):
                     del self._held[name]
         for lease in claimed.leases.values():
             if claimed.released is None or lease.name not in claimed.released:
-                store.release_lease(self.owner, lease)
+                store.release_lease(self.owner, lease, due=due)
 
     def _holds(self, lease: Lease) -> bool:
         """Whether ``lease`` is held and not given back with its write (under the lock)."""
