@@ -122,6 +122,8 @@ def status_files(config: Config, store: Store, *, check: bool) -> dict[str, byte
     states, checked = store.load_troubled_sources()
     failing = ({name for name, pages in store.article_health().items() if pages.streak}
                if any(s.full_text for s in config.sources) else set())
+    if failing - states.keys():  # a source whose article pages fail has a problem of its own
+        states |= store.load_sources(sorted(failing - states.keys()))
     found = problems(config, states, failing)
     # When each problem was first seen is remembered, so its entry keeps its date.
     remembered = store.load_health_since()
