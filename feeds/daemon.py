@@ -64,7 +64,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import workers
 from .build.keys import snapshot_key
-from .cluster import Membership
+from .cluster import ClusterTurns, Membership
 from .config import Config, Source, load_config
 from .errors import Cancelled, FeedsError, LostLeadership
 from .metrics import CONTENT_TYPE as METRICS_TYPE
@@ -114,14 +114,14 @@ def moved_run_time(scheduled: datetime | None, due: datetime | None, every: floa
 class SharedFetcher:
     """One fetcher on one event loop thread, used by every fetch job."""
 
-    def __init__(self, config: Config, metrics: Metrics) -> None:
+    def __init__(self, config: Config, metrics: Metrics, membership: Membership) -> None:
         self.metrics = metrics
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
         settings = FetchSettings.from_config(config.fetch)
         #: On a PostgreSQL state, each host's turn is taken across every worker sharing it.
         self.turns = HostTurns(config.state, size=settings.concurrency) if config.state_on_server else None
-        self.fetcher = Fetcher(settings, shared=self.turns)
+        self.fetcher = Fetcher(settings, shared=None if self.turns is None else ClusterTurns(self.turns, membership))
         self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
         self.lock = threading.Lock()
         self.thread.start()
@@ -177,7 +177,6 @@ class Daemon:
             timezone=UTC,
         )
         self.metrics = Metrics()
-        self.fetcher = SharedFetcher(config, self.metrics)
         self.store_lock = threading.Lock()
         self.store = Store(config.state_target)
         self.store_file = _identity(config.state_target)
@@ -187,6 +186,7 @@ class Daemon:
         self.old_stores: list[Store] = []
         #: This worker among others on a PostgreSQL state (unused on a SQLite one).
         self.cluster = Membership()
+        self.fetcher = SharedFetcher(config, self.metrics, self.cluster)
         #: The generation leadership's term this worker holds (None: another leads).
         self.term: LeaderTerm | None = None
         self._beat_store: Store | None = None

@@ -4,6 +4,7 @@ leases lapse (and its late write refused), and ordering by due time starves no s
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -17,6 +18,7 @@ from feeds.errors import LostLease
 from feeds.sources.schedule import SourceState, new_state
 from feeds.store import Claimed, Lease, Store
 
+from .httpserver import FeedServer, feed_response, item, rss
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from .test_daemon import wait_for
 
@@ -210,3 +212,79 @@ def test_the_items_version_on_a_server_changes_with_every_committed_change_of_it
     finally:
         one.close()
         two.close()
+
+
+class _Turn:
+    wait = 0.0
+
+    def give_back(self, pause: float) -> None:
+        pass
+
+
+class _Turns:
+    """Host turns that are always free, and leases that hold for the sources in ``holding``."""
+
+    def __init__(self, holding: set[str]) -> None:
+        self.holding = holding
+
+    def take(self, host: str) -> _Turn:
+        return _Turn()
+
+    def may_ask(self, source: str) -> bool:
+        return source in self.holding
+
+
+def test_a_request_whose_lease_lapsed_while_waiting_for_its_host_is_not_sent(server: FeedServer) -> None:
+    from feeds.sources.fetch import Fetcher, FetchSettings
+    from feeds.sources.results import FetchRequest
+
+    for name in ("held", "lapsed"):
+        server.routes[f"/{name}.xml"] = feed_response(rss([item(1)]))
+    settings = FetchSettings(host_gap=0.0)
+
+    async def fetch() -> list[Any]:
+        fetcher = Fetcher(settings, shared=_Turns({"held"}))
+        await fetcher.open()
+        try:
+            return await fetcher.fetch_all([FetchRequest(name, server.url(f"/{name}.xml"))
+                                            for name in ("held", "lapsed")])
+        finally:
+            await fetcher.aclose()
+
+    held, lapsed = asyncio.run(fetch())
+    assert held.failure is None and held.body
+    assert lapsed.failure is not None and lapsed.failure.kind == "lease" and lapsed.body is None
+    assert [seen.path for seen in server.seen] == ["/held.xml"]  # nothing sent for the other
+
+
+class _Leases:
+    """A store that grants every claim and loses every lease at its renewal."""
+
+    def claim_batch(self, owner: str, urls: dict[str, str], **_: Any) -> list[tuple[Lease, None]]:
+        return [(Lease(name, 1), None) for name in urls]
+
+    def heartbeat(self, owner: str) -> None:
+        pass
+
+    def renew_leases(self, owner: str, held: list[Lease], *, seconds: float) -> list[Lease]:
+        return [lease for lease in held if lease.name == "kept"]
+
+    def release_lease(self, owner: str, lease: Lease, *, due: datetime | None = None) -> None:
+        pass
+
+
+def test_a_worker_may_ask_for_a_source_only_while_its_lease_surely_holds() -> None:
+    from feeds.cluster import Membership
+
+    membership, store = Membership(), _Leases()
+    claims = membership.claim(store, {"kept": "u", "lost": "v"}, datetime.now(UTC),  # type: ignore[arg-type]
+                              seconds=60, limit=2)
+    assert membership.may_ask("kept") and membership.may_ask("lost") and not membership.may_ask("other")
+    membership.beat(store, seconds=60)  # type: ignore[arg-type]
+    assert membership.may_ask("kept") and not membership.may_ask("lost")
+    short = Membership()
+    short.claim(store, {"s": "u"}, datetime.now(UTC), seconds=0, limit=1)  # type: ignore[arg-type]
+    assert not short.may_ask("s")  # its time is up: not asked, whatever the server says
+    for claimed in claims:
+        membership.release(store, claimed)  # type: ignore[arg-type]
+    assert not membership.may_ask("kept") and membership.held() == []
