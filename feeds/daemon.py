@@ -25,16 +25,20 @@ All fetch jobs share one fetcher on one event loop thread, so the global limit
 and the per-host politeness hold across jobs.
 
 On a PostgreSQL state, several ``feeds run`` processes (on one machine or many) share
-the work (``cluster.Membership``): every worker schedules every source, and a fetch job
-first claims its source with a lease, which only one worker gets and only while the
-source is due; the others look again when it is next due (or when the lease could have
-lapsed, should its holder die). A heartbeat thread renews the leases of fetches still
-running; a finished fetch and a stopping worker give theirs back. The shared fetcher then
-also takes each host's turn on the server (``store.hosts``): one request in flight per host
-over every worker. One worker at a time generates: the leader, elected on the server with
-a term (renewed by the heartbeat thread, given up on SIGTERM); what it publishes is fenced
-by its term. Workers note on the server which sources changed; the leader looks for notes
-every second and generates ``schedule.debounce`` after it finds some. A new leader
+the work (``cluster.Membership``), and no job per source is scheduled: each worker offers
+its config's sources to the store (when each is due, as its state says), then a claim
+thread asks the database for up to a batch of due sources no other worker holds, the
+longest due first (``FOR UPDATE SKIP LOCKED``: claims at once never overlap), hands each
+to a fetch thread, and asks again as fetches end, keeping at most ``fetch.concurrency``
+sources claimed; when nothing is due it looks again every second. Each write of a result
+moves its source's due time on and gives the lease back in one transaction. A heartbeat
+thread renews the leases of fetches still running; a stopping worker gives its leases
+back. The shared fetcher then also takes each host's turn on the server (``store.hosts``):
+one request in flight per host over every worker. One worker at a time generates: the
+leader, elected on the server with a term (renewed by the heartbeat thread, given up on
+SIGTERM); what it publishes is fenced by its term. Workers note on the server which
+sources changed; the leader looks for notes every second and generates
+``schedule.debounce`` after it finds some. A new leader
 generates at once; outputs are byte-stable, so it rewrites nothing that did not change.
 """
 
@@ -60,7 +64,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import workers
 from .build.keys import snapshot_key
-from .cluster import Membership
+from .cluster import ClusterTurns, Membership
 from .config import Config, Source, load_config
 from .errors import Cancelled, FeedsError, LostLeadership
 from .metrics import CONTENT_TYPE as METRICS_TYPE
@@ -77,6 +81,12 @@ from .store import Claimed, LeaderTerm, Store
 from .store.hosts import HostTurns
 
 log = logging.getLogger("feeds")
+
+#: At most this many sources claimed at once by one worker (``fetch.concurrency`` says how many).
+MAX_CLAIMED = 256
+#: Seconds between looks for due sources while none is, and at most between claims.
+CLAIM_POLL = 1.0
+CLAIM_PAUSE = 0.2
 
 
 def output_changed(running: Config, loaded: Config) -> bool:
@@ -101,26 +111,17 @@ def moved_run_time(scheduled: datetime | None, due: datetime | None, every: floa
     return max(due, now + timedelta(seconds=1))
 
 
-def next_look(state: SourceState | None, url: str, now: datetime, lease: float) -> datetime:
-    """When a fetch job whose claim failed looks again: when the source is next due, if
-    another worker fetched it since it fell due; else (another worker holds it now) once
-    that worker's lease could have lapsed, so that a dead worker's source is taken over."""
-    if state is not None and state.url == url and state.next_due is not None and state.next_due > now:
-        return state.next_due
-    return now + timedelta(seconds=lease)
-
-
 class SharedFetcher:
     """One fetcher on one event loop thread, used by every fetch job."""
 
-    def __init__(self, config: Config, metrics: Metrics) -> None:
+    def __init__(self, config: Config, metrics: Metrics, membership: Membership) -> None:
         self.metrics = metrics
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fetch-loop", daemon=True)
         settings = FetchSettings.from_config(config.fetch)
         #: On a PostgreSQL state, each host's turn is taken across every worker sharing it.
         self.turns = HostTurns(config.state, size=settings.concurrency) if config.state_on_server else None
-        self.fetcher = Fetcher(settings, shared=self.turns)
+        self.fetcher = Fetcher(settings, shared=None if self.turns is None else ClusterTurns(self.turns, membership))
         self.pending: set[concurrent.futures.Future[list[FetchResult]]] = set()
         self.lock = threading.Lock()
         self.thread.start()
@@ -176,7 +177,6 @@ class Daemon:
             timezone=UTC,
         )
         self.metrics = Metrics()
-        self.fetcher = SharedFetcher(config, self.metrics)
         self.store_lock = threading.Lock()
         self.store = Store(config.state_target)
         self.store_file = _identity(config.state_target)
@@ -186,12 +186,17 @@ class Daemon:
         self.old_stores: list[Store] = []
         #: This worker among others on a PostgreSQL state (unused on a SQLite one).
         self.cluster = Membership()
+        self.fetcher = SharedFetcher(config, self.metrics, self.cluster)
         #: The generation leadership's term this worker holds (None: another leads).
         self.term: LeaderTerm | None = None
         self._beat_store: Store | None = None
         self._beat_target = ""
         #: The sources of a config by name, made for the last config asked about.
         self._sources: tuple[Config | None, dict[str, Source]] = (None, {})
+        #: The enabled sources' URLs of a config by name (for claims), made for the last one asked about.
+        self._urls: tuple[Config | None, dict[str, str]] = (None, {})
+        #: Set when a claimed source's fetch ends (room for another claim).
+        self.job_ended = threading.Event()
 
     def current_store(self) -> Store:
         """The store of the configured state database, reopened when the file at its path
@@ -219,14 +224,9 @@ class Daemon:
         config = self.config
         try:
             store = self.current_store()
-            if config.state_on_server:
-                outcomes = self.fetch_claimed(store, name)
-                if outcomes is None:
-                    return
-            else:
-                source = self.source_named(config, name)
-                outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
-                                          fetch=self.fetcher.fetch, among=[source] if source is not None else [])
+            source = self.source_named(config, name)
+            outcomes = update_sources(config, store, now=datetime.now(UTC), only=[name],
+                                      fetch=self.fetcher.fetch, among=[source] if source is not None else [])
         except concurrent.futures.CancelledError:
             return
         except FeedsError as exc:
@@ -244,8 +244,8 @@ class Daemon:
                                   datetime.now(UTC))
             if when is not None:
                 job.modify(next_run_time=when)
-        if brought_news(outcomes) and (not config.state_on_server or self.term is not None):
-            self.generate_soon()  # other workers' news reach the leader as notes on the server
+        if brought_news(outcomes):
+            self.generate_soon()
 
     def source_named(self, config: Config, name: str) -> Source | None:
         """``config``'s source ``name``: looked up in a table made once per config (not at
@@ -255,33 +255,77 @@ class Daemon:
             made = self._sources = (config, config.sources_by_name)
         return made[1].get(name)
 
-    def fetch_claimed(self, store: Store, name: str) -> list[SourceOutcome] | None:
-        """Fetch ``name`` under a lease, beside other workers; None when another worker holds
-        it or fetched it already (the job then looks again later, see :func:`next_look`)."""
-        config = self.config
-        source = self.source_named(config, name)
-        if source is None:
-            return None
-        now = datetime.now(UTC)
-        claimed = self.cluster.claim(store, source, now, seconds=config.schedule.lease)
-        outcomes: list[SourceOutcome] = []
-        if claimed is not None:
-            try:
-                outcomes = update_sources(config, store, now=now, only=[name], fetch=self.fetcher.fetch,
-                                          claimed=claimed, among=[source])
-            finally:
-                self._release(store, claimed)
-        if outcomes:
-            return outcomes
-        job = self.scheduler.get_job(f"fetch:{name}")
-        if job is not None and not self.stopping.is_set():
-            state = store.load_sources([name]).get(name)
-            job.modify(next_run_time=next_look(state, source.url, datetime.now(UTC), config.schedule.lease))
-        return None
+    def source_urls(self, config: Config) -> dict[str, str]:
+        """The URL of each enabled source of ``config`` by name (made once per config)."""
+        made = self._urls
+        if made[0] is not config:
+            made = self._urls = (config, {s.name: s.url for s in config.sources if s.enabled})
+        return made[1]
 
-    def _release(self, store: Store, claimed: Claimed) -> None:
+    def claim_forever(self) -> None:
+        """The claim thread (PostgreSQL state): keep up to ``fetch.concurrency`` due sources
+        claimed and being fetched, asking the store for a batch whenever at least a quarter
+        of that room is free (or some is, and nothing was asked for a while), and every
+        second while nothing is due."""
+        jobs = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_CLAIMED, thread_name_prefix="fetch")
+        running: set[concurrent.futures.Future[None]] = set()
+        asked = 0.0
         try:
-            self.cluster.release(store, claimed)
+            while not self.stopping.is_set():
+                self.job_ended.clear()
+                running = {job for job in running if not job.done()}
+                config = self.config
+                size = min(max(config.fetch.concurrency, 1), MAX_CLAIMED)
+                room = size - len(running)
+                if room <= 0 or (room < max(1, size // 4) and time.monotonic() - asked < CLAIM_PAUSE):
+                    self.job_ended.wait(CLAIM_PAUSE)
+                    continue
+                asked = time.monotonic()
+                try:
+                    store = self.current_store()
+                    claims = self.cluster.claim(store, self.source_urls(config), datetime.now(UTC),
+                                                seconds=config.schedule.lease, limit=room)
+                except FeedsError as exc:
+                    log.warning("cluster: could not claim sources: %s", exc)
+                    claims = []
+                for claimed in claims:
+                    job = jobs.submit(self.fetch_claimed, store, claimed)
+                    job.add_done_callback(lambda _: self.job_ended.set())
+                    running.add(job)
+                if len(claims) < room:  # nothing more is due now
+                    self.stopping.wait(CLAIM_POLL)
+        finally:
+            jobs.shutdown(wait=True, cancel_futures=True)
+
+    def fetch_claimed(self, store: Store, claimed: Claimed) -> None:
+        """Fetch the source of ``claimed`` and store the result under its lease; a fetch that
+        stored nothing gives the lease back with the source due again a lease later (a
+        stopping worker's: due at once, for another worker to take)."""
+        config = self.config
+        outcomes: list[SourceOutcome] = []
+        try:
+            for name in claimed.leases:
+                source = self.source_named(config, name)
+                if source is None or self.stopping.is_set():
+                    continue
+                outcomes += update_sources(config, store, now=datetime.now(UTC), only=[name],
+                                           fetch=self.fetcher.fetch, claimed=claimed, among=[source])
+        except concurrent.futures.CancelledError:
+            pass
+        except FeedsError as exc:
+            log.error("%s: %s", ", ".join(claimed.leases), exc)
+        except Exception:
+            log.exception("%s: the fetch job failed", ", ".join(claimed.leases))
+        finally:
+            again = None if self.stopping.is_set() else datetime.now(UTC) + timedelta(seconds=config.schedule.lease)
+            self._release(store, claimed, due=again)
+        self.metrics.updated(outcomes)
+        if brought_news(outcomes) and self.term is not None:
+            self.generate_soon()  # other workers' news reach the leader as notes on the server
+
+    def _release(self, store: Store, claimed: Claimed, *, due: datetime | None = None) -> None:
+        try:
+            self.cluster.release(store, claimed, due=due)
         except FeedsError as exc:  # it expires on its own
             log.warning("cluster: could not give a lease back: %s", exc)
 
@@ -404,11 +448,19 @@ class Daemon:
         """Make the jobs match the config: add, move or drop one job per source; the
         generation job runs at once, or (``generate_now`` False) keeps its turn."""
         config = self.config
-        states = self.current_store().load_sources()
+        store = self.current_store()
+        states = store.load_sources()
         now = datetime.now(UTC)
         wanted = set()
+        if config.state_on_server:
+            # Claimed in batches by the claim thread, not a job each.
+            store.offer_sources({source.name: _due(states.get(source.name), source.url)
+                                 for source in config.sources if source.enabled})
         for source in config.sources:
             if not source.enabled:
+                continue
+            if config.state_on_server:
+                wanted.add(f"fetch:{source.name}")
                 continue
             job_id = f"fetch:{source.name}"
             wanted.add(job_id)
@@ -426,7 +478,7 @@ class Daemon:
             else:
                 job.modify(trigger=trigger, next_run_time=job.next_run_time or first)
         for job in self.scheduler.get_jobs():
-            if job.id.startswith("fetch:") and job.id not in wanted:
+            if job.id.startswith("fetch:") and (job.id not in wanted or config.state_on_server):
                 job.remove()
         self.metrics.scheduled(job_id.removeprefix("fetch:") for job_id in wanted)
         if config.state_on_server and self.scheduler.get_job("watch-changes") is None:
@@ -501,6 +553,10 @@ class Daemon:
             beating.start()
         self.scheduler.start()
         self.schedule_all()
+        claiming = None
+        if self.config.state_on_server:
+            claiming = threading.Thread(target=self.claim_forever, name="claim", daemon=True)
+            claiming.start()
         log.info("run: %d sources scheduled; generating every %ss", len(self.config.sources),
                  f"{self.config.schedule.generate:g}")
         while not self.stopping.wait(0.2):
@@ -510,6 +566,9 @@ class Daemon:
         log.info("run: stopping")
         self.scheduler.shutdown(wait=False)
         self.fetcher.cancel()
+        if claiming is not None:  # its fetches end, cancelled, and give their leases back
+            self.job_ended.set()
+            claiming.join(timeout=30)
         # A generation that is writing files finishes; nothing new starts.
         if self.generate_lock.acquire(timeout=60):
             self.generate_lock.release()
@@ -530,6 +589,11 @@ class Daemon:
             store.close()
         log.info("run: stopped")
         return 0
+
+
+def _due(state: SourceState | None, url: str) -> datetime | None:
+    """When a source whose stored state is ``state`` is due (None: now, never fetched at ``url``)."""
+    return state.next_due if state is not None and state.url == url else None
 
 
 def _term_note(term: LeaderTerm | None, changed: Sequence[str]) -> str:

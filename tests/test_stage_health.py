@@ -7,6 +7,10 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 # Stage entry points, in one place (they move as the stages are split).
 from feeds.build.health import problems, status_entries, status_json
 from feeds.config import Config, parse_config
@@ -107,3 +111,29 @@ def test_status_json() -> None:
         {"source": "busy", "url": "https://busy.example/f", "problem": "throttled", "detail": "fetch failed",
          "since": None}]}
     assert status_json([], {}) == b'{\n  "problems": []\n}\n'
+
+
+@given(st.lists(st.tuples(st.sampled_from(["ok", "error", "throttled", "gone", "never"]),
+                          st.sampled_from([None, "", "https://moved.example/f"]),
+                          st.sampled_from([None, "guid", "link", "hash"]),
+                          st.none() | st.floats(min_value=0, max_value=2e9)), min_size=8, max_size=8))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_states_read_for_the_health_files_find_the_same_problems_as_every_state(
+        tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str | None, str | None, float | None]]) -> None:
+    """A generation reads only the states that may have a problem (and when any source was
+    last fetched), not every one: the problems found, and that time, are the same."""
+    from feeds.store import Store
+
+    cfg = config()
+    every = {s.name: replace(new_state(s.name, s.url), status=status, moved_to=moved, id_mode=mode,
+                             last_fetch=None if at is None else datetime.fromtimestamp(at, UTC))
+             for s, (status, moved, mode, at) in zip(cfg.sources, rows, strict=True)}
+    store = Store(tmp_path_factory.mktemp("health") / "feeds.db")
+    try:
+        store.save_states(every.values())
+        troubled, checked = store.load_troubled_sources()
+        stored = store.load_sources()
+    finally:
+        store.close()
+    assert problems(cfg, troubled) == problems(cfg, stored)
+    assert checked == max((s.last_fetch for s in stored.values() if s.last_fetch), default=None)

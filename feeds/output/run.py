@@ -149,13 +149,16 @@ def status_files(config: Config, store: Store, *, check: bool) -> dict[str, byte
     """status.atom and status.json: the operator's view of source problems."""
     if not config.output.status_feed or not config.sources:
         return {}
-    states = store.load_sources()
+    # Only the states that may have a problem: a generation beside thousands of sources
+    # need not read every one.
+    states, checked = store.load_troubled_sources()
     failing = ({name for name, pages in store.article_health().items() if pages.streak}
                if any(s.full_text for s in config.sources) else set())
+    if failing - states.keys():  # a source whose article pages fail has a problem of its own
+        states |= store.load_sources(sorted(failing - states.keys()))
     found = problems(config, states, failing)
     # When each problem was first seen is remembered, so its entry keeps its date.
     remembered = store.load_health_since()
-    checked = max((s.last_fetch for s in states.values() if s.last_fetch), default=None)
     now = (checked or EPOCH).isoformat()
     since = {p["key"]: remembered.get(p["key"], now) for p in found}
     if since != remembered and not check:

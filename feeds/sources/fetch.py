@@ -457,6 +457,10 @@ class SharedTurns(typing.Protocol):
     def take(self, host: str) -> SharedTurn:
         """Wait until nobody else asks ``host`` and hold its turn (blocks)."""
 
+    def may_ask(self, source: str) -> bool:
+        """Whether ``source`` may still be asked for now (this worker's lease on it holds),
+        asked once the host's turn came, right before the request goes."""
+
 
 class Fetcher:
     """Fetches many sources concurrently, politely. ``transport`` is for tests; ``shared``
@@ -795,6 +799,11 @@ class Fetcher:
             shared = await self._take_shared(target.host)
             if shared is not None and shared.wait > 0:
                 await asyncio.sleep(shared.wait)
+            if self.shared is not None and request.page_of is None and not self.shared.may_ask(request.source):
+                # The wait outlasted the lease: another worker may be asking for it already.
+                pause = False
+                return FetchResult(request.source, request.url, str(target), failure=FetchFailure(
+                    "lease", "not fetched: the lease on this source lapsed while waiting for its host's turn"))
             if room is not None:
                 await room.acquire()
             result = None

@@ -36,6 +36,7 @@ FailureKind = Literal[
     "unexpected",  # an error nobody foresaw while fetching
     "feed",        # the body is no feed, or reading it failed (see ``update``)
     "store",       # storing what the source brought failed (see ``update``)
+    "lease",       # not asked: the worker's lease on the source lapsed before the request went
 ]
 
 

@@ -340,6 +340,10 @@ class Updater:
         """Decide about one source and store it; its outcome, logged."""
         name = decider.source.name
         result = slot.result
+        if result.failure is not None and result.failure.kind == "lease":
+            # Not asked at all (the lease lapsed first): nothing to store, whoever holds it now.
+            log.warning("%s: %s", name, result.failure.message)
+            return SourceOutcome(name, states[name].status, notes=())
         ledger = self._ledger
         if isinstance(reading, FeedReading):
             # Only the keys this decision looks up, not the whole ledger: ids come out the same.

@@ -50,7 +50,7 @@ from . import posts as _posts
 from . import schema as _schema
 from . import settings as _settings
 from . import sources as _sources
-from .codecs import decoding_in, entry_from_json, entry_to_json, meta_from_json, meta_to_json
+from .codecs import decoding_in, entry_from_json, entry_to_json, from_timestamp, meta_from_json, meta_to_json
 from .engine import BUSY_TIMEOUT_MS, Database, server_lock
 from .files import move_aside
 from .leases import Claimed, LeaderRow, LeaderTerm, Lease, WorkerRow
@@ -155,14 +155,50 @@ class Store:
                 return None
             return lease, state
 
+    def offer_sources(self, dues: Mapping[str, datetime | None]) -> None:
+        """Make the sources of ``dues`` (name -> when the caller finds it due; None: now) the
+        ones :meth:`claim_batch` chooses from; a source no longer offered is forgotten
+        (once no live lease holds it)."""
+        with self._db.begin() as conn:
+            _leases.offer(conn, {name: 0.0 if due is None else due.timestamp() for name, due in dues.items()})
+
+    def claim_batch(self, owner: str, urls: Mapping[str, str], *, now: datetime, seconds: float,
+                    limit: int) -> list[tuple[Lease, SourceState | None]]:
+        """Claim for ``seconds`` up to ``limit`` due sources (the longest due first) that no
+        live lease holds, each with its stored state (None: never stored), read in the
+        claim's transaction once the leases are ours. Claims made at once get disjoint
+        sources (``FOR UPDATE SKIP LOCKED``).
+
+        ``urls``: the configured URL of each source this worker may fetch. A source found
+        fetched since (its state at that URL not due at ``now``) goes back at once with its
+        due time set from the state; one not among ``urls`` (another worker's config has it)
+        goes back too, due again a lease later."""
+        with self._db.begin() as conn:
+            leases = _leases.claim_batch(conn, owner, now=now.timestamp(), seconds=seconds, limit=limit)
+            if not leases:
+                return []
+            states = _sources.load(conn, [lease.name for lease in leases])
+            got = []
+            for lease in leases:
+                url = urls.get(lease.name)
+                state = states.get(lease.name)
+                if url is None:
+                    _leases.release(conn, owner, lease, due=now.timestamp() + seconds)
+                elif state is not None and state.url == url and not state.due(now):
+                    _leases.release(conn, owner, lease, due=_leases.due_at(state))
+                else:
+                    got.append((lease, state))
+            return got
+
     def renew_leases(self, owner: str, held: Sequence[Lease], *, seconds: float) -> list[Lease]:
         """Extend the leases still ours; those lost are left out of the answer."""
         with self._db.begin() as conn:
             return _leases.renew(conn, owner, held, seconds=seconds)
 
-    def release_lease(self, owner: str, lease: Lease) -> None:
+    def release_lease(self, owner: str, lease: Lease, *, due: datetime | None = None) -> None:
+        """Give ``lease`` up if it is still ours; with ``due``, its source is next due then."""
         with self._db.begin() as conn:
-            _leases.release(conn, owner, lease)
+            _leases.release(conn, owner, lease, due=None if due is None else due.timestamp())
 
     def save_source_if_held(self, owner: str, lease: Lease, state: SourceState) -> bool:
         """Store a fetched source's state only while ``lease`` is still ours (checked in the
@@ -303,6 +339,8 @@ class Store:
     def items_version(self) -> str | None:
         """A value that changes whenever stored items do (None: they never changed)."""
         with self._db.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                return _leases.items_version(conn)
             return _settings.items_version(conn)
 
     def schema_version(self) -> str | None:
@@ -430,6 +468,13 @@ class Store:
         with self._db.begin() as conn:
             return _sources.load(conn, None if names is None else list(names))
 
+    def load_troubled_sources(self) -> tuple[dict[str, SourceState], datetime | None]:
+        """The stored states that may have a problem the health files show (failing,
+        throttled, gone, moved, told apart without guids), and when any source was last
+        fetched: what the health files need, without reading every source's state."""
+        with self._db.begin() as conn:
+            return _sources.load_troubled(conn), from_timestamp(_sources.last_fetch(conn))
+
     def save_states(self, states: Iterable[SourceState], claimed: Claimed | None = None) -> list[str]:
         """Record the fetch state of sources whose items did not change, in one transaction.
 
@@ -450,10 +495,13 @@ class Store:
                 held = lease is not None and _leases.holds(conn, claimed.owner, lease)
                 (kept if held else lost).append(state)
             _sources.save(conn, kept)
-            if claimed.released is not None:
-                for state in kept:
-                    _leases.release(conn, claimed.owner, claimed.leases[state.name])
+            for state in kept:
+                lease = claimed.leases[state.name]
+                if claimed.released is not None:
+                    _leases.release(conn, claimed.owner, lease, due=_leases.due_at(state))
                     claimed.released.add(state.name)
+                else:
+                    _leases.set_due(conn, claimed.owner, lease, _leases.due_at(state))
         return [state.name for state in lost]
 
     def known_items(self, sources: Iterable[str]) -> dict[str, dict[str, Known]]:
@@ -501,7 +549,7 @@ class Store:
             _sources.save(conn, [state])
             _items.save(conn, changed)
             if changed:
-                _settings.note_items_changed(conn)
+                _note_items_changed(conn, state.name)
                 _leases.note_changed(conn, state.name)
             if seen_at is not None:
                 # The rows just stored carry their last_seen already (on a first fetch, all of them).
@@ -510,9 +558,11 @@ class Store:
             if keep_at_most is not None:
                 dropped = _items.keep_at_most(conn, state.name, keep_at_most)
             if claimed is not None and claimed.released is not None:
-                _leases.release(conn, claimed.owner, claimed.leases[state.name])
+                _leases.release(conn, claimed.owner, claimed.leases[state.name], due=_leases.due_at(state))
                 # Noted before the commit, so the heartbeat never takes it for a lost lease.
                 claimed.released.add(state.name)
+            elif claimed is not None:
+                _leases.set_due(conn, claimed.owner, claimed.leases[state.name], _leases.due_at(state))
         if learnt and ledger is not None:
             ledger.saved()
         return dropped
@@ -525,7 +575,7 @@ class Store:
         with self._db.begin() as conn:
             dropped = _items.prune(conn, last_seen_before)
             if dropped:
-                _settings.note_items_changed(conn)
+                _note_items_changed(conn, "")
                 _articles.forget_orphans(conn)
         return dropped
 
@@ -552,7 +602,7 @@ class Store:
             _articles.save(conn, rows)
             if entries:
                 _articles.set_entries(conn, source, entries)
-                _settings.note_items_changed(conn)
+                _note_items_changed(conn, source)
             _articles.forget_orphans(conn, source)
 
     def article_health(self) -> dict[str, ArticleHealth]:
@@ -564,3 +614,13 @@ class Store:
         """How many items each source has stored."""
         with self._db.begin() as conn:
             return _items.counts(conn)
+
+
+def _note_items_changed(conn: Connection, source: str) -> None:
+    """Note, in the transaction changing them, that items of ``source`` ("": of several)
+    changed (:meth:`Store.items_version`). On PostgreSQL each source has its own row, so
+    that workers storing different sources at once never wait for each other."""
+    if conn.dialect.name == "postgresql":
+        _leases.bump_items(conn, source)
+    else:
+        _settings.note_items_changed(conn)

@@ -12,7 +12,8 @@ a term that grows by one at every change of hands. The leader renews it; a write
 for the leader is fenced by its term (:func:`holds_term`, in the write's transaction, which
 also keeps a takeover waiting until that transaction ends). Workers note in
 ``source_changes`` which sources brought new or changed items, in the transaction that
-stores them; the leader takes the notes when it generates. These tables exist
+stores them; the leader takes the notes when it generates; ``item_versions`` says that
+items changed without a row every write locks. These tables exist
 only on a PostgreSQL state (a SQLite state has one writer). This module runs
 statements on the connection it is given; it never opens one or commits.
 """
@@ -38,6 +39,12 @@ leases = sa.Table(
     # Grows by one at each claim: a write under an older token is refused.
     sa.Column("token", sa.BigInteger, nullable=False),
     sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+    # When the source is next due, in seconds since the epoch on the workers' clocks (as the
+    # state's ``next_due``): what a batched claim orders by. Kept in step with the stored
+    # state by the write of each fetch; never later than it (a claim finding it early
+    # reads the state, gives the lease back and moves it on).
+    sa.Column("due", sa.Float, nullable=False, server_default="0"),
+    sa.Index("source_leases_due", "due"),
 )
 #: When each host may be asked again (the pause after a request, on the server's clock).
 host_turns = sa.Table(
@@ -57,6 +64,14 @@ leadership = sa.Table(
 source_changes = sa.Table(
     "source_changes", metadata,
     sa.Column("name", sa.String, primary_key=True),
+)
+#: How often each source's items changed (a row each, "" for changes of no one source):
+#: their sum is the items' version on a PostgreSQL state. One row that every worker's
+#: writes bumped would hold each write up until the one before it commits.
+item_versions = sa.Table(
+    "item_versions", metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
 )
 workers = sa.Table(
     "workers", metadata,
@@ -119,6 +134,48 @@ def create(conn: Connection) -> None:
     """Create the lease tables (PostgreSQL only), inside the schema's write transaction."""
     if conn.dialect.name == "postgresql":
         metadata.create_all(conn)
+        # A table made before claims came in batches lacks the due time: everything is due
+        # once, and each claim then finds the stored state and moves the time on.
+        conn.execute(sa.text("ALTER TABLE source_leases ADD COLUMN IF NOT EXISTS due double precision "
+                             "NOT NULL DEFAULT 0"))
+        conn.execute(sa.text("CREATE INDEX IF NOT EXISTS source_leases_due ON source_leases (due)"))
+
+
+def offer(conn: Connection, dues: Mapping[str, float]) -> None:
+    """Make the sources of ``dues`` (name -> when due, as far as the caller knows) the ones
+    a batched claim chooses from: each gets a row if it has none, and a due time that is
+    never later than it was (an earlier one is only a claim that finds the source fetched);
+    rows of sources not among them go, unless a live lease holds them."""
+    names = list(dues)
+    conn.execute(sa.text(
+        "INSERT INTO source_leases (name, owner, token, expires, due) "
+        "SELECT n, NULL, 0, to_timestamp(0), d FROM unnest(CAST(:names AS text[]), "
+        "CAST(:dues AS double precision[])) AS c(n, d) "
+        "ON CONFLICT (name) DO UPDATE SET due = EXCLUDED.due WHERE EXCLUDED.due < source_leases.due"),
+        {"names": names, "dues": [dues[n] for n in names]})
+    conn.execute(sa.text("DELETE FROM source_leases WHERE name NOT IN (SELECT unnest(CAST(:names AS text[]))) "
+                         "AND (owner IS NULL OR expires <= now())"), {"names": names})
+
+
+_CLAIM_BATCH = sa.text("""
+WITH free AS (
+    SELECT name FROM source_leases
+    WHERE due <= :now AND (owner IS NULL OR expires <= now())
+    ORDER BY due, name LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+UPDATE source_leases AS l
+SET owner = :owner, token = l.token + 1, expires = now() + make_interval(secs => :seconds)
+FROM free WHERE l.name = free.name
+RETURNING l.name, l.token, l.due
+""")
+
+
+def claim_batch(conn: Connection, owner: str, *, now: float, seconds: float, limit: int) -> list[Lease]:
+    """Claim for ``seconds`` up to ``limit`` of the offered sources due at ``now`` (seconds
+    since the epoch, the worker's clock) that no live lease holds, the longest due first;
+    rows another claim has locked are skipped, so claims at once are disjoint."""
+    rows = conn.execute(_CLAIM_BATCH, {"now": now, "limit": limit, "owner": owner, "seconds": seconds}).all()
+    return [Lease(name, token) for name, token, _ in sorted(rows, key=lambda r: (r[2], r[0]))]
 
 
 _CLAIM = sa.text("""
@@ -193,10 +250,24 @@ def holds(conn: Connection, owner: str, lease: Lease) -> bool:
     return row is not None
 
 
-def release(conn: Connection, owner: str, lease: Lease) -> None:
-    """Give ``lease`` up (the next claim takes it at once), if it is still ours."""
-    conn.execute(sa.text("UPDATE source_leases SET owner = NULL WHERE name = :name AND owner = :owner "
-                         "AND token = :token"), {"name": lease.name, "owner": owner, "token": lease.token})
+def release(conn: Connection, owner: str, lease: Lease, *, due: float | None = None) -> None:
+    """Give ``lease`` up (the next claim takes it at once), if it is still ours; with
+    ``due``, the source is next due then (see :func:`due_at`)."""
+    conn.execute(sa.text("UPDATE source_leases SET owner = NULL, due = COALESCE(:due, due) "
+                         "WHERE name = :name AND owner = :owner AND token = :token"),
+                 {"name": lease.name, "owner": owner, "token": lease.token, "due": due})
+
+
+def set_due(conn: Connection, owner: str, lease: Lease, due: float) -> None:
+    """The source of ``lease`` (still ours) is next due at ``due`` (in the transaction storing
+    its fetch, which sets the state's ``next_due``)."""
+    conn.execute(sa.text("UPDATE source_leases SET due = :due WHERE name = :name AND owner = :owner "
+                         "AND token = :token"), {"name": lease.name, "owner": owner, "token": lease.token, "due": due})
+
+
+def due_at(state: SourceState) -> float:
+    """When a batched claim should next choose the source of ``state`` (never stored as due: now)."""
+    return 0.0 if state.next_due is None else state.next_due.timestamp()
 
 
 def release_all(conn: Connection, owner: str) -> int:
@@ -267,6 +338,20 @@ def note_changed(conn: Connection, name: str) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("INSERT INTO source_changes (name) VALUES (:name) ON CONFLICT (name) DO NOTHING"),
                      {"name": name})
+
+
+def bump_items(conn: Connection, name: str) -> None:
+    """Note that items of source ``name`` changed (in the transaction changing them); only
+    its own row is locked, which no other worker's write of another source waits for."""
+    conn.execute(sa.text("INSERT INTO item_versions (name, version) VALUES (:name, 1) "
+                         "ON CONFLICT (name) DO UPDATE SET version = item_versions.version + 1"), {"name": name})
+
+
+def items_version(conn: Connection) -> str | None:
+    """A value that grows with every committed change of items (None: none ever changed):
+    each change adds one to the sum."""
+    total = conn.execute(sa.text("SELECT sum(version) FROM item_versions")).scalar()
+    return None if total is None else f"sum:{int(total)}"
 
 
 def changed(conn: Connection) -> list[str]:

@@ -18,12 +18,33 @@ from .codecs import decoding, from_timestamp, timestamp
 from .dialects import upsert
 from .schema import sources
 
+#: States that may have a problem the health files show (``build.health.problems``): any
+#: other state has none, so a generation need not read it.
+_MAY_HAVE_PROBLEMS = sa.or_(sources.c.status.in_(("error", "throttled", "gone")), sources.c.moved_to.is_not(None),
+                            sources.c.id_mode.in_(("link", "hash")))
+
 
 def load(conn: Connection, names: Sequence[str] | None = None) -> dict[str, SourceState]:
     """The stored state of every source, or of the named ones."""
     query = sa.select(sources)
     if names is not None:
         query = query.where(sources.c.name.in_(names))
+    return _states(conn, query)
+
+
+def load_troubled(conn: Connection) -> dict[str, SourceState]:
+    """The stored states that may have a problem to show: failing, throttled, gone, moved,
+    or told apart without guids; every other source has none."""
+    return _states(conn, sa.select(sources).where(_MAY_HAVE_PROBLEMS))
+
+
+def last_fetch(conn: Connection) -> float | None:
+    """When any source was last fetched (seconds since the epoch; None: never)."""
+    value = conn.execute(sa.select(sa.func.max(sources.c.last_fetch))).scalar()
+    return None if value is None else float(value)
+
+
+def _states(conn: Connection, query: sa.Select[Any]) -> dict[str, SourceState]:
     rows = conn.execute(query).all()
     with decoding("sources"):
         return {r.name: SourceState(
