@@ -370,12 +370,31 @@ def item_key(item: ParsedItem, mode: IdMode, feed_link: str | None) -> str:
 _UNSAFE_ID_SCHEMES = {"javascript", "vbscript", "data", "file", "about", "blob", "filesystem"}
 
 
-def natural_item_id(item: ParsedItem, mode: IdMode, feed_link: str | None) -> str:
+def _guid_site(feed_link: str | None, scope: str | None) -> str:
+    """Where a guid that is no URI is unique: the feed's site (its host, so that a site's
+    several feeds share their guids), else the feed's own address."""
+    for where in (feed_link, scope):
+        if where:
+            try:
+                host = urlsplit(where.strip()).netloc.lower()
+            except ValueError:
+                host = ""
+            return host or where.strip()
+    return ""
+
+
+def natural_item_id(item: ParsedItem, mode: IdMode, feed_link: str | None, *, scope: str | None = None) -> str:
     """The id an item gets when nothing is known of it yet.
 
-    A guid that reads as a script or local URI (``javascript:``, ``data:``, ``file:``...)
-    is never an id as it is: it is named by a URN instead."""
+    A guid that is a URI is the id wherever it is read. One that is not ("1001", "post-17")
+    is unique only within its site (RSS asks no more of it), so its id is made from the site
+    (``feed_link``'s host, else ``scope``, the feed's address) and the guid: two sites' items
+    "1001" are two stories. A guid that reads as a script or local URI (``javascript:``,
+    ``data:``, ``file:``...) is never an id as it is: it is named by a URN instead."""
     if mode == "guid" and item.guid:
+        value = item.guid.strip()
+        if not (_SCHEME.match(value) and " " not in value):
+            return id_from_content("guid", _guid_site(feed_link, scope), value)
         minted = id_from_value(item.guid)
         if minted.split(":", 1)[0].lower() in _UNSAFE_ID_SCHEMES:
             minted = id_from_content("guid", item.guid)

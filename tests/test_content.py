@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import lxml.html
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from feeds.normalize.content import clean_html, html_to_text, render_markdown, shorten, xml_safe
+from feeds.normalize.content import clean_html, defused, html_to_text, render_markdown, shorten, xml_safe
 from feeds.posts import split_post
 
 DATA = Path(__file__).parent / "data"
@@ -84,3 +88,22 @@ def test_summary_cut_by_characters() -> None:
     assert html_to_text("<p>a</p><p>b<br>c</p>") == "a b c"
 
 
+
+
+_LENIENT = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def _read_leniently(text: str) -> str:
+    return _LENIENT.sub("", html.unescape(html.unescape(text))).lower()
+
+
+@given(st.sampled_from(["javascript:", "JaVa\nScRiPt:", "vb script&colon;", "&#106;avascript:",
+                        "&amp;#x6a;avascript&#58;", "data:text/html,", "FILE:///", " \x01javascript:", "Data: ",
+                        "File: ", "Note: ", ""]),
+       st.text(max_size=20))
+def test_a_line_of_text_never_starts_a_script_or_local_url(start: str, rest: str) -> None:
+    line = defused(xml_safe(start + rest))
+    assert re.match(r"(?:java|vb)script:|data:[a-z0-9.+-]*/|file:/", _read_leniently(line)) is None
+    # A line that starts no such URL is left as it is (a title "Data: the new oil" too).
+    if re.match(r"(?:java|vb)script:|data:[a-z0-9.+-]*/|file:/", _read_leniently(xml_safe(start + rest))) is None:
+        assert line == xml_safe(start + rest)

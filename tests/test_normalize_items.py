@@ -79,3 +79,21 @@ def test_a_ledger_draft_reads_through_and_keeps_its_additions_apart() -> None:
     ledger.learn(draft.added())
     assert ledger.get(LedgerKey("link", "https://x/new")) == "urn:x:first"
     assert len(ledger) == 2
+
+
+def test_a_guid_that_is_no_uri_names_a_story_of_its_site_only() -> None:
+    # Two sites' items both guid "1001" were one entry: the second story was in no feed at all.
+    [a] = items_of(("1001", "https://one.example/a", "A"))
+    [b] = items_of(("1001", "https://two.example/b", "B"))
+    one = natural_item_id(a, "guid", "https://one.example/", scope="https://one.example/feed.xml")
+    two = natural_item_id(b, "guid", "https://two.example/", scope="https://two.example/rss")
+    assert one != two and one.startswith("urn:uuid:") and two.startswith("urn:uuid:")
+    # Two feeds of one site (its category feeds) share its guids: the same story.
+    assert natural_item_id(b, "guid", "https://one.example/", scope="https://one.example/other.xml") == one
+    assert natural_item_id(b, "guid", "HTTP://ONE.example/news/", scope="x") == one
+    # Without a site link, the feed's own address is the scope; a guid that is a URI is the id everywhere.
+    assert natural_item_id(a, "guid", None, scope="https://one.example/feed.xml") != \
+        natural_item_id(a, "guid", None, scope="https://two.example/feed.xml")
+    [uri] = items_of(("tag:one.example,2024:1001", None, "C"))
+    assert natural_item_id(uri, "guid", "https://one.example/", scope="a") == \
+        natural_item_id(uri, "guid", "https://two.example/", scope="b") == "tag:one.example,2024:1001"

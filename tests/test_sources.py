@@ -382,3 +382,22 @@ def test_two_fresh_checkouts_write_the_same_bytes(tmp_path: Path) -> None:
         time.sleep(1.1)
     assert outputs[0] == outputs[1]
     assert "index.html" in outputs[0] and "status.atom" in outputs[0] and "all.feed.json" in outputs[0]
+
+
+def test_two_sites_whose_guids_are_the_same_number_keep_both_stories(site: Site, tmp_path: Path) -> None:
+    # Both stories had the guid "1001": one entry came out, tagged with both sources, and the
+    # second story was published nowhere.
+    for name in ("one", "two"):
+        (site.root / f"{name}.xml").write_text(
+            f'<rss version="2.0"><channel><title>{name}</title><link>https://{name}.example/</link>'
+            f"<description>d</description><item><title>Story of {name}</title><link>https://{name}.example/s"
+            '</link><guid isPermaLink="false">1001</guid><pubDate>Mon, 01 Jan 2024 10:00:00 GMT</pubDate>'
+            "</item></channel></rss>")
+    text = (site.root / "config.yaml").read_text().split("sources:")[0]
+    site.write_config(text + "sources:\n  - {name: one, url: one.xml, tags: [One]}\n"
+                             "  - {name: two, url: two.xml, tags: [Two]}\n")
+    run(site)
+    got = {e.title: e for e in entries(site)}
+    assert {"Story of one", "Story of two"} <= set(got)
+    assert got["Story of one"].id != got["Story of two"].id
+    assert [t.term for t in got["Story of two"].tags] == ["Two"]

@@ -135,9 +135,30 @@ def xml_safe(text: str) -> str:
 
 
 def plain_line(text: str) -> str:
-    """One line of plain text: XML-safe, whitespace collapsed."""
+    """One line of plain text: XML-safe, whitespace collapsed, and not read as a script or
+    local URL by a reader that takes a title or name for a link (see :func:`defused`)."""
     text = " ".join(text.split())
-    return text if text.isprintable() else xml_safe(text)
+    text = text if text.isprintable() else xml_safe(text)
+    return defused(text) if ":" in text or ";" in text else text
+
+
+# What a lenient reader makes of text (entities decoded twice, controls and spaces gone)
+# starting as a URL that runs or reads local files.
+_SQUEEZE = re.compile(r"[\x00-\x20\x7f]+")
+_RUNS_AT_START = re.compile(r"(?:java|vb)script:|data:[a-z0-9.+-]*/|file:/")
+# A colon as text or as an entity (``&colon;``, ``&#58;``, ``&#x3a;``), once or twice escaped.
+_COLON = re.compile(r":|&(?:amp;)?(?:colon|#0*58|#x0*3a);", re.IGNORECASE)
+
+
+def defused(text: str) -> str:
+    """``text``, unless it reads as the start of a ``javascript:``, ``vbscript:``, ``data:``
+    or ``file:`` URL to a lenient reader: then its first colon is a full-width one (U+FF1A),
+    which reads the same and starts no URL."""
+    for _ in range(4):  # each round takes away one colon; a line cannot start more than one
+        if _RUNS_AT_START.match(_SQUEEZE.sub("", unescape(unescape(text))).lower()) is None:
+            return text
+        text = _COLON.sub("\uff1a", text, count=1)
+    return text
 
 
 def name_list(value: Any) -> list[str]:

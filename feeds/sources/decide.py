@@ -235,7 +235,7 @@ class Decider:
                     keys.append(key)
                     continue
                 # Not final: decide() gives a new story the id its link already has.
-                entry_id = old.entry_id if old is not None else natural_item_id(item, mode, feed.link)
+                entry_id = old.entry_id if old is not None else natural_item_id(item, mode, feed.link, scope=source.url)
                 first_seen = old.first_seen if old is not None else stamp
                 entry = entry_from_item(
                     item, feed, entry_id=entry_id, source=source.name, feed_url=result.final_url, zone=zone,
