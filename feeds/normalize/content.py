@@ -11,6 +11,7 @@ what is written out is safe whatever produced it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -161,6 +162,20 @@ def defused(text: str) -> str:
     return text
 
 
+#: The longest tag or category name (characters), of posts and source items alike: a name
+#: is copied into every feed of its entry, its feed's title, the index and the OPML file.
+TAG_CHARS = 100
+
+
+def term_name(name: str) -> str:
+    """A tag or category name of at most :data:`TAG_CHARS` characters: a longer one is cut
+    and ends with eight hex digits of a hash of the whole, so that two long names that begin
+    alike stay two names (and two feeds)."""
+    if len(name) <= TAG_CHARS:
+        return name
+    return shorten(name, TAG_CHARS - 9) + " " + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def name_list(value: Any) -> list[str]:
     """Distinct names (tags, categories), each a plain line, from a YAML list or a space or
     comma separated string; the first spelling of a name, compared case-insensitively, wins."""
@@ -177,7 +192,7 @@ def name_list(value: Any) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for part in parts:
-        name = plain_line(part)
+        name = term_name(plain_line(part))
         if name and name.casefold() not in seen:
             seen.add(name.casefold())
             out.append(name)

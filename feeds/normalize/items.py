@@ -24,7 +24,7 @@ from .dates import EARLIEST, parse_datetime
 # Sizes of what one item may bring, whatever its feed says (characters unless named bytes).
 TITLE_CHARS = 500
 NAME_CHARS = 200
-TAG_CHARS = 100
+TAG_CHARS = html.TAG_CHARS
 ID_CHARS = 2000
 LANGUAGE_CHARS = 35
 TYPE_CHARS = 100
@@ -117,7 +117,7 @@ def entry_from_item(
         author = _item_author(a, base)
         if author is not None and author not in authors:
             authors.append(author)
-    feed_tags = [t for t in (_capped(t, TAG_CHARS) for t in item.tags) if t]
+    feed_tags = [t for t in item.tags if isinstance(t, str)]  # name_list makes them lines of TAG_CHARS at most
     return Entry(
         id=entry_id,
         title=title,
