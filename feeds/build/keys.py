@@ -18,10 +18,10 @@ from .. import __version__
 from ..config import Config, Posts, Source
 
 #: Bump when parsing or rendering changes what a cached record would hold.
-CACHE_VERSION = f"{__version__}/1"
+CACHE_VERSION = f"{__version__}/2"
 
 #: Bump when normalizing items changes, so stored items are rebuilt from the next fetch.
-ITEM_VERSION = "2"
+ITEM_VERSION = "3"
 #: A source's settings that only say when or whether it is fetched, not what its items become.
 SCHEDULE_ONLY_SOURCE_KEYS = frozenset({"every", "enabled", "optional"})
 #: Source keys that only say how it is asked for (its entries are the same whatever they are).
