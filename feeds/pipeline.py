@@ -79,7 +79,7 @@ from .render.pages import Group, render_feed_page, render_index, render_opml
 from .render.safe import safe_entries
 from .render.templates import environment, stylesheet, template_stats
 from .store import ItemHead, LastRun, LeaderTerm, OutputRecord, PostRow, Store, move_aside, server_lock
-from .workers import Progress, run_jobs
+from .workers import Progress, keep_workers, run_jobs
 
 if TYPE_CHECKING:  # fetching is loaded only by a run that fetches (the HTTP client, feedparser)
     from .sources.decide import SourceOutcome
@@ -593,31 +593,25 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
 
 
 class RenderJob(NamedTuple):
-    """One feed to render and write on a worker (which has the entries): its head, entries,
-    format, path and signature."""
+    """One feed to render and write on a worker: its head, the entries it shows (sent with
+    the job, so that the workers kept from reading the posts render too, instead of workers
+    forked from a parent that by then holds every entry), format, path, signature, the
+    output folder and whether to compare only (``--check``)."""
 
     head: FeedHead
-    entry_ids: tuple[str, ...]
+    entries: tuple[Entry, ...]
     fmt: FeedFormat
     relative: str
     signature: str
-
-
-class RenderShared(NamedTuple):
-    """What every render job reads: the entries by id, the output folder, and whether to
-    compare only (``--check``)."""
-
-    entries: Mapping[str, Entry]
     output_dir: Path
     check: bool
 
 
-def _render_one(job: RenderJob, shared: RenderShared) -> tuple[Placed | None, tuple[str, ...]]:
-    # Entries that could not be built are missing: the feed shows the others.
-    result = render_checked(job.head, [shared.entries[i] for i in job.entry_ids if i in shared.entries], job.fmt)
+def _render_one(job: RenderJob, _shared: object = None) -> tuple[Placed | None, tuple[str, ...]]:
+    result = render_checked(job.head, list(job.entries), job.fmt)
     if result.data is None:
         return None, result.notes
-    return place(shared.output_dir, FeedFile(job.relative, job.signature, result.data), check=shared.check), \
+    return place(job.output_dir, FeedFile(job.relative, job.signature, result.data), check=job.check), \
         result.notes
 
 
@@ -640,17 +634,20 @@ def render(run: Run, env: jinja2.Environment, todo: Sequence[FeedJob], built: Bu
     """Render the feeds (on workers when there are many) and their pages, each written (or,
     with ``check``, compared) as soon as it is rendered. A feed that could not be rendered
     is left out: it keeps the file published before."""
-    shared = RenderShared(built.entries, run.config.output_dir, check)
-    feed_jobs = [RenderJob(job.head, job.plan.entry_ids, job.fmt, job.relative, job.signature)
+    entries, output_dir = built.entries, run.config.output_dir
+    # Entries that could not be built are missing: the feed shows the others. The jobs of one
+    # feed's formats come one after another: a chunk of jobs sent to a worker holds each entry once.
+    feed_jobs = [RenderJob(job.head, tuple(entries[i] for i in job.plan.entry_ids if i in entries), job.fmt,
+                           job.relative, job.signature, output_dir, check)
                  for job in todo if job.fmt != "html"]
-    feed_results = iter(run_jobs(_render_one, feed_jobs, RENDER_THRESHOLD, shared=shared, progress=run.progress,
-                                 step="rendering feeds"))
+    feed_results = iter(run_jobs(_render_one, feed_jobs, RENDER_THRESHOLD, progress=run.progress,
+                                 step="rendering feeds", spawn=False))
     out = []
     for job in todo:
         if job.fmt == "html":
             page = _page(run.config, env, job, built.entries, stories)
             placed, notes = (None if page.data is None else
-                             place(shared.output_dir, FeedFile(job.relative, job.signature, page.data),
+                             place(output_dir, FeedFile(job.relative, job.signature, page.data),
                                    check=check)), page.notes
         else:
             placed, notes = next(feed_results)
@@ -874,7 +871,9 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
         run = Run(config, store, Sink(Report()), progress, cancel or (lambda: False), StoreWrites(), term)
         try:
-            report = _run(run, check=check, allow_shrink=allow_shrink, scans=scans)
+            # The workers forked to read the front matter also clean the bodies.
+            with keep_workers():
+                report = _run(run, check=check, allow_shrink=allow_shrink, scans=scans)
         finally:
             run.writes.wait()
         if config.output.s3 is not None and not check:
