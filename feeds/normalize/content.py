@@ -154,10 +154,14 @@ def name_list(value: Any) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for part in parts:
-        name = plain_line(part)
-        if name and name.casefold() not in seen:
-            seen.add(name.casefold())
-            out.append(name)
+        name = " ".join(part.split())  # plain_line(part), inline: this runs for every tag of every post
+        if not name.isprintable():
+            name = xml_safe(name)
+        if name:
+            key = name.casefold()
+            if key not in seen:
+                seen.add(key)
+                out.append(name)
     return out
 
 

@@ -20,8 +20,8 @@ from ..config import Config
 from ..errors import PostError
 from ..models import PostMeta
 from ..normalize.posts import is_draft, meta_from_post, post_content
-from ..store import CachedContent, PostIndexRow, PostRow, Store, meta_from_json, meta_to_json
-from ..store.codecs import group_digest
+from ..store import CachedContent, PostIndexRow, PostRow, Store, meta_from_json
+from ..store.codecs import meta_row
 from ..workers import Progress, iter_jobs, run_jobs
 from . import PostChangedError, PostFile, PostUnreadableError, read_body, read_post_snapshot
 from .inputs import Inputs, Notes, PostCache
@@ -73,8 +73,8 @@ def parse_one(job: ParseJob, _shared: object = None) -> Parsed:
             return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, None, ""), "", "")
         meta = meta_from_post(raw, zone=ZoneInfo(job.zone), base_url=job.base_url, home_url=job.home_url,
                               permalink=job.permalink, extra_tags=job.extra_tags)
-        return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, meta_to_json(meta), None), meta.digest,
-                      group_digest(meta))
+        text, group = meta_row(meta)
+        return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, text, None), meta.digest, group)
     except PostError as exc:
         return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, None, str(exc)), "", "")
 
