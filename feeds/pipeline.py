@@ -572,6 +572,7 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
     run.writes.start(run.store.save_contents, list(contents.fresh))
     item_data = run.store.load_item_data((i.source, i.ukey) for e in wanted for i in by_id[e].items)
     entries: dict[str, Entry] = {}
+    made: dict[str, str] = {}  # the safe content cleaning made on a worker, by entry id
     for entry_id in wanted - contents.unavailable:
         story = by_id[entry_id]
         remote, problems = stored_entries(story.items, item_data)
@@ -584,9 +585,12 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
                             remote=remote)
         if entry is not None:  # else left out of every feed (said above)
             entries[entry_id] = entry
-    # Cleaned content is sanitized once more here: a second pass is not always a no-op
-    # (the HTML parser can nest again what the cleaner left, such as a list inside a paragraph).
-    safe, problems = safe_entries(entries)
+            if cleaned is not None and cleaned.safe is not None and entry.content is cleaned.content:
+                made[entry_id] = cleaned.safe
+    # Cleaned content is sanitized once more (a second pass is not always a no-op: the HTML
+    # parser can nest again what the cleaner left, such as a list inside a paragraph); for
+    # bodies cleaned in this run the worker that cleaned them did it.
+    safe, problems = safe_entries(entries, made)
     for problem in problems:
         run.sink.warn(problem)
     return Built(dict(safe), contents.unavailable, contents.unsettled)

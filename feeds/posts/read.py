@@ -19,6 +19,7 @@ from ..build.stories import FoundPost, Story
 from ..config import Config
 from ..errors import PostError
 from ..models import PostMeta
+from ..normalize.content import safe_html
 from ..normalize.posts import is_draft, meta_from_post, post_content
 from ..store import CachedContent, PostIndexRow, PostRow, Store, meta_from_json
 from ..store.codecs import meta_row
@@ -97,6 +98,9 @@ class CleanedBody(NamedTuple):
     digest: str
     content: str
     summary: str
+    #: ``safe_html(content)``, what an entry shows of it (made here, on the worker; the
+    #: same object as ``content`` when equal, so that it is sent back once).
+    safe: str
 
 
 def clean_one(job: ContentJob, _shared: object = None) -> CleanedBody | str:
@@ -107,7 +111,8 @@ def clean_one(job: ContentJob, _shared: object = None) -> CleanedBody | str:
         return str(exc)
     content, summary = post_content(body, path=job.post.name, title=job.title, base_url=job.base_url,
                                     summary=job.summary, remove=job.remove, summary_length=job.summary_length)
-    return CleanedBody(digest, content, summary)
+    safe = safe_html(content)
+    return CleanedBody(digest, content, summary, content if safe == content else safe)
 
 
 class IndexedPost(NamedTuple):
@@ -228,6 +233,8 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
 class Cleaned(NamedTuple):
     content: str
     summary: str
+    #: ``safe_html(content)`` when it was made with the content (None: not yet).
+    safe: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +292,7 @@ def clean_contents(config: Config, store: Store, stories: Mapping[str, Story], w
             notes.warn(result)
             results[entry_id] = Cleaned("", post.summary or "")
             continue
-        results[entry_id] = Cleaned(result.content, result.summary)
+        results[entry_id] = Cleaned(result.content, result.summary, result.safe)
         if result.digest != post.digest:
             # Saved since its front matter was read: not cached, and read again next run.
             log.info("%s: changed while being read; read again next run", post.path)
