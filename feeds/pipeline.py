@@ -81,7 +81,7 @@ from .render.pages import Group, render_feed_page, render_index, render_opml
 from .render.safe import safe_entries
 from .render.templates import environment, stylesheet, template_stats
 from .store import ItemHead, LastRun, LeaderTerm, OutputRecord, PostRow, Store, move_aside, server_lock
-from .workers import Progress, run_jobs
+from .workers import Progress, keep_workers, run_jobs
 
 if TYPE_CHECKING:  # fetching is loaded only by a run that fetches (the HTTP client, feedparser)
     from .sources.decide import SourceOutcome
@@ -578,6 +578,7 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
     run.writes.start(run.store.save_contents, list(contents.fresh))
     item_data = run.store.load_item_data((i.source, i.ukey) for e in wanted for i in by_id[e].items)
     entries: dict[str, Entry] = {}
+    made: dict[str, str] = {}  # the safe content cleaning made on a worker, by entry id
     for entry_id in wanted - contents.unavailable:
         story = by_id[entry_id]
         remote, problems = stored_entries(story.items, item_data)
@@ -590,40 +591,37 @@ def build_entries(run: Run, wanted: set[str], stories: Stories, inputs: Inputs) 
                             remote=remote)
         if entry is not None:  # else left out of every feed (said above)
             entries[entry_id] = entry
-    # Cleaned content is sanitized once more here: a second pass is not always a no-op
-    # (the HTML parser can nest again what the cleaner left, such as a list inside a paragraph).
-    safe, problems = safe_entries(entries)
+            if cleaned is not None and cleaned.safe is not None and entry.content is cleaned.content:
+                made[entry_id] = cleaned.safe
+    # Cleaned content is sanitized once more (a second pass is not always a no-op: the HTML
+    # parser can nest again what the cleaner left, such as a list inside a paragraph); for
+    # bodies cleaned in this run the worker that cleaned them did it.
+    safe, problems = safe_entries(entries, made)
     for problem in problems:
         run.sink.warn(problem)
     return Built(dict(safe), contents.unavailable, contents.unsettled)
 
 
 class RenderJob(NamedTuple):
-    """One feed to render and write on a worker (which has the entries): its head, entries,
-    format, path and signature."""
+    """One feed to render and write on a worker: its head, the entries it shows (sent with
+    the job, so that the workers kept from reading the posts render too, instead of workers
+    forked from a parent that by then holds every entry), format, path, signature, the
+    output folder and whether to compare only (``--check``)."""
 
     head: FeedHead
-    entry_ids: tuple[str, ...]
+    entries: tuple[Entry, ...]
     fmt: FeedFormat
     relative: str
     signature: str | None
-
-
-class RenderShared(NamedTuple):
-    """What every render job reads: the entries by id, the output folder, and whether to
-    compare only (``--check``)."""
-
-    entries: Mapping[str, Entry]
     output_dir: Path
     check: bool
 
 
-def _render_one(job: RenderJob, shared: RenderShared) -> tuple[Placed | None, tuple[str, ...]]:
-    # Entries that could not be built are missing: the feed shows the others.
-    result = render_checked(job.head, [shared.entries[i] for i in job.entry_ids if i in shared.entries], job.fmt)
+def _render_one(job: RenderJob, _shared: object = None) -> tuple[Placed | None, tuple[str, ...]]:
+    result = render_checked(job.head, list(job.entries), job.fmt)
     if result.data is None:
         return None, result.notes
-    return place(shared.output_dir, FeedFile(job.relative, job.signature, result.data), check=shared.check), \
+    return place(job.output_dir, FeedFile(job.relative, job.signature, result.data), check=job.check), \
         result.notes
 
 
@@ -646,17 +644,20 @@ def render(run: Run, env: jinja2.Environment, todo: Sequence[FeedJob], built: Bu
     """Render the feeds (on workers when there are many) and their pages, each written (or,
     with ``check``, compared) as soon as it is rendered. A feed that could not be rendered
     is left out: it keeps the file published before."""
-    shared = RenderShared(built.entries, run.config.output_dir, check)
-    feed_jobs = [RenderJob(job.head, job.plan.entry_ids, job.fmt, job.relative, job.signature)
+    entries, output_dir = built.entries, run.config.output_dir
+    # Entries that could not be built are missing: the feed shows the others. The jobs of one
+    # feed's formats come one after another: a chunk of jobs sent to a worker holds each entry once.
+    feed_jobs = [RenderJob(job.head, tuple(entries[i] for i in job.plan.entry_ids if i in entries), job.fmt,
+                           job.relative, job.signature, output_dir, check)
                  for job in todo if job.fmt != "html"]
-    feed_results = iter(run_jobs(_render_one, feed_jobs, RENDER_THRESHOLD, shared=shared, progress=run.progress,
-                                 step="rendering feeds"))
+    feed_results = iter(run_jobs(_render_one, feed_jobs, RENDER_THRESHOLD, progress=run.progress,
+                                 step="rendering feeds", spawn=False))
     out = []
     for job in todo:
         if job.fmt == "html":
             page = _page(run.config, env, job, built.entries, stories)
             placed, notes = (None if page.data is None else
-                             place(shared.output_dir, FeedFile(job.relative, job.signature, page.data),
+                             place(output_dir, FeedFile(job.relative, job.signature, page.data),
                                    check=check)), page.notes
         else:
             placed, notes = next(feed_results)
@@ -894,7 +895,9 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
         run = Run(config, store, Sink(Report()), progress, cancel or (lambda: False), StoreWrites(), term)
         try:
-            report = _run(run, check=check, allow_shrink=allow_shrink, scans=scans)
+            # The workers forked to read the front matter also clean the bodies.
+            with keep_workers():
+                report = _run(run, check=check, allow_shrink=allow_shrink, scans=scans)
         finally:
             run.writes.wait()
         if config.output.s3 is not None and not check:

@@ -16,6 +16,7 @@ A killed run so leaves no worker behind holding the database or cron's pipes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
@@ -39,6 +40,10 @@ Progress = Callable[[str, int, int], None]
 _shared: Any = None
 _pool_lock = threading.Lock()
 _fork_allowed = True
+# Workers kept between streams (inside ``keep_workers``): forked for the first stream of
+# jobs that need no shared value, and given the next such streams.
+_keeping = False
+_kept: ProcessPoolExecutor | None = None
 
 
 def use_processes(fork: bool) -> None:
@@ -95,10 +100,10 @@ def _in_worker(fn: Callable[[J, Any], R], job: J) -> R:
 
 
 def run_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared: Any = None,
-             progress: Progress | None = None, step: str = "") -> list[R]:
+             progress: Progress | None = None, step: str = "", spawn: bool = True) -> list[R]:
     """``[fn(job, shared) for job in jobs]``, spread over worker processes when there are
     at least ``threshold`` jobs: :func:`iter_jobs`, collected into a list."""
-    return list(iter_jobs(fn, jobs, threshold, shared=shared, progress=progress, step=step))
+    return list(iter_jobs(fn, jobs, threshold, shared=shared, progress=progress, step=step, spawn=spawn))
 
 
 IN_FLIGHT_PER_WORKER = 4
@@ -108,11 +113,12 @@ the parent while the consumer is slower than the workers."""
 
 
 def iter_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, shared: Any = None,
-              progress: Progress | None = None, step: str = "") -> Iterator[R]:
+              progress: Progress | None = None, step: str = "", spawn: bool = True) -> Iterator[R]:
     """``fn(job, shared)`` for each job, yielded in the jobs' order as soon as it is
     done, spread over worker processes when there are at least ``threshold`` jobs.
     With a ``shared`` value, workers must be forked (to inherit it); without fork those
-    jobs run in-process.
+    jobs run in-process, as do all jobs with ``spawn=False`` (jobs so big to send that
+    spawned workers would not pay).
 
     At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are submitted and not yet
     consumed, so a slow consumer holds only a few chunks of results. A job that raises
@@ -124,7 +130,7 @@ def iter_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, share
     total = len(jobs)
     every = max(1, total // 100)
     forking = _fork_allowed and can_fork()
-    parallel = not (total < threshold or cpus < 2 or (shared is not None and not forking) or
+    parallel = not (total < threshold or cpus < 2 or ((shared is not None or not spawn) and not forking) or
                     (not forking and total < threshold * 4))
     done = 0
     results = _iter_parallel(fn, jobs, shared, forking, cpus) if parallel else \
@@ -143,17 +149,50 @@ def iter_jobs(fn: Callable[[J, Any], R], jobs: list[J], threshold: int, *, share
         progress(step, total, total)
 
 
+@contextlib.contextmanager
+def keep_workers() -> Iterator[None]:
+    """Inside this, the workers forked for a stream of jobs without a shared value are kept
+    for the next such streams, and shut down at its end.
+
+    A run reads every post's front matter first, then cleans the bodies some feed shows:
+    by then it holds the front matter of every post. Workers forked then would copy pages
+    of it as they allocate (a fork shares the parent's memory until either side writes to
+    a page); the workers forked for the first stream, while the run is small, stay small."""
+    global _keeping, _kept
+    with _pool_lock:
+        outer, _keeping = not _keeping, True
+    if not outer:  # inside another: that one keeps them
+        yield
+        return
+    try:
+        yield
+    finally:
+        with _pool_lock:
+            pool, _kept, _keeping = _kept, None, False
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _new_pool(context: multiprocessing.context.BaseContext, workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
 def _iter_parallel(fn: Callable[[J, Any], R], jobs: list[J], shared: Any, forking: bool,
                    cpus: int) -> Iterator[R]:
-    global _shared
+    global _shared, _kept
     context = multiprocessing.get_context("fork" if forking else "spawn")
     workers = min(cpus, 8)
     size = max(1, min(256, len(jobs) // (cpus * 8)))
     chunks = (jobs[i:i + size] for i in range(0, len(jobs), size))
     with _pool_lock:
         _shared = shared
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+        keep = _keeping and forking and shared is None
+        if keep and (_kept is None or getattr(_kept, "_broken", False)):
+            if _kept is not None:  # a worker of it was killed: the next stream gets new ones
+                _kept.shutdown(wait=False, cancel_futures=True)
+            _kept = _new_pool(context, workers)
+        pool = _kept if keep and _kept is not None else _new_pool(context, workers)
         pending: collections.deque[Future[tuple[list[R], JobFailed | None]]] = collections.deque()
         try:
             for chunk in chunks:
@@ -165,8 +204,14 @@ def _iter_parallel(fn: Callable[[J, Any], R], jobs: list[J], shared: Any, forkin
         finally:
             for future in pending:
                 future.cancel()
+            if keep:
+                # Chunks already started finish on their worker, their results unread.
+                for future in pending:
+                    with contextlib.suppress(BaseException):
+                        future.exception()
             pending.clear()
-            pool.shutdown(wait=True, cancel_futures=True)
+            if not keep:
+                pool.shutdown(wait=True, cancel_futures=True)
             _shared = None
 
 

@@ -320,3 +320,20 @@ def test_whole_posts_split_as_with_pyyaml_alone(front: str, body: str, newline: 
         assert same(fast[1][0], slow[1][0]) and fast[1][1:] == slow[1][1:], (text, fast, slow)
     else:
         assert fast[1] == slow[1]
+
+
+def test_lines_read_before_give_the_same_values_each_time() -> None:
+    """Key lines are kept between documents: a list read from the cache is a new list each
+    time, and a document that goes to PyYAML still does, whatever lines it shares."""
+    typer = _YAMLLoader("")
+    doc = "layout: post\ndate: 2021-03-04\ntags: [a, b, 3]\ncount: 7\ntitle: \"One\"\n"
+    first = simpleyaml.load(doc, typer)
+    assert first is not None
+    first["tags"].append("changed")
+    for _ in range(3):
+        assert simpleyaml.load(doc, typer) == yaml.load(doc, Loader=_YAMLLoader)
+    assert simpleyaml.load("tags: [a, b, 3]\nnested:\n  key: 1\n", typer) is None
+    # A cached key line after a block list closes the list first, as it would unread.
+    after = "tags:\n- x\n- y\nlayout: post\n"
+    assert simpleyaml.load(after, typer) == yaml.load(after, Loader=_YAMLLoader) == \
+        {"tags": ["x", "y"], "layout": "post"}

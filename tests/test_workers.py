@@ -86,3 +86,38 @@ def test_progress_reports_the_whole_run() -> None:
     run_jobs(square, list(range(1000)), 10, progress=lambda s, d, t: calls.append((s, d, t)), step="x")
     assert calls[-1] == ("x", 1000, 1000)
     assert [d for _, d, _ in calls] == sorted(d for _, d, _ in calls)
+
+
+forking = pytest.mark.skipif((os.cpu_count() or 1) < 2 or not workers.can_fork(), reason="needs fork and 2 cores")
+
+
+@forking
+def test_kept_workers_take_the_next_streams_and_go_at_the_end() -> None:
+    with workers.keep_workers():
+        first = {pid for _, pid in iter_jobs(square, list(range(400)), 10)}
+        # A consumer that stops early leaves the kept workers usable.
+        for _ in iter_jobs(square, list(range(4000)), 10):
+            break
+        second = {pid for _, pid in iter_jobs(square, list(range(400)), 10)}
+        # Jobs that read a shared value get workers forked for them (which inherit it).
+        shared = {pid for _, pid in iter_jobs(square, list(range(400)), 10, shared=1)}
+        assert workers._kept is not None
+        kept = set(workers._kept._processes)  # the kept pool's processes
+    assert os.getpid() not in first
+    assert first | second <= kept
+    assert 2 <= len(kept) <= min(os.cpu_count() or 1, 8)
+    assert shared.isdisjoint(kept)
+    after = {pid for _, pid in iter_jobs(square, list(range(400)), 10)}
+    assert after.isdisjoint(kept)
+    for pid in kept:  # shut down with the block
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_without_spawn_jobs_run_in_process_where_workers_cannot_be_forked() -> None:
+    workers.use_processes(False)
+    try:
+        pids = {pid for _, pid in iter_jobs(square, list(range(400)), 10, spawn=False)}
+    finally:
+        workers.use_processes(True)
+    assert pids == {os.getpid()}

@@ -42,6 +42,10 @@ _CACHES: dict[type, dict[str, Any]] = {}
 # Whether a key is a string to YAML (not true, no, null...), per loader class.
 _KEYS: dict[type, dict[str, bool]] = {}
 _CACHE_SIZE = 8192
+# Whole ``key: value`` lines read before, per loader class: the key and its value (a list is
+# copied for each document; its items, like every scalar's value, are immutable). Lines of
+# one-off values (quoted titles, URLs) are not kept; the cache starts again when full.
+_LINES: dict[type, dict[str, tuple[str, Any]]] = {}
 
 
 def _plain(text: str, loader: yaml.BaseLoader, cache: dict[str, Any]) -> Any:
@@ -122,12 +126,21 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
         return None
     cache = _CACHES.setdefault(type(loader), {})
     keys = _KEYS.setdefault(type(loader), {})
+    lines = _LINES.setdefault(type(loader), {})
     result: dict[str, Any] = {}
     pending: str | None = None  # a key whose value is a block list below it
     items: list[Any] = []
     indent: int | None = None
     try:
         for line in text.split("\n"):
+            known = lines.get(line)
+            if known is not None:  # a key line as read before (never one with a block list below)
+                if pending is not None:
+                    result[pending] = items if items else None
+                    pending, items, indent = None, [], None
+                key, value = known
+                result[key] = list(value) if isinstance(value, list) else value
+                continue
             if not line.strip(" ") or line.lstrip(" ").startswith("#"):
                 continue
             if "\t" in line or line.rstrip(" ") in ("---", "..."):
@@ -159,7 +172,11 @@ def load(text: str, loader: yaml.BaseLoader) -> dict[str, Any] | None:
             if value is None or not value.strip(" "):
                 pending = key
             else:
-                result[key] = _scalar(value, loader, cache)
+                result[key] = found = _scalar(value, loader, cache)
+                if value[0] not in "\"'" and "://" not in value:
+                    if len(lines) >= _CACHE_SIZE:
+                        lines.clear()
+                    lines[line] = (key, list(found) if isinstance(found, list) else found)
         if pending is not None:
             result[pending] = items if items else None
     except _Unsure:

@@ -192,10 +192,18 @@ def name_list(value: Any) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for part in parts:
-        name = term_name(plain_line(part))
-        if name and name.casefold() not in seen:
-            seen.add(name.casefold())
-            out.append(name)
+        name = " ".join(part.split())  # plain_line(part), inline: this runs for every tag of every post
+        if not name.isprintable():
+            name = xml_safe(name)
+        if ":" in name or ";" in name:
+            name = defused(name)
+        if len(name) > TAG_CHARS:
+            name = term_name(name)
+        if name:
+            key = name.casefold()
+            if key not in seen:
+                seen.add(key)
+                out.append(name)
     return out
 
 

@@ -194,7 +194,12 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
 
     found = _first(meta, ("lang", "language"))
     language = _text(raw, found[0], found[1]) if found else None
-    tags = html.name_list(meta.get("tags", meta.get("tag"))) + html.name_list(list(extra_tags))
+    tags = html.name_list(meta.get("tags", meta.get("tag")))
+    extra = html.name_list(list(extra_tags))
+    # Names are plain lines already: a second pass joins the extra tags (a name made
+    # printable by dropping characters may collapse further, so that one goes again too).
+    if extra or not all(t.isprintable() for t in tags):
+        tags = html.name_list(tags + extra)
     categories = html.name_list(meta.get("categories", meta.get("category")))
     return PostMeta(
         path=raw.name,
@@ -206,7 +211,7 @@ def meta_from_post(raw: RawPost, *, zone: tzinfo, base_url: str, home_url: str |
         link=link,
         permalink=None if link else permalink_for(raw.name, published, zone, permalink, home_url or base_url),
         authors=_authors(meta),
-        tags=tuple(html.name_list(tags)),
+        tags=tuple(tags),
         categories=tuple(categories),
         summary=summary,
         language=html.plain_line(language) if language else None,

@@ -19,9 +19,10 @@ from ..build.stories import FoundPost, Story
 from ..config import Config
 from ..errors import PostError
 from ..models import PostMeta
+from ..normalize.content import safe_html
 from ..normalize.posts import is_draft, meta_from_post, post_content
-from ..store import CachedContent, PostIndexRow, PostRow, Store, meta_from_json, meta_to_json
-from ..store.codecs import group_digest
+from ..store import CachedContent, PostIndexRow, PostRow, Store, meta_from_json
+from ..store.codecs import meta_row
 from ..workers import Progress, iter_jobs, run_jobs
 from . import PostChangedError, PostFile, PostUnreadableError, read_body, read_post_snapshot
 from .inputs import Inputs, Notes, PostCache
@@ -73,8 +74,8 @@ def parse_one(job: ParseJob, _shared: object = None) -> Parsed:
             return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, None, ""), "", "")
         meta = meta_from_post(raw, zone=ZoneInfo(job.zone), base_url=job.base_url, home_url=job.home_url,
                               permalink=job.permalink, extra_tags=job.extra_tags)
-        return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, meta_to_json(meta), None), meta.digest,
-                      group_digest(meta))
+        text, group = meta_row(meta)
+        return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, text, None), meta.digest, group)
     except PostError as exc:
         return Parsed(PostRow(post.name, mtime_ns, snapshot.size, key, None, str(exc)), "", "")
 
@@ -97,6 +98,9 @@ class CleanedBody(NamedTuple):
     digest: str
     content: str
     summary: str
+    #: ``safe_html(content)``, what an entry shows of it (made here, on the worker; the
+    #: same object as ``content`` when equal, so that it is sent back once).
+    safe: str
 
 
 def clean_one(job: ContentJob, _shared: object = None) -> CleanedBody | str:
@@ -107,7 +111,8 @@ def clean_one(job: ContentJob, _shared: object = None) -> CleanedBody | str:
         return str(exc)
     content, summary = post_content(body, path=job.post.name, title=job.title, base_url=job.base_url,
                                     summary=job.summary, remove=job.remove, summary_length=job.summary_length)
-    return CleanedBody(digest, content, summary)
+    safe = safe_html(content)
+    return CleanedBody(digest, content, summary, content if safe == content else safe)
 
 
 class IndexedPost(NamedTuple):
@@ -228,6 +233,8 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
 class Cleaned(NamedTuple):
     content: str
     summary: str
+    #: ``safe_html(content)`` when it was made with the content (None: not yet).
+    safe: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +292,7 @@ def clean_contents(config: Config, store: Store, stories: Mapping[str, Story], w
             notes.warn(result)
             results[entry_id] = Cleaned("", post.summary or "")
             continue
-        results[entry_id] = Cleaned(result.content, result.summary)
+        results[entry_id] = Cleaned(result.content, result.summary, result.safe)
         if result.digest != post.digest:
             # Saved since its front matter was read: not cached, and read again next run.
             log.info("%s: changed while being read; read again next run", post.path)

@@ -92,15 +92,17 @@ def _terms(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in (text(v) for v in _items(value)) if t))
 
 
-def safe_entry(entry: Entry) -> SafeEntry:
-    """``entry`` as it may be written out; InputError (naming it) if it cannot be."""
+def safe_entry(entry: Entry, safe_content: str | None = None) -> SafeEntry:
+    """``entry`` as it may be written out; InputError (naming it) if it cannot be.
+    ``safe_content``: ``safe_html(entry.content)``, when made already (on a worker)."""
     if isinstance(entry, SafeEntry):
         return entry
     try:
         published = _when(entry.published, "published")
         updated = _when(entry.updated, "updated")
         summary = xml_safe(display_text(entry.summary)) if isinstance(entry.summary, str) else ""
-        content = safe_html(entry.content) if isinstance(entry.content, str) else None
+        content = None if not isinstance(entry.content, str) else \
+            safe_content if safe_content is not None else safe_html(entry.content)
         title = text(entry.title) or text(summary[:80]) or UNTITLED
         language = entry.language.strip() if isinstance(entry.language, str) else None
         return SafeEntry(
@@ -125,13 +127,16 @@ def _name(entry: object) -> str:
     return xml_safe(value)[:200] if isinstance(value, str) and value.strip() else "an entry without an id"
 
 
-def safe_entries(entries: Mapping[str, Entry]) -> tuple[dict[str, SafeEntry], list[str]]:
-    """Every entry that can be written out, by the same key; and one line per entry left out."""
+def safe_entries(entries: Mapping[str, Entry],
+                 safe_contents: Mapping[str, str] | None = None) -> tuple[dict[str, SafeEntry], list[str]]:
+    """Every entry that can be written out, by the same key; and one line per entry left out.
+    ``safe_contents``: by key, ``safe_html`` of the entry's content where made already."""
     out: dict[str, SafeEntry] = {}
     problems: list[str] = []
+    made = safe_contents or {}
     for key, entry in entries.items():
         try:
-            out[key] = safe_entry(entry)
+            out[key] = safe_entry(entry, made.get(key))
         except InputError as exc:
             problems.append(str(exc))
     return out, problems

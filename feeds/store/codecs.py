@@ -60,15 +60,27 @@ def from_timestamp(seconds: float | None) -> datetime | None:
 
 # -- post metadata -------------------------------------------------------------
 
+# ``json.dumps(..., ensure_ascii=False)`` makes an encoder per call: one, made once, writes the same.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def meta_to_json(meta: PostMeta) -> str:
-    return json.dumps({
+    return meta_row(meta)[0]
+
+
+def meta_row(meta: PostMeta) -> tuple[str, str]:
+    """:func:`meta_to_json` and :func:`group_digest` of ``meta``, its dates written once."""
+    published = meta.published.isoformat()
+    updated = published if meta.updated is meta.published else meta.updated.isoformat()
+    text = _encode({
         "path": meta.path, "digest": meta.digest, "title": meta.title,
-        "published": meta.published.isoformat(), "updated": meta.updated.isoformat(),
+        "published": published, "updated": updated,
         "explicit_id": meta.explicit_id, "link": meta.link, "permalink": meta.permalink,
         "authors": [[a.name, a.email, a.uri] for a in meta.authors],
         "tags": meta.tags, "categories": meta.categories, "summary": meta.summary,
         "language": meta.language, "image": meta.image, "body_line": meta.body_line,
-    }, ensure_ascii=False)
+    })
+    return text, _group_digest(meta, published, updated)
 
 
 def meta_from_json(text: str, shared: dict[Any, Any] | None = None) -> PostMeta:
@@ -112,8 +124,12 @@ def group_digest(meta: PostMeta) -> str:
     """A hash of what grouping reads of a post's front matter (its id, link, title, dates,
     tags and categories; not its digest, summary or authors): equal for two readings of a
     post, grouping takes them the same way."""
-    blob = json.dumps([meta.path, meta.explicit_id, meta.link, meta.title, meta.published.isoformat(),
-                       meta.updated.isoformat(), meta.tags, meta.categories], ensure_ascii=False)
+    return _group_digest(meta, meta.published.isoformat(), meta.updated.isoformat())
+
+
+def _group_digest(meta: PostMeta, published: str, updated: str) -> str:
+    blob = _encode([meta.path, meta.explicit_id, meta.link, meta.title, published, updated, meta.tags,
+                    meta.categories])
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 
