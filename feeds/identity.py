@@ -40,8 +40,23 @@ def _encode(part: str, safe: str) -> str:
     return quote(part, safe=safe)
 
 
+# A URI with a host that :func:`to_uri` gives back as it is (most are): a lower-case scheme,
+# an ASCII host name and port, no user, and every other character one that needs no encoding
+# (no empty query or fragment either, which splitting and joining drop).
+_PLAIN_PART = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})"
+_PLAIN_URI = re.compile(rf"[a-z][a-z0-9+.-]*://[A-Za-z0-9.-]+(?::[0-9]*)?(?:/{_PLAIN_PART}*)?"
+                        rf"(?:\?(?:{_PLAIN_PART}|\?)+)?(?:#(?:{_PLAIN_PART}|\?)+)?")
+
+
 def to_uri(url: str) -> str:
     """``url`` as an ASCII URI: IDNA host, percent-encoded path, query and fragment."""
+    if _PLAIN_URI.fullmatch(url):
+        return url
+    return _encoded_uri(url)
+
+
+def _encoded_uri(url: str) -> str:
+    """:func:`to_uri` the long way, for any URL."""
     parts = urlsplit(url.strip())
     netloc = parts.netloc
     if parts.hostname and not parts.hostname.isascii():

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feeds import identity  # its private short ways, against their long ones
+
 # Stage entry points, in one place (they move as the stages are split).
 from feeds.identity import (
     ID_NAMESPACE,
@@ -185,3 +187,41 @@ def test_safe_id_keeps_uris_and_names_the_rest() -> None:
     for unsafe in ("urn:x:y z", "javascript:alert(1)", "just text", "tag:a<b", 17):
         text = unsafe.strip() if isinstance(unsafe, str) else repr(unsafe)
         assert safe_id(unsafe) == "urn:uuid:" + str(uuid.uuid5(ID_NAMESPACE, "id:" + text)), unsafe
+
+
+# -- to_uri's short way, against the long one -------------------------------------------------
+
+# URL-ish text: the characters that matter to splitting, encoding and the short way's pattern.
+_URL_CHARS = st.sampled_from([*"aZ09-._~!$&'()*+,;=:@/?#%[] \t\nü例\x00", "%2F", "%zz", "://", "xn--"])
+_URLISH = st.builds(lambda scheme, rest: scheme + "".join(rest),
+                    st.sampled_from(["http://", "https://", "HTTP://", "h+t.t-p://", "tag:", "urn:x:", "x", "://", ""]),
+                    st.lists(_URL_CHARS, max_size=30))
+
+
+@settings(deadline=None, max_examples=500)
+@given(st.from_regex(identity._PLAIN_URI, fullmatch=True))
+def test_uris_taken_as_they_are_are_what_the_long_way_gives(url: str) -> None:
+    assert identity._encoded_uri(url) == url
+
+
+@settings(deadline=None, max_examples=1000)
+@given(st.one_of(_URLISH, st.text(max_size=40)))
+def test_to_uri_is_the_long_way_for_any_text(text: str) -> None:
+    try:
+        expected: str | type[ValueError] = identity._encoded_uri(text)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: str | type[ValueError] = identity.to_uri(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+
+
+def test_to_uri_keeps_plain_uris_and_encodes_the_rest() -> None:
+    plain = "https://www.example.com:8080/a/b%2Fc;p=1?q=a+b&r=%C3%BC#frag:1"
+    assert identity.to_uri(plain) == plain
+    assert identity.to_uri("https://例子.测试/ü") == "https://xn--fsqu00a.xn--0zwm56d/%C3%BC"
+    assert identity.to_uri("HTTP://a.example/?") == "http://a.example/"
+    assert identity.to_uri(" http://a.example/x y#") == "http://a.example/x%20y"
+    assert identity.to_uri("http://a.example/100%") == "http://a.example/100%25"
