@@ -163,6 +163,14 @@ def cluster_status(config: Config) -> ClusterView | None:
         store.close()
 
 
+def live_workers(config: Config, store: Store) -> list[WorkerRow]:
+    """The ``feeds run`` workers on this state that beat within a lease: they fetch its
+    sources (none on a SQLite state, where a run works alone)."""
+    if not config.state_on_server:
+        return []
+    return [worker for worker in store.workers() if worker.silent <= config.schedule.lease]
+
+
 def status_lines(view: ClusterView) -> list[str]:
     """``view`` as the lines ``feeds status`` prints."""
     leader = view.leader

@@ -889,7 +889,7 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
     gc.disable()
     try:
         outcomes = []
-        if config.sources and not offline and not check:
+        if config.sources and not offline and not check and not _fetched_by_workers(config, store):
             from .sources.update import update_sources
 
             outcomes = update_sources(config, store, now=now or datetime.now(UTC), transport=transport)
@@ -920,6 +920,19 @@ def _generate(config: Config, *, check: bool, offline: bool, progress: Progress 
         if collecting:
             gc.enable()
         store.close()
+
+
+def _fetched_by_workers(config: Config, store: Store) -> bool:
+    """Whether ``feeds run`` workers share this (PostgreSQL) state and fetch its sources: a
+    run beside them publishes what they stored, as with ``--offline``; fetching here too
+    would ask for sources they hold leases on, and ask hosts they are asking."""
+    from .cluster import live_workers
+
+    running = live_workers(config, store)
+    if running:
+        log.info("sources: left to the %d `feeds run` worker%s sharing this state; this run publishes what "
+                 "they stored (as with --offline)", len(running), "s" if len(running) != 1 else "")
+    return bool(running)
 
 
 def leader_fence(store: Store, term: LeaderTerm | None) -> Fence:

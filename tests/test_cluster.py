@@ -60,11 +60,11 @@ class Counting:
 class Worker:
     """One `feeds run` process, its log in its own file."""
 
-    def __init__(self, site: Site, index: int) -> None:
+    def __init__(self, site: Site, index: int, config: str = "config.yaml") -> None:
         self.log = site.root / f"worker{index}.log"
         with self.log.open("w") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "feeds", "run", "--config",
-                                          str(site.root / "config.yaml")], stdout=subprocess.DEVNULL, stderr=log)
+                                          str(site.root / config)], stdout=subprocess.DEVNULL, stderr=log)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -461,3 +461,31 @@ def test_a_reload_moving_the_state_to_a_server_is_refused_until_a_restart(
     wait_for(lambda: "needs a restart" in workers[0].text(), 30, "the refused reload")
     assert workers[0].proc.poll() is None
     assert workers[0].stop() == 0
+
+
+def test_a_generate_run_beside_workers_fetches_nothing_and_fetches_again_once_they_are_gone(
+        site: Site, server: FeedServer, postgres_url: str, workers: list[Worker]) -> None:  # noqa: F811
+    names = NAMES[:3]
+    counting = Counting(server, names, delay=0.0)
+    cluster_site(site, server, postgres_url, names)
+    # The worker shares the state and the output folder, and has no sources of its own: the
+    # three stay due, and only a run that fetches beside it would ask for them.
+    text = (site.root / "config.yaml").read_text()
+    (site.root / "worker.yaml").write_text(re.sub(r"sources:\n(?:  - .*\n)+", "", text))
+    workers.append(Worker(site, 0, "worker.yaml"))
+    workers[0].owner()
+    wait_for(lambda: "generate:" in workers[0].text(), 60, "the worker's first generation")
+
+    def generate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "feeds", "generate", "--wait", "30", "--config",
+                               str(site.root / "config.yaml")], capture_output=True, text=True, timeout=120)
+
+    beside = generate()
+    assert beside.returncode == 0, beside.stderr
+    assert "sources: left to the 1 `feeds run` worker sharing this state" in beside.stderr
+    assert counting.hits == Counter() and stored_ok(postgres_url) == set()
+    assert workers[0].stop() == 0
+    alone = generate()
+    assert alone.returncode == 0, alone.stderr
+    assert "left to the" not in alone.stderr
+    assert counting.hits == Counter(dict.fromkeys(names, 1)) and stored_ok(postgres_url) == set(names)
