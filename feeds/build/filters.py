@@ -28,10 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-import regex
-
 from ..models import Entry
-from ..normalize.content import html_to_text
 
 Field = Literal["title", "content", "author", "tags", "link"]
 #: The fields a rule can name, in the order an ``any`` rule looks at them.
@@ -123,6 +120,8 @@ def parse_rule(text: str) -> Rule:
         raise ValueError(f"the rule {text!r} has nothing to match")
     found = _REGEX.match(pattern)
     if found is not None:
+        import regex  # only for a rule written as a regular expression (it takes 20 ms to load)
+
         flags = regex.V0 if found["flags"] == "c" else regex.V0 | regex.IGNORECASE
         try:
             compiled = regex.compile(found["body"], flags)
@@ -161,6 +160,8 @@ def rule_set(include: Sequence[str] | None, exclude: Sequence[str] | None) -> Ru
 def facts_of(entry: Entry) -> Facts:
     """What rules look at of ``entry``: its title, content text and summary, authors, tags
     and categories, and link."""
+    from ..normalize.content import html_to_text  # not loaded by a config without rules
+
     content = html_to_text(entry.content or "")
     if entry.summary and entry.summary not in content:
         content = f"{content}\n{entry.summary}" if content else entry.summary

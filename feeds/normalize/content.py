@@ -15,16 +15,14 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from functools import lru_cache
+from functools import cache, lru_cache
 from html import unescape
 from typing import Any
 
 import lxml.html
-import markdown_it_pyrs
 import nh3
 from cssselect import GenericTranslator
 from lxml import etree
-from markdown_it import MarkdownIt
 
 from ..identity import web_url
 
@@ -59,14 +57,27 @@ _MEDIA = {"img", "video", "audio", "picture", "source", "iframe", "embed", "obje
 _PRUNABLE = {"div", "section", "aside", "span", "p", "a", "figure", "figcaption", "center", "font", "ins"}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 
-_markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+@cache
+def _markdown() -> Any:
+    """The reference renderer, markdown-it-py (made on first use: loading it takes 15 ms)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
 # The Rust port of the same renderer, six times faster. It writes other bytes than
 # markdown-it-py for some input, and panics on some code spans: Unicode spaces other than
 # the ASCII ones, NUL, code spans and fences, tables, strikethrough, blockquotes, inline
 # comments and declarations, emphasis next to non-ASCII punctuation, HTML in list items,
 # a line ended by CR alone, a text without a final newline. Such text goes to
 # markdown-it-py, which stays the reference (tests/test_markdown_port.py compares them).
-_fast_markdown = markdown_it_pyrs.MarkdownIt("commonmark").enable_many(["table", "strikethrough"])
+@cache
+def _fast_markdown() -> Any:
+    import markdown_it_pyrs
+
+    return markdown_it_pyrs.MarkdownIt("commonmark").enable_many(["table", "strikethrough"])
+
+
 _BLOCK_TAGS = "p|div|section|article|aside|figure|figcaption|h[1-6]|ul|ol|li|table|tr|td|th|header|footer|nav|hr"
 _LIST_ITEM = r"^[ \t]*(?:[-+*]|\d{1,9}[.)])[ \t]+"
 _PORT_DIFFERS = re.compile(
@@ -230,9 +241,9 @@ def display_text(text: str) -> str:
 def render_markdown(text: str) -> str:
     """Markdown to HTML; raw HTML blocks pass through untouched."""
     if port_agrees(text):
-        fast: str = _fast_markdown.render(text)
+        fast: str = _fast_markdown().render(text)
         return fast
-    rendered: str = _markdown.render(text)
+    rendered: str = _markdown().render(text)
     return rendered
 
 

@@ -207,8 +207,11 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
             metas[got.path] = meta_from_json(got.meta, shared)
         keep(got)
     del jobs
-    present = {f.name for _, f in inputs.files}
-    forget = [path for path in index if path not in present]
+    forget: list[str] = []
+    # (The inputs' names are distinct: when each is in the index and they are as many, none is to forget.)
+    if sum(f.name in index for _, f in inputs.files) != len(index):
+        present = {f.name for _, f in inputs.files}
+        forget = [path for path in index if path not in present]
     new_index = {path: row for path, row in index.items() if path in present} if forget else dict(index)
     new_index.update(changed)
     changes = None
@@ -217,11 +220,12 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
         if len(changes) > max(INDEX_CHANGES, len(new_index) // 10):
             changes = None  # saved whole again
     posts: list[IndexedPost] = []
+    add, make = posts.append, tuple.__new__  # the same named tuples, without their Python-level __new__
     drafts = 0
     for i, f in inputs.files:
         row = new_index[f.name]
         if row.problem is None:
-            posts.append(IndexedPost(i, f.name, row.digest, row.group))
+            add(make(IndexedPost, (i, f.name, row.digest, row.group)))
         elif row.problem and f.name not in held:
             notes.warn(row.problem)
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import islice
+from itertools import islice, repeat
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -140,5 +140,7 @@ def index_from_json(text: str) -> dict[str, PostIndexRow]:
             if not isinstance(problem, str):
                 raise TypeError("a problem is not text")
             problems[int(n)] = problem
-        rows = map(PostIndexRow, mtimes, sizes, fingerprints, problems, digests, groups)
+        # tuple.__new__ makes the same named tuples without their Python-level __new__ (one per post).
+        rows = map(tuple.__new__, repeat(PostIndexRow),
+                   zip(mtimes, sizes, fingerprints, problems, digests, groups, strict=True))
         return dict(zip(paths, rows, strict=True))
