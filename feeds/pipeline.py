@@ -233,8 +233,9 @@ def snapshot_of(run: Run, inputs: Inputs) -> Snapshot:
     """A hash of the settings, the stored items, every post file's stat and the templates'."""
     folder = _templates_folder(run.config)
     items_version, templates = run.store.items_version(), template_stats(folder)
-    value = run_snapshot(snapshot_key(run.config), items_version, inputs.stats(), templates)
-    quick = unchanged.make_record(run.config, snapshot=value, items_version=items_version, inputs=inputs,
+    files = unchanged.files_digest(inputs.files)
+    value = run_snapshot(snapshot_key(run.config), items_version, files, templates)
+    quick = unchanged.make_record(run.config, snapshot=value, items_version=items_version, files=files,
                                   templates=folder, stats=templates, schema_version=run.store.schema_version())
     return Snapshot(value, quick)
 

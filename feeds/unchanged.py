@@ -51,7 +51,7 @@ from .render.templates import template_stats
 if TYPE_CHECKING:
     from .config import Config
     from .posts import PostScan
-    from .posts.inputs import FoundFile, Inputs
+    from .posts.inputs import FoundFile
     from .store.records import PostRow
 
 log = logging.getLogger("feeds")
@@ -138,7 +138,7 @@ def _glob_fixed(path: Path) -> Path:
     return Path(*parts) if parts else Path(".")
 
 
-def make_record(config: Config, *, snapshot: str, items_version: str | None, inputs: Inputs,
+def make_record(config: Config, *, snapshot: str, items_version: str | None, files: str,
                 templates: Path | None, stats: Sequence[tuple[str, int, int]], schema_version: str | None) -> str:
     """What :func:`replay` needs to tell that a run with ``config`` would replay the run
     whose snapshot is ``snapshot`` (JSON); "" when it cannot tell (sources are configured,
@@ -174,7 +174,7 @@ def make_record(config: Config, *, snapshot: str, items_version: str | None, inp
         "templates": str(templates) if templates is not None else None,
         "template_stats": [list(t) for t in stats],
         "items_version": items_version,
-        "files": files_digest(inputs.files),
+        "files": files,
         "schema": schema_version,
         "snapshot": snapshot,
         # The enabled sources, to tell whether one is due (None: no sources configured).

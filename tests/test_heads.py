@@ -10,13 +10,16 @@ from feeds.build.group import FeedPlan
 from feeds.build.heads import HEALTHY_SINCE, feed_head, feed_titles, status_head
 from feeds.build.keys import content_key, feed_key, post_key, snapshot_key
 from feeds.build.pages import front_door, listing
-from feeds.build.signatures import InputStat, feed_signature, run_snapshot
+from feeds.build.signatures import feed_signature, run_snapshot
 from feeds.build.stories import FoundPost, merge_stories
 from feeds.build.taxonomy import Term, Vocabulary
 from feeds.config import Config
 from feeds.identity import Ledger
 from feeds.models import Entry, PostMeta
+from feeds.posts import PostFile
+from feeds.posts.inputs import FoundFile
 from feeds.store import ItemHead
+from feeds.unchanged import files_digest
 
 DAY = datetime(2022, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -106,12 +109,19 @@ def test_keys_cover_only_what_their_stage_reads() -> None:
 
 
 def test_run_snapshot_moves_with_any_input() -> None:
-    files = [InputStat(0, "p/a.md", 1, 2)]
+    files = files_digest([FoundFile(0, PostFile("posts/p/a.md", "p/a.md", 1, 2))])
     base = run_snapshot("k", "v1", files, [("index.html", 10, 20)])
     assert base == run_snapshot("k", "v1", files, [("index.html", 10, 20)])
+    assert base != run_snapshot("k2", "v1", files, [("index.html", 10, 20)])
     assert base != run_snapshot("k", "v2", files, [("index.html", 10, 20)])
-    assert base != run_snapshot("k", "v1", [InputStat(0, "p/a.md", 1, 3)], [("index.html", 10, 20)])
+    assert base != run_snapshot("k", None, files, [("index.html", 10, 20)])
+    for changed in (PostFile("posts/p/a.md", "p/a.md", 1, 3), PostFile("posts/p/a.md", "p/a.md", 2, 2),
+                    PostFile("posts/p/b.md", "p/b.md", 1, 2)):
+        assert base != run_snapshot("k", "v1", files_digest([FoundFile(0, changed)]), [("index.html", 10, 20)])
+    assert base != run_snapshot("k", "v1", files_digest([FoundFile(1, PostFile("posts/p/a.md", "p/a.md", 1, 2))]),
+                                [("index.html", 10, 20)])
     assert base != run_snapshot("k", "v1", files, [("index.html", 10, 21)])
+    assert base != run_snapshot("k", "v1", files, [("index.html", 11, 20)])
 
 
 def test_an_entry_from_a_post_and_from_a_stored_item() -> None:

@@ -13,22 +13,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple
 
 from ..layout import FileFormat
 from ..render.feed import FeedHead
 from ..store.records import ItemHead
 from .group import FeedPlan
 from .stories import Stories, Story, StoryIndex, Terms
-
-
-class InputStat(NamedTuple):
-    """One input file as a scan saw it: its posts input (index), name, mtime and size."""
-
-    folder: int
-    name: str
-    mtime_ns: int
-    size: int
 
 
 def feed_signature(key: str, fmt: FileFormat, head: FeedHead, plan: FeedPlan, stories: Mapping[str, Story],
@@ -91,14 +81,13 @@ def page_key(key: str, templates: Iterable[tuple[str, int, int]]) -> str:
     return h.hexdigest()
 
 
-def run_snapshot(key: str, items_version: str | None, files: Iterable[InputStat],
+def run_snapshot(key: str, items_version: str | None, files: str,
                  templates: Iterable[tuple[str, int, int]]) -> str:
-    """A hash of the settings (``key``), the stored items' version, every post file's name,
-    size and mtime, and every template's (name, size, mtime)."""
+    """A hash of the settings (``key``), the stored items' version, the post files (``files``:
+    a digest of every one's posts input, name, size and mtime) and every template's (name,
+    size, mtime)."""
     h = hashlib.sha1(key.encode())
-    h.update(f"items:{items_version}\n".encode())
-    for f in files:
-        h.update(f"{f.folder}\0{f.name}\0{f.mtime_ns}\0{f.size}\n".encode())
+    h.update(f"items:{items_version}\nfiles:{files}\n".encode())
     for name, size, mtime_ns in templates:
         h.update(f"template\0{name}\0{mtime_ns}\0{size}\n".encode())
     return h.hexdigest()

@@ -232,7 +232,8 @@ def prepare(config: Config, store: Store, records: Mapping[str, OutputRecord], e
     output_dir = config.output_dir
     claim_output(config, store, records, every)
     store.save_outputs([OutputRecord(p, "", NOT_WRITTEN, 0) for p in sorted(every - records.keys())])
-    remove_leftover_temps(sorted({output_dir} | {safe_target(output_dir, p).parent for p in every | set(records)}))
+    targets = Targets(output_dir)  # each folder resolved once
+    remove_leftover_temps(sorted({output_dir} | {targets(p).parent for p in every | set(records)}))
 
 
 def publish(config: Config, store: Store, feeds: Sequence[Placed], extra: Mapping[str, bytes],

@@ -20,7 +20,6 @@ from ..errors import DamagedStateError
 from . import PostFile, PostScan, _is_glob, input_base, input_matcher, scan_posts
 
 if TYPE_CHECKING:  # the scan is also run before the config, the store and the build stages are loaded
-    from ..build.signatures import InputStat
     from ..store import PostIndexRow, PostRow, Store
 
 log = logging.getLogger("feeds")
@@ -139,11 +138,6 @@ class Inputs:
     kept: frozenset[str]
     counts: Mapping[str, int]
     last_counts: Mapping[str, int]
-
-    def stats(self) -> list[InputStat]:
-        from ..build.signatures import InputStat
-
-        return [InputStat(f.folder, f.file.name, f.file.mtime_ns, f.file.size) for f in self.files]
 
     def by_name(self) -> dict[str, PostFile]:
         return {f.file.name: f.file for f in self.files}
