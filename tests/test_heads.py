@@ -10,8 +10,16 @@ from feeds.build.group import FeedPlan
 from feeds.build.heads import HEALTHY_SINCE, feed_head, feed_titles, status_head
 from feeds.build.keys import content_key, feed_key, post_key, snapshot_key
 from feeds.build.pages import front_door, listing
-from feeds.build.signatures import feed_signature, run_snapshot
-from feeds.build.stories import FoundPost, merge_stories
+from feeds.build.signatures import feed_signature, parts_of, run_snapshot, story_part
+from feeds.build.stories import (
+    FoundPost,
+    Grouping,
+    Stories,
+    StoryIndex,
+    decode_grouping,
+    encode_grouping,
+    merge_stories,
+)
 from feeds.build.taxonomy import Term, Vocabulary
 from feeds.config import Config
 from feeds.identity import Ledger
@@ -160,3 +168,25 @@ def test_listings_link_each_format_and_the_page() -> None:
     assert absolute.links[0].href == "https://example.org/f/tags/caf%C3%A9.rss.xml"
     main, groups = front_door(c, [plan(c, "all", ids=ids), tag], stories.by_id)
     assert main.name == "All entries" and [len(g.feeds) for g in groups] == [1, 0]
+
+
+def test_a_kept_grouping_signs_each_entry_as_the_stories_it_was_made_of() -> None:
+    """The parts of a feed's signature made from the last run's grouping (shapes and the
+    posts' digests, no front matter) are the bytes the stories themselves give: else a run
+    that keeps the grouping would write every feed again."""
+    item = ItemHead("wire", "k1", "urn:x", None, 1_600_000_000.0, 0.0, ("W", "T"), "d")
+    merged = ItemHead("wire", "k2", "https://example.org/a", None, 1_600_000_000.0, 0.0, (), "e")
+    found = [FoundPost(0, _meta("p/a.md", tags=("T", "Ü", "t"))._replace(explicit_id=None)),
+             FoundPost(0, _meta("p/b.md", tags=())._replace(explicit_id="id-2", link="https://example.org/b")),
+             FoundPost(0, _meta("p/c.md", digest="d3")._replace(explicit_id="id-3", categories=("News",),
+                                                                link="https://example.org/c"))]
+    stories = merge_stories(found, [item, merged], Ledger(), Vocabulary({}, {}), Vocabulary({}, {}))
+    plans = [plan(config(), "all", ids=tuple(stories.by_id))]
+    kept = decode_grouping(encode_grouping(Grouping.of("k", stories, plans)))
+    index = StoryIndex(kept.stories, {f.meta.path: f.meta.digest for f in found}, lambda paths: {})
+    again = Stories(index, kept.terms, kept.merges, kept.problems, kept.count)
+    fresh, from_index = parts_of(stories), parts_of(again)
+    shapes = {(s.post is not None, bool(s.items), bool(s.category_keys)) for s in stories.by_id.values()}
+    assert shapes == {(True, True, False), (True, False, False), (True, False, True), (False, True, False)}
+    for i, story in stories.by_id.items():
+        assert from_index(i) == fresh(i) == story_part(story, stories.terms)

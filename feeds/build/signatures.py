@@ -33,19 +33,23 @@ def parts_of(stories: Stories) -> Callable[[str], bytes]:
     :class:`StoryIndex` from its shape and its post's current digest, reading no front matter."""
     by_id, terms = stories.by_id, stories.terms
     made: dict[str, bytes] = {}
+    if not isinstance(by_id, StoryIndex):
+        def part_of_story(entry_id: str) -> bytes:
+            found = made.get(entry_id)
+            if found is None:
+                found = made[entry_id] = story_part(by_id[entry_id], terms)
+            return found
+
+        return part_of_story
+    shapes, digests, tags, categories = by_id.shapes, by_id.digests, terms.tags, terms.categories
 
     def part(entry_id: str) -> bytes:
         found = made.get(entry_id)
         if found is None:
-            if isinstance(by_id, StoryIndex):
-                s = by_id.shapes[entry_id]
-                names = [*(terms.tags[k].name for k in s.tag_keys), "\0",
-                         *(terms.categories[k].name for k in s.category_keys)]
-                found = entry_part(entry_id, (s.post, by_id.digests[s.post]) if s.post is not None else None, names,
-                                   s.items)
-            else:
-                found = story_part(by_id[entry_id], terms)
-            made[entry_id] = found
+            s = shapes[entry_id]
+            names = str([*(tags[k].name for k in s.tag_keys), "\0", *(categories[k].name for k in s.category_keys)])
+            post = (s.post, digests[s.post]) if s.post is not None else None
+            found = made[entry_id] = _part(entry_id, post, names, s.items)
         return found
 
     return part
@@ -68,7 +72,14 @@ def story_part(story: Story, terms: Terms) -> bytes:
 def entry_part(entry_id: str, post: tuple[str, str] | None, names: list[str], items: Iterable[ItemHead]) -> bytes:
     """What one entry adds to the signature of each feed showing it: its id, its post's
     path and digest, its published terms (``names``) and its items' digests."""
+    return _part(entry_id, post, str(names), items)
+
+
+def _part(entry_id: str, post: tuple[str, str] | None, names: str, items: Iterable[ItemHead]) -> bytes:
+    """:func:`entry_part` with the names already written as text (``str`` of the list)."""
     text = f"\0{entry_id}\0{post[1]}\0{post[0]}\0{names}" if post is not None else f"\0{entry_id}\0{names}"
+    if items == ():
+        return text.encode()
     return (text + "".join(f"\0{item.source}\0{item.ukey}\0{item.digest}" for item in items)).encode()
 
 
