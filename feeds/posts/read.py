@@ -181,13 +181,21 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
     site = config.site
     keys = [post_key(config, folder) for folder in config.posts]
     jobs: list[ParseJob] = []
+    # Each file's index row as the run found it, in the files' order (None: read again below).
+    found_rows: list[PostIndexRow | None] = []
+    row_of, add_row, kept, indexed = index.get, found_rows.append, inputs.kept, 0
     for i, f in inputs.files:
-        hit = index.get(f.name)
-        same = hit is not None and hit.mtime_ns == f.mtime_ns and hit.size == f.size and hit.fingerprint == keys[i]
-        if not (hit is not None and ((same and not reread) or f.name in inputs.kept)):
-            folder = config.posts[i]
-            jobs.append(ParseJob(f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
-                                 tuple(folder.tags), keys[i]))
+        hit = row_of(f.name)
+        if hit is not None:
+            indexed += 1
+            if (hit.mtime_ns == f.mtime_ns and hit.size == f.size and hit.fingerprint == keys[i] and not reread) \
+                    or f.name in kept:
+                add_row(hit)
+                continue
+        add_row(None)
+        folder = config.posts[i]
+        jobs.append(ParseJob(f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
+                             tuple(folder.tags), keys[i]))
     unsettled = False
     # A post that is there but could not be read (or kept changing) stays as last read.
     held: set[str] = set()
@@ -208,8 +216,8 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
         keep(got)
     del jobs
     forget: list[str] = []
-    # (The inputs' names are distinct: when each is in the index and they are as many, none is to forget.)
-    if sum(f.name in index for _, f in inputs.files) != len(index):
+    # (The inputs' names are distinct: when each row of the index is one of theirs, none is to forget.)
+    if indexed != len(index):
         present = {f.name for _, f in inputs.files}
         forget = [path for path in index if path not in present]
     new_index = {path: row for path, row in index.items() if path in present} if forget else dict(index)
@@ -222,8 +230,9 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
     posts: list[IndexedPost] = []
     add, make = posts.append, tuple.__new__  # the same named tuples, without their Python-level __new__
     drafts = 0
-    for i, f in inputs.files:
-        row = new_index[f.name]
+    for (i, f), row in zip(inputs.files, found_rows, strict=True):
+        if row is None:  # read again (or held as it was)
+            row = new_index[f.name]
         if row.problem is None:
             add(make(IndexedPost, (i, f.name, row.digest, row.group)))
         elif row.problem and f.name not in held:
