@@ -157,3 +157,24 @@ def test_a_post_that_cannot_be_read_is_one_line_and_skipped(tmp_path: Path) -> N
     # Saved as skipped: the next run says it again without reading the posts.
     again = run(site)
     assert again.parsed == 0 and again.warnings == report.warnings
+
+
+def test_a_full_read_holds_each_post_name_and_digest_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that reads every post holds every post's front matter until it has grouped
+    them: its path and digest are the strings the scan and the index row hold already,
+    not copies (at 200,000 posts a copy of each is tens of MB)."""
+    site = make_site(tmp_path / "site")
+    seen: list[post_read.FrontMatter] = []
+    grouped = pipeline.stories_of
+
+    def spy(run: Any, found: post_read.FrontMatter, inputs: Any) -> Any:
+        seen.append(found)
+        return grouped(run, found, inputs)
+
+    monkeypatch.setattr(pipeline, "stories_of", spy)
+    assert run(site).parsed == POSTS
+    (found,) = seen
+    assert len(found.posts) == len(found.fresh) == POSTS
+    for post in found.posts:
+        meta = found.fresh[post.path]
+        assert meta.path is post.path and meta.digest is post.digest

@@ -196,6 +196,10 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
         folder = config.posts[i]
         jobs.append(ParseJob(f, site.timezone, site.base_url, site.link or site.base_url, folder.permalink,
                              tuple(folder.tags), keys[i]))
+    # The strings this run holds already, for the rows read again: the file names of the
+    # scan and the settings keys (a run reading every post holds each of them once).
+    names = {job.post.name: job.post.name for job in jobs}
+    fingerprints = {key: key for key in keys}
     unsettled = False
     # A post that is there but could not be read (or kept changing) stays as last read.
     held: set[str] = set()
@@ -210,11 +214,13 @@ def read_front_matter(config: Config, cache: PostCache, inputs: Inputs, notes: N
                 held.add(got.path)
                 notes.warn(f"{got.problem}; published as last read")
                 continue
-        changed[got.path] = PostIndexRow.of(got, p.digest, p.group)
+        path = names.get(got.path, got.path)
+        changed[path] = PostIndexRow(got.mtime_ns, got.size, fingerprints.get(got.fingerprint, got.fingerprint),
+                                     got.problem, p.digest, p.group)
         if got.meta is not None:
-            metas[got.path] = meta_from_json(got.meta, shared)
+            metas[path] = meta_from_json(got.meta, shared, path=path, digest=p.digest)
         keep(got)
-    del jobs
+    del jobs, names
     forget: list[str] = []
     # (The inputs' names are distinct: when each row of the index is one of theirs, none is to forget.)
     if indexed != len(index):

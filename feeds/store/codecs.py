@@ -83,12 +83,15 @@ def meta_row(meta: PostMeta) -> tuple[str, str]:
     return text, _group_digest(meta, published, updated)
 
 
-def meta_from_json(text: str, shared: dict[Any, Any] | None = None) -> PostMeta:
+def meta_from_json(text: str, shared: dict[Any, Any] | None = None, *, path: str | None = None,
+                   digest: str | None = None) -> PostMeta:
     """The metadata stored as ``text``; a garbled one is a :class:`DamagedStateError`.
 
     With ``shared`` (a dict kept across calls), equal tags, categories, languages and
     authors of many posts are one object each: tens of thousands of posts name a few
-    hundred of them. An updated time equal to the published one is the same object."""
+    hundred of them. An updated time equal to the published one is the same object.
+    ``path`` and ``digest``: the caller's strings for them, taken instead of the stored
+    ones when equal (one string for both, in a run that holds every post's)."""
     with decoding("post cache"):
         d = json.loads(text)
         published = datetime.fromisoformat(d["published"])
@@ -104,8 +107,11 @@ def meta_from_json(text: str, shared: dict[Any, Any] | None = None) -> PostMeta:
             language = d["language"]
             if language is not None:
                 language = one(language, language)
+        stored_path, stored_digest = d["path"], d["digest"]
         return PostMeta(
-            path=d["path"], digest=d["digest"], title=d["title"], published=published, updated=updated,
+            path=path if path is not None and path == stored_path else stored_path,
+            digest=digest if digest is not None and digest == stored_digest else stored_digest,
+            title=d["title"], published=published, updated=updated,
             explicit_id=d["explicit_id"], link=d["link"], permalink=d["permalink"], authors=authors,
             tags=tags, categories=categories, summary=d["summary"], language=language, image=d["image"],
             body_line=d["body_line"],
