@@ -111,12 +111,34 @@ class Stories:
         return len(self.by_id) if self.count < 0 else self.count
 
 
-def unique_terms(names: Iterable[str]) -> dict[str, str]:
-    """Term key -> the first spelling of that term, in order."""
+def unique_terms(names: Iterable[str], keys: dict[str, str] | None = None) -> dict[str, str]:
+    """Term key -> the first spelling of that term, in order. ``keys``: each spelling's
+    term key as found so far (kept across calls, so that a spelling's key is made once)."""
     seen: dict[str, str] = {}
     for name in names:
-        seen.setdefault(term_key(name), name)
+        if keys is None:
+            seen.setdefault(term_key(name), name)
+            continue
+        key = keys.get(name)
+        if key is None:
+            key = keys[name] = term_key(name)
+        seen.setdefault(key, name)
     return seen
+
+
+class _Canonical:
+    """A vocabulary's canonical spellings, each found once per merge: a few hundred terms
+    spelled in tens of thousands of posts give a few hundred strings, not one per use."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self._vocab = vocab
+        self._found: dict[str, str] = {}
+
+    def __call__(self, raw: str) -> str:
+        name = self._found.get(raw)
+        if name is None:
+            name = self._found[raw] = self._vocab.canonical(raw)
+        return name
 
 
 def stored_date(value: float) -> datetime:
@@ -146,6 +168,11 @@ def merge_stories(posts: Sequence[FoundPost], items: Sequence[ItemHead], ledger:
 
     stories: dict[str, Story] = {}
     merges: list[Merge] = []
+    tag_of, category_of = _Canonical(tag_vocab), _Canonical(category_vocab)
+    keys: dict[str, str] = {}
+    # Equal tuples of terms (most stories share theirs with many others) are one object.
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+    one = shared.setdefault
     for entry_id in sorted(by_id.keys() | remote.keys()):
         group = sorted(by_id.get(entry_id, []), key=lambda f: (-f.meta.updated.timestamp(), f.meta.path))
         heads = sorted(remote.get(entry_id, []), key=lambda i: (-i.updated, i.source, i.ukey))
@@ -154,14 +181,16 @@ def merge_stories(posts: Sequence[FoundPost], items: Sequence[ItemHead], ledger:
         if merged and primary is not None:
             merges.append(Merge(primary.path, tuple(m.path for m in merged), entry_id))
         metas = [f.meta for f in group]
-        tags = unique_terms(tag_vocab.canonical(t) for t in chain(
+        tags = unique_terms((tag_of(t) for t in chain(
             (t for m in metas for t in m.tags),
-            (t for h in heads for t in h.tags if isinstance(t, str) and t.strip())))  # stored rows may be damaged
-        categories = unique_terms(category_vocab.canonical(c) for m in metas for c in m.categories)
+            (t for h in heads for t in h.tags if isinstance(t, str) and t.strip()))), keys)  # rows may be damaged
+        categories = unique_terms((category_of(c) for m in metas for c in m.categories), keys)
         published = primary.published if primary is not None else stored_date(heads[0].published)
+        tag_names, category_names, tag_keys, category_keys = \
+            tuple(tags.values()), tuple(categories.values()), tuple(tags), tuple(categories)
         stories[entry_id] = Story(entry_id, published, primary, group[0].folder if group else None, merged,
-                                  tuple(heads), tuple(tags.values()), tuple(categories.values()), tuple(tags),
-                                  tuple(categories))
+                                  tuple(heads), one(tag_names, tag_names), one(category_names, category_names),
+                                  one(tag_keys, tag_keys), one(category_keys, category_keys))
     tag_terms, tag_problems = _resolve(tag_vocab, (s.tags for s in stories.values()))
     category_terms, category_problems = _resolve(category_vocab, (s.categories for s in stories.values()))
     problems = [f"tag slug collision: {p}" for p in tag_problems] + \

@@ -102,6 +102,7 @@ def meta_from_json(text: str, shared: dict[Any, Any] | None = None, *, path: str
         else:
             one = shared.setdefault
             authors = tuple(_shared_author(shared, tuple(a)) for a in d["authors"])
+            authors = one(authors, authors)  # (a tuple of authors never equals one of tags: no Author is a str)
             tags = one(tuple(d["tags"]), tuple(one(t, t) for t in d["tags"]))
             categories = one(tuple(d["categories"]), tuple(one(c, c) for c in d["categories"]))
             language = d["language"]
