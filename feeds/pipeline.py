@@ -149,13 +149,13 @@ class StoreWrites:
 
     def __init__(self) -> None:
         self._threads: list[threading.Thread] = []
-        self._errors: list[FeedsError] = []
+        self._errors: list[Exception] = []
 
     def start(self, fn: Callable[..., None], *args: object) -> None:
         def work() -> None:
             try:
                 fn(*args)
-            except FeedsError as exc:
+            except Exception as exc:  # raised again by wait(): a lost write is never a quiet success
                 self._errors.append(exc)
 
         thread = threading.Thread(target=work, name="store-write")

@@ -13,7 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from .safety import cli, entry_ids, feeds, make_site, no_traceback, outputs, permissions_bind, write_config, write_posts
+from .safety import (
+    OLD_NS,
+    cli,
+    entry_ids,
+    feeds,
+    make_site,
+    no_traceback,
+    outputs,
+    permissions_bind,
+    post_text,
+    write_config,
+    write_posts,
+)
 
 WIRE = """<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title><link>https://wire.example/</link>
 <item><title>Wire one</title><link>https://wire.example/1</link><guid>w1</guid>
@@ -345,3 +357,41 @@ def test_local_source_rewritten_within_the_second_it_was_read_is_read_again(tmp_
     settled = read_local(FetchRequest("wire", str(wire)), 10**6)
     assert settled.last_modified
     assert read_local(FetchRequest("wire", str(wire), last_modified=settled.last_modified), 10**6).not_modified
+
+
+def test_files_the_state_cannot_hold_are_skipped_and_the_rest_of_the_run_is_saved(tmp_path: Path) -> None:
+    """A post named with bytes that are not UTF-8, and one stamped past 2262, cannot be
+    kept as text or as a 64-bit time: each is one warning and skipped, while an edit made
+    in the same run is published and cached (the next run reads nothing again)."""
+    root = tmp_path / "site"
+    built(root)
+    posts = os.fsencode(root / "posts")
+    with open(posts + b"/2021-01-02-dr\xe9.md", "w", encoding="utf-8") as f:
+        f.write("---\ntitle: Draft\ndraft: true\n---\nx\n")
+    far = root / "posts" / "2021-01-03-far.md"
+    far.write_text(post_text(99), encoding="utf-8")
+    try:
+        os.utime(far, ns=(2**63 + 5, 2**63 + 5))
+        far_stamped = os.stat(far).st_mtime_ns > 2**63 - 1
+    except (OverflowError, OSError):
+        far_stamped = False
+    edited = root / "posts" / "2021-01-01-post-4.md"
+    edited.write_text(post_text(4, body="Edited body."), encoding="utf-8")
+    edited.write_text(edited.read_text(encoding="utf-8").replace("title: Post 4", "title: Post four"),
+                      encoding="utf-8")
+    os.utime(edited, ns=(OLD_NS + 10**12, OLD_NS + 10**12))
+    result = cli(root)
+    assert result.returncode == 0, result.stderr
+    no_traceback(result)
+    one_error_line(result, "2021-01-02-dr\\xe9.md", "not UTF-8")
+    if far_stamped:
+        one_error_line(result, "2021-01-03-far.md", "modification time")
+    assert "Post four" in entry_ids(root)
+    db = sqlite3.connect(root / "state" / "feeds.db")
+    try:
+        (meta,) = db.execute("select meta from post_cache where path = 'posts/2021-01-01-post-4.md'").fetchone()
+    finally:
+        db.close()
+    assert "Post four" in meta
+    again = cli(root, "generate", "--offline", "-v")
+    assert again.returncode == 0 and "(0 parsed" in again.stderr, again.stderr

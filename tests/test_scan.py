@@ -225,3 +225,42 @@ def test_a_glob_over_symlink_loops_is_an_input_like_another(tmp_path: Path) -> N
     inputs = scan_inputs(Settings(), NoRows(), {}, notes, allow_shrink=False)  # type: ignore[arg-type]
     assert [f.file.name for f in inputs.files] == [f"posts/f{n}/p{n}.md" for n in range(6)]
     assert notes.lines == []
+
+
+def test_a_name_that_is_not_utf8_is_skipped_with_a_line_showing_its_bytes(tmp_path: Path) -> None:
+    posts = tmp_path / "posts"
+    (posts / "sub").mkdir(parents=True)
+    for name in (b"a.md", b"dr\xe9.md", b"sub/b.md", b"sub/n\xff.html", b"note\xe9.txt"):
+        with open(os.fsencode(posts) + b"/" + name, "w") as f:
+            f.write(_post(1))
+    os.mkdir(os.fsencode(posts) + b"/f\xe9")
+    with open(os.fsencode(posts) + b"/f\xe9/c.md", "w") as f:
+        f.write(_post(2))
+    found = scan_posts("posts", tmp_path)
+    assert [f.name for f in found.files] == ["posts/a.md", "posts/sub/b.md"]
+    assert found.refused == ["posts/dr\\xe9.md: skipped: its name is not UTF-8 text; rename it",
+                             "posts/sub/n\\xff.html: skipped: its name is not UTF-8 text; rename it"]
+    assert "posts/f\\xe9: skipped: its name is not UTF-8 text; rename it" in found.notes
+    # A glob reaches the same files through the single-file path, with the same lines.
+    globbed = scan_posts("posts/*.md", tmp_path)
+    assert [f.name for f in globbed.files] == ["posts/a.md"]
+    assert globbed.refused == ["posts/dr\\xe9.md: skipped: its name is not UTF-8 text; rename it"]
+
+
+def test_a_file_time_a_64_bit_integer_cannot_hold_is_skipped_with_a_line(tmp_path: Path) -> None:
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    for name in ("a.md", "far.md", "past.md"):
+        (posts / name).write_text(_post(1), encoding="utf-8")
+    try:
+        os.utime(posts / "far.md", ns=(2**63 + 5, 2**63 + 5))
+        os.utime(posts / "past.md", ns=(2**63 - 1, 2**63 - 1))  # the last time that fits
+    except (OverflowError, OSError):
+        pytest.skip("this file system cannot stamp a file past 2262")
+    if os.stat(posts / "far.md").st_mtime_ns <= 2**63 - 1:
+        pytest.skip("this file system clamps file times")
+    for pattern in ("posts", "posts/*.md"):
+        found = scan_posts(pattern, tmp_path)
+        assert [f.name for f in found.files] == ["posts/a.md", "posts/past.md"]
+        assert found.refused == ["posts/far.md: skipped: its modification time is past the year 2262 or before "
+                                 "1677; touch the file"]

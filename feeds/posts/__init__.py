@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import stat
 import time
 import tomllib
@@ -91,8 +92,13 @@ class _Walk:
         """Take the file at ``path`` (``name``: its :meth:`name`, when known) as a post."""
         if name is None:
             name = self.name(path)
+        if self._not_utf8(name):
+            return
         if not stat.S_ISREG(st.st_mode):
             self.scan.refused.append(f"{name}: skipped: {_kind(st.st_mode)}, not a regular file")
+            return
+        if not MTIME_MIN <= st.st_mtime_ns <= MTIME_MAX:
+            self.scan.refused.append(f"{name}: {TIME_OUT_OF_RANGE}")
             return
         key = _key(st)
         if key in self.inodes:
@@ -135,7 +141,7 @@ class _Walk:
                         break
                 elif name.endswith(suffixes):
                     key = st.st_dev << 64 | st.st_ino  # _key(st), inline
-                    if is_reg(mode) and key not in inodes:  # the common case of add(), inline
+                    if is_reg(mode) and key not in inodes and MTIME_MIN <= st.st_mtime_ns <= MTIME_MAX:  # add()
                         taken(key)
                         found(make(PostFile, (path, within + name, st.st_mtime_ns, st.st_size)))
                     else:
@@ -158,8 +164,22 @@ class _Walk:
             self.scan.unreadable.append(name)
             self.scan.notes.append(f"{name}: cannot list the folder: {exc.strerror}")
             return None
+        joined = "".join(names)
+        if not joined.isascii() and _NOT_UTF8.search(joined):
+            within = self.names_in(folder)
+            names = [n for n in names if not self._not_utf8(within + n)]
         names.sort()
         return iter(names)
+
+    def _not_utf8(self, name: str) -> bool:
+        """Whether ``name`` (a post name) is not UTF-8 on disk, which no feed, message or
+        state row can hold as text: if so it is skipped, with a line that shows its bytes."""
+        if _NOT_UTF8.search(name) is None:
+            return False
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        line = f"{shown}: skipped: its name is not UTF-8 text; rename it"
+        (self.scan.refused if name.endswith(POST_SUFFIXES) else self.scan.notes).append(line)
+        return True
 
     def _unstatable(self, path: str, exc: OSError, name: str) -> None:
         if exc.errno == errno.ENOENT and os.path.islink(path):
@@ -172,6 +192,14 @@ class _Walk:
             self.scan.unreadable.append(name)
             self.scan.notes.append(f"{name}: cannot read: {exc.strerror}")
 
+
+#: The file times a post may have: what a 64-bit integer holds in nanoseconds (years 1677-2262),
+#: as the state database keeps them. A file stamped outside them is skipped, with a line.
+MTIME_MIN, MTIME_MAX = -(2**63), 2**63 - 1
+TIME_OUT_OF_RANGE = "skipped: its modification time is past the year 2262 or before 1677; touch the file"
+
+#: What a name that is not UTF-8 on disk holds once decoded (Python's "surrogateescape").
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 #: Makes a PostFile from a tuple of its fields without the Python-level ``__new__`` of a
 #: named tuple: the same object, for the one call per post of a scan.
@@ -470,6 +498,8 @@ def _read_once(post: PostFile) -> Snapshot | None:
         if not stat.S_ISREG(before.st_mode):
             raise PostUnreadableError(f"cannot read: {_kind(before.st_mode)}, not a regular file",
                                       where=post.name)
+        if not MTIME_MIN <= before.st_mtime_ns <= MTIME_MAX:
+            raise PostError(TIME_OUT_OF_RANGE, where=post.name)
         if before.st_size > MAX_POST_BYTES:
             raise PostError(f"skipped: {before.st_size} bytes is over the post size limit of "
                             f"{MAX_POST_BYTES} bytes", where=post.name)
