@@ -643,3 +643,32 @@ def test_template_stats_follow_symlinked_folders_as_the_loader_does(tmp_path: Pa
     (tmp_path / "parts" / "header.html").write_text("two, longer\n")
     assert template_stats(templates) != before
     assert unchanged.template_stats(templates) == template_stats(templates)
+
+
+def test_generate_runs_without_the_cyclic_collector_and_gives_it_back(tmp_path: Path) -> None:
+    """The command turns the collector off for its run (quick check included) and back on
+    when it ends, whether it replayed, ran or failed: a caller in the same process keeps it."""
+    import gc
+
+    from .safety import cli, make_site
+
+    root = make_site(tmp_path / "site", 5)
+    seen: list[bool] = []
+    from feeds import unchanged as quick
+
+    replay = quick.replay
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        return replay(*args, **kwargs)  # type: ignore[arg-type]
+
+    assert gc.isenabled()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(quick, "replay", spy)
+        for _ in range(2):  # a full run, then a replay
+            assert cli(root).returncode == 0
+            assert gc.isenabled()
+        (root / "config.yaml").write_text("site: [", encoding="utf-8")
+        assert cli(root).returncode == 2
+        assert gc.isenabled()
+    assert seen == [False, False, False]
