@@ -111,14 +111,11 @@ class Stories:
         return len(self.by_id) if self.count < 0 else self.count
 
 
-def unique_terms(names: Iterable[str], keys: dict[str, str] | None = None) -> dict[str, str]:
+def unique_terms(names: Iterable[str], keys: dict[str, str]) -> dict[str, str]:
     """Term key -> the first spelling of that term, in order. ``keys``: each spelling's
     term key as found so far (kept across calls, so that a spelling's key is made once)."""
     seen: dict[str, str] = {}
     for name in names:
-        if keys is None:
-            seen.setdefault(term_key(name), name)
-            continue
         key = keys.get(name)
         if key is None:
             key = keys[name] = term_key(name)
