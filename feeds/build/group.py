@@ -6,7 +6,6 @@ so the same inputs always give the same feeds.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,12 +54,13 @@ def order_key(c: Candidate) -> tuple[float, str]:
     return (-c.published.timestamp(), c.id)
 
 
-def _newest(items: Iterable[Candidate], n: int) -> tuple[str, ...]:
-    return tuple(c.id for c in heapq.nsmallest(n, items, key=order_key))
+def _newest(items: Sequence[Candidate], n: int) -> tuple[str, ...]:
+    """The ids of the first ``n`` of ``items``, which are in feed order."""
+    return tuple(c.id for c in items[:n])
 
 
-def _history(items: Iterable[Candidate], archive: bool) -> tuple[str, ...]:
-    return tuple(c.id for c in sorted(items, key=order_key)) if archive else ()
+def _history(items: Sequence[Candidate], archive: bool) -> tuple[str, ...]:
+    return tuple(c.id for c in items) if archive else ()
 
 
 def _admitted(items: Iterable[Candidate], policy: Policy, facts: Mapping[str, Facts]) -> list[Candidate]:
@@ -95,7 +95,8 @@ def plan_feeds(
     exists at all (a query's feed always does). ``facts`` are what the rules look at, by id;
     with ``archive`` each plan has its whole history too."""
     known = facts or {}
-    everything = list(candidates)
+    # Sorted once, newest first: each feed's members, taken in this order, are in feed order too.
+    everything = sorted(candidates, key=order_key)
     by_tag: dict[str, list[Candidate]] = {}
     by_category: dict[str, list[Candidate]] = {}
     for c in everything:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..identity import Ledger, post_id
 from ..models import EPOCH, PostMeta
@@ -36,6 +36,9 @@ class FoundPost(NamedTuple):
 
     folder: int
     meta: PostMeta
+
+
+_POSTS = frozenset({"posts"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class Story:
     @property
     def sources(self) -> frozenset[str]:
         """Names of the sources it came from ("posts" for local posts)."""
+        if not self.items:
+            return _POSTS if self.post is not None else frozenset()
         names = {item.source for item in self.items}
         if self.post is not None:
             names.add("posts")
@@ -170,24 +175,41 @@ def merge_stories(posts: Sequence[FoundPost], items: Sequence[ItemHead], ledger:
     # Equal tuples of terms (most stories share theirs with many others) are one object.
     shared: dict[tuple[str, ...], tuple[str, ...]] = {}
     one = shared.setdefault
-    for entry_id in sorted(by_id.keys() | remote.keys()):
-        group = sorted(by_id.get(entry_id, []), key=lambda f: (-f.meta.updated.timestamp(), f.meta.path))
-        heads = sorted(remote.get(entry_id, []), key=lambda i: (-i.updated, i.source, i.ukey))
-        primary = group[0].meta if group else None
-        merged = tuple(f.meta for f in group[1:])
-        if merged and primary is not None:
-            merges.append(Merge(primary.path, tuple(m.path for m in merged), entry_id))
-        metas = [f.meta for f in group]
+    none: list[Any] = []
+
+    def terms_of(metas: Sequence[PostMeta], heads: Sequence[ItemHead]) -> tuple[tuple[str, ...], ...]:
+        """Tag names, category names, tag keys and category keys of posts and items (one story's)."""
         tags = unique_terms((tag_of(t) for t in chain(
             (t for m in metas for t in m.tags),
             (t for h in heads for t in h.tags if isinstance(t, str) and t.strip()))), keys)  # rows may be damaged
         categories = unique_terms((category_of(c) for m in metas for c in m.categories), keys)
+        made = tuple(tags.values()), tuple(categories.values()), tuple(tags), tuple(categories)
+        return tuple(one(t, t) for t in made)
+
+    alone: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, ...], ...]] = {}
+    for entry_id in sorted(by_id.keys() | remote.keys()):
+        # (Most stories are one post: nothing to sort.)
+        group = by_id.get(entry_id, none)
+        if len(group) > 1:
+            group = sorted(group, key=lambda f: (-f.meta.updated.timestamp(), f.meta.path))
+        heads = remote.get(entry_id, none)
+        if len(heads) > 1:
+            heads = sorted(heads, key=lambda i: (-i.updated, i.source, i.ukey))
+        primary = group[0].meta if group else None
+        merged = tuple(f.meta for f in group[1:])
+        if merged and primary is not None:
+            merges.append(Merge(primary.path, tuple(m.path for m in merged), entry_id))
+        if primary is not None and not merged and not heads:
+            # One post alone: its terms as every other post spelling them the same way has them.
+            made = alone.get((primary.tags, primary.categories))
+            if made is None:
+                made = alone[(primary.tags, primary.categories)] = terms_of([primary], ())
+            tag_names, category_names, tag_keys, category_keys = made
+        else:
+            tag_names, category_names, tag_keys, category_keys = terms_of([f.meta for f in group], heads)
         published = primary.published if primary is not None else stored_date(heads[0].published)
-        tag_names, category_names, tag_keys, category_keys = \
-            tuple(tags.values()), tuple(categories.values()), tuple(tags), tuple(categories)
         stories[entry_id] = Story(entry_id, published, primary, group[0].folder if group else None, merged,
-                                  tuple(heads), one(tag_names, tag_names), one(category_names, category_names),
-                                  one(tag_keys, tag_keys), one(category_keys, category_keys))
+                                  tuple(heads), tag_names, category_names, tag_keys, category_keys)
     tag_terms, tag_problems = _resolve(tag_vocab, (s.tags for s in stories.values()))
     category_terms, category_problems = _resolve(category_vocab, (s.categories for s in stories.values()))
     problems = [f"tag slug collision: {p}" for p in tag_problems] + \
