@@ -107,3 +107,18 @@ def test_a_line_of_text_never_starts_a_script_or_local_url(start: str, rest: str
     # A line that starts no such URL is left as it is (a title "Data: the new oil" too).
     if re.match(r"(?:java|vb)script:|data:[a-z0-9.+-]*/|file:/", _read_leniently(xml_safe(start + rest))) is None:
         assert line == xml_safe(start + rest)
+
+
+_STARTS = ["javascript:", "JaVa\nScRiPt:", "vb script&colon;", "vbscript:", "&#106;avascript:",
+           "&amp;#x6a;avascript&#58;", "data:text/html,", "FILE:///", "file:/", "Data: ", "File: ", "Note: ", "",
+           "\u212avascript:", "\uff4aavascript:", "&#x66;ile:/", "&amp;&#100;ata:a/b"]
+
+
+@given(st.text(alphabet=" \t\n\r\x00\x01\x1f\x7f", max_size=4), st.sampled_from(_STARTS),
+       st.text(max_size=12), st.booleans())
+def test_the_quick_look_at_the_first_character_defuses_exactly_as_the_whole_reading(
+        lead: str, start: str, rest: str, upper: bool) -> None:
+    from feeds.normalize.content import _defused
+
+    text = lead + (start.upper() if upper else start) + rest
+    assert defused(text) == _defused(text)
