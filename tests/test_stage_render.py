@@ -18,6 +18,8 @@ from typing import Any
 
 import feedparser
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 # Stage entry points, in one place (they move as the stages are split).
@@ -215,3 +217,21 @@ def test_rfc3339_writes_only_the_fraction_needed() -> None:
     assert rfc3339(datetime(2021, 9, 3, 13, 37, 42, 888000, tzinfo=UTC)) == "2021-09-03T13:37:42.888Z"
     assert rfc3339(datetime(2021, 9, 3, 13, 37, 42, tzinfo=UTC)) == "2021-09-03T13:37:42Z"
     assert rfc3339(datetime.fromisoformat("2021-09-03T21:37:42+08:00")) == "2021-09-03T13:37:42Z"
+
+
+_JSON_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12) | \
+    st.sampled_from(["", "\x7f", "\u2028\u2029", "\x00\x1f\x08\x0c\t\n\r", '"\\/', "é中😀", "</script>"])
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | _JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_TEXT, inner, max_size=4),
+    max_leaves=20)
+
+
+@given(_JSON_VALUES)
+def test_json_feed_documents_are_the_bytes_the_standard_library_writes(value: object) -> None:
+    import json
+
+    from feeds.render.feed import json_document
+
+    assert json_document(value) == (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+

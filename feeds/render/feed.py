@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any, NamedTuple
 
+import orjson
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
@@ -361,7 +362,18 @@ def render_json(head: FeedHead, entries: Sequence[SafeEntry]) -> bytes:
                                                   ("home_page_url", origin.feed_link)) if v}
         items.append(item)
     feed["items"] = items
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    return json_document(feed)
+
+
+def json_document(value: Any) -> bytes:
+    """``value`` (strings, integers, booleans, None, lists and string-keyed mappings of
+    them: no floats, which the two write differently) as ``json.dumps(value,
+    ensure_ascii=False, indent=2)`` writes it, with a newline, as UTF-8; made by orjson (the
+    same bytes, ten times as fast) unless it cannot take the value (an integer over 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):
+        return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
 def rfc3339(when: datetime) -> str:
