@@ -75,6 +75,7 @@ def from_timestamp(seconds: float | None) -> datetime | None:
 
 # ``json.dumps(..., ensure_ascii=False)`` makes an encoder per call: one, made once, writes the same.
 _encode = json.JSONEncoder(ensure_ascii=False).encode
+_encode_sorted = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def meta_to_json(meta: PostMeta) -> str:
@@ -160,7 +161,7 @@ def entry_to_json(entry: Entry) -> str:
         return [p.source, p.path, p.upstream_id, p.feed_title, p.feed_link, p.feed_id,
                 timestamp(p.feed_updated), p.feed_url]
 
-    return json.dumps({
+    return _encode_sorted({
         "id": entry.id, "title": entry.title, "link": entry.link,
         "published": entry.published.timestamp(), "updated": entry.updated.timestamp(),
         "authors": [[a.name, a.email, a.uri] for a in entry.authors],
@@ -168,7 +169,7 @@ def entry_to_json(entry: Entry) -> str:
         "content": entry.content, "language": entry.language, "image": entry.image,
         "enclosures": [[e.url, e.type, e.length] for e in entry.enclosures],
         "provenance": [prov(p) for p in entry.provenance],
-    }, ensure_ascii=False, sort_keys=True)
+    })
 
 
 def entry_from_json(text: str) -> Entry:
@@ -208,7 +209,7 @@ def entry_from_json(text: str) -> Entry:
 
 def tags_to_json(tags: tuple[str, ...] | list[str]) -> str:
     """An item's tags, kept beside its entry so that grouping can skip the entry data."""
-    return json.dumps(tags, ensure_ascii=False)
+    return _encode(tags)
 
 
 def tags_from_json(text: str) -> tuple[str, ...]:
