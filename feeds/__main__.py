@@ -1,6 +1,6 @@
 """``python -m feeds``: the same as the ``feeds`` command."""
 
-from .cli import main
+from .cli import run_program
 
 if __name__ == "__main__":  # not when a spawned worker process imports this module
-    main()
+    run_program()

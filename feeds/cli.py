@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -376,3 +377,44 @@ def serve_command(config_path: Path, host: str, port: int, workers: int, quiet: 
 
 def main() -> None:
     cli(prog_name="feeds")
+
+
+def run_program() -> None:
+    """The ``feeds`` command (and ``python -m feeds``): :func:`main`, then the process ends
+    as soon as its work is done and said. What exiting must do still happens (each
+    ``atexit`` function runs, the output streams are flushed); the interpreter's teardown,
+    which frees every object one by one (a tenth of a second after a run over tens of
+    thousands of posts), does not. With a thread of the program's still running, the
+    process exits as usual, after it."""
+    import threading
+
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)  # type: ignore[arg-type]
+    status = _exit_status(code)
+    import atexit
+
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_functions is None:  # not CPython: exit as usual
+        sys.exit(code)  # type: ignore[arg-type]
+    run_exit_functions()  # logging flushes and closes its handlers here, among others
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (as Python exits then: 120)
+            status = status or 120
+    os._exit(status)
+
+
+def _exit_status(code: object) -> int:
+    """The exit status ``sys.exit(code)`` gives (a message is printed, as it prints it)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1

@@ -1,0 +1,107 @@
+"""The ``feeds`` process ends as soon as its work is done: with the status, the output and
+the exit functions of a normal exit, after any thread of the program still running."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from feeds.cli import _exit_status
+
+FEEDS = [sys.executable, "-m", "feeds"]
+
+CONFIG = """\
+site:
+  title: Exit
+  base_url: "https://example.org/feeds/"
+state: state/feeds.db
+posts:
+  - path: posts
+"""
+
+
+def _site(root: Path) -> Path:
+    (root / "posts").mkdir()
+    (root / "posts" / "2021-01-02-one.md").write_text(textwrap.dedent("""\
+        ---
+        title: One
+        date: 2021-01-02 10:00:00
+        tags: [news]
+        ---
+        Body.
+        """))
+    (root / "config.yaml").write_text(CONFIG)
+    return root
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FEEDS, *args], cwd=root, capture_output=True, text=True, timeout=120)
+
+
+def test_each_outcome_keeps_its_exit_status_and_message(tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    done = _run(root, "generate")
+    assert done.returncode == 0, done.stderr
+    assert (root / "output" / "all.atom.xml").read_bytes().startswith(b"<?xml")
+    assert _run(root, "generate", "--check").returncode == 0
+    (root / "posts" / "2021-01-03-two.md").write_text("---\ntitle: Two\ndate: 2021-01-03\n---\nMore.\n")
+    stale = _run(root, "generate", "--check")
+    assert stale.returncode == 1 and "not up to date" in stale.stderr
+    missing = _run(root, "generate", "--config", "nowhere.yaml")
+    assert missing.returncode == 2 and "nowhere.yaml" in missing.stderr
+    assert "Traceback" not in missing.stderr + stale.stderr
+
+
+def test_everything_printed_reaches_a_pipe(tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    assert _run(root, "generate").returncode == 0
+    # The same lines as the command run in a process that exits the usual way.
+    for args in (["status"], ["--help"]):
+        quick = _run(root, *args)
+        usual = subprocess.run([sys.executable, "-c", "import sys; from feeds.cli import main; sys.argv[0] = 'feeds'; "
+                                "main()", *args], cwd=root, capture_output=True, text=True, timeout=120)
+        assert quick.returncode == usual.returncode == 0
+        assert quick.stdout == usual.stdout and quick.stdout.strip()
+
+
+def test_exit_functions_run_and_a_thread_still_working_is_waited_for(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    code = textwrap.dedent(f"""\
+        import atexit, sys, threading, time
+        from pathlib import Path
+        marks = Path({str(marks)!r})
+        atexit.register(lambda: (marks / "atexit").write_text("ran"))
+        def late() -> None:
+            time.sleep(0.5)
+            (marks / "thread").write_text("done")
+        threading.Thread(target=late).start()
+        sys.argv = ["feeds", "--help"]
+        from feeds.cli import run_program
+        run_program()
+        """)
+    marks.mkdir()
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and "Usage: feeds" in ran.stdout
+    assert (marks / "atexit").read_text() == "ran"
+    assert (marks / "thread").read_text() == "done"
+
+
+def test_without_threads_the_exit_functions_still_run(tmp_path: Path) -> None:
+    marks = tmp_path / "ran"
+    code = (f"import atexit, sys; from pathlib import Path; atexit.register(lambda: Path({str(marks)!r})"
+            ".write_text('yes')); sys.argv = ['feeds', 'nonsense']; from feeds.cli import run_program; run_program()")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 2 and "No such command" in ran.stderr
+    assert marks.read_text() == "yes"
+
+
+@pytest.mark.parametrize(("code", "status", "said"), [(None, 0, ""), (0, 0, ""), (3, 3, ""), (256 + 7, 7, ""),
+                                                      ("stopped: reason", 1, "stopped: reason\n")])
+def test_the_status_is_the_one_sys_exit_gives(code: object, status: int, said: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_status(code) == status
+    assert capsys.readouterr().err == said
