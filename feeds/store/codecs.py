@@ -34,8 +34,11 @@ def decoding(what: str) -> Iterator[None]:
     try:
         yield
     except _GARBLED as exc:
-        raise DamagedStateError(f"the state database has a garbled {what} row "
-                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
+        raise _garbled(what, exc) from None
+
+
+def _garbled(what: str, exc: BaseException) -> DamagedStateError:
+    return DamagedStateError(f"the state database has a garbled {what} row ({type(exc).__name__}: {str(exc)[:80]})")
 
 
 @contextmanager
@@ -106,7 +109,8 @@ def meta_from_json(text: str, shared: dict[Any, Any] | None = None, *, path: str
     hundred of them. An updated time equal to the published one is the same object.
     ``path`` and ``digest``: the caller's strings for them, taken instead of the stored
     ones when equal (one string for both, in a run that holds every post's)."""
-    with decoding("post cache"):
+    # (A try, not ``decoding``: a context manager made per row costs more than the rest of it.)
+    try:
         d = json_value(text)
         published = datetime.fromisoformat(d["published"])
         updated = published if d["updated"] == d["published"] else datetime.fromisoformat(d["updated"])
@@ -124,13 +128,13 @@ def meta_from_json(text: str, shared: dict[Any, Any] | None = None, *, path: str
                 language = one(language, language)
         stored_path, stored_digest = d["path"], d["digest"]
         return PostMeta(
-            path=path if path is not None and path == stored_path else stored_path,
-            digest=digest if digest is not None and digest == stored_digest else stored_digest,
-            title=d["title"], published=published, updated=updated,
-            explicit_id=d["explicit_id"], link=d["link"], permalink=d["permalink"], authors=authors,
-            tags=tags, categories=categories, summary=d["summary"], language=language, image=d["image"],
-            body_line=d["body_line"],
+            path if path is not None and path == stored_path else stored_path,
+            digest if digest is not None and digest == stored_digest else stored_digest,
+            d["title"], published, updated, d["explicit_id"], d["link"], d["permalink"], authors, tags, categories,
+            d["summary"], language, d["image"], d["body_line"],
         )
+    except _GARBLED as exc:
+        raise _garbled("post cache", exc) from None
 
 
 def _shared_author(shared: dict[Any, Any], fields: tuple[Any, ...]) -> Author:
