@@ -52,7 +52,6 @@ ALLOWED_IMPORTS = {
     ("feeds.build.entries", "feeds.store.codecs"): "pure codec of the stored entry JSON",
     ("feeds.build.entries", "feeds.store.records"): "the ItemHead row type",
     ("feeds.build.stories", "feeds.store.records"): "the ItemHead row type",
-    ("feeds.build.stories", "feeds.store.codecs"): "the pure JSON reader of stored documents (the kept grouping)",
     ("feeds.build.signatures", "feeds.store.records"): "the ItemHead row type",
     ("feeds.store.records", "feeds.store.codecs"): "records encode their entry with the pure codec",
 }

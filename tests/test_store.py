@@ -798,19 +798,3 @@ def test_a_site_with_a_state_url_publishes_the_same_files(tmp_path: Path) -> Non
     result = cli(by_url, "generate")
     line = config.read_text().splitlines().index("state: postgresql://localhost/feeds") + 1
     assert result.returncode == 2 and f"config.yaml:{line}: state: postgresql:// is not supported" in result.stderr
-
-
-_STORED_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12) | \
-    st.sampled_from(["", "\x7f", "\u2028", "\x00\x1f\t\n", '"\\/', "é中😀"])
-
-
-@given(st.recursive(st.none() | st.booleans() | st.integers(min_value=-2**63, max_value=2**63 - 1) |
-                    st.floats(allow_nan=False) | _STORED_TEXT | st.sampled_from(["\ud800", "\udfff"]),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_STORED_TEXT, inner, max_size=4),
-                    max_leaves=20),
-       st.sampled_from([{}, {"ensure_ascii": False}, {"separators": (",", ":")}, {"ensure_ascii": False, "indent": 1}]))
-def test_stored_documents_read_as_the_standard_library_reads_them(value: object, how: dict[str, object]) -> None:
-    from feeds.store.codecs import json_value
-
-    text = json.dumps(value, **how)  # type: ignore[arg-type]
-    assert repr(json_value(text)) == repr(json.loads(text))

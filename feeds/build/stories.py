@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 
 from ..identity import Ledger, post_id
 from ..models import EPOCH, PostMeta
-from ..store.codecs import json_value
 from ..store.records import ItemHead
 from .group import Candidate, FeedPlan
 from .taxonomy import Term, Vocabulary, term_key
@@ -312,7 +311,7 @@ def encode_grouping(g: Grouping) -> str:
 
 def decode_grouping(text: str) -> Grouping:
     """The grouping stored as ``text``; ValueError (or TypeError...) when it cannot be read."""
-    d = json_value(text)
+    d = json.loads(text)
 
     def terms(rows: list[list[str]]) -> dict[str, Term]:
         return {k: Term(k, str(n), str(s)) for k, n, s in rows}

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..errors import DamagedStateError, StorageError
 from ..models import Author, Enclosure, Entry, PostMeta, Provenance
 
@@ -51,17 +49,6 @@ def decoding_in(where: str | Path) -> Iterator[None]:
         if exc.where is not None:
             raise
         raise type(exc)(exc.message, where=str(where)) from None
-
-
-def json_value(text: str) -> Any:
-    """``json.loads(text)`` of a document this program wrote (its integers within 64 bits:
-    orjson reads a bigger one as a float), read by orjson (the same values, twice as fast)
-    where it can: what it refuses (NaN, an escaped lone surrogate, a number too big for a
-    float) goes to the standard library, which reads it or raises as before."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 # -- times -------------------------------------------------------------------
@@ -111,7 +98,7 @@ def meta_from_json(text: str, shared: dict[Any, Any] | None = None, *, path: str
     ones when equal (one string for both, in a run that holds every post's)."""
     # (A try, not ``decoding``: a context manager made per row costs more than the rest of it.)
     try:
-        d = json_value(text)
+        d = json.loads(text)
         published = datetime.fromisoformat(d["published"])
         updated = published if d["updated"] == d["published"] else datetime.fromisoformat(d["updated"])
         if shared is None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import settings as _settings
-from .codecs import decoding, json_value
+from .codecs import decoding
 from .dialects import chunks, upsert
 from .records import PostIndexRow, PostRow
 from .schema import posts, settings
@@ -125,7 +125,7 @@ def index_to_json(rows: Mapping[str, PostIndexRow]) -> str:
 def index_from_json(text: str) -> dict[str, PostIndexRow]:
     """The post index stored as ``text``; a garbled one is a :class:`DamagedStateError`."""
     with decoding("post index"):
-        d = json_value(text)
+        d = json.loads(text)
         paths, mtimes, sizes, digests, groups = d["paths"], d["mtimes"], d["sizes"], d["digests"], d["groups"]
         keys = d["keys"]
         if not (len(paths) == len(mtimes) == len(sizes) == len(digests) == len(groups) == len(d["fingerprints"])):
