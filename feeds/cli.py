@@ -380,12 +380,13 @@ def main() -> None:
 
 
 def run_program() -> None:
-    """The ``feeds`` command (and ``python -m feeds``): :func:`main`, then the process ends
-    as soon as its work is done and said. What exiting must do still happens (each
-    ``atexit`` function runs, the output streams are flushed); the interpreter's teardown,
-    which frees every object one by one (a tenth of a second after a run over tens of
-    thousands of posts), does not. With a thread of the program's still running, the
-    process exits as usual, after it."""
+    """The ``feeds`` command (and ``python -m feeds``): :func:`main`, then, when it succeeded,
+    the process ends as soon as its work is done and said. What exiting must do still
+    happens (each ``atexit`` function runs, the output streams are flushed); the
+    interpreter's teardown, which frees every object one by one (a tenth of a second after
+    a run over tens of thousands of posts), does not. A command that failed or was
+    interrupted, or left a thread or a child process of the program's still running,
+    exits as usual (after them)."""
     import threading
 
     try:
@@ -393,28 +394,20 @@ def run_program() -> None:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    processes = sys.modules.get("multiprocessing")  # (not loaded: no child process of it)
+    if code not in (0, None) or (processes is not None and processes.active_children()) or \
+            any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # type: ignore[arg-type]
-    status = _exit_status(code)
     import atexit
 
     run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_functions is None:  # not CPython: exit as usual
-        sys.exit(code)  # type: ignore[arg-type]
+        sys.exit(0)
     run_exit_functions()  # logging flushes and closes its handlers here, among others
+    status = 0
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a reader that went away (as Python exits then: 120)
-            status = status or 120
+            status = 120
     os._exit(status)
-
-
-def _exit_status(code: object) -> int:
-    """The exit status ``sys.exit(code)`` gives (a message is printed, as it prints it)."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
