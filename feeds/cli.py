@@ -385,7 +385,7 @@ def run_program() -> None:
     happens (each ``atexit`` function runs, the output streams are flushed); the
     interpreter's teardown, which frees every object one by one (a tenth of a second after
     a run over tens of thousands of posts), does not. A command that failed or was
-    interrupted, or left a thread or a child process of the program's still running,
+    interrupted, or left another thread (a daemon one too) or a child process running,
     exits as usual (after them)."""
     import threading
 
@@ -395,8 +395,9 @@ def run_program() -> None:
     except SystemExit as exc:
         code = exc.code
     processes = sys.modules.get("multiprocessing")  # (not loaded: no child process of it)
-    if code not in (0, None) or (processes is not None and processes.active_children()) or \
-            any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    # Any other thread, a daemon one too, may be a job a pool would let finish (the scheduler's are daemons).
+    if code not in (0, None) or threading.active_count() > 1 or \
+            (processes is not None and processes.active_children()):
         sys.exit(code)  # type: ignore[arg-type]
     import atexit
 
@@ -407,7 +408,8 @@ def run_program() -> None:
     status = 0
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # (None: started with that descriptor closed)
+                stream.flush()
         except (OSError, ValueError):  # a reader that went away (as Python exits then: 120)
             status = 120
     os._exit(status)

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 FEEDS = [sys.executable, "-m", "feeds"]
 
 CONFIG = """\
@@ -95,3 +97,37 @@ def test_without_threads_the_exit_functions_still_run(tmp_path: Path) -> None:
     assert ran.returncode == 0 and "Usage: feeds" in ran.stdout
     assert marks.read_text() == "yes"
 
+
+
+def test_a_job_on_a_pool_of_daemon_threads_is_let_finish(tmp_path: Path) -> None:
+    """As a pool started from a daemon thread (the scheduler's) has daemon threads itself."""
+    mark = tmp_path / "stored"
+    code = textwrap.dedent(f"""\
+        import concurrent.futures, sys, threading, time
+        from pathlib import Path
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        def job() -> None:
+            time.sleep(0.5)
+            Path({str(mark)!r}).write_text("stored")
+        starter = threading.Thread(target=lambda: pool.submit(job), daemon=True)
+        starter.start()
+        starter.join()
+        sys.argv = ["feeds", "--version"]
+        from feeds.cli import run_program
+        run_program()
+        """)
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert mark.read_text() == "stored"
+
+
+@pytest.mark.parametrize("closed", ["1", "2"])
+def test_a_command_started_without_stdout_or_stderr_exits_as_a_usual_exit_does(tmp_path: Path, closed: str) -> None:
+    root = _site(tmp_path)
+    assert _run(root, "generate").returncode == 0
+    usual = f"{sys.executable} -c 'import sys; from feeds.cli import main; sys.argv[0] = \"feeds\"; main()'"
+    for args in ("generate", "status", "--version"):
+        quick, slow = (subprocess.run(f"{command} {args} {closed}>&-", shell=True, cwd=root, capture_output=True,
+                                      text=True, timeout=120) for command in (f"{sys.executable} -m feeds", usual))
+        assert quick.returncode == slow.returncode, (args, quick.stderr, slow.stderr)
+        assert "flush" not in quick.stderr
