@@ -372,7 +372,7 @@ def json_document(value: Any) -> bytes:
     same bytes, ten times as fast) unless it cannot take the value (an integer over 64 bits)."""
     try:
         return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    except (orjson.JSONEncodeError, TypeError):
+    except orjson.JSONEncodeError:  # (a TypeError, as json's own refusals are)
         return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
